@@ -1,0 +1,151 @@
+// The one Clock every part of the package reads time from and sets timers on.
+// Real time in production, a per-process offset for simulated Pis, virtual time in tests,
+// so that nothing schedules against Date.now() or setTimeout directly.
+
+export interface TimerHandle {
+  readonly id: number;
+}
+
+export interface Clock {
+  /** Wall-clock epoch milliseconds, fractional (sub-ms precision). */
+  now(): number;
+  /** Calls fn once after delayMs (clamped to >= 0). Timers may fire late, never early on a virtual clock. */
+  setTimer(fn: () => void, delayMs: number): TimerHandle;
+  clearTimer(handle: TimerHandle | undefined | null): void;
+}
+
+/**
+ * Real time: a monotonic high-resolution clock anchored to the epoch once, so that
+ * consecutive readings never go backwards when the system clock is stepped.
+ */
+export class RealClock implements Clock {
+  private readonly timers = new Map<number, NodeJS.Timeout>();
+  private nextId = 1;
+
+  now(): number {
+    return performance.timeOrigin + performance.now();
+  }
+
+  setTimer(fn: () => void, delayMs: number): TimerHandle {
+    const id = this.nextId++;
+    const t = setTimeout(() => {
+      this.timers.delete(id);
+      fn();
+    }, Math.max(0, delayMs));
+    this.timers.set(id, t);
+    return { id };
+  }
+
+  clearTimer(handle: TimerHandle | undefined | null): void {
+    if (!handle) return;
+    const t = this.timers.get(handle.id);
+    if (t !== undefined) {
+      clearTimeout(t);
+      this.timers.delete(handle.id);
+    }
+  }
+
+  /** Number of timers not yet fired or cleared; lets tests prove that close() stops everything. */
+  pending(): number {
+    return this.timers.size;
+  }
+}
+
+/** A clock shifted by a fixed offset: how a simulated Pi with a wrong clock sees time. */
+export class OffsetClock implements Clock {
+  constructor(private readonly base: Clock, public offsetMs: number) {}
+  now(): number {
+    return this.base.now() + this.offsetMs;
+  }
+  setTimer(fn: () => void, delayMs: number): TimerHandle {
+    return this.base.setTimer(fn, delayMs);
+  }
+  clearTimer(handle: TimerHandle | undefined | null): void {
+    this.base.clearTimer(handle);
+  }
+}
+
+interface VirtualTimer {
+  id: number;
+  due: number;
+  order: number;
+  fn: () => void;
+}
+
+/**
+ * Virtual time for tests and for computing timelines instantly (`sqi-dc play --no-wait`).
+ * Time only moves when advance()/runUntil() is called. An optional lateness function
+ * makes timers fire late, like a busy event loop does, to prove schedules do not drift.
+ */
+export class VirtualClock implements Clock {
+  private t: number;
+  private readonly timers: VirtualTimer[] = [];
+  private nextId = 1;
+  private order = 0;
+
+  constructor(startMs = 0, private readonly lateness: () => number = () => 0) {
+    this.t = startMs;
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  setTimer(fn: () => void, delayMs: number): TimerHandle {
+    const id = this.nextId++;
+    const due = this.t + Math.max(0, delayMs) + Math.max(0, this.lateness());
+    this.timers.push({ id, due, order: this.order++, fn });
+    return { id };
+  }
+
+  clearTimer(handle: TimerHandle | undefined | null): void {
+    if (!handle) return;
+    const i = this.timers.findIndex((x) => x.id === handle.id);
+    if (i >= 0) this.timers.splice(i, 1);
+  }
+
+  pending(): number {
+    return this.timers.length;
+  }
+
+  /** Moves time forward by ms, firing every timer that falls due, in order. */
+  advance(ms: number): void {
+    this.runUntil(this.t + ms);
+  }
+
+  /** Fires timers due up to `until` (inclusive), then sets the time to `until`. */
+  runUntil(until: number): void {
+    for (;;) {
+      const next = this.earliest();
+      if (!next || next.due > until) break;
+      this.timers.splice(this.timers.indexOf(next), 1);
+      if (next.due > this.t) this.t = next.due;
+      next.fn();
+    }
+    if (until > this.t) this.t = until;
+  }
+
+  /** Fires timers until none is left or maxTimers have fired; returns how many fired. */
+  runAll(maxTimers = 1_000_000): number {
+    let fired = 0;
+    while (fired < maxTimers) {
+      const next = this.earliest();
+      if (!next) break;
+      this.timers.splice(this.timers.indexOf(next), 1);
+      if (next.due > this.t) this.t = next.due;
+      next.fn();
+      fired++;
+    }
+    return fired;
+  }
+
+  private earliest(): VirtualTimer | undefined {
+    let best: VirtualTimer | undefined;
+    for (const x of this.timers) {
+      if (!best || x.due < best.due || (x.due === best.due && x.order < best.order)) best = x;
+    }
+    return best;
+  }
+}
+
+export const realClock = new RealClock();

@@ -1,0 +1,164 @@
+// The .dc container format: its types, and a loader that turns text or a value into
+// either a valid container or the list of every problem, each with its JSON path and a
+// plain-words rule (`glyphs[2].tick: must be a positive integer`). The rules live in
+// schemas/dc-container.schema.json, which editors such as VS Code can use as well.
+
+import Ajv, { type ErrorObject } from "ajv";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { schemasDir } from "../paths";
+import { locateJsonSyntaxError } from "./json-position";
+
+export interface Glyph {
+  tick: number;
+  event: string;
+  payload?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export type RuntimeSpeed = "realtime" | "accelerated" | number;
+
+export interface Container {
+  container_id: string;
+  metadata?: { runtime_speed?: RuntimeSpeed; [key: string]: unknown };
+  glyphs: Glyph[];
+  loop?: boolean;
+  tick_interval_ms?: number;
+  [key: string]: unknown;
+}
+
+export interface Problem {
+  /** JSON path such as `glyphs[2].tick`, a `line 3, column 5` location, or "" for the whole file. */
+  path: string;
+  message: string;
+}
+
+export type LoadResult = { ok: true; container: Container } | { ok: false; problems: Problem[] };
+
+export const MAX_CONTAINER_BYTES = 5 * 1024 * 1024;
+export const DEFAULT_TICK_INTERVAL_MS = 500;
+/** More problems than this are summarised: a broken 100,000-glyph file must not flood the log. */
+export const MAX_LISTED_PROBLEMS = 50;
+
+interface SchemaNode {
+  errorMessage?: string;
+  properties?: Record<string, SchemaNode>;
+}
+
+let compiled: ReturnType<Ajv["compile"]> | undefined;
+function validator(): ReturnType<Ajv["compile"]> {
+  if (!compiled) {
+    const schema = JSON.parse(fs.readFileSync(path.join(schemasDir, "dc-container.schema.json"), "utf8"));
+    // errorMessage is the plain-words rule; VS Code shows the same keyword in its JSON editor.
+    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
+    ajv.addKeyword({ keyword: "errorMessage", schemaType: "string" });
+    compiled = ajv.compile(schema);
+  }
+  return compiled;
+}
+
+/** `/glyphs/2/tick` -> `glyphs[2].tick`; keys that are not identifiers are quoted. */
+export function jsonPath(instancePath: string, extraKey?: string): string {
+  const parts = instancePath === "" ? [] : instancePath.slice(1).split("/").map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+  if (extraKey !== undefined) parts.push(extraKey);
+  let out = "";
+  for (const p of parts) {
+    if (/^(0|[1-9][0-9]*)$/.test(p)) out += `[${p}]`;
+    else if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(p)) out += out === "" ? p : `.${p}`;
+    else out += `[${JSON.stringify(p)}]`;
+  }
+  return out === "" ? "(root)" : out;
+}
+
+function problemsFromAjv(errors: ErrorObject[]): Problem[] {
+  const problems: Problem[] = [];
+  const seen = new Set<string>();
+  // Several ajv errors can describe one place (a oneOf and its branches); keep one line per place.
+  const byPath = new Map<string, { message: string; isRule: boolean }>();
+  for (const e of errors) {
+    const parent = e.parentSchema as SchemaNode | undefined;
+    if (e.keyword === "required") {
+      const missing = (e.params as { missingProperty: string }).missingProperty;
+      const p = jsonPath(e.instancePath, missing);
+      const rule = parent?.properties?.[missing]?.errorMessage;
+      const message = rule ? `is missing (it ${rule})` : "is missing";
+      const key = `${p}\u0000${message}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        problems.push({ path: p, message });
+      }
+      continue;
+    }
+    const p = jsonPath(e.instancePath);
+    const known = byPath.get(p);
+    // The nearest plain-words rule wins over ajv's generic wording for the same place.
+    if (parent?.errorMessage && !known?.isRule) byPath.set(p, { message: parent.errorMessage, isRule: true });
+    else if (!known) byPath.set(p, { message: e.message ?? "is not valid", isRule: false });
+  }
+  for (const [p, { message }] of byPath) problems.push({ path: p, message });
+  return problems;
+}
+
+/** Checks a parsed value against the .dc rules. Unknown keys are kept, never stripped. */
+export function validateContainer(value: unknown): LoadResult {
+  const validate = validator();
+  if (validate(value)) return { ok: true, container: value as Container };
+  let problems = problemsFromAjv(validate.errors ?? []);
+  if (problems.length > MAX_LISTED_PROBLEMS) {
+    const more = problems.length - MAX_LISTED_PROBLEMS;
+    problems = problems.slice(0, MAX_LISTED_PROBLEMS);
+    problems.push({ path: "", message: `and ${more} more problems` });
+  }
+  return { ok: false, problems };
+}
+
+/** Parses .dc text: JSON syntax errors come back with line and column. */
+export function parseContainerText(text: string): LoadResult {
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_CONTAINER_BYTES) return { ok: false, problems: [tooBig(bytes)] };
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (body.trim() === "") return { ok: false, problems: [{ path: "", message: "is empty: a container is a JSON object with container_id and glyphs" }] };
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch (e) {
+    const where = locateJsonSyntaxError(body);
+    const detail = where ? where.reason : (e as Error).message;
+    return {
+      ok: false,
+      problems: [{ path: where ? `line ${where.line}, column ${where.column}` : "", message: `not valid JSON: ${detail}` }],
+    };
+  }
+  return validateContainer(value);
+}
+
+function tooBig(bytes: number): Problem {
+  const mib = (bytes / 1024 / 1024).toFixed(1);
+  return { path: "", message: `is ${mib} MiB, over the ${MAX_CONTAINER_BYTES / 1024 / 1024} MiB limit for .dc containers` };
+}
+
+/** Reads and checks a .dc file; never throws for a bad or missing file. */
+export function loadContainerFile(file: string): LoadResult {
+  let size: number;
+  try {
+    const st = fs.statSync(file);
+    if (st.isDirectory()) return { ok: false, problems: [{ path: "", message: "is a directory, not a .dc file" }] };
+    size = st.size;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { ok: false, problems: [{ path: "", message: code === "ENOENT" ? "file not found" : `cannot be read (${code ?? (e as Error).message})` }] };
+  }
+  if (size > MAX_CONTAINER_BYTES) return { ok: false, problems: [tooBig(size)] };
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    return { ok: false, problems: [{ path: "", message: `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` }] };
+  }
+  return parseContainerText(text);
+}
+
+/** One line per problem, each starting with the source: `star.dc: glyphs[2].tick: must be a positive integer`. */
+export function formatProblems(source: string, problems: Problem[]): string[] {
+  return problems.map((p) => (p.path ? `${source}: ${p.path}: ${p.message}` : `${source}: ${p.message}`));
+}

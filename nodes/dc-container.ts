@@ -1,0 +1,245 @@
+// dc-container: the Node-RED shell around the .dc loader and player in lib/container.
+// It reads the config panel, turns input messages into player commands, turns played
+// glyphs into messages, and reports through status and node.error. No timing lives here.
+
+import * as path from "node:path";
+import { realClock, type Clock, type TimerHandle } from "../lib/clock";
+import { parseCommand, type Command } from "../lib/container/commands";
+import { formatProblems, loadContainerFile, parseContainerText, validateContainer, type Container, type LoadResult } from "../lib/container/format";
+import { DEFAULT_ACCEL_FACTOR, DEFAULT_LEAD_MS, MAX_SPEED, Player, type PlayedGlyph } from "../lib/container/player";
+import { bundledContainers, containerCandidates, resolveContainerPath } from "../lib/container/source";
+import { checkNumber } from "../lib/settings";
+import type { Node, NodeDef, NodeMessage, RED } from "./red";
+
+/** Where a loaded container came from, so that `reload` can read it again. */
+type Source = { kind: "file"; file: string } | { kind: "inline"; text: string } | { kind: "object"; value: object };
+
+interface Loaded {
+  container: Container;
+  label: string;
+}
+
+const STATUS_EVERY_MS = 500;
+const DEFAULT_START_DELAY_S = 0.5;
+
+module.exports = function (RED: RED) {
+  function DcContainerNode(this: Node, def: NodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const clock: Clock = (RED.settings.sqiClock as Clock | undefined) ?? realClock;
+    const baseDir = RED.settings.userDir ?? process.cwd();
+
+    const lead = checkNumber(def.lead, { label: "Lead time", min: 0, max: 60_000, default: DEFAULT_LEAD_MS, unit: "ms" });
+    const accel = checkNumber(def.accel, { label: "Acceleration factor", min: 0, max: MAX_SPEED, exclusiveMin: true, default: DEFAULT_ACCEL_FACTOR });
+    // Like inject's "once after 0.1 s": GPIO helpers spawned on deploy need a moment before
+    // they read their first level, or the first pulse is squashed in their input pipe.
+    const startDelay = checkNumber(def.startDelay, { label: "Start delay", min: 0, max: 3600, default: DEFAULT_START_DELAY_S, unit: "s" });
+    const configured: Source = def.source === "inline" ? { kind: "inline", text: String(def.json ?? "") } : { kind: "file", file: String(def.file ?? "").trim() };
+
+    let loaded: Loaded | undefined;
+    let source: Source = configured;
+    let lastError: string | undefined;
+    let statusTimer: TimerHandle | undefined;
+    let autostartTimer: TimerHandle | undefined;
+    let rateMark = { at: clock.now(), emitted: 0 };
+    let rate = 0;
+
+    const configError = [lead, accel, startDelay].map((c) => (c.ok ? undefined : c.error)).find((e) => e !== undefined);
+    if (configError) {
+      node.error(configError);
+      node.status({ fill: "red", shape: "ring", text: configError });
+      node.on("input", (msg, _send, done) => {
+        node.error(configError, msg);
+        done();
+      });
+      return;
+    }
+
+    const player = new Player({
+      clock,
+      leadMs: lead.ok ? lead.value : DEFAULT_LEAD_MS,
+      accelFactor: accel.ok ? accel.value : DEFAULT_ACCEL_FACTOR,
+      onGlyph: (g) => node.send(toMessage(g)),
+      onStateChange: () => renderStatus(),
+    });
+
+    function toMessage(g: PlayedGlyph): NodeMessage {
+      return { topic: g.event, payload: g.payload, sqi: { container: g.container, tick: g.tick, loop: g.loop, seq: g.seq, at: g.at } };
+    }
+
+    function read(src: Source): { result: LoadResult; label: string } {
+      switch (src.kind) {
+        case "inline":
+          return { result: parseContainerText(src.text), label: "inline JSON" };
+        case "object":
+          return { result: validateContainer(src.value), label: "msg.container" };
+        case "file": {
+          if (src.file === "") return { result: { ok: false, problems: [{ path: "", message: "no file is set: choose a .dc file or paste JSON in the node's panel" }] }, label: "dc-container" };
+          const resolved = resolveContainerPath(src.file, baseDir);
+          const result = loadContainerFile(resolved);
+          if (!result.ok && result.problems[0]?.message === "file not found") {
+            const looked = containerCandidates(src.file, baseDir).join(", ");
+            result.problems[0] = { path: "", message: `file not found (looked for ${looked})` };
+          }
+          return { result, label: path.basename(src.file) };
+        }
+      }
+    }
+
+    /** Loads a source; on failure the container that was loaded (and playing) stays. */
+    function load(src: Source, msg?: NodeMessage): boolean {
+      const { result, label } = read(src);
+      if (!result.ok) {
+        const lines = formatProblems(label, result.problems);
+        lastError = lines.length > 1 ? `${lines[0]} (+${lines.length - 1} more)` : lines[0];
+        if (msg) node.error(lines.join("\n"), msg);
+        else node.error(lines.join("\n"));
+        renderStatus();
+        return false;
+      }
+      lastError = undefined;
+      loaded = { container: result.container, label };
+      source = src;
+      player.load(result.container);
+      renderStatus();
+      return true;
+    }
+
+    function renderStatus(): void {
+      const now = clock.now();
+      const st = player.state;
+      if (st === "playing") {
+        const dt = now - rateMark.at;
+        if (dt >= STATUS_EVERY_MS * 0.8) {
+          rate = ((player.stats.emitted - rateMark.emitted) * 1000) / dt;
+          rateMark = { at: now, emitted: player.stats.emitted };
+        }
+        if (!statusTimer) statusTimer = clock.setTimer(tickStatus, STATUS_EVERY_MS);
+      } else {
+        clock.clearTimer(statusTimer);
+        statusTimer = undefined;
+        rateMark = { at: now, emitted: player.stats.emitted };
+        rate = 0;
+      }
+      if (!loaded) {
+        node.status({ fill: "red", shape: "ring", text: lastError ?? "no container loaded" });
+        return;
+      }
+      const id = loaded.container.container_id;
+      const where = `tick ${player.stats.tick} · loop ${player.stats.loop}`;
+      const speed = player.speed === 1 ? "" : ` · x${player.speed}`;
+      const skipped = player.stats.skipped > 0 ? ` · ${player.stats.skipped} skipped (late)` : "";
+      const warn = lastError ? ` · ⚠ ${lastError}` : "";
+      const text =
+        st === "playing"
+          ? `▶ ${id} · ${where} · ${formatRate(rate)}${speed}${skipped}${warn}`
+          : st === "paused"
+            ? `❚❚ ${id} · ${where}${skipped}${warn}`
+            : st === "finished"
+              ? `finished ${id} · ${player.stats.emitted} events${skipped}${warn}`
+              : `stopped · ${id}${warn}`;
+      const fill = lastError ? "yellow" : st === "playing" ? "green" : st === "paused" ? "yellow" : "grey";
+      node.status({ fill, shape: st === "playing" ? "dot" : "ring", text });
+    }
+
+    function tickStatus(): void {
+      statusTimer = undefined;
+      renderStatus();
+    }
+
+    function run(cmd: Command, msg?: NodeMessage): void {
+      switch (cmd.kind) {
+        case "start":
+          lastError = undefined;
+          if (!loaded) load(source, msg);
+          player.start();
+          break;
+        case "stop":
+          player.stop();
+          break;
+        case "toggle":
+          if (player.state === "playing") player.stop();
+          else run({ kind: "start" }, msg);
+          break;
+        case "pause":
+          player.pause();
+          break;
+        case "resume":
+          player.resume();
+          break;
+        case "step":
+          player.step();
+          break;
+        case "reload":
+          load(source.kind === "object" ? configured : source, msg);
+          break;
+        case "load":
+          load(typeof cmd.container === "string" ? { kind: "file", file: cmd.container } : { kind: "object", value: structuredClone(cmd.container) }, msg);
+          break;
+        case "speed":
+          player.setSpeed(cmd.speed);
+          break;
+      }
+      renderStatus();
+    }
+
+    // Used by the editor's button and by the launcher's graceful stop.
+    (node as Node & { control?: (kind: "start" | "stop" | "toggle") => string }).control = (kind) => {
+      run({ kind });
+      return player.state;
+    };
+
+    node.on("input", (msg, _send, done) => {
+      const cmd = parseCommand(msg);
+      if ("error" in cmd) {
+        node.error(`dc-container: ${cmd.error}`, msg);
+        done();
+        return;
+      }
+      run(cmd, msg);
+      done();
+    });
+
+    node.on("close", (_removed, done) => {
+      clock.clearTimer(autostartTimer);
+      player.dispose();
+      clock.clearTimer(statusTimer);
+      statusTimer = undefined;
+      node.status({});
+      done();
+    });
+
+    if (load(configured) && def.autostart !== false) {
+      autostartTimer = clock.setTimer(() => {
+        autostartTimer = undefined;
+        if (player.state === "stopped") player.start();
+      }, (startDelay.ok ? startDelay.value : DEFAULT_START_DELAY_S) * 1000);
+    }
+    renderStatus();
+  }
+
+  RED.nodes.registerType("dc-container", DcContainerNode);
+
+  RED.httpAdmin.post("/dc-container/:id/:action", RED.auth.needsPermission("dc-container.write"), (req, res) => {
+    const target = RED.nodes.getNode(req.params.id!) as (Node & { control?: (kind: "start" | "stop" | "toggle") => string }) | null;
+    const action = req.params.action;
+    if (!target || typeof target.control !== "function") {
+      res.status(404).json({ error: "no deployed dc-container with that id: deploy first" });
+      return;
+    }
+    if (action !== "start" && action !== "stop" && action !== "toggle") {
+      res.status(400).json({ error: `unknown action ${JSON.stringify(action)}: use start, stop or toggle` });
+      return;
+    }
+    res.json({ state: target.control(action) });
+  });
+
+  RED.httpAdmin.get("/dc-container/containers", RED.auth.needsPermission("dc-container.read"), (_req, res) => {
+    res.json(bundledContainers());
+  });
+};
+
+function formatRate(perSecond: number): string {
+  if (perSecond >= 1000) return `${(perSecond / 1000).toFixed(1)}k ev/s`;
+  return `${perSecond >= 10 ? perSecond.toFixed(0) : perSecond.toFixed(1)} ev/s`;
+}

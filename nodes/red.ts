@@ -1,0 +1,64 @@
+// The small part of Node-RED's runtime API that this package's node shells use.
+// Declared here instead of pulling @types/node-red and its tree into the build.
+
+export interface NodeMessage {
+  _msgid?: string;
+  topic?: string;
+  payload?: unknown;
+  [key: string]: unknown;
+}
+
+export interface NodeStatus {
+  fill?: "red" | "green" | "yellow" | "blue" | "grey";
+  shape?: "dot" | "ring";
+  text?: string;
+}
+
+export type SendFn = (msg: NodeMessage | Array<NodeMessage | NodeMessage[] | null>) => void;
+export type DoneFn = (err?: Error) => void;
+
+export interface Node {
+  id: string;
+  name?: string;
+  on(event: "input", fn: (msg: NodeMessage, send: SendFn, done: DoneFn) => void): void;
+  on(event: "close", fn: (removed: boolean, done: () => void) => void): void;
+  send: SendFn;
+  status(s: NodeStatus | Record<string, never>): void;
+  log(text: string): void;
+  warn(text: string): void;
+  error(text: string, msg?: NodeMessage): void;
+}
+
+export interface NodeDef {
+  id: string;
+  type: string;
+  name?: string;
+  [key: string]: unknown;
+}
+
+export interface HttpRequest {
+  params: Record<string, string>;
+  body?: unknown;
+}
+export interface HttpResponse {
+  sendStatus(code: number): void;
+  status(code: number): HttpResponse;
+  json(body: unknown): void;
+  send(body: string): void;
+}
+type Handler = (req: HttpRequest, res: HttpResponse) => void;
+
+export interface RED {
+  nodes: {
+    createNode(node: Node, def: NodeDef): void;
+    registerType(type: string, ctor: (this: Node, def: NodeDef) => void, opts?: unknown): void;
+    getNode(id: string): Node | null;
+  };
+  settings: { userDir?: string; [key: string]: unknown };
+  httpAdmin: {
+    get(path: string, auth: unknown, handler: Handler): void;
+    post(path: string, auth: unknown, handler: Handler): void;
+  };
+  auth: { needsPermission(permission: string): unknown };
+  log: { info(t: string): void; warn(t: string): void; error(t: string): void };
+}

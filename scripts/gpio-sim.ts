@@ -1,0 +1,53 @@
+// Decides whether rpi-gpio out can reach a real RPi.GPIO, and if not, puts the simulated
+// one (sim/RPi/GPIO.py) on PYTHONPATH with SQI_PIN_LOG naming its pin log. Used by the
+// demo launcher and by the tests, so both run the real rpi-gpio out code path.
+
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
+import { packageRoot } from "../lib/paths";
+
+export const simDir = path.join(packageRoot, "sim");
+
+export interface GpioEnv {
+  env: NodeJS.ProcessEnv;
+  /** true: no real RPi.GPIO here, the simulated GPIO writes pin changes to pinLog. */
+  simulated: boolean;
+  pinLog: string;
+}
+
+/** true when python3 can import a real RPi.GPIO (it raises off a Pi, not only when missing). */
+export function realGpioAvailable(env: NodeJS.ProcessEnv = process.env): boolean {
+  const r = spawnSync("python3", ["-c", "import RPi.GPIO as G; import sys; sys.exit(1 if getattr(G, 'SIMULATED', False) else 0)"], {
+    env,
+    stdio: "ignore",
+    timeout: 10_000,
+  });
+  return r.status === 0;
+}
+
+export function gpioEnv(pinLog: string, base: NodeJS.ProcessEnv = process.env): GpioEnv {
+  if (realGpioAvailable(base)) return { env: { ...base }, simulated: false, pinLog };
+  const pythonPath = base.PYTHONPATH ? `${simDir}${path.delimiter}${base.PYTHONPATH}` : simDir;
+  return { env: { ...base, PYTHONPATH: pythonPath, SQI_PIN_LOG: pinLog }, simulated: true, pinLog };
+}
+
+export interface PinRecord {
+  t: number;
+  pin: number;
+  value: number | null;
+  event?: string;
+}
+
+/** Reads a pin log; a torn last line (a writer mid-append) is ignored. */
+export function parsePinLog(text: string): PinRecord[] {
+  const out: PinRecord[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as PinRecord);
+    } catch {
+      /* torn line */
+    }
+  }
+  return out;
+}
