@@ -46,6 +46,7 @@ export function locateJsonSyntaxError(text: string): JsonSyntaxError | null {
         } else if (e !== undefined && '"\\/bfnrt'.includes(e)) {
           i += 2;
         } else {
+          i++; // point at the letter after the backslash, as V8 does
           fail("a string has an invalid escape");
         }
       } else {

@@ -1,0 +1,26 @@
+// The part of node-red-node-test-helper the tests use (it ships no types).
+declare module "node-red-node-test-helper" {
+  import type { EventEmitter } from "node:events";
+  interface TestNode extends EventEmitter {
+    id: string;
+    receive(msg: Record<string, unknown>): void;
+    [key: string]: unknown;
+  }
+  interface SuperTestRequest extends PromiseLike<{ status: number; body: unknown }> {
+    send(body: unknown): SuperTestRequest;
+    set(name: string, value: string): SuperTestRequest;
+    expect(status: number): SuperTestRequest;
+  }
+  interface Helper {
+    init(runtimePath: string, userSettings?: Record<string, unknown>): void;
+    settings(s: Record<string, unknown>): Record<string, unknown>;
+    load(nodeModules: unknown, flow: Array<Record<string, unknown>>, credentials?: Record<string, unknown>): Promise<void>;
+    unload(): Promise<void>;
+    getNode(id: string): TestNode;
+    startServer(): Promise<void>;
+    stopServer(): Promise<void>;
+    request(): { get(path: string): SuperTestRequest; post(path: string): SuperTestRequest };
+  }
+  const helper: Helper;
+  export = helper;
+}

@@ -1,0 +1,36 @@
+// Shared set-up for node tests: node-red-node-test-helper on Node-RED 4.1 with the
+// package's Clock injected through RED.settings.sqiClock, and recorders for what a
+// user would see: messages, status texts and errors.
+
+import helper from "node-red-node-test-helper";
+
+helper.init(require.resolve("node-red"));
+
+export { helper };
+
+export interface Recorder {
+  messages: Array<Record<string, unknown>>;
+  statuses: Array<{ fill?: string; shape?: string; text?: string }>;
+  errors: string[];
+  warnings: string[];
+}
+
+/** Records a node's output (through a wired "helper" node), status calls and errors. */
+export function record(nodeId: string, outId?: string): Recorder {
+  const r: Recorder = { messages: [], statuses: [], errors: [], warnings: [] };
+  const n = helper.getNode(nodeId);
+  n.on("call:status", (call: { args: [Recorder["statuses"][number]] }) => r.statuses.push(call.args[0]));
+  n.on("call:error", (call: { args: [string] }) => r.errors.push(String(call.args[0])));
+  n.on("call:warn", (call: { args: [string] }) => r.warnings.push(String(call.args[0])));
+  if (outId) helper.getNode(outId).on("input", (msg: Record<string, unknown>) => r.messages.push(msg));
+  return r;
+}
+
+/** Lets Node-RED deliver what was sent (it hands messages on with setImmediate) and spy events fire. */
+export async function settle(rounds = 5): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
+}
+
+export function lastStatus(r: Recorder): string {
+  return r.statuses[r.statuses.length - 1]?.text ?? "";
+}

@@ -1,0 +1,260 @@
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+import { VirtualClock } from "../../lib/clock";
+import { container, starCore, T0 } from "../helpers/containers";
+import { helper, lastStatus, record, settle, type Recorder } from "../helpers/red";
+
+const dcContainer = require("../../nodes/dc-container");
+
+let clock: VirtualClock;
+let userDir: string;
+
+function dcNode(props: Record<string, unknown>) {
+  return [
+    { id: "flow", type: "tab" },
+    { id: "dc", type: "dc-container", z: "flow", name: "", source: "inline", json: JSON.stringify(container([{ tick: 1, event: "a" }, { tick: 2, event: "b" }], { loop: true })), autostart: true, startDelay: 0, lead: 50, accel: 10, wires: [["out"]], ...props },
+    { id: "out", type: "helper", z: "flow" },
+  ];
+}
+
+async function deploy(props: Record<string, unknown> = {}, extra: Array<Record<string, unknown>> = []): Promise<Recorder> {
+  await helper.load(dcContainer, [...dcNode(props), ...extra]);
+  const r = record("dc", "out");
+  await settle();
+  return r;
+}
+
+async function advance(ms: number): Promise<void> {
+  clock.advance(ms);
+  await settle();
+}
+
+async function send(msg: Record<string, unknown>): Promise<void> {
+  helper.getNode("dc").receive(msg);
+  await settle();
+}
+
+const events = (r: Recorder) => r.messages.map((m) => m.topic);
+
+describe("dc-container node", () => {
+  before(() => {
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), "dc-node-"));
+  });
+  after(() => fs.rmSync(userDir, { recursive: true, force: true }));
+  beforeEach(() => {
+    clock = new VirtualClock(T0);
+    helper.settings({ sqiClock: clock, userDir });
+  });
+  afterEach(async () => {
+    await helper.unload();
+  });
+
+  describe("playing", () => {
+    it("sends one message per glyph: topic = event, payload = a copy, sqi = {container, tick, loop, seq, at}", async () => {
+      const r = await deploy({ json: JSON.stringify(starCore) });
+      await advance(0);
+      await advance(100);
+      assert.deepEqual(events(r), ["proton_collision", "atom_spin_flip", "waveform_emit"]);
+      const m = r.messages[0]!;
+      assert.deepEqual(m.payload, { energy_mev: 14.1, particles: 2, angle: "head-on" });
+      assert.deepEqual(m.sqi, { container: "synthetic_star_core", tick: 1, loop: 0, seq: 1, at: T0 + 50 });
+      assert.deepEqual(
+        r.messages.map((x) => (x.sqi as { at: number }).at - T0),
+        [50, 100, 150],
+        "at = due time, 50 ms per tick at 10x",
+      );
+    });
+
+    it("shows container, tick, loop and rate in its status while playing", async () => {
+      const r = await deploy({ json: JSON.stringify(starCore) });
+      await advance(1000);
+      assert.match(lastStatus(r), /^▶ synthetic_star_core · tick \d · loop \d+ · 20 ev\/s · x10$/);
+      assert.equal(r.statuses[r.statuses.length - 1]!.fill, "green");
+    });
+
+    it("waits the start delay before playing on deploy, and does not play without autostart", async () => {
+      let r = await deploy({ startDelay: 0.5 });
+      await advance(499);
+      assert.equal(r.messages.length, 0);
+      await advance(1);
+      assert.deepEqual(events(r), ["a"]);
+      await helper.unload();
+      r = await deploy({ autostart: false });
+      await advance(1000);
+      assert.equal(r.messages.length, 0);
+      assert.match(lastStatus(r), /^stopped · test/);
+    });
+
+    it("reads a file relative to the user dir, and finds a bundled container by name", async () => {
+      fs.writeFileSync(path.join(userDir, "mine.dc"), JSON.stringify({ ...container([{ tick: 1, event: "from_file" }]), container_id: "mine" }));
+      let r = await deploy({ source: "file", file: "mine.dc" });
+      await advance(0);
+      assert.deepEqual(events(r), ["from_file"]);
+      await helper.unload();
+      r = await deploy({ source: "file", file: "synthetic_star_core" });
+      await advance(0);
+      assert.deepEqual(events(r), ["proton_collision"]);
+      assert.equal((r.messages[0]!.sqi as { container: string }).container, "synthetic_star_core");
+    });
+  });
+
+  describe("control messages", () => {
+    it("stop, start, pause, resume, step and toggle do what the help says", async () => {
+      const r = await deploy();
+      await advance(0);
+      assert.deepEqual(events(r), ["a"]);
+      await send({ payload: "stop" });
+      await advance(1000);
+      assert.deepEqual(events(r), ["a"], "nothing while stopped");
+      assert.equal(clock.pending(), 0, "stop leaves no timer");
+      await send({ payload: "start" });
+      assert.deepEqual(events(r), ["a", "a"], "start begins at tick 1");
+      await send({ payload: "pause" });
+      await advance(1000);
+      assert.equal(r.messages.length, 2);
+      assert.match(lastStatus(r), /^❚❚ test · tick 1 · loop 0/);
+      await send({ payload: "step" });
+      assert.deepEqual(events(r), ["a", "a", "b"], "step sends the next tick at once");
+      await send({ payload: "resume" });
+      await advance(100);
+      assert.deepEqual(events(r), ["a", "a", "b", "a"]);
+      await send({ payload: "toggle" });
+      await advance(500);
+      assert.equal(r.messages.length, 4, "toggle stopped it");
+      await send({ payload: true });
+      assert.equal(r.messages.length, 5, "true starts");
+      await send({ payload: false });
+      await advance(500);
+      assert.equal(r.messages.length, 5, "false stops");
+    });
+
+    it("speed changes the pace; null returns to the container's runtime_speed", async () => {
+      const r = await deploy();
+      await advance(0);
+      await send({ payload: "speed", speed: 4 });
+      await advance(100);
+      const gaps = r.messages.slice(1).map((m, i) => (m.sqi as { at: number }).at - (r.messages[i]!.sqi as { at: number }).at);
+      assert.ok(gaps.every((g) => g === 25), `25 ms per tick at 4x, got ${gaps}`);
+      assert.match(lastStatus(r), / x4$/);
+      await send({ payload: "speed", speed: null });
+      assert.doesNotMatch(lastStatus(r), / x4$/);
+    });
+
+    it("load takes a container object or a path and plays it in place of the old one", async () => {
+      const r = await deploy();
+      await advance(0);
+      await send({ payload: "load", container: { ...container([{ tick: 1, event: "loaded" }], { loop: true }), container_id: "obj" } });
+      assert.deepEqual(events(r), ["a", "loaded"]);
+      fs.writeFileSync(path.join(userDir, "next.dc"), JSON.stringify({ ...container([{ tick: 1, event: "by_path" }]), container_id: "next" }));
+      await send({ payload: "load", container: "next.dc" });
+      assert.deepEqual(events(r), ["a", "loaded", "by_path"]);
+      await send({ payload: { ...container([{ tick: 1, event: "as_payload" }]), container_id: "p" } });
+      assert.deepEqual(events(r), ["a", "loaded", "by_path", "as_payload"]);
+      assert.deepEqual(r.errors, []);
+    });
+
+    it("reload reads the file again", async () => {
+      const file = path.join(userDir, "reload.dc");
+      fs.writeFileSync(file, JSON.stringify(container([{ tick: 1, event: "v1" }], { loop: true })));
+      const r = await deploy({ source: "file", file: "reload.dc" });
+      await advance(0);
+      fs.writeFileSync(file, JSON.stringify(container([{ tick: 1, event: "v2" }], { loop: true })));
+      await send({ payload: "reload" });
+      assert.deepEqual(events(r), ["v1", "v2"]);
+    });
+
+    it("the editor button's endpoint toggles a deployed node and refuses unknown ids and actions", async () => {
+      const r = await deploy({ autostart: false });
+      let res = await helper.request().post("/dc-container/dc/toggle");
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.body, { state: "playing" });
+      await advance(0);
+      assert.deepEqual(events(r), ["a"]);
+      res = await helper.request().post("/dc-container/dc/stop");
+      assert.deepEqual(res.body, { state: "stopped" });
+      res = await helper.request().post("/dc-container/nope/toggle");
+      assert.equal(res.status, 404);
+      res = await helper.request().post("/dc-container/dc/explode");
+      assert.equal(res.status, 400);
+      res = await helper.request().get("/dc-container/containers");
+      assert.ok((res.body as string[]).includes("synthetic_star_core.dc"));
+    });
+  });
+
+  describe("bad input", () => {
+    it("a bad container in the config: a red status and an error naming the path and rule; nothing plays", async () => {
+      const bad = JSON.stringify({ container_id: "x", glyphs: [{ tick: 1, event: "a" }, { tick: 1, event: "b" }, { tick: 0, event: "c" }] });
+      const r = await deploy({ json: bad });
+      await advance(1000);
+      assert.equal(r.messages.length, 0);
+      assert.deepEqual(r.errors, ["inline JSON: glyphs[2].tick: must be a positive integer"]);
+      assert.equal(lastStatus(r), "inline JSON: glyphs[2].tick: must be a positive integer");
+      assert.equal(r.statuses[r.statuses.length - 1]!.fill, "red");
+    });
+
+    it("a missing file says where it looked", async () => {
+      const r = await deploy({ source: "file", file: "absent.dc" });
+      assert.equal(r.errors.length, 1);
+      assert.ok(r.errors[0]!.startsWith(`absent.dc: file not found (looked for ${path.join(userDir, "absent.dc")}`), r.errors[0]);
+    });
+
+    it("a bad reload or load leaves the good container playing, and tells catch nodes", async () => {
+      const file = path.join(userDir, "good.dc");
+      fs.writeFileSync(file, JSON.stringify(container([{ tick: 1, event: "good" }], { loop: true })));
+      const caught: Array<Record<string, unknown>> = [];
+      const r = await deploy({ source: "file", file: "good.dc" }, [
+        { id: "catcher", type: "catch", z: "flow", scope: ["dc"], uncaught: false, wires: [["caught"]] },
+        { id: "caught", type: "helper", z: "flow" },
+      ]);
+      helper.getNode("caught").on("input", (m: Record<string, unknown>) => caught.push(m));
+      await advance(0);
+      fs.writeFileSync(file, '{"container_id": "good", "glyphs": [{"tick": 1, "event": "good"}');
+      await send({ payload: "reload", _marker: 1 });
+      await send({ payload: "load", container: { container_id: "", glyphs: [] } });
+      await send({ payload: "load", container: "absent.dc" });
+      await advance(300);
+      assert.deepEqual(events(r), ["good", "good", "good", "good"], "still playing the good one");
+      assert.equal(r.errors[0], "good.dc: line 1, column 65: not valid JSON: expected ',' or ']' after an array element");
+      assert.deepEqual(r.errors[1]!.split("\n"), ["msg.container: container_id: must be a non-empty string", "msg.container: glyphs: must be a non-empty array of glyphs"]);
+      assert.match(r.errors[2]!, /^absent\.dc: file not found/);
+      assert.match(lastStatus(r), /^▶ test · .* · ⚠ absent\.dc: file not found/);
+      await settle(10);
+      assert.equal(caught.length, 3, "catch nodes see every error");
+      assert.equal((caught[0]!.error as { message: string }).message, r.errors[0]);
+      assert.equal(caught[0]!._marker, 1, "with the message that caused it");
+    });
+
+    it("an unknown command is an error that says which commands exist", async () => {
+      const r = await deploy();
+      await send({ payload: 1700000000000 });
+      await send({ payload: "speed", speed: "fast" });
+      assert.match(r.errors[0]!, /^dc-container: unknown command 1700000000000: use msg.payload "start", "stop"/);
+      assert.equal(r.errors[1], 'dc-container: speed needs msg.speed: a positive number up to 1000000 (or null for the container\'s own speed), got "fast"');
+    });
+
+    it("a bad number in the config is shown and nothing plays", async () => {
+      const r = await deploy({ lead: "abc" });
+      await advance(1000);
+      assert.equal(r.messages.length, 0);
+      assert.deepEqual(r.errors, ['Lead time must be a number from 0 to 60000 ms, got "abc"']);
+      assert.equal(lastStatus(r), 'Lead time must be a number from 0 to 60000 ms, got "abc"');
+      assert.equal(clock.pending(), 0);
+    });
+  });
+
+  it("close mid-play stops every timer", async () => {
+    const r = await deploy({ json: JSON.stringify(starCore) });
+    await advance(120);
+    assert.ok(r.messages.length > 0);
+    assert.ok(clock.pending() > 0);
+    await helper.unload();
+    assert.equal(clock.pending(), 0, "no timer survives close");
+    const before = r.messages.length;
+    await advance(5000);
+    assert.equal(r.messages.length, before);
+    await deploy(); // afterEach unloads again
+  });
+});
