@@ -106,11 +106,15 @@ function main(): void {
     ["--require", path.join(__dirname, "exit-with-parent.js"), red, "--userDir", userDir, "--settings", path.join(userDir, "settings.js")],
     { env: gpio.env, stdio: ["ignore", "inherit", "inherit", "ipc"], detached: true },
   );
+  // The pid file lets tests and scripts stop this Node-RED by pid if the launcher is gone.
+  const pidFile = path.join(userDir, "node-red.pid");
+  fs.writeFileSync(pidFile, `${child.pid}\n`);
   let exited = false;
   let stopping = false;
   let firstSignalAt = 0;
   child.on("exit", (code, signal) => {
     exited = true;
+    fs.rmSync(pidFile, { force: true });
     log(`Node-RED stopped (${signal ?? `exit ${code}`})`);
     process.exit(stopping ? 0 : (code ?? 1));
   });

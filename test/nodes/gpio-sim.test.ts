@@ -1,0 +1,62 @@
+// dc-container driving the real rpi-gpio out node of node-red-node-pi-gpio, whose Python
+// helper imports the simulated RPi.GPIO and writes every pin change to the pin log.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { gpioEnv, parsePinLog } from "../../scripts/gpio-sim";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpio-sim-"));
+const pinLog = path.join(dir, "pins.jsonl");
+const gpio = gpioEnv(pinLog);
+// rpi-gpio decides at require time whether GPIO works here, so the environment comes first.
+Object.assign(process.env, gpio.env);
+
+// Loaded after the environment is set, on purpose.
+const { helper, settle } = require("../helpers/red") as typeof import("../helpers/red");
+const dcContainer = require("../../nodes/dc-container");
+const piGpio = require("node-red-node-pi-gpio/36-rpi-gpio.js");
+const change = require(require.resolve("@node-red/nodes/core/function/15-change.js", { paths: [require.resolve("node-red")] }));
+
+describe("rpi-gpio out on the simulated GPIO", { skip: !gpio.simulated && "a real RPi.GPIO is present: this test is for machines without one" }, () => {
+  before(() => fs.writeFileSync(pinLog, ""));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("a container's on/off events reach the pin as edges, each within a few ms of its at", async (t) => {
+    const c = { container_id: "blink", glyphs: [{ tick: 1, event: "on" }, { tick: 2, event: "off" }], loop: true, tick_interval_ms: 100, metadata: { runtime_speed: "realtime" } };
+    const ats: number[] = [];
+    await helper.load(
+      [dcContainer, piGpio, change],
+      [
+        { id: "f", type: "tab" },
+        { id: "dc", z: "f", type: "dc-container", source: "inline", json: JSON.stringify(c), autostart: true, startDelay: 0.5, lead: 0, accel: 10, wires: [["level", "tap"]] },
+        { id: "level", z: "f", type: "change", rules: [{ t: "set", p: "payload", pt: "msg", to: 'topic = "on" ? 1 : 0', tot: "jsonata" }], wires: [["pin"]] },
+        { id: "pin", z: "f", type: "rpi-gpio out", pin: "18", set: true, level: "0", out: "out", bcm: true, wires: [] },
+        { id: "tap", z: "f", type: "helper" },
+      ],
+    );
+    helper.getNode("tap").on("input", (m: { sqi: { at: number } }) => ats.push(m.sqi.at));
+    await new Promise((r) => setTimeout(r, 1700));
+    helper.getNode("dc").receive({ payload: "stop" });
+    await settle();
+    await new Promise((r) => setTimeout(r, 100));
+    await helper.unload();
+
+    const recs = parsePinLog(fs.readFileSync(pinLog, "utf8")).filter((r) => r.pin === 18);
+    assert.deepEqual(recs[0] && { value: recs[0].value, event: recs[0].event }, { value: 0, event: "out" }, "initialised low");
+    const edges = recs.filter((r) => r.event === undefined);
+    assert.ok(edges.length >= 10, `at least 10 edges in 1.2 s of 100 ms ticks, got ${edges.length}`);
+    edges.forEach((e, i) => assert.equal(e.value, i % 2 === 0 ? 1 : 0, "alternating, starting high"));
+    // Every edge matches a message's at (the node fires on receipt here: lead 0).
+    const errors = edges.map((e, i) => e.t - ats[i]!).sort((a, b) => a - b);
+    const median = errors[Math.floor(errors.length / 2)]!;
+    assert.ok(median >= 0 && median < 20, `median edge lateness ${median.toFixed(2)} ms`);
+    t.diagnostic(`${edges.length} edges; median edge lateness after at ${median.toFixed(2)} ms, worst ${errors[errors.length - 1]!.toFixed(2)} ms`);
+    const gaps = edges.slice(1).map((e, i) => e.t - edges[i]!.t);
+    assert.ok(
+      gaps.every((g) => g > 60 && g < 140),
+      `edges 100 ms apart within 40 ms: ${gaps.map((g) => g.toFixed(1)).join(", ")}`,
+    );
+  });
+});

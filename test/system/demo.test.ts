@@ -1,0 +1,105 @@
+// npm start as a new user runs it: Node-RED with this package, the demo flow playing into
+// real rpi-gpio out nodes on the simulated GPIO, and a graceful stop that leaves every pin low.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import { packageRoot } from "../../lib/paths";
+import { parsePinLog, type PinRecord } from "../../scripts/gpio-sim";
+import { exited, freePort, isAlive, killAll, waitFor } from "../helpers/processes";
+
+function widths(recs: PinRecord[], pin: number): number[] {
+  const out: number[] = [];
+  let rise: number | undefined;
+  for (const r of recs) {
+    if (r.pin !== pin || r.event !== undefined) continue;
+    if (r.value === 1) rise = r.t;
+    else if (r.value === 0 && rise !== undefined) {
+      out.push(r.t - rise);
+      rise = undefined;
+    }
+  }
+  return out;
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  describe(`npm start, stopped with ${signal}`, () => {
+    it("serves the editor with dc-container, plays the demo onto the pins, and stops with every pin low", async (t) => {
+      const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-demo-"));
+      const pinLog = path.join(userDir, "pins.jsonl");
+      const port = await freePort();
+      const child = spawn(process.execPath, [path.join(packageRoot, "dist", "scripts", "start.js")], {
+        env: { ...process.env, PORT: String(port), SQI_USER_DIR: userDir, SQI_PIN_LOG: pinLog },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout!.on("data", (d) => (out += d));
+      child.stderr!.on("data", (d) => (out += d));
+      let redPid: number | undefined;
+      try {
+        await waitFor("the editor URL", () => out.includes(`editor: http://localhost:${port}`), 60_000);
+        redPid = Number(fs.readFileSync(path.join(userDir, "node-red.pid"), "utf8"));
+        assert.match(out, /simulated GPIO \(no RPi\.GPIO here\): pin changes are logged to /);
+
+        const nodes = (await (await fetch(`http://127.0.0.1:${port}/nodes`, { headers: { Accept: "application/json" } })).json()) as Array<{ module: string; types: string[] }>;
+        assert.ok(nodes.some((n) => n.module === "@sqi/node-red-pulse" && n.types.includes("dc-container")), "dc-container is in the palette");
+        assert.ok(nodes.some((n) => n.types.includes("rpi-gpio out")), "rpi-gpio out is in the palette");
+        const flows = (await (await fetch(`http://127.0.0.1:${port}/flows`, { headers: { "Node-RED-API-Version": "v1" } })).json()) as Array<Record<string, unknown>>;
+        const outs = flows.filter((n) => n.type === "rpi-gpio out");
+        assert.ok(outs.length >= 2);
+        for (const o of outs) assert.deepEqual([o.set, o.level], [true, "0"], `${o.name}: Initialise pin state, low`);
+
+        const recs = await waitFor("edges on both pins", () => {
+          const r = parsePinLog(fs.existsSync(pinLog) ? fs.readFileSync(pinLog, "utf8") : "");
+          return widths(r, 18).length >= 20 && widths(r, 17).length >= 3 ? r : undefined;
+        });
+        const coil = widths(recs, 18).sort((a, b) => a - b);
+        const median = coil[Math.floor(coil.length / 2)]!;
+        t.diagnostic(`coil pin: ${coil.length} pulses, median width ${median.toFixed(2)} ms (core trigger, 5 ms set)`);
+        assert.ok(median > 3 && median < 15, `coil pulses are about 5 ms wide, median ${median}`);
+
+        child.kill(signal);
+        const end = await exited(child, 20_000);
+        assert.equal(end.code, 0, out);
+        assert.match(out, new RegExp(`${signal}: stopping the containers`));
+        assert.match(out, /Node-RED stopped/);
+        assert.equal(isAlive(redPid), false, "Node-RED is gone");
+
+        const final = parsePinLog(fs.readFileSync(pinLog, "utf8"));
+        for (const pin of [17, 18]) {
+          const driven = final.filter((r) => r.pin === pin && r.value !== null);
+          assert.equal(driven[driven.length - 1]!.value, 0, `pin ${pin} ends low`);
+        }
+      } finally {
+        killAll(child.pid, redPid);
+        fs.rmSync(userDir, { recursive: true, force: true });
+      }
+    });
+  });
+}
+
+describe("npm start, launcher killed", () => {
+  it("Node-RED does not run on as an orphan when its launcher is killed with SIGKILL", async () => {
+    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-demo-"));
+    const port = await freePort();
+    const child = spawn(process.execPath, [path.join(packageRoot, "dist", "scripts", "start.js")], {
+      env: { ...process.env, PORT: String(port), SQI_USER_DIR: userDir, SQI_PIN_LOG: path.join(userDir, "pins.jsonl") },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    let redPid: number | undefined;
+    try {
+      await waitFor("the editor URL", () => out.includes("editor: http://localhost:"), 60_000);
+      redPid = Number(fs.readFileSync(path.join(userDir, "node-red.pid"), "utf8"));
+      assert.ok(isAlive(redPid));
+      child.kill("SIGKILL");
+      await waitFor("Node-RED to stop by itself", () => !isAlive(redPid), 15_000);
+    } finally {
+      killAll(child.pid, redPid);
+      fs.rmSync(userDir, { recursive: true, force: true });
+    }
+  });
+});
