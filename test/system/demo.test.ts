@@ -51,6 +51,13 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
         assert.ok(outs.length >= 2);
         for (const o of outs) assert.deepEqual([o.set, o.level], [true, "0"], `${o.name}: Initialise pin state, low`);
 
+        // Every bundled example imports into this editor: each node type it uses is installed.
+        const types = new Set(nodes.flatMap((n) => n.types));
+        for (const file of fs.readdirSync(path.join(packageRoot, "examples")).filter((f) => f.endsWith(".json"))) {
+          const example = JSON.parse(fs.readFileSync(path.join(packageRoot, "examples", file), "utf8")) as Array<{ type: string }>;
+          for (const n of example) if (n.type !== "tab") assert.ok(types.has(n.type), `${file}: node type ${n.type} is installed`);
+        }
+
         const recs = await waitFor("edges on both pins", () => {
           const r = parsePinLog(fs.existsSync(pinLog) ? fs.readFileSync(pinLog, "utf8") : "");
           return widths(r, 18).length >= 20 && widths(r, 17).length >= 3 ? r : undefined;

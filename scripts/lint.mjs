@@ -1,0 +1,113 @@
+// The project's lint: the rules that keep this package honest and safe, which a generic
+// linter does not know (tsc --noEmit with strict and noUnused* does the TypeScript side).
+//   - one Clock: no Date.now/setTimeout/setInterval/setImmediate/performance.now in lib/ or nodes/
+//     outside lib/clock.ts, so everything runs on virtual time in tests;
+//   - a pure core: lib/ never touches Node-RED or the console;
+//   - no TODO/FIXME left in shipped code;
+//   - every rpi-gpio out in flows/ and examples/ has "Initialise pin state" set, low;
+//   - no claim of energy gain anywhere;
+//   - every node in package.json has its .ts, .html and icon; every JSON and .dc file parses;
+//   - no trailing whitespace or tabs, and a final newline, in source files.
+import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
+import { join, relative, extname } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const problems = [];
+const report = (file, line, message) => problems.push(`${relative(root, file)}${line ? `:${line}` : ""}: ${message}`);
+
+function walk(dir, out = []) {
+  if (!existsSync(dir)) return out;
+  for (const name of readdirSync(dir)) {
+    if (name === "node_modules" || name === "dist" || name.startsWith(".")) continue;
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p, out);
+    else out.push(p);
+  }
+  return out;
+}
+
+const eachLine = (file, fn) => readFileSync(file, "utf8").split("\n").forEach((l, i) => fn(l, i + 1));
+
+// One Clock, a pure core, nothing left for later.
+for (const file of [...walk(join(root, "lib")), ...walk(join(root, "nodes"))].filter((f) => f.endsWith(".ts"))) {
+  const inLib = file.startsWith(join(root, "lib"));
+  eachLine(file, (line, n) => {
+    const code = line.replace(/\/\/.*$/, "");
+    if (!file.endsWith(join("lib", "clock.ts")) && /\b(Date\.now|setTimeout|setInterval|setImmediate|performance\.now)\s*\(/.test(code)) {
+      report(file, n, "reads time or sets a timer directly: use the Clock (lib/clock.ts)");
+    }
+    if (/\bconsole\./.test(code)) report(file, n, "console output in shipped code: return the text, or use node.log/warn/error");
+    if (inLib && (/\bRED\./.test(code) || /from ["'](\.\.\/)+nodes\//.test(code) || /require\(["']node-red/.test(code))) {
+      report(file, n, "lib/ is the pure core: no Node-RED in it");
+    }
+    if (/\b(TODO|FIXME|XXX)\b/.test(line)) report(file, n, "unfinished work marker in shipped code");
+  });
+}
+
+// Pins start low.
+for (const file of [...walk(join(root, "flows")), ...walk(join(root, "examples"))].filter((f) => f.endsWith(".json"))) {
+  let flow;
+  try {
+    flow = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    report(file, 0, `not valid JSON: ${e.message}`);
+    continue;
+  }
+  if (!Array.isArray(flow)) {
+    report(file, 0, "a flow file must be a JSON array of nodes");
+    continue;
+  }
+  for (const node of flow) {
+    if (node.type === "rpi-gpio out" && node.out !== "pwm" && !(node.set === true && String(node.level) === "0")) {
+      report(file, 0, `rpi-gpio out "${node.name || node.id}" must have "Initialise pin state" set to low (set: true, level: "0")`);
+    }
+  }
+}
+
+// Honesty.
+const claim = /free energy|energy gain|over-?unity|amplif(y|ied|ication) (the )?(energy|field|power)|warp[- ](energy|field|scale)/i;
+for (const file of walk(root).filter((f) => [".ts", ".mjs", ".js", ".html", ".md", ".json", ".dc", ".py"].includes(extname(f)))) {
+  if (file === new URL(import.meta.url).pathname) continue;
+  eachLine(file, (line, n) => {
+    if (claim.test(line) && !/never claims|no claim|must never|does not create|not create energy|no energy gain/i.test(line)) {
+      report(file, n, "reads like a claim of energy gain: the product reports only what it fired");
+    }
+  });
+}
+
+// Every node is complete.
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+for (const [type, js] of Object.entries(pkg["node-red"].nodes)) {
+  const base = js.replace(/^dist\/nodes\//, "").replace(/\.js$/, "");
+  for (const f of [`nodes/${base}.ts`, `nodes/${base}.html`]) if (!existsSync(join(root, f))) report(join(root, f), 0, `node ${type} is missing this file`);
+  const html = existsSync(join(root, "nodes", `${base}.html`)) ? readFileSync(join(root, "nodes", `${base}.html`), "utf8") : "";
+  const icon = /icon:\s*"([^"]+)"/.exec(html)?.[1];
+  if (!icon) report(join(root, "nodes", `${base}.html`), 0, `node ${type} has no icon`);
+  else if (!existsSync(join(root, "icons", icon))) report(join(root, "icons", icon), 0, `icon of ${type} is missing`);
+  if (!html.includes(`data-help-name="${type}"`)) report(join(root, "nodes", `${base}.html`), 0, `node ${type} has no help text`);
+}
+
+// JSON that ships must parse.
+for (const file of [...walk(join(root, "schemas")), ...walk(join(root, "examples"))].filter((f) => f.endsWith(".json") || f.endsWith(".dc"))) {
+  try {
+    JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    report(file, 0, `not valid JSON: ${e.message}`);
+  }
+}
+
+// Whitespace.
+for (const file of walk(root).filter((f) => [".ts", ".mjs", ".html", ".py", ".md", ".json", ".dc", ".svg"].includes(extname(f)) || f.endsWith(".ci/run"))) {
+  const text = readFileSync(file, "utf8");
+  if (text.length > 0 && !text.endsWith("\n")) report(file, 0, "no newline at the end of the file");
+  eachLine(file, (line, n) => {
+    if (/[ \t]+$/.test(line)) report(file, n, "trailing whitespace");
+    if (file.endsWith(".ts") && line.includes("\t")) report(file, n, "tab in TypeScript: indent with spaces");
+  });
+}
+
+if (problems.length) {
+  process.stderr.write(`${problems.join("\n")}\nlint: ${problems.length} problem(s)\n`);
+  process.exit(1);
+}
+process.stdout.write("lint: ok\n");
