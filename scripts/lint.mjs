@@ -6,10 +6,12 @@
 //   - no TODO/FIXME left in shipped code;
 //   - every rpi-gpio out in flows/ and examples/ has "Initialise pin state" set, low;
 //   - no claim of energy gain anywhere;
-//   - every node in package.json has its .ts, .html and icon; every JSON and .dc file parses;
+//   - every node in package.json has its .ts, .html (whose editor script parses), help and icon;
+//     every JSON and .dc file parses;
 //   - no trailing whitespace or tabs, and a final newline, in source files.
 import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
 import { join, relative, extname } from "node:path";
+import vm from "node:vm";
 
 const root = new URL("..", import.meta.url).pathname;
 const problems = [];
@@ -85,6 +87,14 @@ for (const [type, js] of Object.entries(pkg["node-red"].nodes)) {
   if (!icon) report(join(root, "nodes", `${base}.html`), 0, `node ${type} has no icon`);
   else if (!existsSync(join(root, "icons", icon))) report(join(root, "icons", icon), 0, `icon of ${type} is missing`);
   if (!html.includes(`data-help-name="${type}"`)) report(join(root, "nodes", `${base}.html`), 0, `node ${type} has no help text`);
+  // The editor runs these scripts; a syntax error there only shows up as a missing node in the palette.
+  for (const m of html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)) {
+    try {
+      new vm.Script(m[1], { filename: `nodes/${base}.html` });
+    } catch (e) {
+      report(join(root, "nodes", `${base}.html`), 0, `editor script does not parse: ${e.message}`);
+    }
+  }
 }
 
 // JSON that ships must parse.
