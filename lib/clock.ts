@@ -12,7 +12,16 @@ export interface Clock {
   /** Calls fn once after delayMs (clamped to >= 0). Timers may fire late, never early on a virtual clock. */
   setTimer(fn: () => void, delayMs: number): TimerHandle;
   clearTimer(handle: TimerHandle | undefined | null): void;
+  /**
+   * Blocks the thread until `deadline` without burning the CPU (at most a few ms; callers
+   * bound it). Only a real clock has it: timers there fire up to ~1 ms off, so precise
+   * edges take a coarse timer to just before the deadline and then this short wait.
+   */
+  blockUntil?(deadline: number): void;
 }
+
+/** How long blockUntil may be asked to wait: it holds up the whole event loop meanwhile. */
+export const MAX_BLOCK_MS = 3;
 
 /**
  * Real time: a monotonic high-resolution clock anchored to the epoch once, so that
@@ -49,6 +58,17 @@ export class RealClock implements Clock {
   pending(): number {
     return this.timers.size;
   }
+
+  private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+  blockUntil(deadline: number): void {
+    const stop = Math.min(deadline, this.now() + MAX_BLOCK_MS);
+    // Sleep in the kernel for all but the last 0.15 ms, then spin: futex wake-ups are ~50 us late.
+    for (let rest = stop - this.now(); rest > 0.15; rest = stop - this.now()) Atomics.wait(this.sleeper, 0, 0, rest - 0.1);
+    while (this.now() < stop) {
+      /* the last fraction of a millisecond */
+    }
+  }
 }
 
 /** A clock shifted by a fixed offset: how a simulated Pi with a wrong clock sees time. */
@@ -62,6 +82,10 @@ export class OffsetClock implements Clock {
   }
   clearTimer(handle: TimerHandle | undefined | null): void {
     this.base.clearTimer(handle);
+  }
+  get blockUntil(): ((deadline: number) => void) | undefined {
+    const base = this.base;
+    return base.blockUntil ? (deadline: number) => base.blockUntil!(deadline - this.offsetMs) : undefined;
   }
 }
 

@@ -19,6 +19,8 @@ export type DoneFn = (err?: Error) => void;
 
 export interface Node {
   id: string;
+  z?: string;
+  receive(msg: NodeMessage): void;
   name?: string;
   on(event: "input", fn: (msg: NodeMessage, send: SendFn, done: DoneFn) => void): void;
   on(event: "close", fn: (removed: boolean, done: () => void) => void): void;
@@ -60,5 +62,22 @@ export interface RED {
     post(path: string, auth: unknown, handler: Handler): void;
   };
   auth: { needsPermission(permission: string): unknown };
+  events: {
+    on(event: string, fn: (arg: FlowsEvent) => void): void;
+    removeListener(event: string, fn: (arg: FlowsEvent) => void): void;
+  };
+  util: {
+    cloneMessage<T>(msg: T): T;
+    prepareJSONataExpression(expr: string, node: Node): JsonataExpression;
+    evaluateJSONataExpression(expr: JsonataExpression, msg: NodeMessage, cb: (err: Error | null, result: unknown) => void): void;
+  };
   log: { info(t: string): void; warn(t: string): void; error(t: string): void };
+}
+
+export type JsonataExpression = object;
+
+/** What RED.events "flows:stopping" carries: which nodes and flows a deploy stops. */
+export interface FlowsEvent {
+  type?: "full" | "nodes" | "flows";
+  diff?: { changed?: string[]; removed?: string[]; rewired?: string[]; linked?: string[]; flowChanged?: string[] };
 }

@@ -1,0 +1,39 @@
+// event-filter's rules without Node-RED: event-name patterns (exact, a comma list, or
+// wildcards * and ?), first-match or all-matches routing, every-Nth decimation and the
+// late-drop test. JSONata conditions are Node-RED's own and are evaluated by the shell.
+
+export interface FilterRule {
+  /** "proton_collision", "proton_collision, fusion_tick" or "proton_*". Blank matches every event. */
+  event: string;
+  /** Optional JSONata condition on the message; evaluated by the node. */
+  condition?: string;
+}
+
+/** Compiles a name pattern into a test. */
+export function namePattern(pattern: string): (name: string) => boolean {
+  const alternatives = pattern
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p !== "");
+  if (alternatives.length === 0) return () => true;
+  const tests = alternatives.map((p) => {
+    if (!/[*?]/.test(p)) return (n: string) => n === p;
+    const re = new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+    return (n: string) => re.test(n);
+  });
+  return (name) => tests.some((t) => t(name));
+}
+
+/** Passes one message in every `n` (the 1st, the n+1th, ...); n = 1 passes all. */
+export class Decimator {
+  private seen = 0;
+  constructor(readonly every: number) {}
+  pass(): boolean {
+    return this.seen++ % this.every === 0;
+  }
+}
+
+/** true when an event is more than `maxLateMs` past its `at` (0 or less: never). */
+export function tooLate(at: unknown, now: number, maxLateMs: number): boolean {
+  return maxLateMs > 0 && typeof at === "number" && Number.isFinite(at) && now - at > maxLateMs;
+}

@@ -1,0 +1,183 @@
+// event-filter: routes SQI events to one output per rule, like the core switch node but
+// knowing events: an event-name pattern, an optional JSONata condition (Node-RED's own
+// evaluator), first match or all matches, every-Nth decimation and a late-event drop.
+// Everything not passed on is counted and shown.
+
+import { realClock, type Clock, type TimerHandle } from "../lib/clock";
+import { Decimator, namePattern, tooLate, type FilterRule } from "../lib/filter/rules";
+import { checkNumber } from "../lib/settings";
+import type { DoneFn, JsonataExpression, Node, NodeDef, NodeMessage, RED } from "./red";
+
+const STATUS_EVERY_MS = 500;
+/** Messages waiting for their JSONata conditions at most; more are dropped and counted. */
+const MAX_WAITING = 10_000;
+
+interface CompiledRule {
+  matches: (name: string) => boolean;
+  condition?: JsonataExpression;
+}
+
+module.exports = function (RED: RED) {
+  function EventFilterNode(this: Node, def: NodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const clock: Clock = (RED.settings.sqiClock as Clock | undefined) ?? realClock;
+    const errors: string[] = [];
+    const every = checkNumber(def.every, { label: "Decimation", min: 1, max: 1_000_000, integer: true, default: 1 });
+    const maxLate = checkNumber(def.maxLate, { label: "Late limit", min: 0, max: 3_600_000, default: 0, unit: "ms" });
+    if (!every.ok) errors.push(every.error);
+    if (!maxLate.ok) errors.push(maxLate.error);
+    const rules: CompiledRule[] = [];
+    (Array.isArray(def.rules) ? (def.rules as FilterRule[]) : []).forEach((r, i) => {
+      const rule: CompiledRule = { matches: namePattern(String(r.event ?? "")) };
+      const cond = typeof r.condition === "string" ? r.condition.trim() : "";
+      if (cond) {
+        try {
+          rule.condition = RED.util.prepareJSONataExpression(cond, node);
+        } catch (e) {
+          errors.push(`rule ${i + 1}: the JSONata condition does not parse: ${(e as Error).message}`);
+        }
+      }
+      rules.push(rule);
+    });
+    if (rules.length === 0) errors.push("add at least one rule: each rule is one output");
+    if (errors.length) {
+      node.error(`event-filter: ${errors.join("; ")}`);
+      node.status({ fill: "red", shape: "ring", text: errors[0]! });
+      node.on("input", (msg, _send, done) => {
+        node.error(`event-filter: ${errors.join("; ")}`, msg);
+        done();
+      });
+      return;
+    }
+    const firstOnly = def.checkall !== "all";
+    const decimator = new Decimator(every.ok ? every.value : 1);
+    const lateLimit = maxLate.ok ? maxLate.value : 0;
+    const hasConditions = rules.some((r) => r.condition);
+    const counts = { in: 0, out: 0, unmatched: 0, decimated: 0, late_dropped: 0, dropped: 0, condition_errors: 0 };
+    let statusTimer: TimerHandle | undefined;
+    const waiting: Array<{ msg: NodeMessage; send: (m: Array<NodeMessage | null>) => void; done: DoneFn }> = [];
+    let busy = false;
+
+    function renderStatus(): void {
+      statusTimer = undefined;
+      const lost = [
+        counts.unmatched ? `unmatched ${counts.unmatched}` : "",
+        counts.decimated ? `decimated ${counts.decimated}` : "",
+        counts.late_dropped ? `late ${counts.late_dropped}` : "",
+        counts.dropped ? `dropped ${counts.dropped}` : "",
+        counts.condition_errors ? `errors ${counts.condition_errors}` : "",
+      ].filter(Boolean);
+      node.status({ fill: counts.dropped || counts.condition_errors ? "yellow" : "green", shape: "dot", text: `in ${counts.in} · out ${counts.out}${lost.length ? ` · ${lost.join(" · ")}` : ""}` });
+    }
+    function touch(): void {
+      if (!statusTimer) statusTimer = clock.setTimer(renderStatus, STATUS_EVERY_MS);
+    }
+
+    function evaluate(rule: CompiledRule, msg: NodeMessage): Promise<boolean> {
+      if (!rule.condition) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        RED.util.evaluateJSONataExpression(rule.condition!, msg, (err, value) => {
+          if (err) {
+            counts.condition_errors++;
+            node.error(`event-filter: JSONata condition failed: ${err.message}`, msg);
+            resolve(false);
+          } else resolve(value === true);
+        });
+      });
+    }
+
+    /** Which outputs get the message; async only when a rule has a JSONata condition. */
+    async function route(msg: NodeMessage): Promise<boolean[]> {
+      const name = typeof msg.topic === "string" ? msg.topic : "";
+      const hits: boolean[] = [];
+      for (const rule of rules) {
+        const hit = rule.matches(name) && (await evaluate(rule, msg));
+        hits.push(hit);
+        if (hit && firstOnly) break;
+      }
+      return hits;
+    }
+
+    function deliver(msg: NodeMessage, hits: boolean[], send: (m: Array<NodeMessage | null>) => void): void {
+      const out = rules.map((_, i) => (hits[i] ? msg : null));
+      const n = hits.filter(Boolean).length;
+      if (n === 0) counts.unmatched++;
+      else {
+        counts.out += n;
+        send(out);
+      }
+      touch();
+    }
+
+    /** Before any rule: decimation and the late drop. false: the message goes no further. */
+    function admit(msg: NodeMessage): boolean {
+      counts.in++;
+      touch();
+      if (!decimator.pass()) {
+        counts.decimated++;
+        return false;
+      }
+      const sqi = typeof msg.sqi === "object" && msg.sqi !== null ? (msg.sqi as { at?: unknown }) : undefined;
+      if (tooLate(sqi?.at, clock.now(), lateLimit)) {
+        counts.late_dropped++;
+        return false;
+      }
+      return true;
+    }
+
+    async function drain(): Promise<void> {
+      busy = true;
+      while (waiting.length) {
+        const item = waiting.shift()!;
+        try {
+          deliver(item.msg, await route(item.msg), item.send);
+          item.done();
+        } catch (e) {
+          item.done(e as Error);
+        }
+      }
+      busy = false;
+    }
+
+    node.on("input", (msg, send, done) => {
+      if (!admit(msg)) {
+        done();
+        return;
+      }
+      if (!hasConditions) {
+        // No JSONata: route at once, in order, without promises.
+        const name = typeof msg.topic === "string" ? msg.topic : "";
+        const hits: boolean[] = [];
+        for (const rule of rules) {
+          const hit = rule.matches(name);
+          hits.push(hit);
+          if (hit && firstOnly) break;
+        }
+        deliver(msg, hits, send as (m: Array<NodeMessage | null>) => void);
+        done();
+        return;
+      }
+      if (waiting.length >= MAX_WAITING) {
+        counts.dropped++;
+        touch();
+        done();
+        return;
+      }
+      // Conditions are async: a queue keeps the messages in order.
+      waiting.push({ msg, send: send as (m: Array<NodeMessage | null>) => void, done });
+      if (!busy) void drain();
+    });
+
+    node.on("close", (_removed, done) => {
+      clock.clearTimer(statusTimer);
+      statusTimer = undefined;
+      waiting.length = 0;
+      done();
+    });
+
+    node.status({ fill: "grey", shape: "ring", text: `${rules.length} rule${rules.length === 1 ? "" : "s"} · ${firstOnly ? "first match" : "all matches"}` });
+  }
+
+  RED.nodes.registerType("event-filter", EventFilterNode);
+};

@@ -1,0 +1,214 @@
+// pulse-shaper: the Node-RED shell around lib/pulse. It plans each event's pulses
+// (shapes.ts), queues them on one output under the safety limits (output.ts), which fires
+// the edges on time (scheduler.ts), and reports what it fired (measure.ts).
+//
+// Fail-safe: msg.stop, an error, close and redeploy all send the falling edge at once. On a
+// redeploy Node-RED closes every node in the same tick, so a message sent the usual way
+// would reach rpi-gpio out after it has already shut its GPIO helper; the shaper therefore
+// listens for "flows:stopping" (emitted before any node closes) and hands its final 0
+// straight to the nodes it is wired to, so the helper receives it before its "close".
+
+import { realClock, type Clock, type TimerHandle } from "../lib/clock";
+import { parseShaperSettings } from "../lib/pulse/config";
+import { Measurements } from "../lib/pulse/measure";
+import { PulseOutput, type Edge } from "../lib/pulse/output";
+import { planEvent } from "../lib/pulse/shapes";
+import type { FlowsEvent, Node, NodeDef, NodeMessage, RED } from "./red";
+
+/** Events up to this far past their `at` are fired at once without counting as late: timer jitter. */
+const LATE_TOLERANCE_MS = 2;
+/** Events due further ahead than this are refused: a wrong clock, not a plan. */
+const MAX_AHEAD_MS = 60_000;
+const STATUS_EVERY_MS = 500;
+/** The same error is reported at most once a second, with how many were held back. */
+const ERROR_EVERY_MS = 1000;
+
+module.exports = function (RED: RED) {
+  function PulseShaperNode(this: Node, def: NodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const clock: Clock = (RED.settings.sqiClock as Clock | undefined) ?? realClock;
+    const parsed = parseShaperSettings(def);
+    if (!parsed.ok) {
+      const text = parsed.errors.join("; ");
+      node.error(`pulse-shaper: ${text}`);
+      node.status({ fill: "red", shape: "ring", text: parsed.errors[0]! });
+      node.on("input", (msg, _send, done) => {
+        node.error(`pulse-shaper: ${text}`, msg);
+        done();
+      });
+      return;
+    }
+    const s = parsed.settings;
+    const downstream = Array.isArray(def.wires) && Array.isArray(def.wires[0]) ? (def.wires[0] as string[]) : [];
+    const counts = { late: 0, late_dropped: 0, rejected: 0, ignored: 0, rate_clamped: 0 };
+    let rateClamp: { text: string; at: number } | undefined;
+    let syncDelivery = false;
+    let statusTimer: TimerHandle | undefined;
+    let reportTimer: TimerHandle | undefined;
+    let statusMark = { at: clock.now(), pulses: 0 };
+    const errorsShown = new Map<string, { at: number; held: number }>();
+
+    const measure = new Measurements(clock.now(), s.coil);
+    const output = new PulseOutput(clock, s.limits, s.shape.output === "pwm", emitEdge, (p) => measure.pulse(p));
+
+    function emitEdge(edge: Edge): void {
+      measure.edge(edge);
+      const msg: NodeMessage = {
+        topic: edge.origin.event,
+        payload: edge.level,
+        sqi: { ...(edge.origin.sqi ?? {}), edge: { level: edge.level, planned: edge.planned, sent: edge.sent } },
+      };
+      if (syncDelivery) {
+        for (const id of downstream) RED.nodes.getNode(id)?.receive(RED.util.cloneMessage(msg));
+      } else {
+        node.send([msg, null]);
+      }
+      if (!statusTimer) statusTimer = clock.setTimer(renderStatus, STATUS_EVERY_MS);
+    }
+
+    function allCounters(): Record<string, number> {
+      return { ...output.counters, ...counts, queued: output.queued };
+    }
+
+    function report(): void {
+      node.send([null, { topic: "measurements", payload: measure.report(clock.now(), allCounters()) }]);
+    }
+
+    function scheduleReports(): void {
+      if (s.measureEveryMs <= 0) return;
+      reportTimer = clock.setTimer(() => {
+        report();
+        scheduleReports();
+      }, s.measureEveryMs);
+    }
+
+    function renderStatus(): void {
+      statusTimer = undefined;
+      const now = clock.now();
+      const c = output.counters;
+      const rate = ((c.pulses - statusMark.pulses) * 1000) / Math.max(1, now - statusMark.at);
+      statusMark = { at: now, pulses: c.pulses };
+      const duty = output.onTimeBetween(now - 1000, now) / 10;
+      const problems = [
+        c.clamped ? `clamped ${c.clamped}` : "",
+        c.skipped ? `skipped ${c.skipped}` : "",
+        c.dropped ? `dropped ${c.dropped}` : "",
+        counts.late ? `late ${counts.late}` : "",
+        counts.rejected ? `rejected ${counts.rejected}` : "",
+      ].filter(Boolean);
+      const saturated = rateClamp && now - rateClamp.at < 5000 ? ` · ${rateClamp.text}` : "";
+      const busy = output.level !== 0 || output.queued > 0;
+      node.status({
+        fill: saturated || problems.length ? "yellow" : busy || rate > 0 ? "green" : "grey",
+        shape: busy ? "dot" : "ring",
+        text: `${rate.toFixed(rate >= 10 ? 0 : 1)} p/s · duty ${duty.toFixed(1)}% · ${c.pulses} pulses${problems.length ? ` · ${problems.join(" · ")}` : ""}${saturated}`,
+      });
+      if (busy || rate > 0) statusTimer = clock.setTimer(renderStatus, STATUS_EVERY_MS);
+    }
+
+    function showError(text: string, msg: NodeMessage): void {
+      const now = clock.now();
+      const seen = errorsShown.get(text);
+      if (seen && now - seen.at < ERROR_EVERY_MS) {
+        seen.held++;
+        return;
+      }
+      if (errorsShown.size > 100) errorsShown.clear();
+      const held = seen?.held ? ` (and ${seen.held} more like this in the last second)` : "";
+      errorsShown.set(text, { at: now, held: 0 });
+      node.error(`pulse-shaper: ${text}${held}`, msg);
+    }
+
+    /** The output goes low now and everything pending is dropped. */
+    function failSafe(sync: boolean): void {
+      syncDelivery = sync;
+      output.close();
+    }
+
+    const onStopping = (ev: FlowsEvent): void => {
+      const d = ev?.diff;
+      const stopped = [...(d?.changed ?? []), ...(d?.removed ?? []), ...(d?.rewired ?? []), ...(d?.linked ?? [])];
+      const affected =
+        !ev?.type || ev.type === "full" || !d || stopped.includes(node.id) || stopped.some((id) => downstream.includes(id)) || (node.z !== undefined && (d.flowChanged ?? []).includes(node.z));
+      if (affected) failSafe(true);
+    };
+    RED.events.on("flows:stopping", onStopping);
+
+    node.on("input", (msg, _send, done) => {
+      try {
+        if (msg.stop === true) {
+          output.stop();
+          renderStatus();
+          done();
+          return;
+        }
+        if (msg.measure === true) {
+          report();
+          done();
+          return;
+        }
+        const plan = planEvent(msg.topic, msg.payload, s.shape);
+        if (plan.kind === "rejected") {
+          counts.rejected++;
+          showError(plan.error, msg);
+        } else if (plan.kind === "ignored") {
+          counts.ignored++;
+        } else {
+          const now = clock.now();
+          const sqi = typeof msg.sqi === "object" && msg.sqi !== null ? (msg.sqi as Record<string, unknown>) : undefined;
+          const at = sqi?.at;
+          let t0 = typeof at === "number" && Number.isFinite(at) ? at : now;
+          if (t0 > now + MAX_AHEAD_MS) {
+            counts.rejected++;
+            showError(`${msg.topic}: msg.sqi.at is ${((t0 - now) / 1000).toFixed(1)} s ahead (more than ${MAX_AHEAD_MS / 1000} s): check the clocks`, msg);
+            done();
+            return;
+          }
+          if (t0 < now - LATE_TOLERANCE_MS) {
+            counts.late++;
+            if (s.late === "drop") {
+              counts.late_dropped++;
+              done();
+              return;
+            }
+            t0 = now;
+          }
+          if (plan.rateClamp) {
+            counts.rate_clamped++;
+            const r = plan.rateClamp;
+            rateClamp = {
+              at: now,
+              text: r.asDuty ? `${fmtHz(r.intendedHz)} as ${((plan.segments[0]?.level ?? 0) as number).toFixed(0)}% duty` : `saturated: intended ${fmtHz(r.intendedHz)}, delivered ${fmtHz(r.deliveredHz)}`,
+            };
+          }
+          output.add(plan.segments, t0, { event: msg.topic as string, ...(sqi ? { sqi: { ...sqi } } : {}) });
+          if (!statusTimer) statusTimer = clock.setTimer(renderStatus, STATUS_EVERY_MS);
+        }
+        done();
+      } catch (e) {
+        failSafe(false);
+        output.resume();
+        done(e as Error);
+      }
+    });
+
+    node.on("close", (_removed, done) => {
+      RED.events.removeListener("flows:stopping", onStopping);
+      failSafe(true);
+      clock.clearTimer(statusTimer);
+      clock.clearTimer(reportTimer);
+      statusTimer = reportTimer = undefined;
+      done();
+    });
+
+    scheduleReports();
+    node.status({ fill: "grey", shape: "ring", text: `ready · ${s.shape.widthMs} ms pulses · ${s.shape.output}` });
+  }
+
+  RED.nodes.registerType("pulse-shaper", PulseShaperNode);
+};
+
+function fmtHz(hz: number): string {
+  return hz >= 1000 ? `${(hz / 1000).toFixed(hz >= 10_000 ? 0 : 1)} kHz` : `${hz.toFixed(hz >= 10 ? 0 : 1)} Hz`;
+}

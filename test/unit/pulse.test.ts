@@ -1,0 +1,264 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { VirtualClock } from "../../lib/clock";
+import { parseShaperSettings } from "../../lib/pulse/config";
+import { Measurements } from "../../lib/pulse/measure";
+import { DEFAULT_LIMITS, PulseOutput, type Limits } from "../../lib/pulse/output";
+import { planEvent, type ShapeConfig } from "../../lib/pulse/shapes";
+import { T0 } from "../helpers/containers";
+
+function rig(limits: Partial<Limits> = {}, shape: Partial<ShapeConfig> = {}, pwm = false) {
+  const clock = new VirtualClock(T0);
+  const lim = { ...DEFAULT_LIMITS, ...limits };
+  const cfg: ShapeConfig = { widthMs: 5, output: pwm ? "pwm" : "digital", unknown: "pulse", rows: [], edgeSpacingMs: 1000 / lim.maxEdgeRate, ...shape };
+  const edges: Array<[number, number]> = [];
+  const timing: number[] = [];
+  const out = new PulseOutput(clock, lim, pwm, (e) => {
+    edges.push([e.level, Math.round((e.sent - T0) * 1000) / 1000]);
+    timing.push(e.sent - e.planned);
+  });
+  const fire = (event: string, payload: unknown, at: number) => {
+    const plan = planEvent(event, payload, cfg);
+    assert.equal(plan.kind, "segments", JSON.stringify(plan));
+    if (plan.kind === "segments") out.add(plan.segments, T0 + at, { event });
+    return plan;
+  };
+  return { clock, out, edges, fire, cfg, timing };
+}
+
+/** "1@10 0@15 ..." */
+const seq = (edges: Array<[number, number]>) => edges.map(([l, t]) => `${l}@${t}`).join(" ");
+
+describe("pulse shapes: exact edge sequences on a virtual clock", () => {
+  it("proton_collision: one pulse of the pulse width, at its at", () => {
+    const r = rig();
+    r.fire("proton_collision", {}, 10);
+    r.clock.advance(1000);
+    assert.equal(seq(r.edges), "1@10 0@15");
+    assert.ok(r.timing.every((e) => e === 0), "each edge exactly when planned");
+  });
+
+  it("atom_spin_flip: one 50 ms pulse", () => {
+    const r = rig();
+    r.fire("atom_spin_flip", {}, 10);
+    r.clock.advance(1000);
+    assert.equal(seq(r.edges), "1@10 0@60");
+  });
+
+  it("waveform_emit: a burst of 10 at payload.frequency_hz with duty payload.amplitude", () => {
+    const r = rig();
+    r.fire("waveform_emit", { frequency_hz: 100, amplitude: 0.3 }, 10);
+    r.clock.advance(1000);
+    const expected = Array.from({ length: 10 }, (_, k) => `1@${10 + 10 * k} 0@${13 + 10 * k}`).join(" ");
+    assert.equal(seq(r.edges), expected);
+  });
+
+  it("waveform_emit at the seed's 50 kHz: slowed to the fastest rate the limits allow, and said so", () => {
+    const r = rig();
+    const plan = r.fire("waveform_emit", { frequency_hz: 50000, amplitude: 0.8 }, 10);
+    assert.deepEqual(plan.kind === "segments" && plan.rateClamp, { intendedHz: 50000, deliveredHz: 100, asDuty: false });
+    r.clock.advance(1000);
+    // 2 ms edge spacing: the 20% low part needs a 10 ms period: 8 ms high, 2 ms low.
+    const expected = Array.from({ length: 10 }, (_, k) => `1@${10 + 10 * k} 0@${18 + 10 * k}`).join(" ");
+    assert.equal(seq(r.edges), expected);
+  });
+
+  it("waveform_emit on a PWM output: a burst too fast for edges becomes its duty over the burst", () => {
+    const r = rig({}, {}, true);
+    const plan = r.fire("waveform_emit", { frequency_hz: 50000, amplitude: 0.8 }, 10);
+    assert.deepEqual(plan.kind === "segments" && plan.rateClamp, { intendedHz: 50000, deliveredHz: 50000, asDuty: true });
+    r.clock.advance(1000);
+    assert.equal(seq(r.edges), "80@10 0@12", "10 periods of 20 us = 0.2 ms, widened to the 2 ms the output can make");
+  });
+
+  it("time_dilation: split into a fast burst, a pause of W, then one slow pulse of W x factor_slow", () => {
+    const r = rig();
+    r.fire("time_dilation", { factor_fast: 1000000, factor_slow: 5 }, 10);
+    r.clock.advance(1000);
+    // fast pulses W/1e6 wide are far below the 2 ms edge spacing: 5 pulses of 2 ms every 4 ms,
+    // then 5 ms pause, then 25 ms.
+    assert.equal(seq(r.edges), "1@10 0@12 1@14 0@16 1@18 0@20 1@22 0@24 1@26 0@28 1@33 0@58");
+  });
+
+  it("fusion_tick: combined: 5 pulses at 100 Hz, then a 50 ms pulse", () => {
+    const r = rig();
+    r.fire("fusion_tick", {}, 10);
+    r.clock.advance(1000);
+    assert.equal(seq(r.edges), "1@10 0@15 1@20 0@25 1@30 0@35 1@40 0@45 1@50 0@55 1@60 0@110");
+  });
+
+  it("other events: one pulse of the pulse width, or ignored, as configured; table rows override", () => {
+    const r = rig();
+    r.fire("something_else", {}, 10);
+    r.clock.advance(100);
+    assert.equal(seq(r.edges), "1@10 0@15");
+    assert.deepEqual(planEvent("something_else", {}, { ...r.cfg, unknown: "ignore" }), { kind: "ignored" });
+    const custom = planEvent("proton_collision", {}, { ...r.cfg, rows: [{ event: "proton_collision", shape: "burst", count: 2, frequency: 50, duty: 0.25 }] });
+    assert.deepEqual(custom, { kind: "segments", segments: [{ start: 0, end: 5, level: 1 }, { start: 20, end: 25, level: 1 }] });
+  });
+
+  it("refuses bad payloads with a message naming the field", () => {
+    const cfg = rig().cfg;
+    const err = (event: string, payload: unknown) => {
+      const p = planEvent(event, payload, cfg);
+      return p.kind === "rejected" ? p.error : `not rejected: ${JSON.stringify(p)}`;
+    };
+    assert.equal(err("waveform_emit", { frequency_hz: 0 }), "waveform_emit: msg.payload.frequency_hz must be a positive number of Hz, got 0");
+    assert.equal(err("waveform_emit", { frequency_hz: -5 }), "waveform_emit: msg.payload.frequency_hz must be a positive number of Hz, got -5");
+    assert.equal(err("waveform_emit", { frequency_hz: "NaN" }), 'waveform_emit: msg.payload.frequency_hz must be a positive number of Hz, got "NaN"');
+    assert.equal(err("waveform_emit", { frequency_hz: Number.NaN }), "waveform_emit: msg.payload.frequency_hz must be a positive number of Hz, got null");
+    assert.equal(err("waveform_emit", { amplitude: 1.5 }), "waveform_emit: msg.payload.amplitude must be a number from 0 to 1, got 1.5");
+    assert.equal(err("waveform_emit", { amplitude: -0.1 }), "waveform_emit: msg.payload.amplitude must be a number from 0 to 1, got -0.1");
+    assert.equal(err("waveform_emit", 42), "waveform_emit: msg.payload must be an object (the glyph's payload), got 42");
+    assert.equal(err("time_dilation", { factor_slow: 0 }), "time_dilation: msg.payload.factor_slow must be a positive number, got 0");
+    assert.equal(err(undefined as unknown as string, {}), "msg.topic must be the event name (a non-empty string), got undefined");
+    // 1e9 Hz is a number, just far too fast: it is clamped, not refused.
+    const fast = planEvent("waveform_emit", { frequency_hz: 1e9 }, cfg);
+    assert.equal(fast.kind === "segments" && fast.rateClamp?.deliveredHz, 250);
+    // A plain pulse does not read its payload: an inject's timestamp still makes a pulse.
+    assert.equal(planEvent("proton_collision", 1700000000000, cfg).kind, "segments");
+  });
+});
+
+describe("pulse output: merging", () => {
+  it("overlapping pulses merge into one: the output is high while any wants it high", () => {
+    const r = rig();
+    r.fire("proton_collision", {}, 10);
+    r.fire("proton_collision", {}, 13);
+    r.fire("proton_collision", {}, 15); // touches the merged end
+    r.clock.advance(100);
+    assert.equal(seq(r.edges), "1@10 0@20");
+    assert.equal(r.out.counters.pulses, 1);
+  });
+
+  it("a pulse arriving while the output is high extends it; edges always alternate", () => {
+    const r = rig();
+    r.fire("atom_spin_flip", {}, 10);
+    r.clock.advance(30);
+    r.fire("atom_spin_flip", {}, 40);
+    r.clock.advance(200);
+    assert.equal(seq(r.edges), "1@10 0@90");
+  });
+});
+
+describe("pulse output: safety limits clamp or skip, and count", () => {
+  it("maximum on-time cuts a long pulse and a long merge", () => {
+    const r = rig({ maxOnMs: 20 });
+    r.fire("atom_spin_flip", {}, 10);
+    r.clock.advance(100);
+    r.fire("proton_collision", {}, 200);
+    r.fire("proton_collision", {}, 204);
+    r.fire("proton_collision", {}, 208);
+    r.fire("proton_collision", {}, 212);
+    r.fire("proton_collision", {}, 216);
+    r.clock.advance(200);
+    assert.equal(seq(r.edges), "1@10 0@30 1@200 0@220");
+    assert.ok(r.out.counters.clamped >= 2, `clamped ${r.out.counters.clamped}`);
+  });
+
+  it("maximum duty over the window: a pulse is cut to the budget left, or skipped when none is left", () => {
+    const r = rig({ maxDuty: 0.1, dutyWindowMs: 1000 });
+    r.fire("atom_spin_flip", {}, 10);
+    r.fire("atom_spin_flip", {}, 100);
+    r.fire("atom_spin_flip", {}, 200);
+    r.fire("proton_collision", {}, 1020); // 1020 - 1000 = 20: the first pulse has partly left the window
+    r.clock.advance(2000);
+    assert.equal(seq(r.edges), "1@10 0@60 1@100 0@150 1@1020 0@1025");
+    assert.equal(r.out.counters.skipped, 1, "the third 50 ms pulse had no budget left");
+    assert.ok(r.out.onTimeBetween(T0, T0 + 1000) <= 100);
+  });
+
+  it("minimum off-time: a pulse too soon after the last one starts later (shortened) or is skipped", () => {
+    const r = rig({ minOffMs: 10 });
+    r.fire("proton_collision", {}, 10); // 10-15
+    r.fire("atom_spin_flip", {}, 18); // 18-68: must wait until 25
+    r.fire("proton_collision", {}, 70); // 70-75: the previous fell at 68, must wait until 78 > 75: skipped
+    r.clock.advance(500);
+    assert.equal(seq(r.edges), "1@10 0@15 1@25 0@68");
+    assert.deepEqual([r.out.counters.clamped, r.out.counters.skipped], [2, 1]);
+  });
+
+  it("maximum edge rate: no two edges closer than 1/rate, even under 1,000 random overlapping events", () => {
+    const r = rig({ maxEdgeRate: 200 }); // 5 ms apart
+    let s = 7;
+    const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+    for (let i = 0; i < 1000; i++) r.fire(["proton_collision", "waveform_emit", "fusion_tick", "atom_spin_flip"][i % 4]!, { frequency_hz: 1 + rnd() * 5000, amplitude: rnd() }, rnd() * 2000);
+    r.clock.advance(5000);
+    const gaps = r.edges.slice(1).map(([, t], i) => t - r.edges[i]![1]);
+    assert.ok(Math.min(...gaps) >= 5 - 1e-6, `closest edges ${Math.min(...gaps)} ms apart`);
+    r.edges.forEach(([l], i) => assert.equal(l, i % 2 === 0 ? 1 : 0, "alternating"));
+    assert.equal(r.edges[r.edges.length - 1]![0], 0, "ends low");
+    assert.ok(r.out.onTimeBetween(T0, T0 + 5000) <= 0.5 * 5000 + 1e-6, "duty within 50%");
+  });
+
+  it("100,000 events in one second: the queue stays bounded, the output ends low, and what was refused is counted", () => {
+    const r = rig({ maxQueue: 1000 });
+    for (let i = 0; i < 100_000; i++) r.fire("proton_collision", {}, 10 + ((i * 7919) % 100_000) / 100);
+    assert.ok(r.out.queued <= 1000, `queued ${r.out.queued}`);
+    r.clock.advance(10_000);
+    assert.equal(r.out.level, 0);
+    assert.equal(r.edges[r.edges.length - 1]![0], 0);
+    const c = r.out.counters;
+    assert.ok(c.dropped + c.clamped + c.skipped > 0, JSON.stringify(c));
+    assert.equal(c.edges, r.edges.length);
+    assert.equal(c.pulses * 2, c.edges);
+  });
+});
+
+describe("pulse output: stop", () => {
+  it("stop in the middle of a pulse sends 0 at once and cancels everything pending", () => {
+    const r = rig();
+    r.fire("atom_spin_flip", {}, 10);
+    r.fire("atom_spin_flip", {}, 200);
+    r.clock.advance(30);
+    assert.equal(r.out.level, 1);
+    assert.equal(r.out.stop(), true);
+    assert.equal(seq(r.edges), "1@10 0@30");
+    assert.equal(r.clock.pending(), 0);
+    r.clock.advance(1000);
+    assert.equal(r.edges.length, 2);
+    r.fire("proton_collision", {}, 1100);
+    r.clock.advance(200);
+    assert.equal(seq(r.edges), "1@10 0@30 1@1100 0@1105", "accepts new events after msg.stop");
+    r.out.close();
+    r.fire("proton_collision", {}, 1300);
+    r.clock.advance(200);
+    assert.equal(r.edges.length, 4, "nothing after close");
+  });
+});
+
+describe("measurements", () => {
+  it("reports counts, rate, duty, errors and the electrical input energy V^2/R x on-time", () => {
+    const m = new Measurements(T0, { volts: 12, ohms: 6 });
+    m.pulse({ rise: T0 + 10, fall: T0 + 15.5, fraction: 1, plannedWidth: 5, cut: false });
+    m.pulse({ rise: T0 + 100, fall: T0 + 105, fraction: 1, plannedWidth: 5, cut: false });
+    m.edge({ level: 1, planned: T0 + 10, sent: T0 + 10.2, origin: { event: "x" } });
+    const r = m.report(T0 + 1000, { pulses: 2 });
+    assert.equal(r.rate_hz, 2);
+    assert.equal(r.duty, 0.0105);
+    assert.deepEqual(r.width_error_ms, { median: 0.5, p99: 0.5, max: 0.5, n: 2 });
+    assert.deepEqual(r.timing_error_ms, { median: 0.2, p99: 0.2, max: 0.2, n: 1 });
+    // 12^2 / 6 = 24 W for 10.5 ms = 0.252 J
+    assert.equal((r.electrical_input as { energy_j: number }).energy_j, 0.252);
+  });
+});
+
+describe("pulse-shaper settings", () => {
+  it("reads the panel and names every bad field", () => {
+    const ok = parseShaperSettings({ width: "5", output: "digital", rows: [{ event: "proton_collision", shape: "burst", count: "3", frequency: "", duty: "" }] });
+    assert.ok(ok.ok);
+    assert.deepEqual(ok.ok && ok.settings.shape.rows, [{ event: "proton_collision", shape: "burst", count: 3 }]);
+    const bad = parseShaperSettings({ width: 0, maxOn: 100, rows: [{ event: "", shape: "zigzag", width: 500 }] });
+    assert.ok(!bad.ok);
+    assert.deepEqual(!bad.ok && bad.errors, [
+      "Pulse width must be a number above 0 and up to 60000 ms, got 0",
+      "Shape row 1: the event name is empty",
+      'Shape row 1 (): shape must be one of pulse, burst, split, combined, pwm, ignore, got "zigzag"',
+      "Shape row 1 (): width 500 ms is over the maximum on-time of 100 ms",
+    ]);
+    const over = parseShaperSettings({ width: 150, maxOn: 100 });
+    assert.deepEqual(!over.ok && over.errors, ["Pulse width 150 ms is over the maximum on-time of 100 ms"]);
+    const neg = parseShaperSettings({ width: -1 });
+    assert.deepEqual(!neg.ok && neg.errors, ["Pulse width must be a number above 0 and up to 60000 ms, got -1"]);
+  });
+});
