@@ -17,6 +17,7 @@ Object.assign(process.env, gpio.env);
 const { helper, settle } = require("../helpers/red") as typeof import("../helpers/red");
 const dcContainer = require("../../nodes/dc-container");
 const piGpio = require("node-red-node-pi-gpio/36-rpi-gpio.js");
+const pulseShaper = require("../../nodes/pulse-shaper");
 const change = require(require.resolve("@node-red/nodes/core/function/15-change.js", { paths: [require.resolve("node-red")] }));
 
 describe("rpi-gpio out on the simulated GPIO", { skip: !gpio.simulated && "a real RPi.GPIO is present: this test is for machines without one" }, () => {
@@ -58,5 +59,37 @@ describe("rpi-gpio out on the simulated GPIO", { skip: !gpio.simulated && "a rea
       gaps.every((g) => g > 60 && g < 140),
       `edges 100 ms apart within 40 ms: ${gaps.map((g) => g.toFixed(1)).join(", ")}`,
     );
+  });
+
+  it("a pulse-shaper stopped in the middle of a long pulse leaves the real rpi-gpio out low", async () => {
+    fs.writeFileSync(pinLog, "");
+    await helper.load(
+      [pulseShaper, piGpio],
+      [
+        { id: "f", type: "tab" },
+        // rpi-gpio out first: Node-RED closes nodes in this order, so it shuts its helper before the
+        // shaper's close runs. Only the shaper's "flows:stopping" hook gets the 0 there in time.
+        { id: "pin", z: "f", type: "rpi-gpio out", pin: "23", set: true, level: "0", out: "out", bcm: true, wires: [] },
+        { id: "src", z: "f", type: "helper", wires: [["ps"]] },
+        { id: "ps", z: "f", type: "pulse-shaper", width: 90, maxOn: 100, measureEvery: 0, wires: [["pin"], []] },
+      ],
+    );
+    // Let the GPIO helper start before the pulse, as a deployed flow would.
+    await new Promise((r) => setTimeout(r, 500));
+    helper.getNode("ps").receive({ topic: "proton_collision" });
+    const log = () => parsePinLog(fs.readFileSync(pinLog, "utf8")).filter((r) => r.pin === 23);
+    const deadline = Date.now() + 5000;
+    while (!log().some((r) => r.value === 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    assert.ok(log().some((r) => r.value === 1), "the pulse started");
+    await helper.unload(); // stop the flows 10-20 ms into a 90 ms pulse
+    await new Promise((r) => setTimeout(r, 300));
+    const driven = log().filter((r) => r.value !== null);
+    assert.deepEqual(
+      driven.map((r) => r.value),
+      [0, 1, 0],
+      "initialised low, high, then low again although the flow stopped mid-pulse",
+    );
+    const high = driven[2]!.t - driven[1]!.t;
+    assert.ok(high < 80, `cut short by the stop: high for ${high.toFixed(1)} ms of 90`);
   });
 });

@@ -1,0 +1,142 @@
+import assert from "node:assert/strict";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { VirtualClock } from "../../lib/clock";
+import { T0 } from "../helpers/containers";
+import { helper, lastStatus, record, settle } from "../helpers/red";
+
+const pulseShaper = require("../../nodes/pulse-shaper");
+
+let clock: VirtualClock;
+
+async function deploy(props: Record<string, unknown> = {}) {
+  await helper.load(pulseShaper, [
+    { id: "f", type: "tab" },
+    { id: "ps", z: "f", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, volts: "", ohms: "", measureEvery: 0, wires: [["edges"], ["meas"]], ...props },
+    { id: "edges", z: "f", type: "helper" },
+    { id: "meas", z: "f", type: "helper" },
+  ]);
+  const edges: Array<Record<string, unknown>> = [];
+  const meas: Array<Record<string, unknown>> = [];
+  helper.getNode("edges").on("input", (m: Record<string, unknown>) => edges.push(m));
+  helper.getNode("meas").on("input", (m: Record<string, unknown>) => meas.push(m));
+  return { edges, meas, r: record("ps") };
+}
+
+async function send(m: Record<string, unknown>) {
+  helper.getNode("ps").receive(m);
+  await settle();
+}
+async function advance(ms: number) {
+  clock.advance(ms);
+  await settle();
+}
+const levels = (edges: Array<Record<string, unknown>>) => edges.map((e) => `${e.payload}@${((e.sqi as { edge: { sent: number } }).edge.sent - T0)}`).join(" ");
+
+describe("pulse-shaper node", () => {
+  beforeEach(() => {
+    clock = new VirtualClock(T0);
+    helper.settings({ sqiClock: clock });
+  });
+  afterEach(async () => helper.unload());
+
+  it("fires at msg.sqi.at, with msg.sqi.edge {level, planned, sent} and the event's sqi carried along", async () => {
+    const { edges } = await deploy();
+    await send({ topic: "proton_collision", payload: {}, sqi: { container: "c", tick: 1, seq: 7, at: T0 + 50 } });
+    await advance(49);
+    assert.equal(edges.length, 0, "nothing before at");
+    await advance(1);
+    await advance(10);
+    assert.equal(levels(edges), "1@50 0@55");
+    assert.deepEqual(edges[0]!.sqi, { container: "c", tick: 1, seq: 7, at: T0 + 50, edge: { level: 1, planned: T0 + 50, sent: T0 + 50 } });
+    assert.equal(edges[0]!.topic, "proton_collision");
+  });
+
+  it("fires at once without msg.sqi.at, and the width comes from the panel", async () => {
+    const { edges } = await deploy({ width: 12 });
+    await send({ topic: "proton_collision", payload: 1700000000000 });
+    await advance(20);
+    assert.equal(levels(edges), "1@0 0@12");
+  });
+
+  it("late events: fired at once and counted, or dropped and counted, by policy", async () => {
+    let { edges, meas } = await deploy({ late: "fire" });
+    await send({ topic: "proton_collision", sqi: { at: T0 - 30 } });
+    await advance(10);
+    assert.equal(levels(edges), "1@0 0@5");
+    await send({ measure: true });
+    assert.equal((meas[0]!.payload as { late: number }).late, 1);
+    await helper.unload();
+    ({ edges, meas } = await deploy({ late: "drop" }));
+    await send({ topic: "proton_collision", sqi: { at: T0 - 30 } });
+    await advance(10);
+    assert.equal(edges.length, 0);
+    await send({ measure: true });
+    assert.deepEqual([(meas[0]!.payload as { late: number }).late, (meas[0]!.payload as { late_dropped: number }).late_dropped], [1, 1]);
+  });
+
+  it("msg.stop sends 0 at once in the middle of a pulse and drops what is pending", async () => {
+    const { edges } = await deploy();
+    await send({ topic: "atom_spin_flip" });
+    await send({ topic: "atom_spin_flip", sqi: { at: T0 + 200 } });
+    await advance(20);
+    await send({ stop: true });
+    await advance(500);
+    assert.equal(levels(edges), "1@0 0@20");
+    assert.equal(clock.pending(), 0, "nothing left scheduled");
+  });
+
+  it("reports measurements on request and periodically, with the energy into the coil when V and R are set", async () => {
+    const { meas } = await deploy({ measureEvery: 1, volts: 12, ohms: 6 });
+    await send({ topic: "proton_collision" });
+    await advance(1000);
+    assert.equal(meas.length, 1, "one periodic report after 1 s");
+    const p = meas[0]!.payload as Record<string, unknown>;
+    assert.equal(meas[0]!.topic, "measurements");
+    assert.equal(p.pulses, 1);
+    assert.equal(p.on_time_ms, 5);
+    assert.equal((p.electrical_input as { energy_j: number }).energy_j, 0.12, "24 W x 5 ms");
+    assert.deepEqual(p.width_error_ms, { median: 0, p99: 0, max: 0, n: 1 });
+  });
+
+  it("refuses bad events with a clear error, throttled, and keeps working", async () => {
+    const { edges, r, meas } = await deploy();
+    await send({ payload: {} });
+    await send({ topic: "waveform_emit", payload: { frequency_hz: 0 } });
+    await send({ topic: "waveform_emit", payload: { frequency_hz: 0 } });
+    await send({ topic: "proton_collision" });
+    await advance(10);
+    assert.equal(levels(edges), "1@0 0@5");
+    assert.deepEqual(r.errors, ["pulse-shaper: msg.topic must be the event name (a non-empty string), got undefined", "pulse-shaper: waveform_emit: msg.payload.frequency_hz must be a positive number of Hz, got 0"]);
+    await send({ measure: true });
+    assert.equal((meas[0]!.payload as { rejected: number }).rejected, 3, "the held-back repeat is still counted");
+  });
+
+  it("says in its status when a burst is too fast for the pin", async () => {
+    const { r } = await deploy();
+    await send({ topic: "waveform_emit", payload: { frequency_hz: 50000, amplitude: 0.5 } });
+    await advance(600);
+    assert.match(lastStatus(r), /saturated: intended 50 kHz, delivered 250 Hz/);
+  });
+
+  it("a bad width in the panel is refused at deploy with the rule", async () => {
+    const { r } = await deploy({ width: 0 });
+    await settle();
+    assert.deepEqual(r.errors, ["pulse-shaper: Pulse width must be a number above 0 and up to 60000 ms, got 0"]);
+    assert.equal(lastStatus(r), "Pulse width must be a number above 0 and up to 60000 ms, got 0");
+    await helper.unload();
+    const over = await deploy({ width: 150, maxOn: 100 });
+    await settle();
+    assert.deepEqual(over.r.errors, ["pulse-shaper: Pulse width 150 ms is over the maximum on-time of 100 ms"]);
+  });
+
+  it("close in the middle of a pulse hands the final 0 to the wired node at once and leaves no timer", async () => {
+    const { edges } = await deploy();
+    await send({ topic: "atom_spin_flip" });
+    await advance(10);
+    await helper.unload();
+    await settle();
+    assert.equal(levels(edges), "1@0 0@10");
+    assert.equal(clock.pending(), 0);
+    await deploy(); // afterEach unloads
+  });
+});
