@@ -62,10 +62,17 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
           const r = parsePinLog(fs.existsSync(pinLog) ? fs.readFileSync(pinLog, "utf8") : "");
           return widths(r, 18).length >= 20 && widths(r, 17).length >= 3 ? r : undefined;
         });
-        const coil = widths(recs, 18).sort((a, b) => a - b);
-        const median = coil[Math.floor(coil.length / 2)]!;
-        t.diagnostic(`coil pin: ${coil.length} pulses, median width ${median.toFixed(2)} ms (core trigger, 5 ms set)`);
-        assert.ok(median > 3 && median < 15, `coil pulses are about 5 ms wide, median ${median}`);
+        const coil = widths(recs, 18);
+        const led = widths(recs, 17).sort((a, b) => a - b);
+        const ledMedian = led[Math.floor(led.length / 2)]!;
+        t.diagnostic(`coil pin: ${coil.length} pulses, widest ${Math.max(...coil).toFixed(2)} ms; LED pin: ${led.length} flashes, median ${ledMedian.toFixed(3)} ms (50 ms set)`);
+        assert.ok(Math.abs(ledMedian - 50) < 2, `LED flashes are 50 ms wide at the pin, median ${ledMedian}`);
+        assert.ok(coil.some((w) => Math.abs(w - 5) < 1), "the proton_collision pulses are 5 ms wide at the pin");
+        assert.ok(Math.max(...coil) <= 100 + 3, "no coil pulse is longer than the 100 ms maximum on-time");
+        for (const pin of [17, 18]) {
+          const driven = recs.filter((x) => x.pin === pin && x.event === undefined).map((x) => x.value);
+          driven.forEach((v, i) => assert.equal(v, i % 2 === 0 ? 1 : 0, `pin ${pin}: edges alternate`));
+        }
 
         child.kill(signal);
         const end = await exited(child, 20_000);
@@ -105,6 +112,59 @@ describe("npm start, launcher killed", () => {
       child.kill("SIGKILL");
       await waitFor("Node-RED to stop by itself", () => !isAlive(redPid), 15_000);
     } finally {
+      killAll(child.pid, redPid);
+      fs.rmSync(userDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("redeploy in the middle of a pulse, in a real Node-RED", () => {
+  it("a full redeploy 10-20 ms into a 90 ms pulse leaves the pin low before the GPIO helper restarts", async () => {
+    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-redeploy-"));
+    const pinLog = path.join(userDir, "pins.jsonl");
+    const flowFile = path.join(userDir, "source-flow.json");
+    const flow = [
+      { id: "t", type: "tab", label: "redeploy" },
+      // rpi-gpio out first: Node-RED closes it before the shaper, the hard case for the fail-safe.
+      { id: "pin", z: "t", type: "rpi-gpio out", name: "", pin: "24", set: true, level: "0", freq: "", out: "out", bcm: true, x: 500, y: 100, wires: [] },
+      { id: "go", z: "t", type: "inject", name: "", props: [{ p: "topic", vt: "str" }], repeat: "1", crontab: "", once: true, onceDelay: "0.5", topic: "proton_collision", x: 100, y: 100, wires: [["ps"]] },
+      { id: "ps", z: "t", type: "pulse-shaper", name: "", width: 90, output: "digital", unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, volts: "", ohms: "", measureEvery: 0, x: 300, y: 100, wires: [["pin"], []] },
+    ];
+    fs.writeFileSync(flowFile, JSON.stringify(flow));
+    const port = await freePort();
+    const child = spawn(process.execPath, [path.join(packageRoot, "dist", "scripts", "start.js")], {
+      env: { ...process.env, PORT: String(port), SQI_USER_DIR: userDir, SQI_PIN_LOG: pinLog, SQI_FLOW: flowFile },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d) => (out += d));
+    child.stderr!.on("data", (d) => (out += d));
+    let redPid: number | undefined;
+    const pin24 = () => parsePinLog(fs.existsSync(pinLog) ? fs.readFileSync(pinLog, "utf8") : "").filter((r) => r.pin === 24);
+    try {
+      await waitFor("the editor URL", () => out.includes(`editor: http://localhost:${port}`), 60_000);
+      redPid = Number(fs.readFileSync(path.join(userDir, "node-red.pid"), "utf8"));
+      await waitFor("a rising edge on pin 24", () => pin24().some((r) => r.value === 1 && r.event === undefined), 20_000, 2);
+      const deployed = await fetch(`http://127.0.0.1:${port}/flows`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Node-RED-Deployment-Type": "full", "Node-RED-API-Version": "v1" },
+        body: JSON.stringify(flow),
+      });
+      assert.equal(deployed.status, 204);
+      await new Promise((r) => setTimeout(r, 400));
+      const recs = pin24();
+      const firstRise = recs.findIndex((r) => r.value === 1 && r.event === undefined);
+      const restart = recs.findIndex((r, i) => i > firstRise && r.event !== undefined);
+      assert.ok(restart > firstRise, `the GPIO helper was restarted by the deploy: ${JSON.stringify(recs)}`);
+      const before = recs.slice(0, restart).filter((r) => r.value !== null);
+      assert.equal(before[before.length - 1]!.value, 0, `the pin was low before the helper stopped: ${JSON.stringify(recs)}`);
+      const high = before[before.length - 1]!.t - recs[firstRise]!.t;
+      assert.ok(high < 80, `the 90 ms pulse was cut by the redeploy after ${high.toFixed(1)} ms`);
+    } finally {
+      if (child.exitCode === null) {
+        child.kill("SIGTERM");
+        await exited(child, 20_000).catch(() => undefined);
+      }
       killAll(child.pid, redPid);
       fs.rmSync(userDir, { recursive: true, force: true });
     }
