@@ -1,5 +1,5 @@
-// What a pulse output reports about itself: only what it fired. Counts, rate, duty,
-// timing and width error of its own edges (as sent; the pin adds its own latency), and,
+// What a pulse output reports about itself: only what it fired. Counts, rate, duty, the
+// absolute timing and width error of its own edges (as sent; the pin adds its own latency), and,
 // when the user gives the coil supply voltage V and coil resistance R, the electrical
 // energy put into the coil, E = V^2 / R x on-time, to compare with a meter.
 
@@ -54,7 +54,7 @@ export class Measurements {
   }
 
   edge(e: Edge): void {
-    this.timing.push(e.sent - e.planned);
+    this.timing.push(Math.abs(e.sent - e.planned));
   }
 
   pulse(p: PulseRecord): void {
@@ -62,7 +62,7 @@ export class Measurements {
     this.periodOnMs += on;
     this.totalOnMs += on;
     this.periodPulses++;
-    if (!p.cut) this.width.push(p.fall - p.rise - p.plannedWidth);
+    if (!p.cut) this.width.push(Math.abs(p.fall - p.rise - p.plannedWidth));
   }
 
   /** The report since the last one (rate, duty, energy) and over the recent edges (errors). */
