@@ -129,6 +129,23 @@ describe("pulse-shaper node", () => {
     assert.deepEqual(over.r.errors, ["pulse-shaper: Pulse width 150 ms is over the maximum on-time of 100 ms"]);
   });
 
+  it("100,000 events in one second: the flow keeps running, drops are counted and the output ends low", async () => {
+    const { edges, meas } = await deploy({ measureEvery: 0 });
+    const node = helper.getNode("ps");
+    for (let i = 0; i < 100_000; i++) node.receive({ topic: i % 3 ? "proton_collision" : "fusion_tick", payload: {}, sqi: { at: T0 + 50 + ((i * 7919) % 1000) } });
+    await settle(20);
+    await advance(3000);
+    await settle(20);
+    assert.ok(edges.length > 10, `fired ${edges.length} edges`);
+    edges.forEach((e, i) => assert.equal(e.payload, i % 2 === 0 ? 1 : 0, "alternating"));
+    assert.equal(edges[edges.length - 1]!.payload, 0, "ends low");
+    await send({ measure: true });
+    const p = meas[0]!.payload as Record<string, number>;
+    assert.equal(p.queued, 0);
+    assert.ok(p.clamped + p.skipped + p.dropped > 0, JSON.stringify(p));
+    assert.equal(p.edges, edges.length);
+  });
+
   it("close in the middle of a pulse hands the final 0 to the wired node at once and leaves no timer", async () => {
     const { edges } = await deploy();
     await send({ topic: "atom_spin_flip" });
