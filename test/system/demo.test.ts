@@ -1,7 +1,7 @@
 // npm start as a new user runs it: Node-RED with this package, the demo flow playing into
 // real rpi-gpio out nodes on the simulated GPIO, and a graceful stop that leaves every pin low.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -24,24 +24,61 @@ function widths(recs: PinRecord[], pin: number): number[] {
   return out;
 }
 
+/** The demo launcher as a user starts it, in its own user dir and on a free port. */
+interface Demo {
+  child: ChildProcess;
+  port: number;
+  userDir: string;
+  pinLog: string;
+  output: () => string;
+  /** Node-RED's pid, read from the launcher's pid file once the editor is up. */
+  redPid: number;
+  /** Stops whatever is still running, by pid, and removes the user dir; for finally blocks. */
+  cleanUp: () => Promise<void>;
+}
+
+async function startDemo(extraEnv: Record<string, string> = {}, prepare?: (userDir: string) => Record<string, string>): Promise<Demo> {
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-demo-"));
+  const pinLog = path.join(userDir, "pins.jsonl");
+  const port = await freePort();
+  const env = { ...process.env, PORT: String(port), SQI_USER_DIR: userDir, SQI_PIN_LOG: pinLog, ...extraEnv, ...(prepare ? prepare(userDir) : {}) };
+  const child = spawn(process.execPath, [path.join(packageRoot, "dist", "scripts", "start.js")], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  const demo: Demo = {
+    child,
+    port,
+    userDir,
+    pinLog,
+    output: () => out,
+    redPid: 0,
+    cleanUp: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        await exited(child, 20_000).catch(() => undefined);
+      }
+      killAll(child.pid, demo.redPid || undefined);
+      fs.rmSync(userDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await waitFor("the editor URL", () => out.includes(`editor: http://localhost:${port}`), 60_000);
+    demo.redPid = Number(fs.readFileSync(path.join(userDir, "node-red.pid"), "utf8"));
+  } catch (e) {
+    await demo.cleanUp();
+    throw new Error(`${(e as Error).message}\n${out}`);
+  }
+  return demo;
+}
+
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   describe(`npm start, stopped with ${signal}`, () => {
     it("serves the editor with dc-container, plays the demo onto the pins, and stops with every pin low", async (t) => {
-      const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-demo-"));
-      const pinLog = path.join(userDir, "pins.jsonl");
-      const port = await freePort();
-      const child = spawn(process.execPath, [path.join(packageRoot, "dist", "scripts", "start.js")], {
-        env: { ...process.env, PORT: String(port), SQI_USER_DIR: userDir, SQI_PIN_LOG: pinLog },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let out = "";
-      child.stdout!.on("data", (d) => (out += d));
-      child.stderr!.on("data", (d) => (out += d));
-      let redPid: number | undefined;
+      const demo = await startDemo();
+      const { port, pinLog, child } = demo;
       try {
-        await waitFor("the editor URL", () => out.includes(`editor: http://localhost:${port}`), 60_000);
-        redPid = Number(fs.readFileSync(path.join(userDir, "node-red.pid"), "utf8"));
-        assert.match(out, /simulated GPIO \(no RPi\.GPIO here\): pin changes are logged to /);
+        assert.match(demo.output(), /simulated GPIO \(no RPi\.GPIO here\): pin changes are logged to /);
 
         const nodes = (await (await fetch(`http://127.0.0.1:${port}/nodes`, { headers: { Accept: "application/json" } })).json()) as Array<{ module: string; types: string[] }>;
         assert.ok(nodes.some((n) => n.module === "@sqi/node-red-pulse" && n.types.includes("dc-container")), "dc-container is in the palette");
@@ -76,10 +113,10 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
         child.kill(signal);
         const end = await exited(child, 20_000);
-        assert.equal(end.code, 0, out);
-        assert.match(out, new RegExp(`${signal}: stopping the containers`));
-        assert.match(out, /Node-RED stopped/);
-        assert.equal(isAlive(redPid), false, "Node-RED is gone");
+        assert.equal(end.code, 0, demo.output());
+        assert.match(demo.output(), new RegExp(`${signal}: stopping the containers`));
+        assert.match(demo.output(), /Node-RED stopped/);
+        assert.equal(isAlive(demo.redPid), false, "Node-RED is gone");
 
         const final = parsePinLog(fs.readFileSync(pinLog, "utf8"));
         for (const pin of [17, 18]) {
@@ -87,8 +124,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
           assert.equal(driven[driven.length - 1]!.value, 0, `pin ${pin} ends low`);
         }
       } finally {
-        killAll(child.pid, redPid);
-        fs.rmSync(userDir, { recursive: true, force: true });
+        await demo.cleanUp();
       }
     });
   });
@@ -96,33 +132,19 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 describe("npm start, launcher killed", () => {
   it("Node-RED does not run on as an orphan when its launcher is killed with SIGKILL", async () => {
-    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-demo-"));
-    const port = await freePort();
-    const child = spawn(process.execPath, [path.join(packageRoot, "dist", "scripts", "start.js")], {
-      env: { ...process.env, PORT: String(port), SQI_USER_DIR: userDir, SQI_PIN_LOG: path.join(userDir, "pins.jsonl") },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout!.on("data", (d) => (out += d));
-    let redPid: number | undefined;
+    const demo = await startDemo();
     try {
-      await waitFor("the editor URL", () => out.includes("editor: http://localhost:"), 60_000);
-      redPid = Number(fs.readFileSync(path.join(userDir, "node-red.pid"), "utf8"));
-      assert.ok(isAlive(redPid));
-      child.kill("SIGKILL");
-      await waitFor("Node-RED to stop by itself", () => !isAlive(redPid), 15_000);
+      assert.ok(isAlive(demo.redPid));
+      demo.child.kill("SIGKILL");
+      await waitFor("Node-RED to stop by itself", () => !isAlive(demo.redPid), 15_000);
     } finally {
-      killAll(child.pid, redPid);
-      fs.rmSync(userDir, { recursive: true, force: true });
+      await demo.cleanUp();
     }
   });
 });
 
 describe("redeploy in the middle of a pulse, in a real Node-RED", () => {
   it("a full redeploy 10-20 ms into a 90 ms pulse leaves the pin low before the GPIO helper restarts", async () => {
-    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-redeploy-"));
-    const pinLog = path.join(userDir, "pins.jsonl");
-    const flowFile = path.join(userDir, "source-flow.json");
     const flow = [
       { id: "t", type: "tab", label: "redeploy" },
       // rpi-gpio out first: Node-RED closes it before the shaper, the hard case for the fail-safe.
@@ -130,20 +152,14 @@ describe("redeploy in the middle of a pulse, in a real Node-RED", () => {
       { id: "go", z: "t", type: "inject", name: "", props: [{ p: "topic", vt: "str" }], repeat: "1", crontab: "", once: true, onceDelay: "0.5", topic: "proton_collision", x: 100, y: 100, wires: [["ps"]] },
       { id: "ps", z: "t", type: "pulse-shaper", name: "", width: 90, output: "digital", unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, volts: "", ohms: "", measureEvery: 0, x: 300, y: 100, wires: [["pin"], []] },
     ];
-    fs.writeFileSync(flowFile, JSON.stringify(flow));
-    const port = await freePort();
-    const child = spawn(process.execPath, [path.join(packageRoot, "dist", "scripts", "start.js")], {
-      env: { ...process.env, PORT: String(port), SQI_USER_DIR: userDir, SQI_PIN_LOG: pinLog, SQI_FLOW: flowFile },
-      stdio: ["ignore", "pipe", "pipe"],
+    const demo = await startDemo({}, (userDir) => {
+      const flowFile = path.join(userDir, "source-flow.json");
+      fs.writeFileSync(flowFile, JSON.stringify(flow));
+      return { SQI_FLOW: flowFile };
     });
-    let out = "";
-    child.stdout!.on("data", (d) => (out += d));
-    child.stderr!.on("data", (d) => (out += d));
-    let redPid: number | undefined;
+    const { port, pinLog } = demo;
     const pin24 = () => parsePinLog(fs.existsSync(pinLog) ? fs.readFileSync(pinLog, "utf8") : "").filter((r) => r.pin === 24);
     try {
-      await waitFor("the editor URL", () => out.includes(`editor: http://localhost:${port}`), 60_000);
-      redPid = Number(fs.readFileSync(path.join(userDir, "node-red.pid"), "utf8"));
       await waitFor("a rising edge on pin 24", () => pin24().some((r) => r.value === 1 && r.event === undefined), 20_000, 2);
       const deployed = await fetch(`http://127.0.0.1:${port}/flows`, {
         method: "POST",
@@ -161,12 +177,7 @@ describe("redeploy in the middle of a pulse, in a real Node-RED", () => {
       const high = before[before.length - 1]!.t - recs[firstRise]!.t;
       assert.ok(high < 80, `the 90 ms pulse was cut by the redeploy after ${high.toFixed(1)} ms`);
     } finally {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await exited(child, 20_000).catch(() => undefined);
-      }
-      killAll(child.pid, redPid);
-      fs.rmSync(userDir, { recursive: true, force: true });
+      await demo.cleanUp();
     }
   });
 });
