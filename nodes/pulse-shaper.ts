@@ -24,6 +24,21 @@ const STATUS_EVERY_MS = 500;
 const ERROR_EVERY_MS = 1000;
 
 module.exports = function (RED: RED) {
+  // One "flows:stopping" listener for all shapers (not one each: a flow with more than ten
+  // shapers would trip Node.js's leak warning), present only while a shaper is deployed.
+  const stopping = new Set<(ev: FlowsEvent) => void>();
+  const dispatch = (ev: FlowsEvent): void => {
+    for (const f of [...stopping]) f(ev);
+  };
+  function onFlowsStopping(f: (ev: FlowsEvent) => void): () => void {
+    if (stopping.size === 0) RED.events.on("flows:stopping", dispatch);
+    stopping.add(f);
+    return () => {
+      stopping.delete(f);
+      if (stopping.size === 0) RED.events.removeListener("flows:stopping", dispatch);
+    };
+  }
+
   function PulseShaperNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -133,7 +148,7 @@ module.exports = function (RED: RED) {
         !ev?.type || ev.type === "full" || !d || stopped.includes(node.id) || stopped.some((id) => downstream.includes(id)) || (node.z !== undefined && (d.flowChanged ?? []).includes(node.z));
       if (affected) failSafe(true);
     };
-    RED.events.on("flows:stopping", onStopping);
+    const stopListening = onFlowsStopping(onStopping);
 
     node.on("input", (msg, _send, done) => {
       try {
@@ -194,7 +209,7 @@ module.exports = function (RED: RED) {
     });
 
     node.on("close", (_removed, done) => {
-      RED.events.removeListener("flows:stopping", onStopping);
+      stopListening();
       failSafe(true);
       clock.clearTimer(statusTimer);
       clock.clearTimer(reportTimer);

@@ -146,6 +146,23 @@ describe("pulse-shaper node", () => {
     assert.equal(p.edges, edges.length);
   });
 
+  it("many shapers in one flow share one deploy listener (no leak warning from Node.js)", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const shapers = Array.from({ length: 15 }, (_, i) => ({ id: `s${i}`, z: "f", type: "pulse-shaper", width: 5, measureEvery: 0, wires: [[], []] }));
+      await helper.load(pulseShaper, [{ id: "f", type: "tab" }, ...shapers]);
+      await settle(5);
+      await helper.unload();
+      await settle(5);
+      assert.deepEqual(warnings.filter((w) => w === "MaxListenersExceededWarning"), []);
+    } finally {
+      process.off("warning", onWarning);
+    }
+    await deploy();
+  });
+
   it("close in the middle of a pulse hands the final 0 to the wired node at once and leaves no timer", async () => {
     const { edges } = await deploy();
     await send({ topic: "atom_spin_flip" });
