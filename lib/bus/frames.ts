@@ -1,0 +1,91 @@
+// The bus's wire format (protocol 1; docs/protocol.md): JSON text frames, checked against
+// schemas/bus-frame.schema.json. An event frame is a superset of the seed's
+// {"event", "payload"}, so a client that never says hello (the seed's Python bridge) gets
+// exactly what it expects; listeners of this package say hello and may get batches.
+
+import Ajv, { type ErrorObject, type ValidateFunction } from "ajv";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { jsonPath } from "../container/format";
+import { schemasDir } from "../paths";
+
+export const PROTOCOL = 1;
+
+export interface EventFrame {
+  event: string;
+  payload?: Record<string, unknown>;
+  seq?: number;
+  at?: number;
+  container?: string;
+  tick?: number;
+  loop?: number;
+  count?: number;
+  window_ms?: number;
+}
+
+export type DownstreamFrame =
+  | EventFrame
+  | { type: "batch"; events: EventFrame[] }
+  | { type: "welcome"; protocol: number; master?: string }
+  | { type: "pong"; id: number; t0: number; t1: number; t2: number };
+
+export type UpstreamFrame =
+  | { type: "hello"; name: string; protocol: number }
+  | { type: "ping"; id: number; t0: number }
+  | { type: "report"; name: string; counters: Record<string, number>; offset_ms?: number; rtt_ms?: number };
+
+export type Decoded<T> = { ok: true; frame: T } | { ok: false; error: string };
+
+let validators: { up: ValidateFunction; down: ValidateFunction } | undefined;
+function compiled(): { up: ValidateFunction; down: ValidateFunction } {
+  if (!validators) {
+    const schema = JSON.parse(fs.readFileSync(path.join(schemasDir, "bus-frame.schema.json"), "utf8"));
+    const ajv = new Ajv({ allErrors: false, verbose: true, strict: false });
+    ajv.addKeyword({ keyword: "errorMessage", schemaType: "string" });
+    ajv.addSchema(schema);
+    validators = { up: ajv.getSchema(`${schema.$id}#/definitions/upstream`)!, down: ajv.getSchema(`${schema.$id}#/definitions/downstream`)! };
+  }
+  return validators;
+}
+
+function firstProblem(errors: ErrorObject[] | null | undefined): string {
+  const e = errors?.[0];
+  if (!e) return "is not a valid frame";
+  const rule = (e.parentSchema as { errorMessage?: string } | undefined)?.errorMessage ?? e.message ?? "is not valid";
+  if (e.keyword === "required") return `${jsonPath(e.instancePath, (e.params as { missingProperty: string }).missingProperty)}: is missing`;
+  return `${jsonPath(e.instancePath)}: ${rule}`;
+}
+
+function decode<T>(text: string, validate: ValidateFunction): Decoded<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, error: "not JSON" };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return { ok: false, error: "(root): must be a JSON object" };
+  if (!validate(value)) return { ok: false, error: firstProblem(validate.errors) };
+  return { ok: true, frame: value as T };
+}
+
+/** What the master accepts from a listener: hello, ping, report. */
+export function decodeUpstream(text: string): Decoded<UpstreamFrame> {
+  return decode<UpstreamFrame>(text, compiled().up);
+}
+
+/** What a listener accepts from the master. */
+export function decodeDownstream(text: string): Decoded<DownstreamFrame> {
+  return decode<DownstreamFrame>(text, compiled().down);
+}
+
+/** The event frame for a dc-container message: {event, payload} plus seq, at, container, tick, loop (and counts). */
+export function eventFrame(topic: string, payload: unknown, sqi: Record<string, unknown> | undefined, seq: number): EventFrame {
+  const f: EventFrame = { event: topic, payload: typeof payload === "object" && payload !== null && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {}, seq };
+  if (sqi) {
+    for (const k of ["at", "container", "tick", "loop", "count", "window_ms"] as const) {
+      const v = sqi[k];
+      if (v !== undefined) (f as unknown as Record<string, unknown>)[k] = v;
+    }
+  }
+  return f;
+}

@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ClockSync } from "../../lib/bus/clock-sync";
+import { decodeDownstream, decodeUpstream, eventFrame } from "../../lib/bus/frames";
+import { SequenceTracker } from "../../lib/bus/sequence";
+
+function rng(seed: number) {
+  return () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+}
+
+describe("bus frames", () => {
+  it("accepts hello, ping and report from a listener, and nothing else", () => {
+    assert.deepEqual(decodeUpstream('{"type":"hello","name":"pi-1","protocol":1}'), { ok: true, frame: { type: "hello", name: "pi-1", protocol: 1 } });
+    assert.equal(decodeUpstream('{"type":"ping","id":3,"t0":1700000000000.5}').ok, true);
+    assert.equal(decodeUpstream('{"type":"report","name":"pi-1","counters":{"pulses":3},"offset_ms":-1.5,"rtt_ms":0.4}').ok, true);
+    assert.deepEqual(decodeUpstream('{"event":"proton_collision","payload":{}}'), { ok: false, error: "type: is missing" });
+    assert.deepEqual(decodeUpstream('{"type":"batch","events":[]}'), { ok: false, error: 'type: must be "hello", "ping" or "report": listeners may not send events' });
+    assert.deepEqual(decodeUpstream("not json"), { ok: false, error: "not JSON" });
+    assert.deepEqual(decodeUpstream("[1]"), { ok: false, error: "(root): must be a JSON object" });
+    assert.deepEqual(decodeUpstream('{"type":"ping","id":"x","t0":1}'), { ok: false, error: "id: must be an integer" });
+    assert.deepEqual(decodeUpstream('{"type":"hello","name":"","protocol":1}'), { ok: false, error: "name: must be a listener name of 1 to 100 characters" });
+    assert.deepEqual(decodeUpstream('{"type":"report","name":"a","counters":{"x":"many"}}'), { ok: false, error: "counters.x: must be number" });
+  });
+
+  it("accepts the seed's plain frames, batches, welcome and pong from the master", () => {
+    assert.equal(decodeDownstream('{"event":"proton_collision","payload":{"energy_mev":14.1}}').ok, true);
+    assert.equal(decodeDownstream('{"type":"batch","events":[{"event":"a","seq":1,"at":5},{"event":"b","seq":2,"at":5}]}').ok, true);
+    assert.equal(decodeDownstream('{"type":"welcome","protocol":1,"master":"m"}').ok, true);
+    assert.equal(decodeDownstream('{"type":"pong","id":1,"t0":1,"t1":2,"t2":3}').ok, true);
+    assert.equal(decodeDownstream('{"event":"","payload":{}}').ok, false);
+    assert.equal(decodeDownstream('{"event":"a","payload":[]}').ok, false);
+  });
+
+  it("builds the event frame from a dc-container message, keeping the seed's two keys", () => {
+    const f = eventFrame("proton_collision", { energy_mev: 14.1 }, { container: "c", tick: 1, loop: 0, seq: 99, at: 1700000000050 }, 7);
+    assert.deepEqual(f, { event: "proton_collision", payload: { energy_mev: 14.1 }, seq: 7, at: 1700000000050, container: "c", tick: 1, loop: 0 });
+    assert.deepEqual(eventFrame("x", "not an object", undefined, 1), { event: "x", payload: {}, seq: 1 });
+  });
+});
+
+describe("clock sync", () => {
+  it("estimates a 150 ms offset within 1 ms under 0-20 ms jitter each way, from 40 pings", () => {
+    const r = rng(11);
+    const offset = 150; // master = listener + 150
+    const sync = new ClockSync();
+    let t = 0;
+    const naive: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      t += 50;
+      const up = 0.2 + r() * 20;
+      const down = 0.2 + r() * 20;
+      const t0 = t;
+      const t1 = t0 + up + offset;
+      const t2 = t1 + 0.1;
+      const t3 = t2 - offset + down;
+      assert.ok(sync.add(t0, t1, t2, t3));
+      naive.push((t1 - t0 + (t2 - t3)) / 2);
+    }
+    const e = sync.estimate()!;
+    assert.ok(Math.abs(e.offsetMs - offset) < 1, `estimate ${e.offsetMs}`);
+    assert.ok(Math.abs(e.offsetMs - offset) <= e.uncertaintyMs, `the truth lies within the stated uncertainty ${e.uncertaintyMs}`);
+    assert.ok(naive.filter((o) => Math.abs(o - offset) > 3).length > 10, "single exchanges are much worse: the filter matters");
+    assert.equal(sync.toLocal(10_150), 10_150 - e.offsetMs);
+  });
+
+  it("is exact on a quiet link, and event frames with the master's send time sharpen the down side", () => {
+    const sync = new ClockSync();
+    sync.add(1000, 1150.3, 1150.4, 1000.7); // 0.3 ms each way
+    assert.ok(Math.abs(sync.estimate()!.offsetMs - 150) < 1e-9);
+    const jittery = new ClockSync();
+    jittery.add(0, 150 + 0.2, 150.3, 0.3 + 15); // a slow pong: 15 ms down
+    assert.ok(Math.abs(jittery.estimate()!.offsetMs - 150) > 5);
+    jittery.addDownstream(200, 200 - 150 + 0.2); // an event frame that came down quickly
+    assert.ok(Math.abs(jittery.estimate()!.offsetMs - 150) < 0.2, `${jittery.estimate()!.offsetMs}`);
+  });
+
+  it("refuses impossible samples, forgets old ones, pings quickly at first and then steadily", () => {
+    const sync = new ClockSync(1000);
+    assert.equal(sync.add(10, 5, 4, 20), false, "master answered before it received");
+    assert.equal(sync.add(10, 5, 6, 9), false, "pong before ping");
+    assert.equal(sync.estimate(), undefined);
+    assert.equal(sync.nextPingDelay(50, 500, 3), 50);
+    for (let i = 0; i < 3; i++) sync.add(i, i + 1, i + 1, i + 2);
+    assert.equal(sync.nextPingDelay(50, 500, 3), 500);
+    sync.add(5000, 5001, 5001, 5002);
+    assert.equal(sync.samples, 1, "samples older than the window are dropped");
+    sync.reset();
+    assert.equal(sync.estimate(), undefined);
+  });
+});
+
+describe("sequence accounting", () => {
+  it("counts gaps and missing events, duplicates, late arrivals and a master restart", () => {
+    const s = new SequenceTracker();
+    assert.deepEqual([1, 2, 3, 6, 7].map((n) => s.see(n)), ["new", "new", "new", "new", "new"]);
+    assert.deepEqual({ gaps: s.counters.gaps, missing: s.counters.missing }, { gaps: 1, missing: 2 });
+    assert.equal(s.see(7), "duplicate");
+    assert.equal(s.see(4), "new", "4 came late, it is not a duplicate");
+    assert.deepEqual({ missing: s.counters.missing, reordered: s.counters.reordered }, { missing: 1, reordered: 1 });
+    assert.equal(s.see(1), "restart", "the master started again");
+    assert.equal(s.see(2), "new");
+    assert.deepEqual(s.counters, { received: 9, gaps: 1, missing: 1, duplicates: 1, reordered: 1, restarts: 1 });
+  });
+});
