@@ -12,6 +12,8 @@ export interface Clock {
   /** Calls fn once after delayMs (clamped to >= 0). Timers may fire late, never early on a virtual clock. */
   setTimer(fn: () => void, delayMs: number): TimerHandle;
   clearTimer(handle: TimerHandle | undefined | null): void;
+  /** Calls fn after the current I/O callbacks (setImmediate on a real clock): for batching what arrives together. */
+  defer(fn: () => void): void;
   /**
    * Blocks the thread until `deadline` without burning the CPU (at most a few ms; callers
    * bound it). Only a real clock has it: timers there fire up to ~1 ms off, so precise
@@ -43,6 +45,10 @@ export class RealClock implements Clock {
     }, Math.max(0, delayMs));
     this.timers.set(id, t);
     return { id };
+  }
+
+  defer(fn: () => void): void {
+    setImmediate(fn);
   }
 
   clearTimer(handle: TimerHandle | undefined | null): void {
@@ -83,6 +89,9 @@ export class OffsetClock implements Clock {
   clearTimer(handle: TimerHandle | undefined | null): void {
     this.base.clearTimer(handle);
   }
+  defer(fn: () => void): void {
+    this.base.defer(fn);
+  }
   get blockUntil(): ((deadline: number) => void) | undefined {
     const base = this.base;
     return base.blockUntil ? (deadline: number) => base.blockUntil!(deadline - this.offsetMs) : undefined;
@@ -120,6 +129,10 @@ export class VirtualClock implements Clock {
     const due = this.t + Math.max(0, delayMs) + Math.max(0, this.lateness());
     this.timers.push({ id, due, order: this.order++, fn });
     return { id };
+  }
+
+  defer(fn: () => void): void {
+    this.setTimer(fn, 0);
   }
 
   clearTimer(handle: TimerHandle | undefined | null): void {

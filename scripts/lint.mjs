@@ -3,7 +3,7 @@
 //   - one Clock: no Date.now/setTimeout/setInterval/setImmediate/performance.now in lib/ or nodes/
 //     outside lib/clock.ts, so everything runs on virtual time in tests;
 //   - a pure core: lib/ never touches Node-RED or the console;
-//   - no TODO/FIXME left in shipped code;
+//   - no TODO/FIXME left in shipped code; no value exported beside a node's module.exports;
 //   - every rpi-gpio out in flows/ and examples/ has "Initialise pin state" set, low;
 //   - no claim of energy gain anywhere;
 //   - every node in package.json has its .ts, .html (whose editor script parses), help and icon;
@@ -46,6 +46,16 @@ for (const file of [...walk(join(root, "lib")), ...walk(join(root, "nodes"))].fi
   });
 }
 
+// A node file's `module.exports = function (RED)` replaces every other export of the compiled
+// module: a value exported beside it is undefined at run time (types are fine).
+for (const file of walk(join(root, "nodes")).filter((f) => f.endsWith(".ts"))) {
+  const text = readFileSync(file, "utf8");
+  if (!/module\.exports\s*=/.test(text)) continue;
+  eachLine(file, (line, n) => {
+    if (/^export\s+(function|const|let|var|class|enum)\b/.test(line)) report(file, n, "a value exported beside module.exports is lost at run time: move it to lib/");
+  });
+}
+
 // Pins start low.
 for (const file of [...walk(join(root, "flows")), ...walk(join(root, "examples"))].filter((f) => f.endsWith(".json"))) {
   let flow;
@@ -84,8 +94,9 @@ for (const [type, js] of Object.entries(pkg["node-red"].nodes)) {
   for (const f of [`nodes/${base}.ts`, `nodes/${base}.html`]) if (!existsSync(join(root, f))) report(join(root, f), 0, `node ${type} is missing this file`);
   const html = existsSync(join(root, "nodes", `${base}.html`)) ? readFileSync(join(root, "nodes", `${base}.html`), "utf8") : "";
   const icon = /icon:\s*"([^"]+)"/.exec(html)?.[1];
-  if (!icon) report(join(root, "nodes", `${base}.html`), 0, `node ${type} has no icon`);
-  else if (!existsSync(join(root, "icons", icon))) report(join(root, "icons", icon), 0, `icon of ${type} is missing`);
+  const isConfig = /category:\s*"config"/.test(html);
+  if (!icon && !isConfig) report(join(root, "nodes", `${base}.html`), 0, `node ${type} has no icon`);
+  else if (icon && !existsSync(join(root, "icons", icon))) report(join(root, "icons", icon), 0, `icon of ${type} is missing`);
   if (!html.includes(`data-help-name="${type}"`)) report(join(root, "nodes", `${base}.html`), 0, `node ${type} has no help text`);
   // The editor runs these scripts; a syntax error there only shows up as a missing node in the palette.
   for (const m of html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)) {

@@ -21,11 +21,13 @@ export interface EventFrame {
   loop?: number;
   count?: number;
   window_ms?: number;
+  /** the master's clock when the frame left: a free clock-sync sample for the listener */
+  sent?: number;
 }
 
 export type DownstreamFrame =
   | EventFrame
-  | { type: "batch"; events: EventFrame[] }
+  | { type: "batch"; sent?: number; events: EventFrame[] }
   | { type: "welcome"; protocol: number; master?: string }
   | { type: "pong"; id: number; t0: number; t1: number; t2: number };
 

@@ -1,0 +1,238 @@
+// The master's side of the bus over WebSocket: accepts listeners (token checked on the HTTP
+// upgrade, refused with 401 before any frame), answers their hellos and pings, takes their
+// reports, and broadcasts events: a batch frame per flush to listeners that said hello,
+// one plain {"event","payload",...} frame per event to clients that did not (the seed's
+// bridge). A slow client never makes the master buffer without bound: above maxBuffered
+// bytes waiting on its socket, frames for it are dropped and counted, and it sees the gap.
+
+import { timingSafeEqual } from "node:crypto";
+import * as http from "node:http";
+import * as https from "node:https";
+import { WebSocketServer, type WebSocket } from "ws";
+import type { Clock } from "../clock";
+import { decodeUpstream, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
+
+export interface BusServerOptions {
+  clock: Clock;
+  host: string;
+  port: number;
+  path: string;
+  /** Shared token; undefined or "" = an open bus. */
+  token?: string;
+  maxPayload: number;
+  /** Bytes waiting on one client's socket above which its frames are dropped. */
+  maxBuffered?: number;
+  /** key/cert for wss. */
+  tls?: https.ServerOptions;
+  name?: string;
+  /** A client that sends this many rejected frames is disconnected. */
+  maxRejected?: number;
+  onReport?: (report: Extract<UpstreamFrame, { type: "report" }> & { remote: string }) => void;
+  onChange?: () => void;
+}
+
+export interface ServerCounters {
+  connections: number;
+  unauthorized: number;
+  rejected: number;
+  oversize: number;
+  disconnected_for_abuse: number;
+  events: number;
+  frames_dropped: number;
+  events_dropped: number;
+}
+
+interface Peer {
+  ws: WebSocket;
+  remote: string;
+  name?: string;
+  hello: boolean;
+  rejected: number;
+  /** pings answered in the current second, and which second */
+  pings: number;
+  pingSecond: number;
+}
+
+/** Pings answered per client per second; more are a flood, rejected and counted. */
+const MAX_PINGS_PER_S = 50;
+
+export const DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024;
+
+export class BusServer {
+  readonly counters: ServerCounters = { connections: 0, unauthorized: 0, rejected: 0, oversize: 0, disconnected_for_abuse: 0, events: 0, frames_dropped: 0, events_dropped: 0 };
+  readonly lastErrors: string[] = [];
+  private readonly peers = new Set<Peer>();
+  private readonly http: http.Server | https.Server;
+  private readonly wss: WebSocketServer;
+  private pending: EventFrame[] = [];
+  private flushQueued = false;
+
+  constructor(private readonly opts: BusServerOptions) {
+    this.http = opts.tls ? https.createServer(opts.tls) : http.createServer();
+    this.http.on("request", (_req, res) => {
+      res.writeHead(426, { "Content-Type": "text/plain" });
+      res.end("sqi-event-bus: connect with a WebSocket\n");
+    });
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxPayload });
+    this.http.on("upgrade", (req, socket, head) => {
+      const url = new URL(req.url ?? "/", "http://bus");
+      if (url.pathname !== opts.path) {
+        socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+        return;
+      }
+      if (opts.token && !tokenMatches(req, url, opts.token)) {
+        this.counters.unauthorized++;
+        this.note(`refused ${req.socket.remoteAddress}: no or wrong token`);
+        socket.end('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="sqi-event-bus"\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const fail = (e: Error) => reject(e);
+      this.http.once("error", fail);
+      this.http.listen(this.opts.port, this.opts.host, () => {
+        this.http.off("error", fail);
+        resolve();
+      });
+    });
+  }
+
+  /** The port actually bound (useful with port 0). */
+  get port(): number {
+    const a = this.http.address();
+    return typeof a === "object" && a ? a.port : this.opts.port;
+  }
+
+  get clients(): Array<{ name?: string; remote: string; hello: boolean }> {
+    return [...this.peers].map((p) => ({ ...(p.name ? { name: p.name } : {}), remote: p.remote, hello: p.hello }));
+  }
+
+  /** Queues an event; everything queued in one turn of the event loop goes out as one batch. */
+  send(frame: EventFrame): void {
+    this.pending.push(frame);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      this.opts.clock.defer(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.flushQueued = false;
+    const events = this.pending;
+    this.pending = [];
+    if (events.length === 0) return;
+    this.counters.events += events.length;
+    const sent = this.opts.clock.now();
+    let batch: string | undefined;
+    let plain: string[] | undefined;
+    for (const p of this.peers) {
+      if (p.hello) {
+        batch ??= events.length === 1 ? JSON.stringify({ ...events[0], sent }) : JSON.stringify({ type: "batch", sent, events });
+        this.write(p, batch, events.length);
+      } else {
+        // The seed's bridge: one frame per event, the same keys it reads.
+        plain ??= events.map((e) => JSON.stringify(e));
+        for (const f of plain) this.write(p, f, 1);
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    for (const p of this.peers) p.ws.terminate();
+    this.peers.clear();
+    return new Promise((resolve) => {
+      this.wss.close(() => this.http.close(() => resolve()));
+      this.http.closeAllConnections?.();
+    });
+  }
+
+  private write(p: Peer, text: string, events: number): void {
+    if (p.ws.readyState !== p.ws.OPEN) return;
+    if (p.ws.bufferedAmount > (this.opts.maxBuffered ?? DEFAULT_MAX_BUFFERED)) {
+      this.counters.frames_dropped++;
+      this.counters.events_dropped += events;
+      return;
+    }
+    p.ws.send(text);
+  }
+
+  private accept(ws: WebSocket, remote: string): void {
+    const peer: Peer = { ws, remote, hello: false, rejected: 0, pings: 0, pingSecond: 0 };
+    this.peers.add(peer);
+    this.counters.connections++;
+    this.opts.onChange?.();
+    ws.on("message", (data, isBinary) => this.receive(peer, isBinary ? null : data.toString()));
+    ws.on("error", (e) => {
+      if ((e as { code?: string }).code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+        this.counters.oversize++;
+        this.note(`closed ${peer.name ?? remote}: a frame over ${this.opts.maxPayload} bytes`);
+      }
+    });
+    ws.on("close", () => {
+      this.peers.delete(peer);
+      this.opts.onChange?.();
+    });
+  }
+
+  private receive(peer: Peer, text: string | null): void {
+    const t1 = this.opts.clock.now();
+    const decoded = text === null ? ({ ok: false, error: "binary frames are not part of the protocol" } as const) : decodeUpstream(text);
+    if (!decoded.ok) return this.reject(peer, decoded.error);
+    const f = decoded.frame;
+    if (f.type === "ping") {
+      const second = Math.floor(t1 / 1000);
+      if (second !== peer.pingSecond) {
+        peer.pingSecond = second;
+        peer.pings = 0;
+      }
+      if (++peer.pings > MAX_PINGS_PER_S) return this.reject(peer, `more than ${MAX_PINGS_PER_S} pings a second`);
+    }
+    switch (f.type) {
+      case "hello":
+        peer.hello = true;
+        peer.name = f.name;
+        peer.ws.send(JSON.stringify({ type: "welcome", protocol: PROTOCOL, ...(this.opts.name ? { master: this.opts.name } : {}) }));
+        this.opts.onChange?.();
+        break;
+      case "ping":
+        peer.ws.send(JSON.stringify({ type: "pong", id: f.id, t0: f.t0, t1, t2: this.opts.clock.now() }));
+        break;
+      case "report":
+        peer.name ??= f.name;
+        this.opts.onReport?.({ ...f, remote: peer.remote });
+        break;
+    }
+  }
+
+  private reject(peer: Peer, why: string): void {
+    this.counters.rejected++;
+    peer.rejected++;
+    this.note(`rejected a frame from ${peer.name ?? peer.remote}: ${why}`);
+    if (peer.rejected === (this.opts.maxRejected ?? 10)) {
+      this.counters.disconnected_for_abuse++;
+      peer.ws.close(1008, "too many rejected frames");
+    }
+  }
+
+  private note(text: string): void {
+    this.lastErrors.push(text);
+    if (this.lastErrors.length > 20) this.lastErrors.shift();
+  }
+}
+
+function sameSecret(given: string | null | undefined, token: string): boolean {
+  if (typeof given !== "string") return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function tokenMatches(req: http.IncomingMessage, url: URL, token: string): boolean {
+  const auth = req.headers.authorization;
+  if (typeof auth === "string" && auth.startsWith("Bearer ") && sameSecret(auth.slice(7), token)) return true;
+  return sameSecret(url.searchParams.get("token"), token);
+}

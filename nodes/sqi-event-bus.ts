@@ -1,0 +1,214 @@
+// sqi-event-bus: one node, two roles. broadcast (the master): every input event goes to
+// every connected listener. listen (a Pi): events arrive on output 1 with msg.sqi.at
+// converted once to this Pi's clock, so the pulse-shapers of every Pi fire together.
+// Output 2 carries stats (both roles) and the listeners' reports (broadcast role).
+// The wire, clock sync and accounting live in lib/bus; this file translates to Node-RED.
+
+import * as os from "node:os";
+import { realClock, type Clock, type TimerHandle } from "../lib/clock";
+import { BusClient } from "../lib/bus/client";
+import { eventFrame, type EventFrame } from "../lib/bus/frames";
+import { SequenceTracker } from "../lib/bus/sequence";
+import { BusServer } from "../lib/bus/server";
+import { checkNumber, fromEnv } from "../lib/settings";
+import type { Node, NodeDef, NodeMessage, RED } from "./red";
+import type { BusConfigNode } from "./sqi-bus";
+
+const STATUS_EVERY_MS = 500;
+/** An event more than this past its at on arrival is late (timer jitter is not lateness). */
+const LATE_TOLERANCE_MS = 2;
+
+type TlsNode = Node & { addTLSOptions(opts: Record<string, unknown>): void };
+
+module.exports = function (RED: RED) {
+  function SqiEventBusNode(this: Node, def: NodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const clock: Clock = (RED.settings.sqiClock as Clock | undefined) ?? realClock;
+    const config = RED.nodes.getNode(String(def.bus ?? "")) as BusConfigNode | null;
+    const role = def.role === "listen" ? "listen" : "broadcast";
+    const statsEvery = checkNumber(def.statsEvery, { label: "Stats every", min: 0, max: 3600, default: 5, unit: "s" });
+    const problems = [...(config ? config.bus.errors : ["choose or add a bus (sqi-bus config node)"]), ...(statsEvery.ok ? [] : [statsEvery.error])];
+    if (role === "listen" && config && !config.bus.url) problems.push("the bus has no listener URL (ws://master:8765/)");
+    if (problems.length || !config) {
+      node.error(`sqi-event-bus: ${problems.join("; ")}`);
+      node.status({ fill: "red", shape: "ring", text: problems[0]! });
+      return;
+    }
+    const bus = config.bus;
+    const tls: Record<string, unknown> = {};
+    if (bus.tls) (RED.nodes.getNode(bus.tls) as TlsNode | null)?.addTLSOptions(tls);
+    const statsMs = (statsEvery.ok ? statsEvery.value : 5) * 1000;
+    let statusTimer: TimerHandle | undefined;
+    let statsTimer: TimerHandle | undefined;
+    let rateMark = { at: clock.now(), events: 0 };
+
+    const scheduleStats = (send: () => void): void => {
+      if (statsMs <= 0) return;
+      statsTimer = clock.setTimer(() => {
+        send();
+        scheduleStats(send);
+      }, statsMs);
+    };
+    const rate = (events: number): number => {
+      const now = clock.now();
+      const r = ((events - rateMark.events) * 1000) / Math.max(1, now - rateMark.at);
+      rateMark = { at: now, events };
+      return r;
+    };
+
+    if (role === "broadcast") {
+      let seq = 0;
+      if (!bus.token) node.warn(`sqi-event-bus: the bus on port ${bus.port} is open: any client on the network can connect and listen. Set a token in the bus config.`);
+      const server = new BusServer({
+        clock,
+        host: bus.host,
+        port: bus.port,
+        path: bus.path,
+        token: bus.token,
+        maxPayload: bus.maxFrame,
+        name: os.hostname(),
+        ...(bus.tls ? { tls } : {}),
+        onReport: (report) => node.send([null, { topic: "report", payload: report }]),
+        onChange: () => render(),
+      });
+      let listening = false;
+      let failed = "";
+      const render = (): void => {
+        statusTimer = undefined;
+        if (failed) {
+          node.status({ fill: "red", shape: "ring", text: failed });
+          return;
+        }
+        const c = server.counters;
+        const lost = [c.events_dropped ? `dropped ${c.events_dropped}` : "", c.rejected ? `rejected ${c.rejected}` : "", c.unauthorized ? `refused ${c.unauthorized}` : "", c.oversize ? `oversize ${c.oversize}` : ""].filter(Boolean);
+        const n = server.clients.length;
+        node.status({
+          fill: !bus.token || lost.length ? "yellow" : "green",
+          shape: listening ? "dot" : "ring",
+          text: `${listening ? `:${server.port}` : "starting"} · ${n} listener${n === 1 ? "" : "s"} · ${rate(c.events).toFixed(0)} ev/s${lost.length ? ` · ${lost.join(" · ")}` : ""}${bus.token ? "" : " · open bus (no token)"}`,
+        });
+      };
+      const stats = (): void => node.send([null, { topic: "stats", payload: { role, port: server.port, listeners: server.clients, counters: { ...server.counters }, recent: [...server.lastErrors] } }]);
+      server.listen().then(
+        () => {
+          listening = true;
+          render();
+        },
+        (e: NodeJS.ErrnoException) => {
+          failed = e.code === "EADDRINUSE" ? `port ${bus.port} is in use` : `cannot listen on ${bus.host}:${bus.port}: ${e.message}`;
+          node.error(`sqi-event-bus: ${failed}`);
+          render();
+        },
+      );
+      scheduleStats(stats);
+      node.on("input", (msg, _send, done) => {
+        if (msg.stats === true) {
+          stats();
+          done();
+          return;
+        }
+        if (typeof msg.topic !== "string" || msg.topic.trim() === "") {
+          node.error("sqi-event-bus: msg.topic must be the event name (a non-empty string)", msg);
+          done();
+          return;
+        }
+        const sqi = typeof msg.sqi === "object" && msg.sqi !== null ? (msg.sqi as Record<string, unknown>) : undefined;
+        server.send(eventFrame(msg.topic, msg.payload, sqi, ++seq));
+        if (!statusTimer) statusTimer = clock.setTimer(render, STATUS_EVERY_MS);
+        done();
+      });
+      node.on("close", (_removed, done) => {
+        clock.clearTimer(statusTimer);
+        clock.clearTimer(statsTimer);
+        server.close().then(() => done(), () => done());
+      });
+      render();
+      return;
+    }
+
+    // listen
+    const late = def.late === "drop" ? "drop" : "fire";
+    const name = fromEnv(String(def.listenerName ?? "")).trim() || process.env.SQI_NODE_NAME || os.hostname();
+    const tracker = new SequenceTracker();
+    const counts = { late: 0, late_dropped: 0, unsynced: 0 };
+    const client: BusClient = new BusClient({
+      clock,
+      url: bus.url,
+      token: bus.token,
+      name,
+      maxPayload: bus.maxFrame,
+      ...(bus.tls ? { tls } : {}),
+      onEvents: (events, receivedAt) => deliver(events, receivedAt),
+      onState: () => render(),
+      report: (): Record<string, number> => ({ ...tracker.counters, ...counts, reconnects: client.counters.reconnects }),
+    });
+
+    function deliver(events: EventFrame[], receivedAt: number): void {
+      const out: NodeMessage[] = [];
+      for (const e of events) {
+        if (tracker.see(e.seq) === "duplicate") continue;
+        const sqi: Record<string, unknown> = {};
+        for (const k of ["container", "tick", "loop", "seq", "count", "window_ms"] as const) if (e[k] !== undefined) sqi[k] = e[k];
+        if (e.at !== undefined) {
+          const local = client.sync.toLocal(e.at);
+          if (local === undefined) {
+            counts.unsynced++;
+            continue;
+          }
+          sqi.master_at = e.at;
+          sqi.at = local;
+          if (local < receivedAt - LATE_TOLERANCE_MS) {
+            counts.late++;
+            if (late === "drop") {
+              counts.late_dropped++;
+              continue;
+            }
+            sqi.at = receivedAt;
+          }
+        }
+        out.push({ topic: e.event, payload: e.payload ?? {}, sqi });
+      }
+      if (out.length) node.send([out, null]);
+      if (!statusTimer) statusTimer = clock.setTimer(render, STATUS_EVERY_MS);
+    }
+
+    function render(): void {
+      statusTimer = undefined;
+      const { state, detail } = client.status;
+      if (state !== "connected") {
+        node.status({ fill: state === "connecting" ? "yellow" : "red", shape: "ring", text: state === "connecting" ? `connecting to ${detail}` : `${state}${detail ? `: ${detail}` : ""}${state === "disconnected" ? " · retrying" : ""}` });
+        return;
+      }
+      const e = client.sync.estimate();
+      const c = tracker.counters;
+      const lost = [c.missing ? `missing ${c.missing}` : "", counts.late ? `late ${counts.late}` : "", counts.unsynced ? `unsynced ${counts.unsynced}` : "", client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
+      node.status({
+        fill: lost.length ? "yellow" : "green",
+        shape: "dot",
+        text: `connected · offset ${e ? `${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "measuring"} · ${rate(client.counters.events).toFixed(0)} ev/s${lost.length ? ` · ${lost.join(" · ")}` : ""}`,
+      });
+      statusTimer = clock.setTimer(render, STATUS_EVERY_MS);
+    }
+
+    const stats = (): void => {
+      const e = client.sync.estimate();
+      node.send([null, { topic: "stats", payload: { role, name, state: client.status.state, detail: client.status.detail, offset_ms: e?.offsetMs ?? null, rtt_ms: e?.rttMs ?? null, uncertainty_ms: e?.uncertaintyMs ?? null, counters: { ...tracker.counters, ...counts, ...client.counters } } }]);
+    };
+    scheduleStats(stats);
+    node.on("input", (msg, _send, done) => {
+      if (msg.stats === true) stats();
+      else node.error("sqi-event-bus: a listening bus node sends nothing upstream but pings and reports; send msg.stats = true for its stats", msg);
+      done();
+    });
+    node.on("close", (_removed, done) => {
+      client.stop();
+      clock.clearTimer(statusTimer);
+      clock.clearTimer(statsTimer);
+      done();
+    });
+    client.start();
+  }
+
+  RED.nodes.registerType("sqi-event-bus", SqiEventBusNode);
+};

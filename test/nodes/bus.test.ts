@@ -1,0 +1,222 @@
+// The bus over real sockets on 127.0.0.1: lib/bus server and client, raw ws clients as the
+// seed's bridge and as abusers, and the sqi-event-bus node in both roles.
+import assert from "node:assert/strict";
+import { after, afterEach, describe, it } from "node:test";
+import WebSocket from "ws";
+import { OffsetClock, realClock } from "../../lib/clock";
+import { BusClient } from "../../lib/bus/client";
+import type { EventFrame } from "../../lib/bus/frames";
+import { BusServer } from "../../lib/bus/server";
+import { freePort, waitFor } from "../helpers/processes";
+import { helper, settle } from "../helpers/red";
+
+const sqiBus = require("../../nodes/sqi-bus");
+const sqiEventBus = require("../../nodes/sqi-event-bus");
+
+const open: Array<{ close(): unknown }> = [];
+after(async () => {
+  for (const x of open) await x.close();
+});
+
+async function server(extra: Partial<ConstructorParameters<typeof BusServer>[0]> = {}) {
+  const s = new BusServer({ clock: realClock, host: "127.0.0.1", port: await freePort(), path: "/", maxPayload: 1024 * 1024, ...extra });
+  await s.listen();
+  open.push(s);
+  return s;
+}
+
+function client(port: number, extra: Partial<ConstructorParameters<typeof BusClient>[0]> = {}) {
+  const got: EventFrame[] = [];
+  const c = new BusClient({ clock: realClock, url: `ws://127.0.0.1:${port}/`, name: "pi-test", maxPayload: 1024 * 1024, onEvents: (ev) => got.push(...ev), maxBackoffMs: 300, ...extra });
+  open.push({ close: () => c.stop() });
+  c.start();
+  return { c, got };
+}
+
+function raw(url: string, opts: WebSocket.ClientOptions = {}) {
+  const ws = new WebSocket(url, opts);
+  const frames: string[] = [];
+  ws.on("message", (d) => frames.push(d.toString()));
+  ws.on("error", () => undefined);
+  open.push({ close: () => ws.terminate() });
+  return { ws, frames };
+}
+
+describe("bus over WebSocket (lib)", () => {
+  it("a listener receives every event in order, batched, with consecutive seq", async () => {
+    const s = await server();
+    const { c, got } = client(s.port);
+    await waitFor("connected", () => s.clients.some((x) => x.hello));
+    for (let i = 1; i <= 500; i++) s.send({ event: i % 2 ? "proton_collision" : "atom_spin_flip", payload: { i }, seq: i, at: Date.now() + 50 });
+    await waitFor("500 events", () => got.length >= 500);
+    assert.deepEqual(got.map((e) => e.seq), Array.from({ length: 500 }, (_, i) => i + 1));
+    assert.ok(c.counters.frames < 50, `sent as a few batches, not 500 frames (${c.counters.frames})`);
+  });
+
+  it("estimates a simulated 150 ms clock offset within 1 ms", async () => {
+    const s = await server();
+    const { c } = client(s.port, { clock: new OffsetClock(realClock, -150) });
+    await waitFor("a settled estimate", () => (c.sync.samples >= 15 ? c.sync.estimate() : undefined), 10_000);
+    await new Promise((r) => setTimeout(r, 300));
+    const e = c.sync.estimate()!;
+    assert.ok(Math.abs(e.offsetMs - 150) < 1, `offset ${e.offsetMs.toFixed(3)} ms, uncertainty ${e.uncertaintyMs.toFixed(3)}`);
+  });
+
+  it("a plain ws client that says nothing gets one {event, payload, ...} frame per event, as the seed's bridge expects", async () => {
+    const s = await server();
+    const { frames } = raw(`ws://127.0.0.1:${s.port}/`);
+    await waitFor("connected", () => s.clients.length === 1);
+    s.send({ event: "proton_collision", payload: { energy_mev: 14.1 }, seq: 1, at: 5 });
+    s.send({ event: "fusion_tick", payload: {}, seq: 2, at: 5 });
+    await waitFor("two frames", () => frames.length >= 2);
+    const parsed = frames.map((f) => JSON.parse(f));
+    assert.deepEqual(parsed.map((p) => [p.event, p.payload]), [["proton_collision", { energy_mev: 14.1 }], ["fusion_tick", {}]]);
+  });
+
+  it("a token is checked on the upgrade: missing or wrong -> 401 before any frame; Bearer or ?token= -> in", async () => {
+    const s = await server({ token: "s3cret" });
+    const status = (url: string, headers: Record<string, string> = {}) =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(url, { headers });
+        ws.on("unexpected-response", (_q, res) => resolve(res.statusCode ?? 0));
+        ws.on("open", () => {
+          resolve(101);
+          ws.terminate();
+        });
+        ws.on("error", () => undefined);
+      });
+    const base = `ws://127.0.0.1:${s.port}/`;
+    assert.equal(await status(base), 401);
+    assert.equal(await status(base, { Authorization: "Bearer nope" }), 401);
+    assert.equal(await status(`${base}?token=nope`), 401);
+    assert.equal(await status(base, { Authorization: "Bearer s3cret" }), 101);
+    assert.equal(await status(`${base}?token=s3cret`), 101);
+    assert.equal(s.counters.unauthorized, 3);
+    const { c } = client(s.port, { token: "wrong" });
+    await waitFor("a clear status", () => (c.status.detail.includes("401") ? true : undefined));
+    assert.equal(c.status.detail, "401 unauthorized: the token is missing or wrong");
+  });
+
+  it("an oversized frame closes the connection and is counted", async () => {
+    const s = await server({ maxPayload: 1024 });
+    const { ws } = raw(`ws://127.0.0.1:${s.port}/`);
+    await new Promise((r) => ws.once("open", r));
+    const closed = new Promise<number>((r) => ws.once("close", (code) => r(code)));
+    ws.send(JSON.stringify({ type: "report", name: "x".repeat(2000), counters: {} }));
+    assert.equal(await closed, 1009);
+    await waitFor("counted", () => s.counters.oversize === 1);
+  });
+
+  it("a listener may not send events: rejected and counted; ten rejections disconnect it", async () => {
+    const s = await server();
+    const { ws } = raw(`ws://127.0.0.1:${s.port}/`);
+    await new Promise((r) => ws.once("open", r));
+    ws.send(JSON.stringify({ event: "proton_collision", payload: {} }));
+    ws.send("not json at all");
+    await waitFor("two rejected", () => s.counters.rejected === 2);
+    assert.ok(s.lastErrors.some((e) => e.includes("listeners may not send events") || e.includes("type: is missing")), s.lastErrors.join("\n"));
+    const closed = new Promise<number>((r) => ws.once("close", (code) => r(code)));
+    for (let i = 0; i < 8; i++) ws.send("{}");
+    assert.equal(await closed, 1008);
+    assert.equal(s.counters.disconnected_for_abuse, 1);
+  });
+
+  it("a flood of pings is answered up to 50 a second; the rest are rejected and counted", async () => {
+    const s = await server({ maxRejected: 1000 });
+    const { ws, frames } = raw(`ws://127.0.0.1:${s.port}/`);
+    await new Promise((r) => ws.once("open", r));
+    for (let i = 0; i < 200; i++) ws.send(JSON.stringify({ type: "ping", id: i, t0: Date.now() }));
+    await waitFor("all handled", () => s.counters.rejected + frames.length >= 200);
+    assert.ok(frames.length <= 100, `answered ${frames.length}`);
+    assert.ok(s.counters.rejected >= 100);
+  });
+
+  it("a client that never reads does not make the master buffer without bound: frames are dropped and counted", async () => {
+    const s = await server({ maxBuffered: 64 * 1024 });
+    const { ws } = raw(`ws://127.0.0.1:${s.port}/`);
+    await new Promise((r) => ws.once("open", r));
+    ws.send(JSON.stringify({ type: "hello", name: "sleepy", protocol: 1 }));
+    await waitFor("hello", () => s.clients.some((x) => x.hello));
+    (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const big = { event: "waveform_emit", payload: { pad: "x".repeat(2000) } };
+    for (let round = 0; round < 300; round++) {
+      for (let i = 0; i < 50; i++) s.send({ ...big, seq: round * 50 + i + 1 });
+      s.flush();
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(s.counters.events_dropped > 0, JSON.stringify(s.counters));
+    assert.equal(s.counters.events, 15_000);
+  });
+
+  it("after the master restarts, the listener reconnects and gets events again", async () => {
+    const port = await freePort();
+    let s = new BusServer({ clock: realClock, host: "127.0.0.1", port, path: "/", maxPayload: 1 << 20 });
+    await s.listen();
+    const { c, got } = client(port);
+    await waitFor("connected", () => s.clients.some((x) => x.hello));
+    await s.close();
+    await waitFor("disconnected", () => c.status.state !== "connected");
+    s = new BusServer({ clock: realClock, host: "127.0.0.1", port, path: "/", maxPayload: 1 << 20 });
+    await s.listen();
+    open.push(s);
+    await waitFor("reconnected", () => s.clients.some((x) => x.hello), 10_000);
+    s.send({ event: "proton_collision", payload: {}, seq: 1 });
+    await waitFor("event after restart", () => got.length === 1);
+    assert.equal(c.counters.reconnects, 1);
+  });
+
+  it("a master URL that does not resolve gives a clear status and keeps retrying", async () => {
+    const { c } = client(1, { url: "ws://no-such-master.invalid:8765/" });
+    await waitFor("status", () => (c.status.detail.startsWith("cannot resolve") ? true : undefined), 10_000);
+    assert.equal(c.status.detail, "cannot resolve no-such-master.invalid");
+    assert.equal(c.status.state, "disconnected");
+  });
+});
+
+describe("sqi-event-bus node", () => {
+  afterEach(async () => helper.unload());
+
+  it("broadcast -> listen in one flow: events out of the listener with seq, and at on the listener's clock", async () => {
+    const port = await freePort();
+    helper.settings({});
+    await helper.load(
+      [sqiBus, sqiEventBus],
+      [
+        { id: "f", type: "tab" },
+        { id: "bus", type: "sqi-bus", host: "127.0.0.1", port: String(port), path: "/", url: `ws://127.0.0.1:${port}/`, maxFrame: 1048576 },
+        { id: "master", z: "f", type: "sqi-event-bus", role: "broadcast", bus: "bus", statsEvery: 0, wires: [[], ["mstats"]] },
+        { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-a", statsEvery: 0, wires: [["events"], ["pstats"]] },
+        { id: "events", z: "f", type: "helper" },
+        { id: "mstats", z: "f", type: "helper" },
+        { id: "pstats", z: "f", type: "helper" },
+      ],
+      { bus: { token: "tok" } },
+    );
+    const events: Array<Record<string, unknown>> = [];
+    const mstats: Array<Record<string, unknown>> = [];
+    helper.getNode("events").on("input", (m: Record<string, unknown>) => events.push(m));
+    helper.getNode("mstats").on("input", (m: Record<string, unknown>) => mstats.push(m));
+    const pstats: Array<Record<string, unknown>> = [];
+    helper.getNode("pstats").on("input", (m: Record<string, unknown>) => pstats.push(m));
+    // wait until the listener has a clock estimate
+    await waitFor("listener synced", async () => {
+      helper.getNode("pi").receive({ stats: true });
+      await settle();
+      return (pstats[pstats.length - 1]?.payload as { offset_ms: number | null } | undefined)?.offset_ms != null ? true : undefined;
+    });
+    const at = Date.now() + 100;
+    for (let i = 0; i < 20; i++) helper.getNode("master").receive({ topic: "proton_collision", payload: { i }, sqi: { container: "c", tick: 1, loop: i, seq: 900 + i, at } });
+    await waitFor("20 events", () => events.length >= 20);
+    assert.deepEqual(events.map((m) => (m.sqi as { seq: number }).seq), Array.from({ length: 20 }, (_, i) => i + 1));
+    const sqi = events[0]!.sqi as Record<string, number | string>;
+    assert.equal(sqi.master_at, at);
+    assert.ok(Math.abs((sqi.at as number) - at) < 2, `same clock: at converted to ${sqi.at} (master ${at})`);
+    assert.deepEqual(events[3]!.payload, { i: 3 });
+    assert.equal(events[0]!.topic, "proton_collision");
+    helper.getNode("master").receive({ stats: true });
+    await waitFor("master stats", () => mstats.some((m) => m.topic === "stats"));
+    const st = mstats.find((m) => m.topic === "stats")!.payload as { listeners: Array<{ name: string }>; counters: { events: number } };
+    assert.deepEqual(st.listeners.map((l) => l.name), ["pi-a"]);
+    assert.equal(st.counters.events, 20);
+  });
+});
