@@ -32,7 +32,9 @@ module.exports = function (RED: RED) {
     if (!path.startsWith("/")) errors.push(`Path must start with "/", got ${JSON.stringify(path)}`);
     const url = fromEnv(String(def.url ?? "").trim());
     const creds = (this as unknown as { credentials?: { token?: string } }).credentials;
-    const token = fromEnv(creds?.token ?? "");
+    // A flow file cannot carry credentials: role flows name an environment variable instead.
+    const tokenEnv = String(def.tokenEnv ?? "").trim();
+    const token = fromEnv(creds?.token ?? "") || (tokenEnv ? (process.env[tokenEnv] ?? "") : "");
     if (/\s/.test(token)) errors.push("the token contains spaces or line breaks: it must be one word (it travels in an HTTP header)");
     this.bus = {
       transport: "ws",

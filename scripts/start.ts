@@ -1,6 +1,7 @@
-// `npm start`: runs the demo. Node-RED 4.1 (the dev dependency) with a user dir in
-// .node-red-demo/, this package and node-red-node-pi-gpio loaded, the simulated GPIO when
-// there is no Raspberry Pi, and flows/demo.json deployed.
+// `npm start` runs the demo; `npm run master` and `npm run pi` run the role flows.
+// Node-RED 4.1 (the dev dependency) with its own user dir, this package and
+// node-red-node-pi-gpio loaded, the simulated GPIO when there is no Raspberry Pi, and the
+// role's flow deployed.
 //
 // Stopping is graceful on purpose: Ctrl-C or SIGTERM first stops every dc-container
 // through the admin API, waits for the pulses in flight to end low, then stops Node-RED.
@@ -8,11 +9,14 @@
 // GPIO helper processes and kill them with a pin high.
 //
 // Environment: PORT (default 1880), HOST (default 127.0.0.1), SQI_PIN_LOG (pin log path),
-// SQI_USER_DIR (default .node-red-demo), SQI_FLOW (flow file to deploy, default flows/demo.json).
+// SQI_USER_DIR, SQI_FLOW (flow file to deploy); for the roles SQI_BUS_PORT (master, 8765),
+// SQI_MASTER_URL (pi, ws://127.0.0.1:8765/), SQI_TOKEN, SQI_NODE_NAME, and, for simulating
+// a Pi with a wrong clock, SQI_CLOCK_OFFSET_MS.
 
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { packageRoot } from "../lib/paths";
 import { gpioEnv } from "./gpio-sim";
@@ -24,14 +28,29 @@ function log(text: string): void {
   process.stdout.write(`[sqi-demo] ${text}\n`);
 }
 
+type Role = "demo" | "master" | "pi";
+const roleArg = process.argv.indexOf("--role");
+const role = (roleArg >= 0 ? process.argv[roleArg + 1] : "demo") as Role;
+if (!["demo", "master", "pi"].includes(role)) {
+  process.stderr.write(`[sqi] --role must be demo, master or pi, got ${JSON.stringify(role)}\n`);
+  process.exit(2);
+}
+if (role === "master") process.env.SQI_BUS_PORT ||= "8765";
+if (role === "pi") {
+  process.env.SQI_MASTER_URL ||= `ws://127.0.0.1:${process.env.SQI_BUS_PORT || 8765}/`;
+  process.env.SQI_NODE_NAME ||= os.hostname();
+}
+const roleFlow = { demo: "demo.json", master: "master.json", pi: "pi-node.json" }[role];
+const roleDir = { demo: ".node-red-demo", master: ".node-red-master", pi: `.node-red-pi-${(process.env.SQI_NODE_NAME ?? "").replace(/[^\w.-]/g, "_")}` }[role];
+
 const port = Number(process.env.PORT ?? 1880);
 if (!Number.isInteger(port) || port < 1 || port > 65535) {
   process.stderr.write(`[sqi-demo] PORT must be a port number, got ${JSON.stringify(process.env.PORT)}\n`);
   process.exit(2);
 }
 const host = process.env.HOST ?? "127.0.0.1";
-const userDir = path.resolve(process.env.SQI_USER_DIR ?? path.join(packageRoot, ".node-red-demo"));
-const flowSource = path.resolve(process.env.SQI_FLOW ?? path.join(packageRoot, "flows", "demo.json"));
+const userDir = path.resolve(process.env.SQI_USER_DIR ?? path.join(packageRoot, roleDir));
+const flowSource = path.resolve(process.env.SQI_FLOW ?? path.join(packageRoot, "flows", roleFlow));
 const pinLog = path.resolve(process.env.SQI_PIN_LOG ?? path.join(userDir, "pin-log.jsonl"));
 const adminUrl = `http://${host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host}:${port}`;
 
@@ -50,7 +69,15 @@ function prepareUserDir(): void {
     diagnostics: { enabled: false, ui: false },
     editorTheme: { projects: { enabled: false }, tours: false },
   };
-  fs.writeFileSync(path.join(userDir, "settings.js"), `// Written by npm start on each run.\nmodule.exports = ${JSON.stringify(settings, null, 2)};\n`);
+  // A simulated Pi with a wrong clock: every node of this package reads time from sqiClock.
+  const clockJs = JSON.stringify(path.join(packageRoot, "dist", "lib", "clock.js"));
+  fs.writeFileSync(
+    path.join(userDir, "settings.js"),
+    `// Written by npm start on each run.\nconst settings = ${JSON.stringify(settings, null, 2)};\n` +
+      `const offset = Number(process.env.SQI_CLOCK_OFFSET_MS || 0);\n` +
+      `if (offset) {\n  const { OffsetClock, realClock } = require(${clockJs});\n  settings.sqiClock = new OffsetClock(realClock, offset);\n}\n` +
+      `module.exports = settings;\n`,
+  );
 
   // Deploy the demo flow when it is new or changed; edits made in the editor survive restarts.
   const flow = fs.readFileSync(flowSource);
@@ -97,6 +124,8 @@ async function stopContainers(): Promise<number> {
 function main(): void {
   prepareUserDir();
   const gpio = gpioEnv(pinLog);
+  if (role !== "demo") log(`role ${role}: ${role === "master" ? `bus on port ${process.env.SQI_BUS_PORT}` : `listening to ${process.env.SQI_MASTER_URL} as ${process.env.SQI_NODE_NAME}`}${process.env.SQI_TOKEN ? " with a token" : " (no token: an open bus)"}`);
+  if (Number(process.env.SQI_CLOCK_OFFSET_MS || 0)) log(`simulated clock offset: ${process.env.SQI_CLOCK_OFFSET_MS} ms`);
   if (gpio.simulated) log(`simulated GPIO (no RPi.GPIO here): pin changes are logged to ${gpio.pinLog}`);
   else log("real RPi.GPIO found: the rpi-gpio out nodes drive this Pi's pins");
 
@@ -158,7 +187,7 @@ function main(): void {
 
   void waitForEditor(() => !exited).then((up) => {
     if (up) {
-      log(`editor: http://localhost:${port}  (the demo is playing; Ctrl-C stops it)`);
+      log(`editor: http://localhost:${port}  (${role === "demo" ? "the demo is playing" : `the ${role} flow is running`}; Ctrl-C stops it)`);
       if (gpio.simulated) log(`pin log: ${gpio.pinLog}`);
     } else if (!exited) log(`the editor did not answer at ${adminUrl} within 60 s; see Node-RED's log above`);
   });
