@@ -41,6 +41,8 @@ export interface Cluster {
   pis: Member[];
   proxy?: JitterProxy;
   busUrl: string;
+  /** Stops the master and starts it again with the same settings (the Pis stay up). */
+  restartMaster(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -91,7 +93,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const random = o.random ?? Math.random;
   fs.mkdirSync(o.dir, { recursive: true });
   const common: Record<string, string> = o.token ? { SQI_TOKEN: o.token } : {};
-  const master = launch("master", "master", o.basePort, o.dir, { ...common, SQI_BUS_PORT: String(o.busPort), ...(o.masterFlow ? { SQI_FLOW: o.masterFlow } : {}) });
+  const masterEnv = { ...common, SQI_BUS_PORT: String(o.busPort), ...(o.masterFlow ? { SQI_FLOW: o.masterFlow } : {}) };
+  let master = launch("master", "master", o.basePort, o.dir, masterEnv);
   const members: Member[] = [master];
   let proxy: JitterProxy | undefined;
   const stop = async (): Promise<void> => {
@@ -111,7 +114,22 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       pis.push(m);
     }
     await Promise.all(pis.map((m) => up(m)));
-    return { master, pis, ...(proxy ? { proxy } : {}), busUrl, stop };
+    const cluster: Cluster = {
+      master,
+      pis,
+      ...(proxy ? { proxy } : {}),
+      busUrl,
+      stop,
+      restartMaster: async () => {
+        await stopMember(master);
+        members.splice(members.indexOf(master), 1);
+        master = launch("master", "master", o.basePort, o.dir, masterEnv);
+        members.unshift(master);
+        cluster.master = master;
+        await up(master);
+      },
+    };
+    return cluster;
   } catch (e) {
     await stop();
     throw e;
