@@ -79,7 +79,7 @@ export class ClockSync {
   }
 
   /** How long to wait before the next ping: quickly right after connecting, then steadily. */
-  nextPingDelay(fastMs = 50, steadyMs = 500, fastCount = 20): number {
+  nextPingDelay(fastMs = 50, steadyMs = 100, fastCount = 20): number {
     return this.pings < fastCount ? fastMs : steadyMs;
   }
 

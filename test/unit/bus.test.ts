@@ -82,6 +82,7 @@ describe("clock sync", () => {
     assert.equal(sync.nextPingDelay(50, 500, 3), 50);
     for (let i = 0; i < 3; i++) sync.add(i, i + 1, i + 1, i + 2);
     assert.equal(sync.nextPingDelay(50, 500, 3), 500);
+    assert.equal(new ClockSync().nextPingDelay(), 50, "the defaults: every 50 ms at first");
     sync.add(5000, 5001, 5001, 5002);
     assert.equal(sync.samples, 1, "samples older than the window are dropped");
     sync.reset();
