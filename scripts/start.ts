@@ -9,7 +9,8 @@
 // GPIO helper processes and kill them with a pin high.
 //
 // Environment: PORT (default 1880), HOST (default 127.0.0.1), SQI_PIN_LOG (pin log path),
-// SQI_USER_DIR, SQI_FLOW (flow file to deploy); for the roles SQI_BUS_PORT (master, 8765),
+// SQI_USER_DIR, SQI_FLOW (flow file to deploy), SQI_EXTRA_NODES_DIR (more nodes, for the
+// benchmarks); for the roles SQI_BUS_PORT (master, 8765),
 // SQI_MASTER_URL (pi, ws://127.0.0.1:8765/), SQI_TOKEN, SQI_NODE_NAME, and, for simulating
 // a Pi with a wrong clock, SQI_CLOCK_OFFSET_MS.
 
@@ -63,7 +64,7 @@ function prepareUserDir(): void {
     uiHost: host,
     flowFile: "flows.json",
     // Load this package straight from the repo; node-red-node-pi-gpio is found beside node-red.
-    nodesDir: [packageRoot],
+    nodesDir: [packageRoot, ...(process.env.SQI_EXTRA_NODES_DIR ? [path.resolve(process.env.SQI_EXTRA_NODES_DIR)] : [])],
     logging: { console: { level: "info", metrics: false, audit: false } },
     telemetry: { enabled: false, updateNotification: false },
     diagnostics: { enabled: false, ui: false },

@@ -20,50 +20,85 @@ export interface SyncEstimate {
   samples: number;
 }
 
-interface Sample {
-  at: number;
-  /** t1 - t0 for a ping */
-  up?: number;
-  /** t3 - t2 for a pong, or receive - send for an event frame */
-  down?: number;
+export const SYNC_WINDOW_MS = 30_000;
+
+/**
+ * The minimum of the values pushed in the last windowMs, in O(1) amortised per push and O(1)
+ * per read (a monotonic deque): the listener converts every event's `at` with the estimate,
+ * so reading it must not cost a scan of every sample at 50,000 events a second.
+ */
+class WindowMin {
+  private readonly at: number[] = [];
+  private readonly value: number[] = [];
+  private head = 0;
+
+  push(at: number, value: number): void {
+    while (this.value.length > this.head && this.value[this.value.length - 1]! >= value) {
+      this.value.pop();
+      this.at.pop();
+    }
+    this.at.push(at);
+    this.value.push(value);
+  }
+
+  expire(horizon: number): void {
+    while (this.head < this.at.length && this.at[this.head]! < horizon) this.head++;
+    if (this.head > 1024 && this.head * 2 > this.at.length) {
+      this.at.splice(0, this.head);
+      this.value.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  get min(): number | undefined {
+    return this.head < this.value.length ? this.value[this.head] : undefined;
+  }
+
+  clear(): void {
+    this.at.length = this.value.length = this.head = 0;
+  }
 }
 
-export const SYNC_WINDOW_MS = 30_000;
-const MAX_SAMPLES = 2048;
-
 export class ClockSync {
-  private readonly recent: Sample[] = [];
+  private readonly up = new WindowMin();
+  private readonly down = new WindowMin();
+  /** receive times of the samples in the window, to count them */
+  private readonly times: number[] = [];
+  private timesHead = 0;
   private pings = 0;
+  private cached: SyncEstimate | undefined | null = null;
 
   constructor(private readonly windowMs = SYNC_WINDOW_MS) {}
 
   /** Adds one ping/pong exchange. Returns false for an impossible one. */
   add(t0: number, t1: number, t2: number, t3: number): boolean {
     if (![t0, t1, t2, t3].every(Number.isFinite) || t3 < t0 || t2 < t1 || t3 - t0 < t2 - t1) return false;
-    this.push({ at: t3, up: t1 - t0, down: t3 - t2 });
+    this.up.push(t3, t1 - t0);
+    this.down.push(t3, t3 - t2);
     this.pings++;
+    this.added(t3);
     return true;
   }
 
   /** Adds a downstream-only sample: a frame the master sent at `masterSent` arrived at `localReceived`. */
   addDownstream(masterSent: number, localReceived: number): void {
-    if (Number.isFinite(masterSent) && Number.isFinite(localReceived)) this.push({ at: localReceived, down: localReceived - masterSent });
+    if (!Number.isFinite(masterSent) || !Number.isFinite(localReceived)) return;
+    this.down.push(localReceived, localReceived - masterSent);
+    this.added(localReceived);
   }
 
+  /** Samples within the window. */
   get samples(): number {
-    return this.recent.length;
+    return this.times.length - this.timesHead;
   }
 
   estimate(): SyncEstimate | undefined {
-    let minUp = Infinity;
-    let minDown = Infinity;
-    for (const s of this.recent) {
-      if (s.up !== undefined && s.up < minUp) minUp = s.up;
-      if (s.down !== undefined && s.down < minDown) minDown = s.down;
-    }
-    if (minUp === Infinity || minDown === Infinity) return undefined;
+    if (this.cached !== null) return this.cached;
+    const minUp = this.up.min;
+    const minDown = this.down.min;
+    if (minUp === undefined || minDown === undefined) return (this.cached = undefined);
     const rtt = Math.max(0, minUp + minDown);
-    return { offsetMs: (minUp - minDown) / 2, rttMs: rtt, uncertaintyMs: rtt / 2, samples: this.recent.length };
+    return (this.cached = { offsetMs: (minUp - minDown) / 2, rttMs: rtt, uncertaintyMs: rtt / 2, samples: this.samples });
   }
 
   /** Converts a master-clock time to this listener's clock. */
@@ -74,8 +109,11 @@ export class ClockSync {
 
   /** After a reconnect (maybe to a restarted master) old samples say nothing. */
   reset(): void {
-    this.recent.length = 0;
+    this.up.clear();
+    this.down.clear();
+    this.times.length = this.timesHead = 0;
     this.pings = 0;
+    this.cached = null;
   }
 
   /** How long to wait before the next ping: quickly right after connecting, then steadily. */
@@ -83,9 +121,16 @@ export class ClockSync {
     return this.pings < fastCount ? fastMs : steadyMs;
   }
 
-  private push(s: Sample): void {
-    this.recent.push(s);
-    const horizon = s.at - this.windowMs;
-    while (this.recent.length > MAX_SAMPLES || (this.recent.length && this.recent[0]!.at < horizon)) this.recent.shift();
+  private added(at: number): void {
+    this.times.push(at);
+    const horizon = at - this.windowMs;
+    this.up.expire(horizon);
+    this.down.expire(horizon);
+    while (this.timesHead < this.times.length && this.times[this.timesHead]! < horizon) this.timesHead++;
+    if (this.timesHead > 4096 && this.timesHead * 2 > this.times.length) {
+      this.times.splice(0, this.timesHead);
+      this.timesHead = 0;
+    }
+    this.cached = null;
   }
 }
