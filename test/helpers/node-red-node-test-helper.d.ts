@@ -20,6 +20,8 @@ declare module "node-red-node-test-helper" {
     startServer(): Promise<void>;
     stopServer(): Promise<void>;
     request(): { get(path: string): SuperTestRequest; post(path: string): SuperTestRequest };
+    /** The sinon spy on Node-RED's log: every call's first argument is {level, msg}. */
+    log(): { args: Array<[{ level: number; msg: unknown; id?: string }]>; ERROR: number };
   }
   const helper: Helper;
   export = helper;

@@ -1,6 +1,10 @@
 // The bus over real sockets on 127.0.0.1: lib/bus server and client, raw ws clients as the
 // seed's bridge and as abusers, and the sqi-event-bus node in both roles.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { after, afterEach, describe, it } from "node:test";
 import WebSocket from "ws";
 import { OffsetClock, realClock } from "../../lib/clock";
@@ -165,6 +169,26 @@ describe("bus over WebSocket (lib)", () => {
     assert.equal(c.counters.reconnects, 1);
   });
 
+  it("wss: a listener that trusts the master's certificate connects; one that does not gets a clear status", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bus-tls-"));
+    try {
+      const key = path.join(dir, "key.pem");
+      const cert = path.join(dir, "cert.pem");
+      execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+      const s = await server({ tls: { key: fs.readFileSync(key), cert: fs.readFileSync(cert) } });
+      const { c, got } = client(s.port, { url: `wss://127.0.0.1:${s.port}/`, tls: { ca: fs.readFileSync(cert) } });
+      await waitFor("connected over TLS", () => s.clients.some((x) => x.hello));
+      s.send({ event: "proton_collision", payload: {}, seq: 1 });
+      await waitFor("an event over TLS", () => got.length === 1);
+      assert.equal(c.status.state, "connected");
+      const { c: untrusting } = client(s.port, { url: `wss://127.0.0.1:${s.port}/` });
+      await waitFor("a clear status", () => (untrusting.status.state === "disconnected" ? true : undefined));
+      assert.match(untrusting.status.detail, /self-signed certificate/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("a master URL that does not resolve gives a clear status and keeps retrying", async () => {
     const { c } = client(1, { url: "ws://no-such-master.invalid:8765/" });
     await waitFor("status", () => (c.status.detail.startsWith("cannot resolve") ? true : undefined), 10_000);
@@ -175,6 +199,29 @@ describe("bus over WebSocket (lib)", () => {
 
 describe("sqi-event-bus node", () => {
   afterEach(async () => helper.unload());
+
+  it("a token with a space is refused with a clear status, and nothing listens", async () => {
+    const port = await freePort();
+    await helper.load(
+      [sqiBus, sqiEventBus],
+      [
+        { id: "f", type: "tab" },
+        { id: "bus", type: "sqi-bus", host: "127.0.0.1", port: String(port), path: "/", url: "", maxFrame: 1048576 },
+        { id: "master", z: "f", type: "sqi-event-bus", role: "broadcast", bus: "bus", statsEvery: 0, wires: [[], []] },
+      ],
+      { bus: { token: "two words" } },
+    );
+    await settle();
+    const spy = helper.log();
+    const errors = spy.args.filter(([e]) => e.level === spy.ERROR && e.id === "master").map(([e]) => String(e.msg));
+    assert.deepEqual(errors, ["sqi-event-bus: the token contains spaces or line breaks: it must be one word (it travels in an HTTP header)"]);
+    const refused = await new Promise<boolean>((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+      ws.on("open", () => resolve(false));
+      ws.on("error", () => resolve(true));
+    });
+    assert.equal(refused, true, "no server was started");
+  });
 
   it("broadcast -> listen in one flow: events out of the listener with seq, and at on the listener's clock", async () => {
     const port = await freePort();
