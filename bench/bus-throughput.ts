@@ -13,7 +13,7 @@ import { WebSocketServer } from "ws";
 import { packageRoot } from "../lib/paths";
 import { startCluster } from "../scripts/cluster";
 
-const RATES = (process.env.BENCH_RATES ?? "5000,10000,20000,30000,50000,70000,100000,150000,200000,300000,400000").split(",").map(Number);
+const RATES = (process.env.BENCH_RATES ?? "5000,10000,15000,20000,25000,30000,40000,50000,60000,70000,85000,100000,120000,150000,200000,300000,400000").split(",").map(Number);
 const STEP_S = Number(process.env.BENCH_STEP_S ?? 3);
 const LISTENERS = 3;
 const MAX_P99_MS = 50;

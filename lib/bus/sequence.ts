@@ -22,7 +22,10 @@ export class SequenceTracker {
   readonly counters: SequenceCounters = { received: 0, gaps: 0, missing: 0, duplicates: 0, reordered: 0, restarts: 0 };
   private highest: number | undefined;
   private readonly seen = new Set<number>();
-  private readonly order: number[] = [];
+  /** the last WINDOW seqs remembered, as a ring: shifting an array per event costs O(WINDOW) */
+  private readonly order = new Float64Array(WINDOW);
+  private orderNext = 0;
+  private orderSize = 0;
 
   /** Records one seq; "duplicate" means the event was already delivered and should be dropped. */
   see(seq: unknown): "new" | "duplicate" | "restart" {
@@ -55,7 +58,7 @@ export class SequenceTracker {
     this.counters.restarts++;
     this.highest = seq;
     this.seen.clear();
-    this.order.length = 0;
+    this.orderNext = this.orderSize = 0;
     this.remember(seq);
     return "restart";
   }
@@ -65,8 +68,10 @@ export class SequenceTracker {
   }
 
   private remember(seq: number): void {
+    if (this.orderSize === WINDOW) this.seen.delete(this.order[this.orderNext]!);
+    else this.orderSize++;
+    this.order[this.orderNext] = seq;
+    this.orderNext = (this.orderNext + 1) % WINDOW;
     this.seen.add(seq);
-    this.order.push(seq);
-    if (this.order.length > WINDOW) this.seen.delete(this.order.shift()!);
   }
 }

@@ -102,4 +102,12 @@ describe("sequence accounting", () => {
     assert.equal(s.see(2), "new");
     assert.deepEqual(s.counters, { received: 9, gaps: 1, missing: 1, duplicates: 1, reordered: 1, restarts: 1 });
   });
+
+  it("remembers the last 4096 seqs: a repeat within them is a duplicate, older ones are forgotten", () => {
+    const s = new SequenceTracker();
+    for (let i = 1; i <= 10_000; i++) s.see(i);
+    assert.equal(s.see(10_000 - 4095), "duplicate");
+    assert.equal(s.see(10_000 - 4096), "restart", "too old to tell: treated as a new stream");
+    assert.equal(s.counters.duplicates, 1);
+  });
 });
