@@ -99,6 +99,8 @@ module.exports = function (RED: RED) {
     }
 
     function renderStatus(): void {
+      // Called by its own timer and directly (msg.stop): one timer chain at most.
+      clock.clearTimer(statusTimer);
       statusTimer = undefined;
       const now = clock.now();
       const c = output.counters;

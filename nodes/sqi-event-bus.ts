@@ -75,6 +75,7 @@ module.exports = function (RED: RED) {
       let listening = false;
       let failed = "";
       const render = (): void => {
+        clock.clearTimer(statusTimer);
         statusTimer = undefined;
         if (failed) {
           node.status({ fill: "red", shape: "ring", text: failed });
@@ -174,6 +175,8 @@ module.exports = function (RED: RED) {
     }
 
     function render(): void {
+      // Called by its own timer and on every state change: one timer chain at most.
+      clock.clearTimer(statusTimer);
       statusTimer = undefined;
       const { state, detail } = client.status;
       if (state !== "connected") {
