@@ -26,7 +26,7 @@ const SETTLE_MS = 300;
 const STOP_TIMEOUT_MS = 10_000;
 
 function log(text: string): void {
-  process.stdout.write(`[sqi-demo] ${text}\n`);
+  process.stdout.write(`[sqi ${role}] ${text}\n`);
 }
 
 type Role = "demo" | "master" | "pi";
@@ -46,7 +46,7 @@ const roleDir = { demo: ".node-red-demo", master: ".node-red-master", pi: `.node
 
 const port = Number(process.env.PORT ?? 1880);
 if (!Number.isInteger(port) || port < 1 || port > 65535) {
-  process.stderr.write(`[sqi-demo] PORT must be a port number, got ${JSON.stringify(process.env.PORT)}\n`);
+  process.stderr.write(`[sqi] PORT must be a port number, got ${JSON.stringify(process.env.PORT)}\n`);
   process.exit(2);
 }
 const host = process.env.HOST ?? "127.0.0.1";
