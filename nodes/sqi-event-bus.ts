@@ -189,7 +189,7 @@ module.exports = function (RED: RED) {
       node.status({
         fill: lost.length ? "yellow" : "green",
         shape: "dot",
-        text: `connected · offset ${e ? `${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "measuring"} · ${rate(client.counters.events).toFixed(0)} ev/s${lost.length ? ` · ${lost.join(" · ")}` : ""}`,
+        text: `connected · offset ${e ? `${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms, rtt ${e.rttMs.toFixed(2)} ms` : "measuring"} · ${rate(client.counters.events).toFixed(0)} ev/s${lost.length ? ` · ${lost.join(" · ")}` : ""}`,
       });
       statusTimer = clock.setTimer(render, STATUS_EVERY_MS);
     }
