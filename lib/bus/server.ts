@@ -57,6 +57,8 @@ interface Peer {
 const MAX_PINGS_PER_S = 50;
 
 export const DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024;
+/** Events per batch frame at most, so one frame never holds up a listener for long. */
+const MAX_EVENTS_PER_FRAME = 2000;
 
 export class BusServer {
   readonly counters: ServerCounters = { connections: 0, unauthorized: 0, rejected: 0, oversize: 0, disconnected_for_abuse: 0, events: 0, frames_dropped: 0, events_dropped: 0 };
@@ -127,18 +129,46 @@ export class BusServer {
     if (events.length === 0) return;
     this.counters.events += events.length;
     const sent = this.opts.clock.now();
-    let batch: string | undefined;
-    let plain: string[] | undefined;
+    // Each event is serialised once and shared by every peer. Batches are cut so that no
+    // frame is over the frame limit, which a listener would answer by closing (1009).
+    const texts: string[] = [];
+    const bytes: number[] = [];
+    for (const e of events) {
+      const t = JSON.stringify(e);
+      const n = Buffer.byteLength(t);
+      if (n + 64 > this.opts.maxPayload) {
+        this.counters.events_dropped += 1;
+        this.note(`dropped an event frame of ${n} bytes: over the ${this.opts.maxPayload}-byte frame limit`);
+        continue;
+      }
+      texts.push(t);
+      bytes.push(n);
+    }
+    let batches: Array<{ text: string; events: number }> | undefined;
     for (const p of this.peers) {
       if (p.hello) {
-        batch ??= events.length === 1 ? JSON.stringify({ ...events[0], sent }) : JSON.stringify({ type: "batch", sent, events });
-        this.write(p, batch, events.length);
+        batches ??= this.batches(texts, bytes, sent);
+        for (const b of batches) this.write(p, b.text, b.events);
       } else {
         // The seed's bridge: one frame per event, the same keys it reads.
-        plain ??= events.map((e) => JSON.stringify(e));
-        for (const f of plain) this.write(p, f, 1);
+        for (const t of texts) this.write(p, t, 1);
       }
     }
+  }
+
+  private batches(texts: string[], bytes: number[], sent: number): Array<{ text: string; events: number }> {
+    const out: Array<{ text: string; events: number }> = [];
+    const head = `{"type":"batch","sent":${sent},"events":[`;
+    let from = 0;
+    while (from < texts.length) {
+      let size = head.length + 2;
+      let to = from;
+      while (to < texts.length && to - from < MAX_EVENTS_PER_FRAME && size + bytes[to]! + 1 <= this.opts.maxPayload) size += bytes[to++]! + 1;
+      const one = to - from === 1;
+      out.push({ text: one ? `${texts[from]!.slice(0, -1)},"sent":${sent}}` : `${head}${texts.slice(from, to).join(",")}]}`, events: to - from });
+      from = to;
+    }
+    return out;
   }
 
   close(): Promise<void> {

@@ -57,6 +57,25 @@ describe("bus over WebSocket (lib)", () => {
     assert.ok(c.counters.frames < 50, `sent as a few batches, not 500 frames (${c.counters.frames})`);
   });
 
+  it("a burst bigger than the frame limit goes out as several batches, none over the limit, nothing lost", async () => {
+    const s = await server({ maxPayload: 64 * 1024 });
+    const sizes: number[] = [];
+    const { c, got } = client(s.port, { maxPayload: 64 * 1024 });
+    await waitFor("connected", () => s.clients.some((x) => x.hello));
+    const pad = "x".repeat(200);
+    for (let i = 1; i <= 5000; i++) s.send({ event: "proton_collision", payload: { pad, arrow: "up→down" }, seq: i });
+    (c as unknown as { ws: { on(e: string, f: (d: Buffer) => void): void } }).ws.on("message", (d) => sizes.push(d.length));
+    await waitFor("5000 events", () => got.length >= 5000);
+    assert.deepEqual(got.map((e) => e.seq), Array.from({ length: 5000 }, (_, i) => i + 1));
+    assert.ok(sizes.length > 10 && Math.max(...sizes) <= 64 * 1024, `${sizes.length} frames, largest ${Math.max(...sizes)} bytes`);
+    assert.equal(c.status.state, "connected");
+    const huge = { event: "waveform_emit", payload: { pad: "y".repeat(70 * 1024) }, seq: 5001 };
+    s.send(huge);
+    s.send({ event: "fusion_tick", payload: {}, seq: 5002 });
+    await waitFor("the next event", () => got.some((e) => e.seq === 5002));
+    assert.equal(s.counters.events_dropped, 1, "the oversized event is dropped and counted, not sent to close the listener");
+  });
+
   it("estimates a simulated 150 ms clock offset within 1 ms", async () => {
     const s = await server();
     const { c } = client(s.port, { clock: new OffsetClock(realClock, -150) });
