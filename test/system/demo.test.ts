@@ -81,7 +81,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
         assert.match(demo.output(), /simulated GPIO \(no RPi\.GPIO here\): pin changes are logged to /);
 
         const nodes = (await (await fetch(`http://127.0.0.1:${port}/nodes`, { headers: { Accept: "application/json" } })).json()) as Array<{ module: string; types: string[] }>;
-        assert.ok(nodes.some((n) => n.module === "@sqi/node-red-pulse" && n.types.includes("dc-container")), "dc-container is in the palette");
+        const ours = nodes.filter((n) => n.module === "@sqi/node-red-pulse") as Array<{ types: string[]; err?: string }>;
+        assert.deepEqual(ours.flatMap((n) => n.types).sort(), ["dc-container", "event-filter", "pulse-shaper", "sqi-bus", "sqi-event-bus"], "every node of the package is in the palette");
+        for (const n of ours) assert.equal(n.err, undefined, `${n.types}: loaded without error`);
         assert.ok(nodes.some((n) => n.types.includes("rpi-gpio out")), "rpi-gpio out is in the palette");
         const flows = (await (await fetch(`http://127.0.0.1:${port}/flows`, { headers: { "Node-RED-API-Version": "v1" } })).json()) as Array<Record<string, unknown>>;
         const outs = flows.filter((n) => n.type === "rpi-gpio out");
