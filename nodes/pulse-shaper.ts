@@ -10,6 +10,7 @@
 
 import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { parseShaperSettings } from "../lib/pulse/config";
+import { registerFired } from "../lib/pulse/fired";
 import { Measurements } from "../lib/pulse/measure";
 import { PulseOutput, type Edge } from "../lib/pulse/output";
 import { planEvent } from "../lib/pulse/shapes";
@@ -151,6 +152,7 @@ module.exports = function (RED: RED) {
       if (affected) failSafe(true);
     };
     const stopListening = onFlowsStopping(onStopping);
+    const stopReporting = registerFired(() => ({ ...output.counters, on_time_ms: Math.round(measure.totalOnMs * 1000) / 1000 }));
 
     node.on("input", (msg, _send, done) => {
       try {
@@ -212,6 +214,7 @@ module.exports = function (RED: RED) {
 
     node.on("close", (_removed, done) => {
       stopListening();
+      stopReporting();
       failSafe(true);
       clock.clearTimer(statusTimer);
       clock.clearTimer(reportTimer);

@@ -9,6 +9,7 @@ import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { BusClient } from "../lib/bus/client";
 import { eventFrame, type EventFrame } from "../lib/bus/frames";
 import { SequenceTracker } from "../lib/bus/sequence";
+import { firedTotals } from "../lib/pulse/fired";
 import { BusServer } from "../lib/bus/server";
 import { checkNumber, fromEnv } from "../lib/settings";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
@@ -142,7 +143,8 @@ module.exports = function (RED: RED) {
       ...(bus.tls ? { tls } : {}),
       onEvents: (events, receivedAt) => deliver(events, receivedAt),
       onState: () => render(),
-      report: (): Record<string, number> => ({ ...tracker.counters, ...counts, reconnects: client.counters.reconnects }),
+      // What arrived, and what this Pi's pulse-shapers fired: the master sees the whole array.
+      report: (): Record<string, number> => ({ ...tracker.counters, ...counts, reconnects: client.counters.reconnects, ...firedTotals() }),
     });
 
     function deliver(events: EventFrame[], receivedAt: number): void {

@@ -47,10 +47,15 @@ export class Measurements {
   private periodStart: number;
   private periodOnMs = 0;
   private periodPulses = 0;
-  private totalOnMs = 0;
+  private totalOnMs_ = 0;
 
   constructor(now: number, private readonly coil?: Coil) {
     this.periodStart = now;
+  }
+
+  /** On-time since the start, ms (level-weighted). */
+  get totalOnMs(): number {
+    return this.totalOnMs_;
   }
 
   edge(e: Edge): void {
@@ -60,7 +65,7 @@ export class Measurements {
   pulse(p: PulseRecord): void {
     const on = (p.fall - p.rise) * p.fraction;
     this.periodOnMs += on;
-    this.totalOnMs += on;
+    this.totalOnMs_ += on;
     this.periodPulses++;
     if (!p.cut) this.width.push(Math.abs(p.fall - p.rise - p.plannedWidth));
   }
@@ -84,7 +89,7 @@ export class Measurements {
         volts: this.coil.volts,
         ohms: this.coil.ohms,
         energy_j: Math.round(watts * (this.periodOnMs / 1000) * 1e6) / 1e6,
-        total_energy_j: Math.round(watts * (this.totalOnMs / 1000) * 1e6) / 1e6,
+        total_energy_j: Math.round(watts * (this.totalOnMs_ / 1000) * 1e6) / 1e6,
       };
     }
     this.periodStart = now;

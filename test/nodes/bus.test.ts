@@ -16,6 +16,7 @@ import { helper, settle } from "../helpers/red";
 
 const sqiBus = require("../../nodes/sqi-bus");
 const sqiEventBus = require("../../nodes/sqi-event-bus");
+const pulseShaper = require("../../nodes/pulse-shaper");
 
 const open: Array<{ close(): unknown }> = [];
 after(async () => {
@@ -246,12 +247,13 @@ describe("sqi-event-bus node", () => {
     const port = await freePort();
     helper.settings({});
     await helper.load(
-      [sqiBus, sqiEventBus],
+      [sqiBus, sqiEventBus, pulseShaper],
       [
         { id: "f", type: "tab" },
         { id: "bus", type: "sqi-bus", host: "127.0.0.1", port: String(port), path: "/", url: `ws://127.0.0.1:${port}/`, maxFrame: 1048576 },
         { id: "master", z: "f", type: "sqi-event-bus", role: "broadcast", bus: "bus", statsEvery: 0, wires: [[], ["mstats"]] },
-        { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-a", statsEvery: 0, wires: [["events"], ["pstats"]] },
+        { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-a", statsEvery: 0, wires: [["events", "shaper"], ["pstats"]] },
+        { id: "shaper", z: "f", type: "pulse-shaper", width: 5, measureEvery: 0, wires: [[], []] },
         { id: "events", z: "f", type: "helper" },
         { id: "mstats", z: "f", type: "helper" },
         { id: "pstats", z: "f", type: "helper" },
@@ -284,5 +286,16 @@ describe("sqi-event-bus node", () => {
     const st = mstats.find((m) => m.topic === "stats")!.payload as { listeners: Array<{ name: string }>; counters: { events: number } };
     assert.deepEqual(st.listeners.map((l) => l.name), ["pi-a"]);
     assert.equal(st.counters.events, 20);
+    // The listener's report tells the master what arrived and what this Pi's shaper fired.
+    const report = (await waitFor(
+      "a report with the fired pulse",
+      () => mstats.find((m) => m.topic === "report" && ((m.payload as { counters: Record<string, number> }).counters.fired_pulses ?? 0) >= 1),
+      10_000,
+    ))!.payload as { name: string; counters: Record<string, number>; offset_ms: number };
+    assert.equal(report.name, "pi-a");
+    assert.equal(report.counters.received, 20);
+    assert.equal(report.counters.fired_pulses, 1, "20 events due at the same moment merge into one pulse");
+    assert.ok(Math.abs(report.counters.fired_on_time_ms! - 5) < 1, `on-time ${report.counters.fired_on_time_ms} ms, measured on the real clock`);
+    assert.ok(Math.abs(report.offset_ms) < 1);
   });
 });

@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { ClockSync } from "../../lib/bus/clock-sync";
 import { decodeDownstream, decodeUpstream, eventFrame } from "../../lib/bus/frames";
 import { SequenceTracker } from "../../lib/bus/sequence";
+import { firedTotals, registerFired } from "../../lib/pulse/fired";
 
 function rng(seed: number) {
   return () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
@@ -109,5 +110,16 @@ describe("sequence accounting", () => {
     assert.equal(s.see(10_000 - 4095), "duplicate");
     assert.equal(s.see(10_000 - 4096), "restart", "too old to tell: treated as a new stream");
     assert.equal(s.counters.duplicates, 1);
+  });
+});
+
+describe("fired counters for the reports", () => {
+  it("sums every registered source, prefixed fired_, until it is removed", () => {
+    const a = registerFired(() => ({ pulses: 3, on_time_ms: 15 }));
+    const b = registerFired(() => ({ pulses: 2, clamped: 1 }));
+    assert.deepEqual(firedTotals(), { fired_pulses: 5, fired_on_time_ms: 15, fired_clamped: 1 });
+    a();
+    b();
+    assert.deepEqual(firedTotals(), {});
   });
 });
