@@ -220,6 +220,39 @@ describe("bus over WebSocket (lib)", () => {
 describe("sqi-event-bus node", () => {
   afterEach(async () => helper.unload());
 
+  it("wss through Node-RED's own tls-config node, on both sides", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bus-tls-node-"));
+    try {
+      const key = path.join(dir, "key.pem");
+      const cert = path.join(dir, "cert.pem");
+      execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+      const tlsNode = require(require.resolve("@node-red/nodes/core/network/05-tls.js", { paths: [require.resolve("node-red")] }));
+      const port = await freePort();
+      await helper.load(
+        [tlsNode, sqiBus, sqiEventBus],
+        [
+          { id: "f", type: "tab" },
+          { id: "tls", type: "tls-config", cert, key, ca: cert, certname: "", keyname: "", caname: "", servername: "", verifyservercert: true },
+          { id: "bus", type: "sqi-bus", host: "127.0.0.1", port: String(port), path: "/", url: `wss://127.0.0.1:${port}/`, tls: "tls", maxFrame: 1048576 },
+          { id: "master", z: "f", type: "sqi-event-bus", role: "broadcast", bus: "bus", statsEvery: 0, wires: [[], []] },
+          { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-tls", statsEvery: 0, wires: [["events"], []] },
+          { id: "events", z: "f", type: "helper" },
+        ],
+      );
+      const events: Array<Record<string, unknown>> = [];
+      helper.getNode("events").on("input", (m: Record<string, unknown>) => events.push(m));
+      // no at: fired on arrival, no clock estimate needed
+      await waitFor("an event over wss", async () => {
+        helper.getNode("master").receive({ topic: "proton_collision", payload: { over: "tls" } });
+        await new Promise((r) => setTimeout(r, 100));
+        return events.length > 0 ? true : undefined;
+      });
+      assert.deepEqual(events[0]!.payload, { over: "tls" });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("a token with a space is refused with a clear status, and nothing listens", async () => {
     const port = await freePort();
     await helper.load(
