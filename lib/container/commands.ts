@@ -6,7 +6,6 @@ export type Command =
   | { kind: "load"; container: object | string }
   | { kind: "speed"; speed: number | null };
 
-
 const HELP = `use msg.payload "start", "stop", "toggle", "pause", "resume", "step", "reload", "load" (with msg.container) or "speed" (with msg.speed)`;
 
 function looksLikeContainer(v: unknown): v is object {
