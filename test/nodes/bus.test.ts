@@ -38,6 +38,14 @@ function client(port: number, extra: Partial<ConstructorParameters<typeof BusCli
   return { c, got };
 }
 
+/** A throwaway certificate for 127.0.0.1, made with openssl (.ci/run installs it if missing). */
+function selfSignedCert(dir: string): { key: string; cert: string } {
+  const key = path.join(dir, "key.pem");
+  const cert = path.join(dir, "cert.pem");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+  return { key, cert };
+}
+
 function raw(url: string, opts: WebSocket.ClientOptions = {}) {
   const ws = new WebSocket(url, opts);
   const frames: string[] = [];
@@ -192,9 +200,7 @@ describe("bus over WebSocket (lib)", () => {
   it("wss: a listener that trusts the master's certificate connects; one that does not gets a clear status", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bus-tls-"));
     try {
-      const key = path.join(dir, "key.pem");
-      const cert = path.join(dir, "cert.pem");
-      execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+      const { key, cert } = selfSignedCert(dir);
       const s = await server({ tls: { key: fs.readFileSync(key), cert: fs.readFileSync(cert) } });
       const { c, got } = client(s.port, { url: `wss://127.0.0.1:${s.port}/`, tls: { ca: fs.readFileSync(cert) } });
       await waitFor("connected over TLS", () => s.clients.some((x) => x.hello));
@@ -223,9 +229,7 @@ describe("sqi-event-bus node", () => {
   it("wss through Node-RED's own tls-config node, on both sides", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bus-tls-node-"));
     try {
-      const key = path.join(dir, "key.pem");
-      const cert = path.join(dir, "cert.pem");
-      execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+      const { key, cert } = selfSignedCert(dir);
       const tlsNode = require(require.resolve("@node-red/nodes/core/network/05-tls.js", { paths: [require.resolve("node-red")] }));
       const port = await freePort();
       await helper.load(
