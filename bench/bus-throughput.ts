@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { WebSocketServer } from "ws";
 import { packageRoot } from "../lib/paths";
 import { startCluster } from "../scripts/cluster";
+import { masterTransports, piTransports } from "./transports";
 
 const RATES = (process.env.BENCH_RATES ?? "5000,10000,15000,20000,25000,30000,40000,50000,60000,70000,85000,100000,120000,150000,200000,300000,400000").split(",").map(Number);
 const STEP_S = Number(process.env.BENCH_STEP_S ?? 3);
@@ -27,18 +28,14 @@ interface Step {
 
 const masterFlow = (corePath: string) => [
   { id: "m", type: "tab", label: "throughput master" },
-  { id: "m.bus", type: "sqi-bus", host: "127.0.0.1", port: "${SQI_BUS_PORT}", path: "/", url: "", tokenEnv: "", maxFrame: 1048576 },
-  { id: "m.core", type: "websocket-listener", path: corePath, wholemsg: "false" },
+  ...masterTransports(corePath),
   { id: "gen.bus", z: "m", type: "bench-generator", wires: [["m.broadcast"]] },
   { id: "gen.core", z: "m", type: "bench-generator", wires: [["m.wsout"]] },
-  { id: "m.broadcast", z: "m", type: "sqi-event-bus", role: "broadcast", bus: "m.bus", statsEvery: 0, wires: [[], []] },
-  { id: "m.wsout", z: "m", type: "websocket out", server: "m.core", client: "", wires: [] },
 ];
 
 const piFlow = [
   { id: "p", type: "tab", label: "throughput pi" },
-  { id: "p.bus", type: "sqi-bus", host: "127.0.0.1", port: "8765", path: "/", url: "${SQI_MASTER_URL}", tokenEnv: "", maxFrame: 16777216 },
-  { id: "p.core", type: "websocket-client", path: "${SQI_CORE_WS_URL}", tls: "", wholemsg: "false", hb: "0", subprotocol: "", headers: [] },
+  ...piTransports(16777216),
   { id: "p.listen", z: "p", type: "sqi-event-bus", role: "listen", bus: "p.bus", listenerName: "${SQI_NODE_NAME}", late: "fire", statsEvery: 0, wires: [["p.countBus"], []] },
   { id: "p.countBus", z: "p", type: "bench-counter", file: "bus.jsonl", wires: [] },
   { id: "p.wsin", z: "p", type: "websocket in", server: "", client: "p.core", wires: [["p.countCore"]] },

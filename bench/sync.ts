@@ -15,6 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spread } from "../lib/pulse/measure";
 import { startCluster } from "../scripts/cluster";
+import { masterTransports, piTransports } from "./transports";
 import { parsePinLog } from "../scripts/gpio-sim";
 import { startJitterProxy } from "../scripts/jitter-proxy";
 
@@ -28,17 +29,13 @@ const onePulse = ["proton_collision", "atom_spin_flip", "waveform_emit", "time_d
 
 const masterFlow = [
   { id: "m", type: "tab", label: "sync bench master" },
-  { id: "m.bus", type: "sqi-bus", host: "127.0.0.1", port: "${SQI_BUS_PORT}", path: "/", url: "", tokenEnv: "", maxFrame: 1048576 },
-  { id: "m.core", type: "websocket-listener", path: "/sqi-core", wholemsg: "false" },
+  ...masterTransports("/sqi-core"),
   { id: "m.player", z: "m", type: "dc-container", source: "file", file: "synthetic_star_core.dc", autostart: true, startDelay: 0.5, lead: 100, accel: 2, wires: [["m.broadcast", "m.wsout"]] },
-  { id: "m.broadcast", z: "m", type: "sqi-event-bus", role: "broadcast", bus: "m.bus", statsEvery: 0, wires: [[], []] },
-  { id: "m.wsout", z: "m", type: "websocket out", server: "m.core", client: "", wires: [] },
 ];
 
 const piFlow = [
   { id: "p", type: "tab", label: "sync bench pi" },
-  { id: "p.bus", type: "sqi-bus", host: "127.0.0.1", port: "8765", path: "/", url: "${SQI_MASTER_URL}", tokenEnv: "", maxFrame: 1048576 },
-  { id: "p.core", type: "websocket-client", path: "${SQI_CORE_WS_URL}", tls: "", wholemsg: "false", hb: "0", subprotocol: "", headers: [] },
+  ...piTransports(1048576),
   // pins first: the order Node-RED closes them in is the hard case for the shapers' fail-safe
   { id: "p.pinA", z: "p", type: "rpi-gpio out", pin: "18", set: true, level: "0", out: "out", bcm: true, wires: [] },
   { id: "p.pinB", z: "p", type: "rpi-gpio out", pin: "19", set: true, level: "0", out: "out", bcm: true, wires: [] },
