@@ -6,8 +6,16 @@
 // (anchorTime at tick position anchorG), never by adding intervals to late timers, so an
 // hour of play does not drift. Pause, resume and speed changes move the anchor so that
 // the playhead keeps its place. Only ticks that hold glyphs get a timer.
+//
+// With clones (clones.ts) the player works in frames instead: every frame_ms it asks, for
+// each tick that holds glyphs near the frame, how many clones' events fall inside the frame
+// (a difference of two "phases below x" answers), and emits either one message per clone
+// event (exact, for a few clones) or one message per event name with the count. Frame
+// edges are positions stored once and reused as the next frame's start, so over any run
+// the counts add up to exactly clones x events: nothing lost or counted twice.
 
 import type { Clock, TimerHandle } from "../clock";
+import { aggregates, makePhases, type CloneSettings, type Phases } from "./clones";
 import { DEFAULT_TICK_INTERVAL_MS, type Container, type Glyph, type RuntimeSpeed } from "./format";
 
 export type PlayerState = "stopped" | "playing" | "paused" | "finished";
@@ -24,6 +32,11 @@ export interface PlayedGlyph {
   event: string;
   /** A copy: downstream nodes may change it without touching the container. */
   payload: Record<string, unknown>;
+  /** Clones, one message per clone event: which clone, counted in ascending phase order. */
+  clone?: number;
+  /** Clones, aggregated: how many events of this name fall in the frame [at, at + window_ms). */
+  count?: number;
+  window_ms?: number;
 }
 
 export interface PlayerOptions {
@@ -38,6 +51,8 @@ export interface PlayerOptions {
   maxLagMs?: number;
   /** Glyphs emitted per timer callback before yielding to the event loop. Default 10000. */
   maxBatch?: number;
+  /** Multiplexing; absent means one copy, played tick by tick. */
+  clones?: CloneSettings;
 }
 
 export const DEFAULT_LEAD_MS = 50;
@@ -96,6 +111,10 @@ class Timeline {
   glyphsBefore(occ: number): number {
     return Math.floor(occ / this.size) * this.glyphCount + this.prefix[occ % this.size]!;
   }
+  /** One past the last occurrence (Infinity when looping). */
+  get end(): number {
+    return this.loop ? Infinity : this.size;
+  }
   /** The first occurrence whose tick position is >= pos. */
   firstAtOrAfter(pos: number): number {
     const p = Math.max(0, Math.ceil(pos - 1e-9));
@@ -117,8 +136,13 @@ class Timeline {
 }
 
 export interface PlayerStats {
+  /** Messages sent. */
   emitted: number;
-  /** Glyphs not emitted because the process stalled past maxLagMs. */
+  /** Events represented: with clones, every clone's event (an aggregated message counts its count). */
+  events: number;
+  /** Frames played (clones only). */
+  frames: number;
+  /** Events not emitted because the process stalled past maxLagMs. */
   skipped: number;
   tick: number;
   loop: number;
@@ -143,7 +167,13 @@ export class Player {
    *  restarts the player from inside onGlyph ends the emission loop that called it. */
   private generation = 0;
   private seq = 0;
-  readonly stats: PlayerStats = { emitted: 0, skipped: 0, tick: 0, loop: 0 };
+  readonly stats: PlayerStats = { emitted: 0, events: 0, frames: 0, skipped: 0, tick: 0, loop: 0 };
+  /** Clones: the phases, and whether to aggregate; undefined plays one copy tick by tick. */
+  private readonly multi: { phases: Phases; settings: CloneSettings; aggregate: boolean } | undefined;
+  /** Clones: the tick position up to which every clone's events have been emitted or skipped. */
+  private countedPos = 0;
+  /** Clones: frames since the anchor; frame k covers [anchorPos + k f, anchorPos + (k + 1) f). */
+  private frameIdx = 0;
 
   constructor(private readonly opts: PlayerOptions) {
     this.clock = opts.clock;
@@ -151,6 +181,25 @@ export class Player {
     this.accelFactor = opts.accelFactor ?? DEFAULT_ACCEL_FACTOR;
     this.maxLagMs = opts.maxLagMs ?? 1000;
     this.maxBatch = opts.maxBatch ?? 10_000;
+    const c = opts.clones;
+    if (c && (c.clones > 1 || aggregates(c))) this.multi = { phases: makePhases(c.clones, c.spread, c.seed), settings: c, aggregate: aggregates(c) };
+  }
+
+  get clones(): number {
+    return this.multi?.phases.n ?? 1;
+  }
+  get aggregated(): boolean {
+    return this.multi?.aggregate ?? false;
+  }
+  /** Clones: the tick position up to which every clone's events are out (emitted or skipped). */
+  get countedPosition(): number {
+    return this.countedPos;
+  }
+  /** Events per second the container asks for, over all clones, at the current speed. */
+  get intendedRate(): number {
+    const tl = this.timeline;
+    if (!tl) return 0;
+    return (this.clones * tl.glyphCount * 1000) / (tl.maxTick * this.periodMs);
   }
 
   get state(): PlayerState {
@@ -174,6 +223,7 @@ export class Player {
     this.halt();
     this.timeline = new Timeline(container);
     this.occ = 0;
+    this.countedPos = 0;
     this.stats.tick = 0;
     this.stats.loop = 0;
     this.setState("stopped");
@@ -186,6 +236,8 @@ export class Player {
     if (this._state === "paused") return this.resume();
     this.halt();
     this.occ = 0;
+    this.countedPos = 0;
+    this.frameIdx = 0;
     this.anchorPos = 0;
     this.anchorTime = this.clock.now() + this.leadMs;
     this.setState("playing");
@@ -195,6 +247,7 @@ export class Player {
   stop(): void {
     this.halt();
     this.occ = 0;
+    this.countedPos = 0;
     this.setState("stopped");
   }
 
@@ -210,6 +263,8 @@ export class Player {
     this.halt();
     this.anchorPos = this.pausedPos;
     this.anchorTime = this.clock.now() + this.leadMs;
+    this.countedPos = this.pausedPos;
+    this.frameIdx = 0;
     this.setState("playing");
     this.pump();
   }
@@ -219,7 +274,20 @@ export class Player {
     const tl = this.timeline;
     if (!tl) return;
     if (this._state === "playing") this.pause();
-    if (this._state === "stopped" || this._state === "finished") this.occ = 0;
+    if (this._state === "stopped" || this._state === "finished") {
+      this.occ = 0;
+      this.countedPos = 0;
+    }
+    if (this.multi) {
+      // One tick of every clone: from where the counting stands to the next whole tick.
+      if (this.countedPos >= this.endPos()) return this.setState("finished");
+      const from = this.countedPos;
+      const to = Math.min(Math.floor(from + 1e-9) + 1, this.endPos());
+      this.countedPos = this.pausedPos = to;
+      this.setState("paused");
+      this.emitFrame(from, to, this.clock.now() + this.leadMs);
+      return;
+    }
     if (!tl.loop && this.occ >= tl.size) {
       this.setState("finished");
       return;
@@ -237,9 +305,13 @@ export class Player {
     }
     if (this._state === "playing") {
       const pos = this.playhead();
+      // Clones: what is counted stays counted; the rest follows at the new speed from the
+      // moment the counted part was due (or the lead from now, whichever is later).
+      const time = this.multi ? Math.max(this.clock.now() + this.leadMs, this.frameTime(this.frameIdx)) : this.clock.now() + this.leadMs;
       this.speedOverride = factor;
       this.anchorPos = pos;
-      this.anchorTime = this.clock.now() + this.leadMs;
+      this.anchorTime = time;
+      this.frameIdx = 0;
       this.halt();
       this.pump();
     } else {
@@ -255,6 +327,7 @@ export class Player {
 
   /** Where the timeline is at `now`, in tick positions, never past the next glyph not yet emitted. */
   private playhead(): number {
+    if (this.multi) return this.countedPos;
     const tl = this.timeline!;
     const pos = this.anchorPos + (this.clock.now() + this.leadMs - this.anchorTime) / this.periodMs;
     const next = !tl.loop && this.occ >= tl.size ? tl.maxTick : tl.position(this.occ);
@@ -275,6 +348,143 @@ export class Player {
     if (s === this._state) return;
     this._state = s;
     this.opts.onStateChange?.(s);
+  }
+
+  /** Clones: the position after which no clone has an event left (a container that does not loop). */
+  private endPos(): number {
+    const tl = this.timeline!;
+    return tl.loop ? Infinity : tl.maxTick - 1 + this.spanPos();
+  }
+
+  /** Clones: the spread's span in tick positions. */
+  private spanPos(): number {
+    return this.multi!.settings.spreadOver === "loop" ? this.timeline!.maxTick : 1;
+  }
+
+  private frameTime(k: number): number {
+    return this.anchorTime + k * this.multi!.settings.frameMs;
+  }
+  private framePos(k: number): number {
+    return this.anchorPos + (k * this.multi!.settings.frameMs) / this.periodMs;
+  }
+
+  /**
+   * Clones: every clone event at a position in [from, to), emitted as messages; t0 is when
+   * `from` is due. The occurrences scanned start one tick before the span could reach, so
+   * that rounding never decides whether a clone's event is counted in this frame or the last.
+   */
+  private emitFrame(from: number, to: number, t0: number): number {
+    const tl = this.timeline!;
+    const { phases, aggregate } = this.multi!;
+    const span = this.spanPos();
+    const period = this.periodMs;
+    const generation = this.generation;
+    const sums = new Map<string, { count: number; glyph: Glyph; tick: number; loop: number }>();
+    const each: { at: number; clone: number; glyph: Glyph; tick: number; loop: number }[] = [];
+    for (let o = tl.firstAtOrAfter(from - span - 1); o < tl.end; o++) {
+      const pos = tl.position(o);
+      if (pos >= to) break;
+      const a = phases.below((from - pos) / span);
+      const b = phases.below((to - pos) / span);
+      if (b <= a) continue;
+      const tick = tl.ticks[o % tl.size]!;
+      const loop = Math.floor(o / tl.size);
+      for (const glyph of tl.groups[o % tl.size]!) {
+        if (aggregate) {
+          const sum = sums.get(glyph.event);
+          if (sum) sum.count += b - a;
+          else sums.set(glyph.event, { count: b - a, glyph, tick, loop });
+        } else {
+          for (let i = a; i < b; i++) each.push({ at: t0 + (pos + phases.phase(i) * span - from) * period, clone: i, glyph, tick, loop });
+        }
+      }
+    }
+    this.stats.frames++;
+    this.stats.tick = (Math.floor(from + 1e-9) % tl.maxTick) + 1;
+    this.stats.loop = Math.floor((from + 1e-9) / tl.maxTick);
+    const send = (g: PlayedGlyph): boolean => {
+      this.stats.emitted++;
+      this.stats.events += g.count ?? 1;
+      this.opts.onGlyph(g);
+      // onGlyph may have stopped or reloaded the player: then send nothing more of this frame.
+      return this.timeline === tl && this.generation === generation && this._state !== "stopped";
+    };
+    const base = (glyph: Glyph, tick: number, loop: number) => ({
+      container: tl.id,
+      tick,
+      loop,
+      event: glyph.event,
+      payload: glyph.payload === undefined ? {} : structuredClone(glyph.payload),
+    });
+    if (aggregate) {
+      const windowMs = Math.round((to - from) * period * 1e6) / 1e6; // the frame length, without float dust
+      for (const { count, glyph, tick, loop } of sums.values()) {
+        if (!send({ ...base(glyph, tick, loop), seq: ++this.seq, at: t0, count, window_ms: windowMs })) break;
+      }
+      return sums.size;
+    }
+    each.sort((x, y) => x.at - y.at);
+    for (const e of each) {
+      if (!send({ ...base(e.glyph, e.tick, e.loop), seq: ++this.seq, at: e.at, clone: e.clone })) break;
+    }
+    return each.length;
+  }
+
+  /** Clones: how many clone events lie before position p (for counting what a stall skipped). */
+  private eventsBefore(p: number): number {
+    const tl = this.timeline!;
+    const { phases } = this.multi!;
+    const span = this.spanPos();
+    const o0 = Math.min(tl.firstAtOrAfter(p - span - 1), tl.end);
+    let n = phases.n * tl.glyphsBefore(o0);
+    for (let o = o0; o < tl.end; o++) {
+      const pos = tl.position(o);
+      if (pos >= p) break;
+      n += tl.groups[o % tl.size]!.length * phases.below((p - pos) / span);
+    }
+    return n;
+  }
+
+  /** Clones: emits every frame due within the lead, then sets one timer for the next frame. */
+  private pumpFrames(): void {
+    this.timer = undefined;
+    const generation = this.generation;
+    const frameMs = this.multi!.settings.frameMs;
+    let sent = 0;
+    for (;;) {
+      if (this._state !== "playing" || this.generation !== generation) return;
+      const now = this.clock.now();
+      const endPos = this.endPos();
+      if (this.countedPos >= endPos) {
+        const end = this.frameTime(this.frameIdx);
+        if (end > now) this.timer = this.clock.setTimer(() => this.pumpFrames(), end - now);
+        else this.setState("finished");
+        return;
+      }
+      const t0 = this.frameTime(this.frameIdx);
+      if (t0 - this.leadMs > now) {
+        this.timer = this.clock.setTimer(() => this.pumpFrames(), t0 - this.leadMs - now);
+        return;
+      }
+      if (now - t0 > this.maxLagMs) {
+        // Stalled: skip to the frame that holds `now`, counting every clone event in between.
+        const k = Math.floor((now - this.anchorTime) / frameMs);
+        const to = Math.min(this.framePos(k), endPos);
+        this.stats.skipped += this.eventsBefore(to) - this.eventsBefore(this.countedPos);
+        this.frameIdx = k;
+        this.countedPos = to;
+        continue;
+      }
+      const to = Math.min(this.framePos(this.frameIdx + 1), endPos);
+      sent += this.emitFrame(this.countedPos, to, t0);
+      if (this.generation !== generation) return; // stopped, reloaded or restarted from inside onGlyph
+      this.countedPos = to;
+      this.frameIdx++;
+      if (sent >= this.maxBatch) {
+        this.timer = this.clock.setTimer(() => this.pumpFrames(), 0);
+        return;
+      }
+    }
   }
 
   private emit(occ: number, at: number): number {
@@ -303,6 +513,7 @@ export class Player {
 
   /** Emits everything due within the lead, then sets one timer for the next tick that holds glyphs. */
   private pump(): void {
+    if (this.multi) return this.pumpFrames();
     this.timer = undefined;
     const tl = this.timeline!;
     const generation = this.generation;
