@@ -4,6 +4,7 @@
 
 import * as path from "node:path";
 import { realClock, type Clock, type TimerHandle } from "../lib/clock";
+import { parseCloneSettings } from "../lib/container/clones";
 import { parseCommand, type Command } from "../lib/container/commands";
 import { formatProblems, loadContainerFile, parseContainerText, validateContainer, type Container, type LoadResult } from "../lib/container/format";
 import { DEFAULT_ACCEL_FACTOR, DEFAULT_LEAD_MS, MAX_SPEED, Player, type PlayedGlyph } from "../lib/container/player";
@@ -41,10 +42,12 @@ module.exports = function (RED: RED) {
     let lastError: string | undefined;
     let statusTimer: TimerHandle | undefined;
     let autostartTimer: TimerHandle | undefined;
-    let rateMark = { at: clock.now(), emitted: 0 };
+    let rateMark = { at: clock.now(), emitted: 0, frames: 0 };
     let rate = 0;
+    let frameRate = 0;
 
-    const configError = [lead, accel, startDelay].map((c) => (c.ok ? undefined : c.error)).find((e) => e !== undefined);
+    const clones = parseCloneSettings(def);
+    const configError = [...[lead, accel, startDelay].map((c) => (c.ok ? undefined : c.error)), ...(clones.ok ? [] : clones.errors)].filter((e) => e !== undefined).join("; ") || undefined;
     if (configError) {
       node.error(configError);
       node.status({ fill: "red", shape: "ring", text: configError });
@@ -61,10 +64,19 @@ module.exports = function (RED: RED) {
       accelFactor: accel.ok ? accel.value : DEFAULT_ACCEL_FACTOR,
       onGlyph: (g) => node.send(toMessage(g)),
       onStateChange: () => renderStatus(),
+      ...(clones.ok ? { clones: clones.settings } : {}),
     });
 
     function toMessage(g: PlayedGlyph): NodeMessage {
-      return { topic: g.event, payload: g.payload, sqi: { container: g.container, tick: g.tick, loop: g.loop, seq: g.seq, at: g.at } };
+      const sqi: Record<string, unknown> = { container: g.container, tick: g.tick, loop: g.loop, seq: g.seq, at: g.at };
+      if (g.clone !== undefined) sqi.clone = g.clone;
+      if (g.count !== undefined) {
+        sqi.count = g.count;
+        sqi.window_ms = g.window_ms;
+        sqi.rate_hz = (g.count * 1000) / g.window_ms!;
+        sqi.clones = player.clones;
+      }
+      return { topic: g.event, payload: g.payload, sqi };
     }
 
     function read(src: Source): { result: LoadResult; label: string } {
@@ -111,15 +123,16 @@ module.exports = function (RED: RED) {
       if (st === "playing") {
         const dt = now - rateMark.at;
         if (dt >= STATUS_EVERY_MS * 0.8) {
-          rate = ((player.stats.emitted - rateMark.emitted) * 1000) / dt;
-          rateMark = { at: now, emitted: player.stats.emitted };
+          rate = ((player.stats.events - rateMark.emitted) * 1000) / dt;
+          frameRate = ((player.stats.frames - rateMark.frames) * 1000) / dt;
+          rateMark = { at: now, emitted: player.stats.events, frames: player.stats.frames };
         }
         if (!statusTimer) statusTimer = clock.setTimer(tickStatus, STATUS_EVERY_MS);
       } else {
         clock.clearTimer(statusTimer);
         statusTimer = undefined;
-        rateMark = { at: now, emitted: player.stats.emitted };
-        rate = 0;
+        rateMark = { at: now, emitted: player.stats.events, frames: player.stats.frames };
+        rate = frameRate = 0;
       }
       if (!loaded) {
         node.status({ fill: "red", shape: "ring", text: lastError ?? "no container loaded" });
@@ -129,14 +142,16 @@ module.exports = function (RED: RED) {
       const where = `tick ${player.stats.tick} · loop ${player.stats.loop}`;
       const speed = player.speed === 1 ? "" : ` · x${player.speed}`;
       const skipped = player.stats.skipped > 0 ? ` · ${player.stats.skipped} skipped (late)` : "";
+      // With clones: how many, the rate they ask for and the messages it takes (frames/s when aggregated).
+      const multi = player.clones > 1 || player.aggregated ? ` · ×${player.clones.toLocaleString("en")} · intended ${formatRate(player.intendedRate)}${player.aggregated ? ` · ${frameRate.toFixed(0)} frames/s` : ""}` : "";
       const warn = lastError ? ` · ⚠ ${lastError}` : "";
       const text =
         st === "playing"
-          ? `▶ ${id} · ${where} · ${formatRate(rate)}${speed}${skipped}${warn}`
+          ? `▶ ${id} · ${where} · ${formatRate(rate)}${multi}${speed}${skipped}${warn}`
           : st === "paused"
             ? `❚❚ ${id} · ${where}${skipped}${warn}`
             : st === "finished"
-              ? `finished ${id} · ${player.stats.emitted} events${skipped}${warn}`
+              ? `finished ${id} · ${player.stats.events} events${skipped}${warn}`
               : `stopped · ${id}${warn}`;
       const fill = lastError ? "yellow" : st === "playing" ? "green" : st === "paused" ? "yellow" : "grey";
       node.status({ fill, shape: st === "playing" ? "dot" : "ring", text });

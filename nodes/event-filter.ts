@@ -114,11 +114,13 @@ module.exports = function (RED: RED) {
     function admit(msg: NodeMessage): boolean {
       counts.in++;
       touch();
-      if (!decimator.pass()) {
-        counts.decimated++;
-        return false;
-      }
-      const sqi = typeof msg.sqi === "object" && msg.sqi !== null ? (msg.sqi as { at?: unknown }) : undefined;
+      const sqi = typeof msg.sqi === "object" && msg.sqi !== null ? (msg.sqi as { at?: unknown; count?: unknown }) : undefined;
+      // An aggregated message (dc-container clones) stands for `count` events: decimation scales the count.
+      const count = typeof sqi?.count === "number" && Number.isInteger(sqi.count) && sqi.count > 0 ? sqi.count : undefined;
+      const kept = decimator.take(count ?? 1);
+      counts.decimated += (count ?? 1) - kept;
+      if (kept === 0) return false;
+      if (count !== undefined && kept !== count) sqi!.count = kept;
       if (tooLate(sqi?.at, clock.now(), lateLimit)) {
         counts.late_dropped++;
         return false;

@@ -14,6 +14,7 @@ import { registerFired } from "../lib/pulse/fired";
 import { Measurements } from "../lib/pulse/measure";
 import { PulseOutput, type Edge } from "../lib/pulse/output";
 import { planEvent } from "../lib/pulse/shapes";
+import { TrainPlanner } from "../lib/pulse/train";
 import type { FlowsEvent, Node, NodeDef, NodeMessage, RED } from "./red";
 
 /** Events up to this far past their `at` are fired at once without counting as late: timer jitter. */
@@ -57,8 +58,10 @@ module.exports = function (RED: RED) {
     }
     const s = parsed.settings;
     const downstream = Array.isArray(def.wires) && Array.isArray(def.wires[0]) ? (def.wires[0] as string[]) : [];
-    const counts = { late: 0, late_dropped: 0, rejected: 0, ignored: 0, rate_clamped: 0 };
+    const counts = { late: 0, late_dropped: 0, rejected: 0, ignored: 0, rate_clamped: 0, train_events: 0, train_clamped: 0 };
     let rateClamp: { text: string; at: number } | undefined;
+    // Aggregated counts since the last status: what the clones asked for and what the pin got.
+    let trainTally = { at: clock.now(), events: 0, delivered: 0, clamped: 0, duty: undefined as number | undefined };
     let syncDelivery = false;
     let statusTimer: TimerHandle | undefined;
     let reportTimer: TimerHandle | undefined;
@@ -67,6 +70,7 @@ module.exports = function (RED: RED) {
 
     const measure = new Measurements(clock.now(), s.coil);
     const output = new PulseOutput(clock, s.limits, s.shape.output === "pwm", emitEdge, (p) => measure.pulse(p));
+    const trains = new TrainPlanner(s.limits, s.shape.output === "pwm");
 
     function emitEdge(edge: Edge): void {
       measure.edge(edge);
@@ -106,6 +110,18 @@ module.exports = function (RED: RED) {
       const now = clock.now();
       const c = output.counters;
       const rate = ((c.pulses - statusMark.pulses) * 1000) / Math.max(1, now - statusMark.at);
+      if (trainTally.clamped > 0) {
+        const dt = Math.max(1, now - trainTally.at);
+        const intended = (trainTally.events * 1000) / dt;
+        rateClamp = {
+          at: now,
+          text:
+            trainTally.duty !== undefined
+              ? `saturated: intended ${fmtHz(intended)} as ${trainTally.duty.toFixed(0)}% duty (capped)`
+              : `saturated: intended ${fmtHz(intended)}, delivered ${fmtHz((trainTally.delivered * 1000) / dt)}`,
+        };
+      }
+      trainTally = { at: now, events: 0, delivered: 0, clamped: 0, duty: undefined };
       statusMark = { at: now, pulses: c.pulses };
       const duty = output.onTimeBetween(now - 1000, now) / 10;
       const problems = [
@@ -158,6 +174,7 @@ module.exports = function (RED: RED) {
       try {
         if (msg.stop === true) {
           output.stop();
+          trains.reset();
           renderStatus();
           done();
           return;
@@ -176,6 +193,13 @@ module.exports = function (RED: RED) {
         } else {
           const now = clock.now();
           const sqi = typeof msg.sqi === "object" && msg.sqi !== null ? (msg.sqi as Record<string, unknown>) : undefined;
+          const aggregated = readCount(sqi);
+          if (typeof aggregated === "string") {
+            counts.rejected++;
+            showError(`${msg.topic}: ${aggregated}`, msg);
+            done();
+            return;
+          }
           const at = sqi?.at;
           let t0 = typeof at === "number" && Number.isFinite(at) ? at : now;
           if (t0 > now + MAX_AHEAD_MS) {
@@ -201,7 +225,20 @@ module.exports = function (RED: RED) {
               text: r.asDuty ? `${fmtHz(r.intendedHz)} as ${((plan.segments[0]?.level ?? 0) as number).toFixed(0)}% duty` : `saturated: intended ${fmtHz(r.intendedHz)}, delivered ${fmtHz(r.deliveredHz)}`,
             };
           }
-          output.add(plan.segments, t0, { event: msg.topic as string, ...(sqi ? { sqi: { ...sqi } } : {}) });
+          const origin = { event: msg.topic as string, ...(sqi ? { sqi: { ...sqi } } : {}) };
+          if (aggregated) {
+            const train = trains.place(plan.segments, aggregated.count, aggregated.windowMs, t0);
+            counts.train_events += aggregated.count;
+            counts.train_clamped += train.clamped;
+            trainTally.events += aggregated.count;
+            trainTally.delivered += train.starts.length;
+            trainTally.clamped += train.clamped;
+            if (train.duty !== undefined && train.clamped > 0) trainTally.duty = train.duty;
+            for (const start of train.starts) output.add(plan.segments, start, origin);
+            if (train.hold) output.add([{ start: 0, end: train.hold.end - train.hold.start, level: train.hold.level }], train.hold.start, origin);
+          } else {
+            output.add(plan.segments, t0, origin);
+          }
           if (!statusTimer) statusTimer = clock.setTimer(renderStatus, STATUS_EVERY_MS);
         }
         done();
@@ -228,6 +265,17 @@ module.exports = function (RED: RED) {
 
   RED.nodes.registerType("pulse-shaper", PulseShaperNode);
 };
+
+/** An aggregated message's count and window (from dc-container clones), undefined for one event, or what is wrong. */
+function readCount(sqi: Record<string, unknown> | undefined): { count: number; windowMs: number } | undefined | string {
+  if (sqi?.count === undefined) return undefined;
+  const count = sqi.count;
+  const windowMs = sqi.window_ms;
+  if (typeof count !== "number" || !Number.isInteger(count) || count < 1) return `msg.sqi.count must be a positive whole number of events, got ${JSON.stringify(count)}`;
+  if (typeof windowMs !== "number" || !Number.isFinite(windowMs) || windowMs <= 0 || windowMs > 3_600_000)
+    return `msg.sqi.window_ms must be the frame's length in ms (above 0, at most one hour) when msg.sqi.count is set, got ${JSON.stringify(windowMs)}`;
+  return { count, windowMs };
+}
 
 function fmtHz(hz: number): string {
   return hz >= 1000 ? `${(hz / 1000).toFixed(hz >= 10_000 ? 0 : 1)} kHz` : `${hz.toFixed(hz >= 10 ? 0 : 1)} Hz`;

@@ -24,12 +24,22 @@ export function namePattern(pattern: string): (name: string) => boolean {
   return (name) => tests.some((t) => t(name));
 }
 
-/** Passes one message in every `n` (the 1st, the n+1th, ...); n = 1 passes all. */
+/**
+ * Passes one event in every `n` (the 1st, the n+1th, ...); n = 1 passes all. An aggregated
+ * message of `count` events passes as many as fall on the every-nth places, so a count is
+ * scaled exactly as the same events sent one by one would be.
+ */
 export class Decimator {
   private seen = 0;
   constructor(readonly every: number) {}
   pass(): boolean {
-    return this.seen++ % this.every === 0;
+    return this.take(1) === 1;
+  }
+  /** How many of the next `count` events pass. */
+  take(count: number): number {
+    const before = Math.ceil(this.seen / this.every);
+    this.seen += count;
+    return Math.ceil(this.seen / this.every) - before;
   }
 }
 
