@@ -496,6 +496,7 @@ export class Player {
     this.stats.loop = loop;
     for (const g of group) {
       this.stats.emitted++;
+      this.stats.events++;
       this.opts.onGlyph({
         container: tl.id,
         tick,

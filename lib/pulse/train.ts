@@ -45,7 +45,11 @@ export class TrainPlanner {
       length = Math.max(length, s.start + width);
       on += width * (this.pwm ? s.level / 100 : s.level > 0 ? 1 : 0);
     }
-    return Math.max(length + gap, on / this.limits.maxDuty, 2 * spacing);
+    // Duty: any window of dutyWindowMs may hold up to window / period + 1 units, and their
+    // on-time must stay within maxDuty of the window, or the output would have to skip one.
+    const budget = this.limits.maxDuty * this.limits.dutyWindowMs;
+    const forDuty = on >= budget ? this.limits.dutyWindowMs : (this.limits.dutyWindowMs * on) / (budget - on);
+    return Math.max(length + gap, forDuty, 2 * spacing);
   }
 
   /** Places `count` units evenly across [t0, t0 + windowMs), as many as the output can follow. */
@@ -57,14 +61,14 @@ export class TrainPlanner {
     const spacing = windowMs / count;
     const end = t0 + windowMs;
     const starts: number[] = [];
-    let k = 0;
-    while (k < count) {
+    // Event k's slot is t0 + k x spacing; when the output is still busy it waits until the
+    // output is free, and what no longer fits in the window is clamped. One pass per unit placed,
+    // never one per event.
+    for (let k = 0; k < count; k++) {
       const t = Math.max(t0 + k * spacing, this.nextFree);
       if (t >= end) break;
       starts.push(t);
       this.nextFree = t + period;
-      // The next event whose even slot is not before the output is free again: never a loop per event.
-      k = Math.max(k + 1, Math.ceil((this.nextFree - t0) / spacing - 1e-9));
     }
     return { starts, clamped: count - starts.length, intendedHz, deliveredHz: (starts.length * 1000) / windowMs };
   }

@@ -245,6 +245,61 @@ describe("dc-container node", () => {
     });
   });
 
+  describe("clones", () => {
+    const oneHz = JSON.stringify(container([{ tick: 1, event: "proton_collision", payload: { n: 1 } }], { loop: true, tick_interval_ms: 1000 }));
+
+    it("1,000 clones of a 1 Hz container evenly spread: counted messages summing to 1,000 events a second, and a status that says so", async () => {
+      const r = await deploy({ json: oneHz, clones: 1000, spread: "even", spreadOver: "tick", emission: "auto", aggregateAbove: 100, frameMs: 20 });
+      await advance(10_000);
+      const sum = r.messages.reduce((n, m) => n + ((m.sqi as { count: number }).count ?? 0), 0);
+      assert.ok(sum >= 9900 && sum <= 10_050, `${sum} events in 10 s`);
+      const first = r.messages[0]!;
+      assert.equal(first.topic, "proton_collision");
+      assert.deepEqual(first.payload, { n: 1 });
+      const sqi = first.sqi as Record<string, number>;
+      assert.equal(sqi.count, 20, "20 ms of a 1 kHz stream");
+      assert.equal(sqi.window_ms, 20);
+      assert.equal(sqi.rate_hz, 1000);
+      assert.equal(sqi.clones, 1000);
+      assert.ok(r.messages.length <= 10_000 / 20 + 1, `one message per frame: ${r.messages.length}`);
+      assert.match(lastStatus(r), /▶ test · tick 1 · loop \d+ · 1\.0k ev\/s · ×1,000 · intended 1\.0k ev\/s · 50 frames\/s/);
+    });
+
+    it("up to the threshold every clone event is a message of its own, tagged with its clone", async () => {
+      const r = await deploy({ json: oneHz, clones: 4, spread: "even", aggregateAbove: 100 });
+      await advance(999); // (the next loop's first frame goes out at 1000)
+      assert.deepEqual(
+        r.messages.map((m) => [(m.sqi as { clone: number }).clone, (m.sqi as { at: number }).at - T0]),
+        [
+          [0, 50],
+          [1, 300],
+          [2, 550],
+          [3, 800],
+        ],
+      );
+      assert.match(lastStatus(r), /×4 · intended 4\.0 ev\/s/);
+    });
+
+    for (const [field, value, text] of [
+      ["clones", 0, "Clones must be a whole number from 1 to 1000000, got 0"],
+      ["clones", -3, "Clones must be a whole number from 1 to 1000000, got -3"],
+      ["clones", "1.5", 'Clones must be a whole number from 1 to 1000000, got "1.5"'],
+      ["clones", 10_000_000, "Clones must be a whole number from 1 to 1000000, got 10000000"],
+      ["seed", "soup", 'Seed must be a whole number from 0 to 4294967295, got "soup"'],
+      ["frameMs", 0, "Frame window must be a number from 1 to 10000 ms, got 0"],
+    ] as const) {
+      it(`${field} ${JSON.stringify(value)}: refused with a clear message, nothing plays`, async () => {
+        const r = await deploy({ json: oneHz, spread: "random", [field]: value });
+        await advance(2000);
+        assert.equal(r.messages.length, 0);
+        assert.deepEqual(r.errors, [text]);
+        assert.equal(lastStatus(r), text);
+        assert.equal(r.statuses[r.statuses.length - 1]!.fill, "red");
+        assert.equal(clock.pending(), 0, "no timer left behind");
+      });
+    }
+  });
+
   it("close mid-play stops every timer", async () => {
     const r = await deploy({ json: JSON.stringify(starCore) });
     await advance(120);

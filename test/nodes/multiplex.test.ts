@@ -1,0 +1,101 @@
+// 1,000 clones end to end on a virtual clock: dc-container (counted messages) ->
+// event-filter -> pulse-shaper. What a user watches: a 1 kHz-intended stream that the
+// shaper turns into a pulse train the pin can follow, with every event it could not
+// deliver counted and the status saying "saturated".
+import assert from "node:assert/strict";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { VirtualClock } from "../../lib/clock";
+import { container, T0 } from "../helpers/containers";
+import { helper, lastStatus, record, settle } from "../helpers/red";
+
+const dcContainer = require("../../nodes/dc-container");
+const eventFilter = require("../../nodes/event-filter");
+const pulseShaper = require("../../nodes/pulse-shaper");
+
+let clock: VirtualClock;
+
+const oneHz = JSON.stringify(container([{ tick: 1, event: "proton_collision", payload: {} }], { loop: true, tick_interval_ms: 1000 }));
+
+async function chain(every: number, output = "digital") {
+  await helper.load(
+    [dcContainer, eventFilter, pulseShaper],
+    [
+      { id: "f", type: "tab" },
+      { id: "dc", z: "f", type: "dc-container", source: "inline", json: oneHz, autostart: true, startDelay: 0, lead: 50, clones: 1000, spread: "even", spreadOver: "tick", emission: "auto", aggregateAbove: 100, frameMs: 20, wires: [["ef"]] },
+      { id: "ef", z: "f", type: "event-filter", rules: [{ event: "proton_*" }], checkall: "first", every, maxLate: 0, wires: [["ps"]] },
+      { id: "ps", z: "f", type: "pulse-shaper", width: 5, output, unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["edges"], ["meas"]] },
+      { id: "edges", z: "f", type: "helper" },
+      { id: "meas", z: "f", type: "helper" },
+    ],
+  );
+  const edges: Array<{ payload: number; sqi: { edge: { sent: number } } }> = [];
+  const meas: Array<{ payload: Record<string, number> }> = [];
+  helper.getNode("edges").on("input", (m: (typeof edges)[number]) => edges.push(m));
+  helper.getNode("meas").on("input", (m: (typeof meas)[number]) => meas.push(m));
+  const status = record("ps");
+  const filterStatus = record("ef");
+  await settle();
+  return { edges, meas, status, filterStatus };
+}
+
+/** Virtual time in 10 ms steps, letting Node-RED deliver between them (well within the 50 ms lead). */
+async function run(ms: number) {
+  for (let t = 0; t < ms; t += 10) {
+    clock.advance(10);
+    await settle();
+  }
+}
+
+async function measurements(meas: Array<{ payload: Record<string, number> }>) {
+  helper.getNode("ps").receive({ measure: true });
+  await settle();
+  return meas[meas.length - 1]!.payload;
+}
+
+describe("1,000 clones through filter and shaper", () => {
+  beforeEach(() => {
+    clock = new VirtualClock(T0);
+    helper.settings({ sqiClock: clock });
+  });
+  afterEach(async () => helper.unload());
+
+  it("a 1 kHz-intended stream becomes a bounded 99 Hz train of 5 ms pulses; the rest is counted as clamped and the status says saturated", async () => {
+    const { edges, meas, status } = await chain(1);
+    await run(10_000);
+    const m = await measurements(meas);
+    const rises = edges.filter((e) => e.payload === 1).map((e) => e.sqi.edge.sent);
+    const falls = edges.filter((e) => e.payload === 0).map((e) => e.sqi.edge.sent);
+    // 5 ms pulses within 50 % duty over any second: one every 10.1 ms at most, so about 990 in 10 s.
+    assert.ok(rises.length >= 980 && rises.length <= 991, `${rises.length} pulses in 10 s`);
+    assert.ok(rises.every((t, i) => i === 0 || t - rises[i - 1]! >= 10.1 - 1e-6), "never faster than the pin's limits allow");
+    assert.ok(falls.every((t, i) => Math.abs(t - rises[i]! - 5) < 1e-6), "every pulse 5 ms wide");
+    assert.ok(edges.every((e, i) => e.payload === (i % 2 === 0 ? 1 : 0)), "edges alternate: no pin left high between pulses");
+    assert.ok(m.train_events >= 9_900 && m.train_events <= 10_050, `${m.train_events} events represented`);
+    assert.ok(m.train_clamped > 8_900, `${m.train_clamped} clamped`);
+    assert.ok(Math.abs(m.train_events - m.train_clamped - m.pulses - (m.queued ?? 0) / 1) <= 2, `events ${m.train_events} = clamped ${m.train_clamped} + pulses ${m.pulses} (+ queued)`);
+    assert.ok(m.queued <= 8, `the queue holds no more than the lead and one frame: (50 + 20) / 10.1 + 1, got ${m.queued}`);
+    assert.equal(m.late, 0);
+    assert.match(lastStatus(status), /saturated: intended 1\.0 kHz, delivered (98|99|100) Hz/);
+  });
+
+  it("decimated by 20 in the filter, the same clones ask for 50 Hz, which the pin delivers whole", async () => {
+    const { edges, meas, status, filterStatus } = await chain(20);
+    await run(10_000);
+    const m = await measurements(meas);
+    const rises = edges.filter((e) => e.payload === 1).length;
+    assert.ok(rises >= 495 && rises <= 501, `${rises} pulses in 10 s`);
+    assert.equal(m.train_clamped, 0);
+    assert.equal(m.train_events, m.pulses + m.queued);
+    assert.doesNotMatch(lastStatus(status), /saturated/);
+    const [, out, decimated] = /out (\d+) · decimated (\d+)/.exec(lastStatus(filterStatus))!;
+    assert.equal(Number(decimated), 19 * Number(out), "each counted message of 20 events keeps 1 and counts 19 as decimated");
+  });
+
+  it("on a PWM output the 1 kHz becomes a duty, capped at the 50 % maximum, without a flood of edges", async () => {
+    const { edges, status } = await chain(1, "pwm");
+    await run(2_000);
+    assert.ok(edges.length < 100, `${edges.length} edges in 2 s`);
+    assert.ok(edges.filter((e) => e.payload > 0).every((e) => e.payload === 50), "held at the maximum duty");
+    assert.match(lastStatus(status), /saturated: intended 1\.0 kHz as 50% duty \(capped\)/);
+  });
+});
