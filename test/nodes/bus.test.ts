@@ -335,4 +335,40 @@ describe("sqi-event-bus node", () => {
     assert.ok(Math.abs(report.counters.fired_on_time_ms! - 5) < 1, `on-time ${report.counters.fired_on_time_ms} ms, measured on the real clock`);
     assert.ok(Math.abs(report.offset_ms) < 1);
   });
+  it("counted messages from clones cross as one event each: the listener gets count and window_ms, a plain client one frame per message", async () => {
+    const port = await freePort();
+    helper.settings({});
+    await helper.load(
+      [sqiBus, sqiEventBus],
+      [
+        { id: "f", type: "tab" },
+        { id: "bus", type: "sqi-bus", host: "127.0.0.1", port: String(port), path: "/", url: `ws://127.0.0.1:${port}/`, maxFrame: 1048576 },
+        { id: "master", z: "f", type: "sqi-event-bus", role: "broadcast", bus: "bus", statsEvery: 0, wires: [[], []] },
+        { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-a", statsEvery: 0, late: "fire", wires: [["events"], []] },
+        { id: "events", z: "f", type: "helper" },
+      ],
+    );
+    const events: Array<{ topic: string; sqi: Record<string, number> }> = [];
+    helper.getNode("events").on("input", (m: (typeof events)[number]) => events.push(m));
+    const plain = raw(`ws://127.0.0.1:${port}/`);
+    await waitFor("plain client open", () => plain.ws.readyState === WebSocket.OPEN);
+    await waitFor("the listener connected (a probe gets through)", async () => {
+      helper.getNode("master").receive({ topic: "probe", payload: {} });
+      await new Promise((r) => setTimeout(r, 100));
+      return events.length > 0;
+    });
+    events.length = 0;
+    plain.frames.length = 0;
+    const at = Date.now() + 200;
+    const counts = [20, 19, 21];
+    counts.forEach((count, i) =>
+      helper.getNode("master").receive({ topic: "proton_collision", payload: {}, sqi: { container: "c", tick: 1, loop: 0, seq: i + 1, at: at + 20 * i, count, window_ms: 20, rate_hz: count * 50, clones: 1000 } }),
+    );
+    await waitFor("3 events at the listener", () => events.length >= 3);
+    await waitFor("3 plain frames", () => plain.frames.length >= 3);
+    assert.deepEqual(events.map((m) => [m.topic, m.sqi.count, m.sqi.window_ms]), counts.map((c) => ["proton_collision", c, 20]));
+    const frames = plain.frames.map((f) => JSON.parse(f) as Record<string, unknown>);
+    assert.deepEqual(frames.map((f) => [f.event, f.count, f.window_ms]), counts.map((c) => ["proton_collision", c, 20]));
+    assert.equal(events.length, 3, "one event per counted message, never one per clone");
+  });
 });
