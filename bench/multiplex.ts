@@ -1,0 +1,216 @@
+// bench/multiplex (npm run bench:multiplex): what clones cost. N = 1,000 ... 1,000,000
+// clones of the star core (at its "accelerated" 10x: 20 events a second per clone), each
+// case in its own Node.js process for BENCH_SECONDS (default 20):
+//   - this package's Player with clones (even spread, counted messages; plus a random
+//     spread at 1,000,000, the case that keeps one sorted array of phases), each message
+//     built as dc-container builds it;
+//   - the naive baseline: one setInterval per clone (after a setTimeout for its phase),
+//     each firing its clone's next glyph, from 1,000 clones up to where it falls behind.
+// Reports CPU % of one core, extra RSS over the process before the clones existed, events
+// per second represented, messages (frames) per second, and whether it kept real time: the
+// player, when every frame went out on time (p99 lateness under one frame, nothing skipped)
+// with every event counted; the baseline, when it ran at least 99% of the due callbacks.
+// Targets: 1,000,000 clones in real time at < 5% of a core and < 50 MB extra RSS.
+// Never fails on timing: the machine is shared and noisy.
+
+import { execFileSync } from "node:child_process";
+import { realClock } from "../lib/clock";
+import { DEFAULT_CLONES, type Spread } from "../lib/container/clones";
+import { Player } from "../lib/container/player";
+import type { Container } from "../lib/container/format";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const SIZES = [1_000, 10_000, 100_000, 1_000_000];
+
+const starCore: Container = {
+  container_id: "synthetic_star_core",
+  metadata: { runtime_speed: "accelerated" },
+  glyphs: [
+    { tick: 1, event: "proton_collision", payload: { energy_mev: 14.1, particles: 2, angle: "head-on" } },
+    { tick: 2, event: "atom_spin_flip", payload: { atom: "hydrogen", spin_state: "up→down" } },
+    { tick: 3, event: "waveform_emit", payload: { frequency_hz: 50000, amplitude: 0.8 } },
+    { tick: 4, event: "time_dilation", payload: { factor_fast: 1000000, factor_slow: 5 } },
+    { tick: 5, event: "fusion_tick", payload: { reaction: "p+p→He", energy_out: "pulse" } },
+  ],
+  loop: true,
+  tick_interval_ms: 500,
+};
+const PERIOD_MS = 50; // 500 ms ticks at the default 10x
+const PER_CLONE_HZ = 1000 / PERIOD_MS;
+
+interface Result {
+  kind: string;
+  clones: number;
+  setupMs: number;
+  cpuPct: number;
+  extraRssMb: number;
+  eventsPerS: number;
+  messagesPerS: number;
+  realTime: boolean;
+  note: string;
+}
+
+const q = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))]! : NaN;
+};
+
+/** Runs `seconds` of wall time, sampling RSS; returns CPU % and peak RSS over the run. */
+async function measure(seconds: number): Promise<{ cpuPct: number; peakRss: number }> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let peakRss = process.memoryUsage.rss();
+  await new Promise<void>((resolve) => {
+    const sampler = setInterval(() => {
+      peakRss = Math.max(peakRss, process.memoryUsage.rss());
+      if (performance.now() - t0 >= seconds * 1000) {
+        clearInterval(sampler);
+        resolve();
+      }
+    }, 250);
+  });
+  const cpu = process.cpuUsage(cpu0);
+  return { cpuPct: ((cpu.user + cpu.system) / 1000 / (performance.now() - t0)) * 100, peakRss };
+}
+
+async function runPlayer(clones: number, spread: Spread): Promise<Result> {
+  global.gc?.();
+  const rss0 = process.memoryUsage.rss();
+  const t0 = performance.now();
+  const frameMs = DEFAULT_CLONES.frameMs;
+  const lateness: number[] = [];
+  let messages = 0;
+  let events = 0;
+  let counting = false;
+  const player: Player = new Player({
+    clock: realClock,
+    leadMs: 50,
+    clones: { ...DEFAULT_CLONES, clones, spread, emission: "aggregate", seed: 1 },
+    onGlyph: (g) => {
+      // the message dc-container sends for it
+      const msg = { topic: g.event, payload: g.payload, sqi: { container: g.container, tick: g.tick, loop: g.loop, seq: g.seq, at: g.at, count: g.count, window_ms: g.window_ms, rate_hz: (g.count! * 1000) / g.window_ms!, clones } };
+      if (!counting || !msg.topic) return;
+      messages++;
+      events += g.count!;
+      lateness.push(realClock.now() - (g.at - 50));
+    },
+  });
+  player.load(starCore);
+  player.start();
+  const setupMs = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 1000)); // settle
+  counting = true;
+  const skipped0 = player.stats.skipped;
+  const { cpuPct, peakRss } = await measure(SECONDS);
+  counting = false;
+  player.dispose();
+  const expected = clones * PER_CLONE_HZ * SECONDS;
+  const p99 = q(lateness, 0.99);
+  const skipped = player.stats.skipped - skipped0;
+  const realTime = p99 < frameMs && skipped === 0 && Math.abs(events - expected) / expected < 0.01;
+  return {
+    kind: `this package, ${spread}`,
+    clones,
+    setupMs,
+    cpuPct,
+    extraRssMb: (peakRss - rss0) / 2 ** 20,
+    eventsPerS: events / SECONDS,
+    messagesPerS: messages / SECONDS,
+    realTime,
+    note: `frame lateness p99 ${p99.toFixed(2)} ms, skipped ${skipped}`,
+  };
+}
+
+async function runNaive(clones: number): Promise<Result> {
+  global.gc?.();
+  const rss0 = process.memoryUsage.rss();
+  const t0 = performance.now();
+  let events = 0;
+  let counting = false;
+  const timers: NodeJS.Timeout[] = [];
+  const glyphs = starCore.glyphs;
+  for (let i = 0; i < clones; i++) {
+    const phase = (i / clones) * PERIOD_MS;
+    let k = 0;
+    timers.push(
+      setTimeout(() => {
+        timers[i] = setInterval(() => {
+          const g = glyphs[k++ % glyphs.length]!;
+          const msg = { topic: g.event, payload: structuredClone(g.payload), sqi: { container: starCore.container_id, clone: i, at: Date.now() } };
+          if (counting && msg.topic) events++;
+        }, PERIOD_MS);
+      }, phase),
+    );
+    if (performance.now() - t0 > 60_000) break; // creating the timers alone took a minute: far behind
+  }
+  const setupMs = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 1000));
+  counting = true;
+  const { cpuPct, peakRss } = await measure(SECONDS);
+  counting = false;
+  for (const t of timers) clearInterval(t);
+  const expected = clones * PER_CLONE_HZ * SECONDS;
+  const share = events / expected;
+  return {
+    kind: "naive: a setInterval per clone",
+    clones,
+    setupMs,
+    cpuPct,
+    extraRssMb: (peakRss - rss0) / 2 ** 20,
+    eventsPerS: events / SECONDS,
+    messagesPerS: events / SECONDS,
+    realTime: share >= 0.99,
+    note: `ran ${(share * 100).toFixed(1)}% of the due callbacks`,
+  };
+}
+
+function row(r: Result): string {
+  const n = (x: number, d = 0) => x.toLocaleString("en", { maximumFractionDigits: d, minimumFractionDigits: d });
+  return `${r.kind.padEnd(31)} ${n(r.clones).padStart(9)} ${n(r.setupMs).padStart(8)} ${n(r.cpuPct, 1).padStart(6)} ${n(r.extraRssMb, 1).padStart(8)} ${n(r.eventsPerS).padStart(12)} ${n(r.messagesPerS).padStart(10)} ${(r.realTime ? "yes" : "NO").padStart(9)}  ${r.note}`;
+}
+
+async function child(spec: string): Promise<void> {
+  const [kind, spread, n] = spec.split(":");
+  const r = kind === "naive" ? await runNaive(Number(n)) : await runPlayer(Number(n), spread as Spread);
+  process.stdout.write(JSON.stringify(r));
+}
+
+function runCase(spec: string): Result {
+  const out = execFileSync(process.execPath, ["--expose-gc", __filename, spec], { encoding: "utf8", timeout: (SECONDS + 120) * 1000, maxBuffer: 1 << 20 });
+  return JSON.parse(out) as Result;
+}
+
+function main(): void {
+  process.stdout.write(`multiplex: the star core at 10x (${PER_CLONE_HZ} events/s per clone), ${SECONDS} s per case, each case in its own process\n\n`);
+  process.stdout.write(`${"".padEnd(31)} ${"clones".padStart(9)} ${"setup ms".padStart(8)} ${"CPU %".padStart(6)} ${"+RSS MB".padStart(8)} ${"events/s".padStart(12)} ${"frames/s".padStart(10)} ${"real time".padStart(9)}\n`);
+  const ours: Result[] = [];
+  for (const n of SIZES) {
+    const r = runCase(`player:even:${n}`);
+    ours.push(r);
+    process.stdout.write(`${row(r)}\n`);
+  }
+  process.stdout.write(`${row(runCase(`player:random:${SIZES[SIZES.length - 1]}`))}\n`);
+  const naive: Result[] = [];
+  for (const n of SIZES) {
+    const r = runCase(`naive::${n}`);
+    naive.push(r);
+    process.stdout.write(`${row(r)}\n`);
+    if (!r.realTime) {
+      process.stdout.write(`(the naive baseline fell behind at ${n.toLocaleString("en")} clones; larger N not run)\n`);
+      break;
+    }
+  }
+  const million = ours[ours.length - 1]!;
+  process.stdout.write(
+    `\ntarget: 1,000,000 clones in real time at < 5% of a core and < 50 MB extra RSS: ` +
+      `${million.realTime ? "real time" : "NOT real time"}, ${million.cpuPct.toFixed(1)}% CPU, ${million.extraRssMb.toFixed(1)} MB\n`,
+  );
+  const lastNaive = naive.filter((r) => r.realTime).pop();
+  if (lastNaive) {
+    const same = ours.find((r) => r.clones === lastNaive.clones)!;
+    process.stdout.write(`at ${lastNaive.clones.toLocaleString("en")} clones, the largest N the naive baseline kept up with: ${(lastNaive.cpuPct / Math.max(same.cpuPct, 0.01)).toFixed(0)}x the CPU of this package\n`);
+  }
+}
+
+if (process.argv[2]) void child(process.argv[2]);
+else main();
