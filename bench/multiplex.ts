@@ -5,7 +5,8 @@
 //     spread at 1,000,000, the case that keeps one sorted array of phases), each message
 //     built as dc-container builds it;
 //   - the naive baseline: one setInterval per clone (after a setTimeout for its phase),
-//     each firing its clone's next glyph, from 1,000 clones up to where it falls behind.
+//     each firing its clone's next glyph, from 1,000 clones until it runs under 90% of
+//     its due callbacks.
 // Reports CPU % of one core, extra RSS over the process before the clones existed, events
 // per second represented, messages (frames) per second, and whether it kept real time: the
 // player, when every frame went out on time (p99 lateness under one frame, nothing skipped)
@@ -45,7 +46,12 @@ interface Result {
   cpuPct: number;
   extraRssMb: number;
   eventsPerS: number;
+  /** the player's frames (the baseline has none) */
+  framesPerS?: number;
+  /** messages built: one bus frame each */
   messagesPerS: number;
+  /** the baseline: the share of due callbacks it ran */
+  share?: number;
   realTime: boolean;
   note: string;
 }
@@ -101,8 +107,10 @@ async function runPlayer(clones: number, spread: Spread): Promise<Result> {
   await new Promise((r) => setTimeout(r, 1000)); // settle
   counting = true;
   const skipped0 = player.stats.skipped;
+  const frames0 = player.stats.frames;
   const { cpuPct, peakRss } = await measure(SECONDS);
   counting = false;
+  const frames = player.stats.frames - frames0;
   player.dispose();
   const expected = clones * PER_CLONE_HZ * SECONDS;
   const p99 = q(lateness, 0.99);
@@ -115,6 +123,7 @@ async function runPlayer(clones: number, spread: Spread): Promise<Result> {
     cpuPct,
     extraRssMb: (peakRss - rss0) / 2 ** 20,
     eventsPerS: events / SECONDS,
+    framesPerS: frames / SECONDS,
     messagesPerS: messages / SECONDS,
     realTime,
     note: `frame lateness p99 ${p99.toFixed(2)} ms, skipped ${skipped}`,
@@ -159,6 +168,7 @@ async function runNaive(clones: number): Promise<Result> {
     extraRssMb: (peakRss - rss0) / 2 ** 20,
     eventsPerS: events / SECONDS,
     messagesPerS: events / SECONDS,
+    share,
     realTime: share >= 0.99,
     note: `ran ${(share * 100).toFixed(1)}% of the due callbacks`,
   };
@@ -166,7 +176,8 @@ async function runNaive(clones: number): Promise<Result> {
 
 function row(r: Result): string {
   const n = (x: number, d = 0) => x.toLocaleString("en", { maximumFractionDigits: d, minimumFractionDigits: d });
-  return `${r.kind.padEnd(31)} ${n(r.clones).padStart(9)} ${n(r.setupMs).padStart(8)} ${n(r.cpuPct, 1).padStart(6)} ${n(r.extraRssMb, 1).padStart(8)} ${n(r.eventsPerS).padStart(12)} ${n(r.messagesPerS).padStart(10)} ${(r.realTime ? "yes" : "NO").padStart(9)}  ${r.note}`;
+  const frames = r.framesPerS === undefined ? "-" : n(r.framesPerS);
+  return `${r.kind.padEnd(31)} ${n(r.clones).padStart(9)} ${n(r.setupMs).padStart(8)} ${n(r.cpuPct, 1).padStart(6)} ${n(r.extraRssMb, 1).padStart(8)} ${n(r.eventsPerS).padStart(12)} ${frames.padStart(8)} ${n(r.messagesPerS).padStart(10)} ${(r.realTime ? "yes" : "NO").padStart(9)}  ${r.note}`;
 }
 
 async function child(spec: string): Promise<void> {
@@ -182,7 +193,7 @@ function runCase(spec: string): Result {
 
 function main(): void {
   process.stdout.write(`multiplex: the star core at 10x (${PER_CLONE_HZ} events/s per clone), ${SECONDS} s per case, each case in its own process\n\n`);
-  process.stdout.write(`${"".padEnd(31)} ${"clones".padStart(9)} ${"setup ms".padStart(8)} ${"CPU %".padStart(6)} ${"+RSS MB".padStart(8)} ${"events/s".padStart(12)} ${"frames/s".padStart(10)} ${"real time".padStart(9)}\n`);
+  process.stdout.write(`${"".padEnd(31)} ${"clones".padStart(9)} ${"setup ms".padStart(8)} ${"CPU %".padStart(6)} ${"+RSS MB".padStart(8)} ${"events/s".padStart(12)} ${"frames/s".padStart(8)} ${"msgs/s".padStart(10)} ${"real time".padStart(9)}\n`);
   const ours: Result[] = [];
   for (const n of SIZES) {
     const r = runCase(`player:even:${n}`);
@@ -195,8 +206,9 @@ function main(): void {
     const r = runCase(`naive::${n}`);
     naive.push(r);
     process.stdout.write(`${row(r)}\n`);
-    if (!r.realTime) {
-      process.stdout.write(`(the naive baseline fell behind at ${n.toLocaleString("en")} clones; larger N not run)\n`);
+    // Go on past the first miss (setInterval's own drift costs it about 1 %) until it is clearly behind.
+    if ((r.share ?? 0) < 0.9) {
+      process.stdout.write(`(the naive baseline ran under 90% of its callbacks at ${n.toLocaleString("en")} clones; larger N not run)\n`);
       break;
     }
   }

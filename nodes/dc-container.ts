@@ -255,6 +255,7 @@ module.exports = function (RED: RED) {
 };
 
 function formatRate(perSecond: number): string {
+  if (perSecond >= 1e6) return `${(perSecond / 1e6).toFixed(1)}M ev/s`;
   if (perSecond >= 1000) return `${(perSecond / 1000).toFixed(1)}k ev/s`;
   return `${perSecond >= 10 ? perSecond.toFixed(0) : perSecond.toFixed(1)} ev/s`;
 }

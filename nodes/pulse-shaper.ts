@@ -91,8 +91,19 @@ module.exports = function (RED: RED) {
       return { ...output.counters, ...counts, queued: output.queued };
     }
 
+    // Counted messages since the last report: the rate the clones asked for and the rate the pin got.
+    let reportTrains = { at: clock.now(), events: 0, delivered: 0 };
+
     function report(): void {
-      node.send([null, { topic: "measurements", payload: measure.report(clock.now(), allCounters()) }]);
+      const now = clock.now();
+      const payload = measure.report(now, allCounters());
+      if (reportTrains.events > 0) {
+        const seconds = Math.max(1e-3, (now - reportTrains.at) / 1000);
+        payload.train_intended_hz = Math.round((reportTrains.events / seconds) * 10) / 10;
+        payload.train_delivered_hz = Math.round((reportTrains.delivered / seconds) * 10) / 10;
+      }
+      reportTrains = { at: now, events: 0, delivered: 0 };
+      node.send([null, { topic: "measurements", payload }]);
     }
 
     function scheduleReports(): void {
@@ -232,6 +243,8 @@ module.exports = function (RED: RED) {
             counts.train_clamped += train.clamped;
             trainTally.events += aggregated.count;
             trainTally.delivered += train.starts.length;
+            reportTrains.events += aggregated.count;
+            reportTrains.delivered += train.starts.length;
             trainTally.clamped += train.clamped;
             if (train.duty !== undefined && train.clamped > 0) trainTally.duty = train.duty;
             for (const start of train.starts) output.add(plan.segments, start, origin);

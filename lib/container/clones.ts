@@ -14,6 +14,8 @@ export type Emission = "auto" | "each" | "aggregate";
 
 export const SPREADS: readonly Spread[] = ["identical", "even", "random"];
 export const MAX_CLONES = 1_000_000;
+/** One message per clone event above this many clones would flood every node downstream. */
+export const MAX_EACH = 10_000;
 
 export interface CloneSettings {
   clones: number;
@@ -33,7 +35,7 @@ export const DEFAULT_CLONES: CloneSettings = { clones: 1, spread: "even", spread
 const rules = {
   clones: { label: "Clones", min: 1, max: MAX_CLONES, integer: true, default: DEFAULT_CLONES.clones },
   seed: { label: "Seed", min: 0, max: 0xffffffff, integer: true, default: DEFAULT_CLONES.seed },
-  aggregateAbove: { label: "Aggregate above", min: 0, max: MAX_CLONES, integer: true, default: DEFAULT_CLONES.aggregateAbove, unit: "clones" },
+  aggregateAbove: { label: "Counts above", min: 0, max: MAX_EACH, integer: true, default: DEFAULT_CLONES.aggregateAbove, unit: "clones" },
   frameMs: { label: "Frame window", min: 1, max: 10_000, default: DEFAULT_CLONES.frameMs, unit: "ms" },
 } satisfies Record<string, NumberRule>;
 
@@ -60,6 +62,9 @@ export function parseCloneSettings(def: Record<string, unknown>): { ok: true; se
   const spread = pick("spread", SPREADS, DEFAULT_CLONES.spread);
   const spreadOver = pick<SpreadOver>("spreadOver", ["tick", "loop"], DEFAULT_CLONES.spreadOver);
   const emission = pick<Emission>("emission", ["auto", "each", "aggregate"], DEFAULT_CLONES.emission);
+  if (emission === "each" && clones > MAX_EACH) {
+    errors.push(`One message per clone event is limited to ${MAX_EACH.toLocaleString("en")} clones (got ${clones.toLocaleString("en")}): send counts instead`);
+  }
   if (errors.length) return { ok: false, errors };
   return { ok: true, settings: { clones, spread, spreadOver, seed, emission, aggregateAbove, frameMs } };
 }

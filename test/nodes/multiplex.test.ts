@@ -3,8 +3,11 @@
 // shaper turns into a pulse train the pin can follow, with every event it could not
 // deliver counted and the status saying "saturated".
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { VirtualClock } from "../../lib/clock";
+import { packageRoot } from "../../lib/paths";
 import { container, T0 } from "../helpers/containers";
 import { helper, lastStatus, record, settle } from "../helpers/red";
 
@@ -76,6 +79,7 @@ describe("1,000 clones through filter and shaper", () => {
     assert.ok(m.queued <= 8, `the queue holds no more than the lead and one frame: (50 + 20) / 10.1 + 1, got ${m.queued}`);
     assert.equal(m.late, 0);
     assert.match(lastStatus(status), /saturated: intended 1\.0 kHz, delivered (98|99|100) Hz/);
+    assert.ok(Math.abs(m.train_intended_hz - 1000) < 15 && Math.abs(m.train_delivered_hz - 99) < 2, `report: intended ${m.train_intended_hz} Hz, delivered ${m.train_delivered_hz} Hz`);
   });
 
   it("decimated by 20 in the filter, the same clones ask for 50 Hz, which the pin delivers whole", async () => {
@@ -97,5 +101,21 @@ describe("1,000 clones through filter and shaper", () => {
     assert.ok(edges.length < 100, `${edges.length} edges in 2 s`);
     assert.ok(edges.filter((e) => e.payload > 0).every((e) => e.payload === 50), "held at the maximum duty");
     assert.match(lastStatus(status), /saturated: intended 1\.0 kHz as 50% duty \(capped\)/);
+  });
+  it("example 04 as shipped (its rpi-gpio out and debug stood in for): saturated at about 99 pulses a second, pin edges alternating", async () => {
+    const file = path.join(packageRoot, "examples", "04 - 1,000 clones multiplexed.json");
+    const flow = (JSON.parse(fs.readFileSync(file, "utf8")) as Array<Record<string, unknown>>)
+      .filter((n) => n.type !== "comment")
+      .map((n) => (n.type === "rpi-gpio out" || n.type === "debug" ? { id: n.id, z: n.z, type: "helper" } : n));
+    await helper.load([dcContainer, pulseShaper], flow);
+    const pin: number[] = [];
+    helper.getNode("ex04.pin").on("input", (m: { payload: number }) => pin.push(m.payload));
+    const status = record("ex04.shaper");
+    const player = record("ex04.player");
+    await run(5_000);
+    assert.ok(pin.length >= 2 * 440 && pin.length <= 2 * 500, `${pin.length / 2} pulses in 4.5 s of play`);
+    assert.ok(pin.every((v, i) => v === (i % 2 === 0 ? 1 : 0)));
+    assert.match(lastStatus(status), /saturated: intended 1\.0 kHz, delivered (98|99|100) Hz/);
+    assert.match(lastStatus(player), /×1,000 · intended 1\.0k ev\/s · 50 frames\/s/);
   });
 });

@@ -207,6 +207,8 @@ describe("clones: bad settings", () => {
     assert.equal(error({ seed: "abc" }), 'Seed must be a whole number from 0 to 4294967295, got "abc"');
     assert.equal(error({ frameMs: 0 }), "Frame window must be a number from 1 to 10000 ms, got 0");
     assert.equal(error({ spread: "wide" }), 'spread must be one of identical, even, random, got "wide"');
+    assert.equal(error({ clones: 20_000, emission: "each" }), "One message per clone event is limited to 10,000 clones (got 20,000): send counts instead");
+    assert.equal(error({ aggregateAbove: 50_000 }), "Counts above must be a whole number from 0 to 10000 clones, got 50000");
   });
   it("blank fields take the defaults", () => {
     assert.deepEqual(parseCloneSettings({ clones: "", seed: "", frameMs: "" }), { ok: true, settings: DEFAULT_CLONES });
