@@ -1,13 +1,14 @@
 // sqi-bus: where the bus is, shared by sqi-event-bus nodes like mqtt-broker is by mqtt
-// nodes. Transport (WebSocket), the master's bind address/port/path, the listeners' URL,
-// a token (a credential; "${NAME}" reads it from the environment), a tls-config for wss,
-// and the maximum frame size.
+// nodes. WebSocket: the master's bind address/port/path, the listeners' URL and a token
+// (a credential; "${NAME}" reads it from the environment). MQTT: the broker URL, client id,
+// user name and password (credentials, or environment variables named in the flow), QoS,
+// topic prefix and keepalive. Both: a tls-config for wss/mqtts and the maximum frame size.
 
 import { checkNumber, fromEnv } from "../lib/settings";
 import type { Node, NodeDef, RED } from "./red";
 
 export interface BusConfig {
-  transport: "ws";
+  transport: "ws" | "mqtt";
   host: string;
   port: number;
   path: string;
@@ -15,29 +16,50 @@ export interface BusConfig {
   token: string;
   maxFrame: number;
   tls?: string;
+  mqtt: { url: string; clientId: string; username: string; password: string; qos: 0 | 1; prefix: string; keepaliveS: number };
   errors: string[];
 }
 
 export type BusConfigNode = Node & { bus: BusConfig };
 
+interface Credentials {
+  token?: string;
+  user?: string;
+  password?: string;
+}
+
 module.exports = function (RED: RED) {
   function SqiBusNode(this: BusConfigNode, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const errors: string[] = [];
+    const creds = (this as unknown as { credentials?: Credentials }).credentials ?? {};
+    // A flow file cannot carry credentials: role flows name environment variables instead.
+    const secret = (own: string | undefined, envKey: unknown): string => {
+      const name = String(envKey ?? "").trim();
+      return fromEnv(own ?? "") || (name ? (process.env[name] ?? "") : "");
+    };
+    const rawTransport = String(def.transport ?? "").trim();
+    const transport = rawTransport === "mqtt" ? "mqtt" : "ws";
+    if (rawTransport !== "" && rawTransport !== "ws" && rawTransport !== "mqtt") errors.push(`Transport must be "ws" or "mqtt", got ${JSON.stringify(rawTransport)}`);
     const port = checkNumber(def.port, { label: "Bus port", min: 1, max: 65535, integer: true, default: 8765 });
     const maxFrame = checkNumber(def.maxFrame, { label: "Maximum frame size", min: 1024, max: 100 * 1024 * 1024, integer: true, default: 1024 * 1024, unit: "bytes" });
-    if (!port.ok) errors.push(port.error);
-    if (!maxFrame.ok) errors.push(maxFrame.error);
+    const qos = checkNumber(def.qos, { label: "QoS", min: 0, max: 1, integer: true, default: 0 });
+    const keepalive = checkNumber(def.keepalive, { label: "Keepalive", min: 1, max: 3600, integer: true, default: 15, unit: "s" });
+    for (const c of transport === "mqtt" ? [maxFrame, qos, keepalive] : [port, maxFrame]) if (!c.ok) errors.push(c.error);
     const path = String(def.path ?? "/").trim() || "/";
-    if (!path.startsWith("/")) errors.push(`Path must start with "/", got ${JSON.stringify(path)}`);
+    if (transport === "ws" && !path.startsWith("/")) errors.push(`Path must start with "/", got ${JSON.stringify(path)}`);
     const url = fromEnv(String(def.url ?? "").trim());
-    const creds = (this as unknown as { credentials?: { token?: string } }).credentials;
-    // A flow file cannot carry credentials: role flows name an environment variable instead.
-    const tokenEnv = String(def.tokenEnv ?? "").trim();
-    const token = fromEnv(creds?.token ?? "") || (tokenEnv ? (process.env[tokenEnv] ?? "") : "");
+    const token = secret(creds.token, def.tokenEnv);
     if (/\s/.test(token)) errors.push("the token contains spaces or line breaks: it must be one word (it travels in an HTTP header)");
+
+    const brokerUrl = fromEnv(String(def.broker ?? "").trim());
+    const prefix = String(def.topicPrefix ?? "").trim() || `sqi/${String(def.name ?? "").trim() || "bus"}`;
+    if (transport === "mqtt") {
+      if (!/^(mqtts?|wss?):\/\/[^\s]+$/.test(brokerUrl)) errors.push(`Broker URL must be mqtt://, mqtts://, ws:// or wss:// with a host, got ${JSON.stringify(brokerUrl)}`);
+      if (/[+#]/.test(prefix) || prefix.endsWith("/")) errors.push(`Topic prefix may not hold + or # or end with /, got ${JSON.stringify(prefix)}`);
+    }
     this.bus = {
-      transport: "ws",
+      transport,
       host: String(def.host ?? "0.0.0.0").trim() || "0.0.0.0",
       port: port.ok ? port.value : 8765,
       path,
@@ -45,8 +67,19 @@ module.exports = function (RED: RED) {
       token,
       maxFrame: maxFrame.ok ? maxFrame.value : 1024 * 1024,
       ...(typeof def.tls === "string" && def.tls ? { tls: def.tls } : {}),
+      mqtt: {
+        url: brokerUrl,
+        clientId: fromEnv(String(def.clientId ?? "").trim()),
+        username: secret(creds.user, def.userEnv),
+        password: secret(creds.password, def.passwordEnv),
+        qos: qos.ok && qos.value === 1 ? 1 : 0,
+        prefix,
+        keepaliveS: keepalive.ok ? keepalive.value : 15,
+      },
       errors,
     };
   }
-  RED.nodes.registerType("sqi-bus", SqiBusNode as unknown as (this: Node, def: NodeDef) => void, { credentials: { token: { type: "password" } } });
+  RED.nodes.registerType("sqi-bus", SqiBusNode as unknown as (this: Node, def: NodeDef) => void, {
+    credentials: { token: { type: "password" }, user: { type: "text" }, password: { type: "password" } },
+  });
 };

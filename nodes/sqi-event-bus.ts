@@ -11,6 +11,7 @@ import { eventFrame, type EventFrame } from "../lib/bus/frames";
 import { SequenceTracker } from "../lib/bus/sequence";
 import { firedTotals } from "../lib/pulse/fired";
 import { BusServer } from "../lib/bus/server";
+import { MqttListener, MqttMaster, type MqttSettings } from "../lib/bus/mqtt";
 import { checkNumber, fromEnv } from "../lib/settings";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
 import type { BusConfigNode } from "./sqi-bus";
@@ -30,7 +31,7 @@ module.exports = function (RED: RED) {
     const role = def.role === "listen" ? "listen" : "broadcast";
     const statsEvery = checkNumber(def.statsEvery, { label: "Stats every", min: 0, max: 3600, default: 5, unit: "s" });
     const problems = [...(config ? config.bus.errors : ["choose or add a bus (sqi-bus config node)"]), ...(statsEvery.ok ? [] : [statsEvery.error])];
-    if (role === "listen" && config && !config.bus.url) problems.push("the bus has no listener URL (ws://master:8765/)");
+    if (role === "listen" && config && config.bus.transport === "ws" && !config.bus.url) problems.push("the bus has no listener URL (ws://master:8765/)");
     if (problems.length || !config) {
       node.error(`sqi-event-bus: ${problems.join("; ")}`);
       node.status({ fill: "red", shape: "ring", text: problems[0]! });
@@ -40,6 +41,10 @@ module.exports = function (RED: RED) {
     const tls: Record<string, unknown> = {};
     if (bus.tls) (RED.nodes.getNode(bus.tls) as TlsNode | null)?.addTLSOptions(tls);
     const statsMs = (statsEvery.ok ? statsEvery.value : 5) * 1000;
+    const mqtt = bus.transport === "mqtt";
+    const mqttSettings: MqttSettings = { ...bus.mqtt, maxPayload: bus.maxFrame, ...(bus.tls ? { tls } : {}) };
+    const where = mqtt ? bus.mqtt.url.replace(/\/\/[^@/]*@/, "//") : "";
+    const authFailure = (text: string): void => node.error(`sqi-event-bus: ${where}: ${text}`);
     let statusTimer: TimerHandle | undefined;
     let statsTimer: TimerHandle | undefined;
     let rateMark = { at: clock.now(), events: 0 };
@@ -60,19 +65,23 @@ module.exports = function (RED: RED) {
 
     if (role === "broadcast") {
       let seq = 0;
-      if (!bus.token) node.warn(`sqi-event-bus: the bus on port ${bus.port} is open: any client on the network can connect and listen. Set a token in the bus config.`);
-      const server = new BusServer({
-        clock,
-        host: bus.host,
-        port: bus.port,
-        path: bus.path,
-        token: bus.token,
-        maxPayload: bus.maxFrame,
-        name: os.hostname(),
-        ...(bus.tls ? { tls } : {}),
-        onReport: (report) => node.send([null, { topic: "report", payload: report }]),
-        onChange: () => render(),
-      });
+      if (!mqtt && !bus.token) node.warn(`sqi-event-bus: the bus on port ${bus.port} is open: any client on the network can connect and listen. Set a token in the bus config.`);
+      const onReport = (report: Record<string, unknown>): void => node.send([null, { topic: "report", payload: report }]);
+      const server = mqtt
+        ? new MqttMaster({ clock, settings: mqttSettings, name: os.hostname(), onReport, onChange: () => render(), onAuthFailure: authFailure })
+        : new BusServer({
+            clock,
+            host: bus.host,
+            port: bus.port,
+            path: bus.path,
+            token: bus.token,
+            maxPayload: bus.maxFrame,
+            name: os.hostname(),
+            ...(bus.tls ? { tls } : {}),
+            onReport,
+            onChange: () => render(),
+          });
+      const place = (): string => (server instanceof MqttMaster ? where : `:${server.port}`);
       let listening = false;
       let failed = "";
       const render = (): void => {
@@ -82,16 +91,22 @@ module.exports = function (RED: RED) {
           node.status({ fill: "red", shape: "ring", text: failed });
           return;
         }
+        if (server instanceof MqttMaster && server.status.state !== "connected") {
+          const st = server.status;
+          node.status({ fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: `broker ${where}: ${st.state}${st.detail && st.detail !== bus.mqtt.url ? ` · ${st.detail}` : ""}${st.state === "disconnected" ? " · retrying" : ""}` });
+          return;
+        }
         const c = server.counters;
         const lost = [c.events_dropped ? `dropped ${c.events_dropped}` : "", c.rejected ? `rejected ${c.rejected}` : "", c.unauthorized ? `refused ${c.unauthorized}` : "", c.oversize ? `oversize ${c.oversize}` : ""].filter(Boolean);
         const n = server.clients.length;
         node.status({
-          fill: !bus.token || lost.length ? "yellow" : "green",
+          fill: (!mqtt && !bus.token) || lost.length ? "yellow" : "green",
           shape: listening ? "dot" : "ring",
-          text: `${listening ? `:${server.port}` : "starting"} · ${n} listener${n === 1 ? "" : "s"} · ${rate(c.events).toFixed(0)} ev/s${lost.length ? ` · ${lost.join(" · ")}` : ""}${bus.token ? "" : " · open bus (no token)"}`,
+          text: `${listening ? place() : "starting"} · ${n} listener${n === 1 ? "" : "s"} · ${rate(c.events).toFixed(0)} ev/s${lost.length ? ` · ${lost.join(" · ")}` : ""}${mqtt || bus.token ? "" : " · open bus (no token)"}`,
         });
       };
-      const stats = (): void => node.send([null, { topic: "stats", payload: { role, port: server.port, listeners: server.clients, counters: { ...server.counters }, recent: [...server.lastErrors] } }]);
+      const stats = (): void =>
+        node.send([null, { topic: "stats", payload: { role, transport: bus.transport, ...(server instanceof MqttMaster ? { broker: where, state: server.status.state } : { port: server.port }), listeners: server.clients, counters: { ...server.counters }, recent: [...server.lastErrors] } }]);
       server.listen().then(
         () => {
           listening = true;
@@ -134,18 +149,17 @@ module.exports = function (RED: RED) {
     const name = fromEnv(String(def.listenerName ?? "")).trim() || process.env.SQI_NODE_NAME || os.hostname();
     const tracker = new SequenceTracker();
     const counts = { late: 0, late_dropped: 0, unsynced: 0 };
-    const client: BusClient = new BusClient({
+    const common = {
       clock,
-      url: bus.url,
-      token: bus.token,
       name,
-      maxPayload: bus.maxFrame,
-      ...(bus.tls ? { tls } : {}),
-      onEvents: (events, receivedAt) => deliver(events, receivedAt),
+      onEvents: (events: EventFrame[], receivedAt: number) => deliver(events, receivedAt),
       onState: () => render(),
       // What arrived, and what this Pi's pulse-shapers fired: the master sees the whole array.
       report: (): Record<string, number> => ({ ...tracker.counters, ...counts, reconnects: client.counters.reconnects, ...firedTotals() }),
-    });
+    };
+    const client: BusClient | MqttListener = mqtt
+      ? new MqttListener({ ...common, settings: mqttSettings, onAuthFailure: authFailure })
+      : new BusClient({ ...common, url: bus.url, token: bus.token, maxPayload: bus.maxFrame, ...(bus.tls ? { tls } : {}) });
 
     function deliver(events: EventFrame[], receivedAt: number): void {
       const out: NodeMessage[] = [];

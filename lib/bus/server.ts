@@ -129,46 +129,22 @@ export class BusServer {
     if (events.length === 0) return;
     this.counters.events += events.length;
     const sent = this.opts.clock.now();
-    // Each event is serialised once and shared by every peer. Batches are cut so that no
-    // frame is over the frame limit, which a listener would answer by closing (1009).
-    const texts: string[] = [];
-    const bytes: number[] = [];
-    for (const e of events) {
-      const t = JSON.stringify(e);
-      const n = Buffer.byteLength(t);
-      if (n + 64 > this.opts.maxPayload) {
-        this.counters.events_dropped += 1;
-        this.note(`dropped an event frame of ${n} bytes: over the ${this.opts.maxPayload}-byte frame limit`);
-        continue;
-      }
-      texts.push(t);
-      bytes.push(n);
+    // Each event is serialised once and shared by every peer.
+    const { texts, bytes, dropped } = serialise(events, this.opts.maxPayload);
+    if (dropped) {
+      this.counters.events_dropped += dropped;
+      this.note(`dropped ${dropped} event frame(s) over the ${this.opts.maxPayload}-byte frame limit`);
     }
     let batches: Array<{ text: string; events: number }> | undefined;
     for (const p of this.peers) {
       if (p.hello) {
-        batches ??= this.batches(texts, bytes, sent);
+        batches ??= batch(texts, bytes, sent, this.opts.maxPayload);
         for (const b of batches) this.write(p, b.text, b.events);
       } else {
         // The seed's bridge: one frame per event, the same keys it reads.
         for (const t of texts) this.write(p, t, 1);
       }
     }
-  }
-
-  private batches(texts: string[], bytes: number[], sent: number): Array<{ text: string; events: number }> {
-    const out: Array<{ text: string; events: number }> = [];
-    const head = `{"type":"batch","sent":${sent},"events":[`;
-    let from = 0;
-    while (from < texts.length) {
-      let size = head.length + 2;
-      let to = from;
-      while (to < texts.length && to - from < MAX_EVENTS_PER_FRAME && size + bytes[to]! + 1 <= this.opts.maxPayload) size += bytes[to++]! + 1;
-      const one = to - from === 1;
-      out.push({ text: one ? `${texts[from]!.slice(0, -1)},"sent":${sent}}` : `${head}${texts.slice(from, to).join(",")}]}`, events: to - from });
-      from = to;
-    }
-    return out;
   }
 
   close(): Promise<void> {
@@ -252,6 +228,46 @@ export class BusServer {
     this.lastErrors.push(text);
     if (this.lastErrors.length > 20) this.lastErrors.shift();
   }
+}
+
+/** Each event as JSON text, once; an event too big for any frame is dropped (counted by the caller). */
+function serialise(events: EventFrame[], maxPayload: number): { texts: string[]; bytes: number[]; dropped: number } {
+  const texts: string[] = [];
+  const bytes: number[] = [];
+  let dropped = 0;
+  for (const e of events) {
+    const t = JSON.stringify(e);
+    const n = Buffer.byteLength(t);
+    if (n + 64 > maxPayload) {
+      dropped++;
+      continue;
+    }
+    texts.push(t);
+    bytes.push(n);
+  }
+  return { texts, bytes, dropped };
+}
+
+/** Batch frames of serialised events, cut so that none is over the frame limit (a listener would close on it). */
+function batch(texts: string[], bytes: number[], sent: number, maxPayload: number): Array<{ text: string; events: number }> {
+  const out: Array<{ text: string; events: number }> = [];
+  const head = `{"type":"batch","sent":${sent},"events":[`;
+  let from = 0;
+  while (from < texts.length) {
+    let size = head.length + 2;
+    let to = from;
+    while (to < texts.length && to - from < MAX_EVENTS_PER_FRAME && size + bytes[to]! + 1 <= maxPayload) size += bytes[to++]! + 1;
+    const one = to - from === 1;
+    out.push({ text: one ? `${texts[from]!.slice(0, -1)},"sent":${sent}}` : `${head}${texts.slice(from, to).join(",")}]}`, events: to - from });
+    from = to;
+  }
+  return out;
+}
+
+/** Events as the batch frames a listener that said hello gets (the MQTT transport sends these to everyone). */
+export function batchFrames(events: EventFrame[], maxPayload: number, sent: number): { texts: Array<{ text: string; events: number }>; dropped: number } {
+  const s = serialise(events, maxPayload);
+  return { texts: batch(s.texts, s.bytes, sent, maxPayload), dropped: s.dropped };
 }
 
 function sameSecret(given: string | null | undefined, token: string): boolean {

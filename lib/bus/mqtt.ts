@@ -1,0 +1,453 @@
+// The bus over MQTT, through a broker the user runs (Mosquitto, EMQX, ...): the same frames,
+// sequence numbers, batching, clock sync and accounting as the WebSocket transport, carried
+// on topics under one prefix (docs/protocol.md):
+//   <prefix>/events              master -> all: event and batch frames (QoS 0 or 1)
+//   <prefix>/master              master, retained: its welcome frame; emptied when it goes away
+//   <prefix>/hello/<listener>    listener, retained: its hello; emptied (its will) when it goes away
+//   <prefix>/sync/<listener>/ping, .../pong   clock sync, QoS 0, one pair per listener
+//   <prefix>/report/<listener>   listener -> master: reports
+// Listeners publish only under hello/, sync/<name>/ping and report/ (a broker ACL can enforce
+// it); the master checks every frame it takes against the schema and its topic.
+//
+// Neither side lets the MQTT client queue while the broker is away: an event the master
+// cannot publish now is dropped and counted (the listeners see the gap), so nothing fires
+// late in a burst after a reconnect. Reconnects use our own capped backoff with jitter.
+
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { Clock, TimerHandle } from "../clock";
+import { ClockSync } from "./clock-sync";
+import { decodeDownstream, decodeUpstream, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
+import type { ClientCounters, ClientState } from "./client";
+import { batchFrames, type ServerCounters } from "./server";
+
+export interface MqttSettings {
+  url: string;
+  clientId?: string;
+  username?: string;
+  password?: string;
+  qos: 0 | 1;
+  /** Topics live under this, e.g. "sqi/SQI bus". */
+  prefix: string;
+  keepaliveS: number;
+  /** ca/cert/key/rejectUnauthorized for mqtts:// and wss:// */
+  tls?: Record<string, unknown>;
+  maxPayload: number;
+}
+
+/** A topic level from a listener name: MQTT's wildcards and separator replaced. */
+export function topicLevel(name: string): string {
+  return name.replace(/[/+#\s]/g, "_").slice(0, 100) || "_";
+}
+
+/** What a broker's refusal means to a user (MQTT 3.1.1 return codes and MQTT 5 reason codes). */
+export function brokerRefusal(e: Error & { code?: unknown }): { text: string; auth: boolean } {
+  const code = typeof e.code === "number" ? e.code : undefined;
+  if (code === 4 || code === 5 || code === 134 || code === 135 || /not authori[sz]ed|bad user ?name or password/i.test(e.message)) {
+    return { text: "not authorised by the broker: check the user name and password (and the broker's ACL)", auth: true };
+  }
+  const errno = (e as { code?: unknown }).code;
+  if (errno === "ECONNREFUSED") return { text: "connection refused: is the broker running?", auth: false };
+  if (errno === "ENOTFOUND") return { text: "cannot resolve the broker's host name", auth: false };
+  return { text: e.message, auth: false };
+}
+
+/** Capped exponential backoff with jitter, the same on both sides and for both transports. */
+function backoff(attempt: number, capMs: number): number {
+  const base = Math.min(capMs, 250 * 2 ** attempt);
+  return base / 2 + Math.random() * (base / 2);
+}
+
+interface Connection {
+  client: MqttClient;
+  state: ClientState;
+  detail: string;
+  authFailed: boolean;
+}
+
+/** Opens one MQTT client with our own reconnect loop; the caller reacts to connect and message. */
+function open(
+  s: MqttSettings,
+  clock: Clock,
+  extra: Partial<IClientOptions>,
+  hooks: { onConnect: () => void; onMessage: (topic: string, payload: Buffer) => void; onState: () => void; onAuthFailure?: (text: string) => void },
+  maxBackoffMs: number,
+): { conn: Connection; stop: () => void } {
+  const client = mqtt.connect(s.url, {
+    protocolVersion: 4,
+    clean: true,
+    keepalive: s.keepaliveS,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    queueQoSZero: false,
+    resubscribe: false,
+    ...(s.clientId ? { clientId: s.clientId } : {}),
+    ...(s.username ? { username: s.username } : {}),
+    ...(s.password ? { password: s.password } : {}),
+    ...(s.tls ?? {}),
+    ...extra,
+  });
+  const conn: Connection = { client, state: "connecting", detail: s.url, authFailed: false };
+  let attempt = 0;
+  let retry: TimerHandle | undefined;
+  let stopped = false;
+  client.on("connect", () => {
+    attempt = 0;
+    conn.authFailed = false;
+    conn.state = "connected";
+    conn.detail = s.url;
+    hooks.onConnect();
+    hooks.onState();
+  });
+  client.on("message", (topic, payload) => hooks.onMessage(topic, payload));
+  client.on("error", (e) => {
+    const r = brokerRefusal(e as Error & { code?: unknown });
+    if (r.auth && !conn.authFailed) hooks.onAuthFailure?.(r.text);
+    conn.authFailed ||= r.auth;
+    conn.detail = r.text;
+  });
+  client.on("close", () => {
+    if (stopped) return;
+    conn.state = "disconnected";
+    if (conn.detail === s.url) conn.detail = "the broker went away";
+    hooks.onState();
+    clock.clearTimer(retry);
+    retry = clock.setTimer(() => {
+      retry = undefined;
+      if (stopped) return;
+      conn.state = "connecting";
+      hooks.onState();
+      client.reconnect();
+    }, backoff(attempt++, maxBackoffMs));
+  });
+  const stop = (): void => {
+    stopped = true;
+    clock.clearTimer(retry);
+    client.end(true);
+    conn.state = "stopped";
+  };
+  return { conn, stop };
+}
+
+export interface MqttMasterOptions {
+  clock: Clock;
+  settings: MqttSettings;
+  name?: string;
+  maxRejected?: number;
+  maxBuffered?: number;
+  onReport?: (report: Extract<UpstreamFrame, { type: "report" }> & { remote: string }) => void;
+  onChange?: () => void;
+  onAuthFailure?: (text: string) => void;
+  maxBackoffMs?: number;
+}
+
+/** Pings answered per listener per second; more are a flood, rejected and counted. */
+const MAX_PINGS_PER_S = 50;
+
+export class MqttMaster {
+  readonly counters: ServerCounters & { broker_reconnects: number } = {
+    connections: 0,
+    unauthorized: 0,
+    rejected: 0,
+    oversize: 0,
+    disconnected_for_abuse: 0,
+    events: 0,
+    frames_dropped: 0,
+    events_dropped: 0,
+    broker_reconnects: 0,
+  };
+  readonly lastErrors: string[] = [];
+  private readonly listeners = new Map<string, { name: string; rejected: number; pings: number; pingSecond: number }>();
+  private readonly topics: { events: string; master: string };
+  private pending: EventFrame[] = [];
+  private flushQueued = false;
+  private conn: Connection | undefined;
+  private stopConn: (() => void) | undefined;
+  private connects = 0;
+
+  constructor(private readonly opts: MqttMasterOptions) {
+    const p = opts.settings.prefix;
+    this.topics = { events: `${p}/events`, master: `${p}/master` };
+  }
+
+  get status(): { state: ClientState; detail: string } {
+    return this.conn ? { state: this.conn.state, detail: this.conn.detail } : { state: "disconnected", detail: "" };
+  }
+
+  /** Connects to the broker; resolves at once (the status tells how it goes). */
+  listen(): Promise<void> {
+    const s = this.opts.settings;
+    const p = s.prefix;
+    const welcome = JSON.stringify({ type: "welcome", protocol: PROTOCOL, ...(this.opts.name ? { master: this.opts.name } : {}) });
+    const { conn, stop } = open(
+      s,
+      this.opts.clock,
+      { will: { topic: this.topics.master, payload: Buffer.alloc(0), qos: 1, retain: true } },
+      {
+        onConnect: () => {
+          if (++this.connects > 1) this.counters.broker_reconnects++;
+          this.listeners.clear();
+          conn.client.subscribe([`${p}/hello/+`, `${p}/report/+`, `${p}/sync/+/ping`], { qos: 0 });
+          conn.client.publish(this.topics.master, welcome, { qos: 1, retain: true });
+        },
+        onMessage: (topic, payload) => this.receive(topic, payload),
+        onState: () => this.opts.onChange?.(),
+        onAuthFailure: (text) => {
+          this.counters.unauthorized++;
+          this.note(text);
+          this.opts.onAuthFailure?.(text);
+        },
+      },
+      this.opts.maxBackoffMs ?? 10_000,
+    );
+    this.conn = conn;
+    this.stopConn = stop;
+    return Promise.resolve();
+  }
+
+  get clients(): Array<{ name?: string; remote: string; hello: boolean }> {
+    return [...this.listeners.values()].map((l) => ({ name: l.name, remote: "mqtt", hello: true }));
+  }
+
+  send(frame: EventFrame): void {
+    this.pending.push(frame);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      this.opts.clock.defer(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.flushQueued = false;
+    const events = this.pending;
+    this.pending = [];
+    if (events.length === 0) return;
+    this.counters.events += events.length;
+    const c = this.conn?.client;
+    const { texts, dropped } = batchFrames(events, this.opts.settings.maxPayload, this.opts.clock.now());
+    if (dropped) {
+      this.counters.events_dropped += dropped;
+      this.note(`dropped ${dropped} event frame(s) over the ${this.opts.settings.maxPayload}-byte frame limit`);
+    }
+    for (const b of texts) {
+      // Not connected, or the socket already holds more than the bound: drop and count, never queue.
+      const buffered = (c?.stream as { writableLength?: number } | undefined)?.writableLength ?? 0;
+      if (!c?.connected || buffered > (this.opts.maxBuffered ?? 4 * 1024 * 1024)) {
+        this.counters.frames_dropped++;
+        this.counters.events_dropped += b.events;
+        continue;
+      }
+      c.publish(this.topics.events, b.text, { qos: this.opts.settings.qos });
+    }
+  }
+
+  close(): Promise<void> {
+    const c = this.conn?.client;
+    return new Promise((resolve) => {
+      if (!c?.connected) {
+        this.stopConn?.();
+        resolve();
+        return;
+      }
+      // Say goodbye: the retained welcome is removed, so listeners know the master is gone.
+      c.publish(this.topics.master, "", { qos: 0, retain: true }, () => {
+        this.stopConn?.();
+        resolve();
+      });
+    });
+  }
+
+  private receive(topic: string, payload: Buffer): void {
+    const t1 = this.opts.clock.now();
+    const levels = topic.slice(this.opts.settings.prefix.length + 1).split("/");
+    const kind = levels[0];
+    const who = levels[1] ?? "";
+    const text = payload.toString();
+    if (kind === "hello" && text === "") {
+      // a listener's will, or its goodbye
+      if (this.listeners.delete(who)) this.opts.onChange?.();
+      return;
+    }
+    if (payload.length > this.opts.settings.maxPayload) {
+      this.counters.oversize++;
+      return this.reject(who, `a frame over ${this.opts.settings.maxPayload} bytes`);
+    }
+    const decoded = decodeUpstream(text);
+    if (!decoded.ok) return this.reject(who, decoded.error);
+    const f = decoded.frame;
+    const expected = kind === "sync" ? "ping" : kind;
+    if (f.type !== expected) return this.reject(who, `a ${f.type} frame on the ${kind} topic`);
+    if ((f.type === "hello" || f.type === "report") && topicLevel(f.name) !== who) return this.reject(who, `the frame names ${JSON.stringify(f.name)} but came on ${topic}`);
+    switch (f.type) {
+      case "hello":
+        if (!this.listeners.has(who)) {
+          this.counters.connections++;
+          this.listeners.set(who, { name: f.name, rejected: 0, pings: 0, pingSecond: 0 });
+          this.opts.onChange?.();
+        }
+        break;
+      case "ping": {
+        const l = this.listeners.get(who);
+        if (l) {
+          const second = Math.floor(t1 / 1000);
+          if (second !== l.pingSecond) {
+            l.pingSecond = second;
+            l.pings = 0;
+          }
+          if (++l.pings > MAX_PINGS_PER_S) return this.reject(who, `more than ${MAX_PINGS_PER_S} pings a second`);
+        }
+        this.conn?.client.publish(`${this.opts.settings.prefix}/sync/${who}/pong`, JSON.stringify({ type: "pong", id: f.id, t0: f.t0, t1, t2: this.opts.clock.now() }), { qos: 0 });
+        break;
+      }
+      case "report":
+        this.opts.onReport?.({ ...f, remote: "mqtt" });
+        break;
+    }
+  }
+
+  private reject(who: string, why: string): void {
+    this.counters.rejected++;
+    this.note(`rejected a frame from ${who || "?"}: ${why}`);
+  }
+
+  private note(text: string): void {
+    this.lastErrors.push(text);
+    if (this.lastErrors.length > 20) this.lastErrors.shift();
+  }
+}
+
+export interface MqttListenerOptions {
+  clock: Clock;
+  settings: MqttSettings;
+  name: string;
+  onEvents: (events: EventFrame[], receivedAt: number) => void;
+  onState?: (state: ClientState, detail: string) => void;
+  onAuthFailure?: (text: string) => void;
+  report?: () => Record<string, number>;
+  reportEveryMs?: number;
+  maxBackoffMs?: number;
+}
+
+export class MqttListener {
+  readonly sync = new ClockSync();
+  readonly counters: ClientCounters = { connects: 0, reconnects: 0, rejected: 0, frames: 0, events: 0 };
+  private conn: Connection | undefined;
+  private stopConn: (() => void) | undefined;
+  private pingId = 0;
+  private pingTimer: TimerHandle | undefined;
+  private reportTimer: TimerHandle | undefined;
+  private masterPresent: boolean | undefined;
+  private readonly topics: { events: string; master: string; hello: string; ping: string; pong: string; report: string };
+
+  constructor(private readonly opts: MqttListenerOptions) {
+    const p = opts.settings.prefix;
+    const me = topicLevel(opts.name);
+    this.topics = { events: `${p}/events`, master: `${p}/master`, hello: `${p}/hello/${me}`, ping: `${p}/sync/${me}/ping`, pong: `${p}/sync/${me}/pong`, report: `${p}/report/${me}` };
+  }
+
+  get status(): { state: ClientState; detail: string } {
+    if (!this.conn) return { state: "disconnected", detail: "" };
+    if (this.conn.state === "connected" && this.masterPresent === false) return { state: "connected", detail: "the broker is up, but no master has announced itself" };
+    return { state: this.conn.state, detail: this.conn.detail };
+  }
+
+  start(): void {
+    const s = this.opts.settings;
+    const { conn, stop } = open(
+      s,
+      this.opts.clock,
+      { will: { topic: this.topics.hello, payload: Buffer.alloc(0), qos: 1, retain: true } },
+      {
+        onConnect: () => {
+          this.counters.connects++;
+          if (this.counters.connects > 1) this.counters.reconnects++;
+          this.sync.reset();
+          this.clearTimers();
+          conn.client.subscribe({ [this.topics.events]: { qos: s.qos }, [this.topics.master]: { qos: 1 }, [this.topics.pong]: { qos: 0 } }, () => {
+            conn.client.publish(this.topics.hello, JSON.stringify({ type: "hello", name: this.opts.name, protocol: PROTOCOL }), { qos: 1, retain: true });
+            this.ping();
+            this.scheduleReport();
+          });
+        },
+        onMessage: (topic, payload) => this.receive(topic, payload),
+        onState: () => {
+          if (conn.state !== "connected") this.clearTimers();
+          this.opts.onState?.(this.status.state, this.status.detail);
+        },
+        ...(this.opts.onAuthFailure ? { onAuthFailure: this.opts.onAuthFailure } : {}),
+      },
+      this.opts.maxBackoffMs ?? 10_000,
+    );
+    this.conn = conn;
+    this.stopConn = stop;
+  }
+
+  stop(): void {
+    this.clearTimers();
+    const c = this.conn?.client;
+    if (c?.connected) c.publish(this.topics.hello, "", { qos: 0, retain: true });
+    this.stopConn?.();
+    this.opts.onState?.("stopped", "");
+  }
+
+  private publish(topic: string, f: UpstreamFrame): void {
+    const c = this.conn?.client;
+    if (c?.connected) c.publish(topic, JSON.stringify(f), { qos: 0 });
+  }
+
+  private ping(): void {
+    this.publish(this.topics.ping, { type: "ping", id: ++this.pingId, t0: this.opts.clock.now() });
+    this.pingTimer = this.opts.clock.setTimer(() => this.ping(), this.sync.nextPingDelay());
+  }
+
+  private scheduleReport(): void {
+    if (!this.opts.report) return;
+    this.reportTimer = this.opts.clock.setTimer(() => {
+      const e = this.sync.estimate();
+      this.publish(this.topics.report, { type: "report", name: this.opts.name, counters: this.opts.report!(), ...(e ? { offset_ms: e.offsetMs, rtt_ms: e.rttMs } : {}) });
+      this.scheduleReport();
+    }, this.opts.reportEveryMs ?? 2000);
+  }
+
+  private clearTimers(): void {
+    this.opts.clock.clearTimer(this.pingTimer);
+    this.opts.clock.clearTimer(this.reportTimer);
+    this.pingTimer = this.reportTimer = undefined;
+  }
+
+  private receive(topic: string, payload: Buffer): void {
+    const now = this.opts.clock.now();
+    if (topic === this.topics.master) {
+      const was = this.masterPresent;
+      this.masterPresent = payload.length > 0;
+      if (was !== this.masterPresent) this.opts.onState?.(this.status.state, this.status.detail);
+      return;
+    }
+    this.counters.frames++;
+    if (payload.length > this.opts.settings.maxPayload) {
+      this.counters.rejected++;
+      return;
+    }
+    const decoded = decodeDownstream(payload.toString());
+    if (!decoded.ok) {
+      this.counters.rejected++;
+      return;
+    }
+    const f = decoded.frame;
+    if (topic === this.topics.pong) {
+      if ("type" in f && f.type === "pong") this.sync.add(f.t0, f.t1, f.t2, now);
+      else this.counters.rejected++;
+      return;
+    }
+    if ("type" in f) {
+      if (f.type === "batch") {
+        if (f.sent !== undefined) this.sync.addDownstream(f.sent, now);
+        this.counters.events += f.events.length;
+        this.opts.onEvents(f.events, now);
+      } else this.counters.rejected++;
+      return;
+    }
+    if (f.sent !== undefined) this.sync.addDownstream(f.sent, now);
+    this.counters.events++;
+    this.opts.onEvents([f], now);
+  }
+}

@@ -1,0 +1,106 @@
+// A throwaway Mosquitto broker for tests and benchmarks: its own config file in a temp
+// directory, listening on 127.0.0.1 only, anonymous or with a password file, started as a
+// child process and stopped by its pid. The package itself has no broker code: this only
+// runs the real one from Debian's package.
+
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+
+/** Where a program is (PATH, and the sbin directories Debian puts mosquitto in), or undefined. */
+function which(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? "").split(path.delimiter), "/usr/sbin", "/usr/local/sbin", "/usr/bin"];
+  for (const d of dirs) {
+    const f = path.join(d, name);
+    try {
+      fs.accessSync(f, fs.constants.X_OK);
+      return f;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+/** Where mosquitto is, or undefined when it is not installed. */
+export function mosquittoPath(): string | undefined {
+  return which("mosquitto");
+}
+
+export interface Broker {
+  port: number;
+  url: string;
+  pid: number | undefined;
+  /** Stops the broker (SIGTERM, then SIGKILL after 3 s). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port with the same config. */
+  start(): Promise<void>;
+}
+
+export interface BrokerOptions {
+  dir: string;
+  port: number;
+  /** user -> password; when given, anonymous clients are refused. */
+  users?: Record<string, string>;
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+export async function startBroker(o: BrokerOptions): Promise<Broker> {
+  const bin = mosquittoPath();
+  if (!bin) throw new Error("mosquitto is not installed (Debian: apt-get install mosquitto)");
+  fs.mkdirSync(o.dir, { recursive: true });
+  const conf = path.join(o.dir, "mosquitto.conf");
+  // As root, mosquitto would switch to its own user, who cannot read this private temp
+  // directory: it stays the user that started it (a plain user cannot switch anyway).
+  const lines = [`user ${os.userInfo().username}`, `listener ${o.port} 127.0.0.1`, "persistence false", `log_dest file ${path.join(o.dir, "mosquitto.log")}`, "log_type error", "log_type warning", "log_type notice"];
+  if (o.users) {
+    const passwd = path.join(o.dir, "passwd");
+    fs.writeFileSync(passwd, "");
+    const tool = which("mosquitto_passwd");
+    if (!tool) throw new Error("mosquitto_passwd is not installed (it comes with Debian's mosquitto package)");
+    for (const [user, pass] of Object.entries(o.users)) execFileSync(tool, ["-b", passwd, user, pass], { stdio: "ignore" });
+    lines.push("allow_anonymous false", `password_file ${passwd}`);
+  } else {
+    lines.push("allow_anonymous true");
+  }
+  fs.writeFileSync(conf, `${lines.join("\n")}\n`);
+  let child: ChildProcess | undefined;
+  const broker: Broker = {
+    port: o.port,
+    url: `mqtt://127.0.0.1:${o.port}`,
+    pid: undefined,
+    async start() {
+      child = spawn(bin, ["-c", conf], { stdio: "ignore" });
+      broker.pid = child.pid;
+      const deadline = Date.now() + 10_000;
+      while (!(await portOpen(o.port))) {
+        if (child.exitCode !== null) throw new Error(`mosquitto exited (${child.exitCode}); see ${path.join(o.dir, "mosquitto.log")}`);
+        if (Date.now() > deadline) throw new Error("mosquitto did not listen within 10 s");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async stop() {
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      const gone = new Promise((r) => c.once("exit", r));
+      c.kill("SIGTERM");
+      const timer = setTimeout(() => c.kill("SIGKILL"), 3000);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+  await broker.start();
+  return broker;
+}

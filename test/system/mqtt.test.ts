@@ -1,0 +1,233 @@
+// The bus over MQTT through a real Mosquitto, started by these tests on 127.0.0.1 (one
+// anonymous broker, one with a password file), each on its own port, stopped by pid.
+// Under .ci/run (SQI_CI=1) a missing mosquitto fails; elsewhere these tests are skipped
+// with a loud message saying how to install it.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, afterEach, before, describe, it } from "node:test";
+import mqtt from "mqtt";
+import { OffsetClock, realClock } from "../../lib/clock";
+import type { EventFrame } from "../../lib/bus/frames";
+import { MqttListener, MqttMaster, type MqttSettings } from "../../lib/bus/mqtt";
+import { mosquittoPath, startBroker, type Broker } from "../../scripts/mosquitto";
+import { freePort, killAll, waitFor } from "../helpers/processes";
+import { helper, lastStatus, record, settle } from "../helpers/red";
+
+const sqiBus = require("../../nodes/sqi-bus");
+const sqiEventBus = require("../../nodes/sqi-event-bus");
+
+const installed = mosquittoPath() !== undefined;
+if (!installed && process.env.SQI_CI) throw new Error("mosquitto is missing under .ci/run: it must install it (apt-get install -y mosquitto)");
+if (!installed) {
+  process.stderr.write("\n!!! MQTT tests SKIPPED: mosquitto is not installed. Install it with: sudo apt-get install -y mosquitto\n\n");
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-mqtt-"));
+let open: Broker | undefined;
+let secured: Broker | undefined;
+const stops: Array<() => unknown> = [];
+
+function settings(broker: Broker, extra: Partial<MqttSettings> = {}): MqttSettings {
+  return { url: broker.url, qos: 0, prefix: "sqi/test", keepaliveS: 5, maxPayload: 1024 * 1024, ...extra };
+}
+
+function master(broker: Broker, extra: Partial<MqttSettings> = {}) {
+  const m = new MqttMaster({ clock: realClock, settings: settings(broker, extra), name: "master", maxBackoffMs: 300 });
+  void m.listen();
+  stops.push(() => m.close());
+  return m;
+}
+
+function listener(broker: Broker, name: string, extra: Partial<MqttSettings> = {}, clock = realClock as typeof realClock | OffsetClock) {
+  const got: EventFrame[] = [];
+  const arrivedLate: EventFrame[] = [];
+  const onEvents = (ev: EventFrame[], receivedAt: number) => {
+    got.push(...ev);
+    for (const e of ev) if (e.at !== undefined && e.at < receivedAt - 5) arrivedLate.push(e);
+  };
+  const l = new MqttListener({ clock, settings: settings(broker, extra), name, onEvents, maxBackoffMs: 300 });
+  l.start();
+  stops.push(() => l.stop());
+  return { l, got, arrivedLate };
+}
+
+describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false : "mosquitto is not installed (sudo apt-get install -y mosquitto)" }, () => {
+  before(async () => {
+    open = await startBroker({ dir: path.join(dir, "open"), port: await freePort() });
+    secured = await startBroker({ dir: path.join(dir, "secured"), port: await freePort(), users: { pi: "right-password" } });
+  });
+  afterEach(async () => {
+    for (const s of stops.splice(0)) await s();
+  });
+  after(async () => {
+    await open?.stop();
+    await secured?.stop();
+    killAll(open?.pid, secured?.pid);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("master + 2 listeners: every event arrives, in order, with consecutive seq, batched", async () => {
+    const m = master(open!);
+    const a = listener(open!, "pi-a");
+    const b = listener(open!, "pi-b");
+    await waitFor("both listeners said hello", () => m.clients.length === 2);
+    for (let i = 1; i <= 2000; i++) m.send({ event: i % 2 ? "proton_collision" : "atom_spin_flip", payload: { i }, seq: i, at: Date.now() + 100 });
+    await waitFor("2000 events at both", () => a.got.length >= 2000 && b.got.length >= 2000);
+    for (const x of [a, b]) {
+      assert.deepEqual(x.got.map((e) => e.seq), Array.from({ length: 2000 }, (_, i) => i + 1));
+      assert.ok(x.l.counters.frames < 100, `batched: ${x.l.counters.frames} frames for 2000 events`);
+    }
+    assert.deepEqual(m.clients.map((c) => c.name).sort(), ["pi-a", "pi-b"]);
+    assert.equal(m.counters.events_dropped, 0);
+  });
+
+  it("estimates a simulated 150 ms clock offset within 2 ms, through the broker", async () => {
+    master(open!);
+    const { l } = listener(open!, "pi-offset", {}, new OffsetClock(realClock, -150));
+    await waitFor("a settled estimate", () => (l.sync.samples >= 20 ? l.sync.estimate() : undefined), 15_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const e = l.sync.estimate()!;
+    assert.ok(Math.abs(e.offsetMs - 150) < 2, `offset ${e.offsetMs.toFixed(3)} ms (uncertainty ${e.uncertaintyMs.toFixed(3)}, rtt ${e.rttMs.toFixed(3)})`);
+  });
+
+  it("a wrong password: the status and the log say 'not authorised', once, not a silent retry loop", async () => {
+    const port = secured!.port;
+    helper.settings({});
+    await helper.load(
+      [sqiBus, sqiEventBus],
+      [
+        { id: "f", type: "tab" },
+        { id: "bus", type: "sqi-bus", name: "sec", transport: "mqtt", broker: `mqtt://127.0.0.1:${port}`, qos: 0, keepalive: 5, maxFrame: 1048576 },
+        { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-x", statsEvery: 0, wires: [[], []] },
+      ],
+      { bus: { user: "pi", password: "wrong" } },
+    );
+    const r = record("pi");
+    try {
+      await waitFor("the status says not authorised", () => /not authorised/.test(lastStatus(r)), 10_000);
+      await new Promise((res) => setTimeout(res, 1500)); // a few retries later
+      assert.match(lastStatus(r), /disconnected: not authorised by the broker: check the user name and password/);
+      assert.equal(r.errors.filter((e) => /not authorised/.test(e)).length, 1, `logged once: ${r.errors.join(" | ")}`);
+    } finally {
+      await helper.unload();
+    }
+  });
+
+  it("the right password gets in; events flow to the listener node with at on its own clock", async () => {
+    const port = secured!.port;
+    helper.settings({});
+    await helper.load(
+      [sqiBus, sqiEventBus],
+      [
+        { id: "f", type: "tab" },
+        { id: "bus", type: "sqi-bus", name: "sec", transport: "mqtt", broker: `mqtt://127.0.0.1:${port}`, qos: 1, keepalive: 5, maxFrame: 1048576 },
+        { id: "master", z: "f", type: "sqi-event-bus", role: "broadcast", bus: "bus", statsEvery: 0, wires: [[], ["mstats"]] },
+        { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-a", statsEvery: 0, wires: [["events"], []] },
+        { id: "events", z: "f", type: "helper" },
+        { id: "mstats", z: "f", type: "helper" },
+      ],
+      { bus: { user: "pi", password: "right-password" } },
+    );
+    try {
+      const events: Array<{ topic: string; sqi: Record<string, number> }> = [];
+      helper.getNode("events").on("input", (m: (typeof events)[number]) => events.push(m));
+      const status = record("master");
+      await waitFor("the master sees its listener", () => /1 listener/.test(lastStatus(status)) || undefined, 10_000);
+      await waitFor("the listener has a clock estimate", async () => {
+        helper.getNode("master").receive({ topic: "probe", payload: {}, sqi: { at: Date.now() + 200 } });
+        await new Promise((res) => setTimeout(res, 200));
+        return events.some((e) => e.topic === "probe");
+      });
+      events.length = 0;
+      const at = Date.now() + 300;
+      for (let i = 0; i < 50; i++) helper.getNode("master").receive({ topic: "proton_collision", payload: { i }, sqi: { container: "c", tick: 1, loop: i, at } });
+      await waitFor("50 events", () => events.length >= 50);
+      const seqs = events.map((e) => e.sqi.seq);
+      assert.deepEqual(seqs, seqs.map((_, i) => seqs[0]! + i), "consecutive seq");
+      assert.ok(Math.abs(events[0]!.sqi.at! - at) < 3, `same clock: at ${events[0]!.sqi.at} for ${at}`);
+      assert.match(lastStatus(status), /mqtt:\/\/127\.0\.0\.1:\d+ · 1 listener/);
+    } finally {
+      await helper.unload();
+      await settle();
+    }
+  });
+
+  it("QoS 1 redelivery: a frame that comes twice is delivered once and counted as a duplicate", async () => {
+    const port = open!.port;
+    helper.settings({});
+    await helper.load(
+      [sqiBus, sqiEventBus],
+      [
+        { id: "f", type: "tab" },
+        { id: "bus", type: "sqi-bus", name: "dup", transport: "mqtt", broker: `mqtt://127.0.0.1:${port}`, qos: 1, keepalive: 5, maxFrame: 1048576 },
+        { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-d", late: "fire", statsEvery: 0, wires: [["events"], ["stats"]] },
+        { id: "events", z: "f", type: "helper" },
+        { id: "stats", z: "f", type: "helper" },
+      ],
+    );
+    const raw = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
+    try {
+      const events: Array<{ sqi: { seq: number } }> = [];
+      const stats: Array<{ payload: { counters: Record<string, number> } }> = [];
+      helper.getNode("events").on("input", (m: (typeof events)[number]) => events.push(m));
+      helper.getNode("stats").on("input", (m: (typeof stats)[number]) => stats.push(m));
+      await new Promise<void>((res) => raw.once("connect", () => res()));
+      // a stand-in master: the same frame twice, as a broker redelivering at QoS 1 would
+      const send = (seq: number) => raw.publishAsync("sqi/dup/events", JSON.stringify({ event: "proton_collision", payload: {}, seq }), { qos: 1 });
+      await waitFor("the listener subscribed", async () => {
+        await send(1);
+        await new Promise((res) => setTimeout(res, 100));
+        return events.length > 0;
+      });
+      const first = events.length;
+      await send(2);
+      await send(2);
+      await send(3);
+      await waitFor("seq 3", () => events.some((e) => e.sqi.seq === 3));
+      await new Promise((res) => setTimeout(res, 200));
+      assert.deepEqual(events.slice(first).map((e) => e.sqi.seq), [2, 3]);
+      helper.getNode("pi").receive({ stats: true });
+      await waitFor("stats", () => stats.length > 0);
+      assert.ok(stats[0]!.payload.counters.duplicates! >= 1, `duplicates ${stats[0]!.payload.counters.duplicates}`);
+    } finally {
+      raw.end(true);
+      await helper.unload();
+    }
+  });
+
+  it("the broker restarts mid-run: master and listeners reconnect and resume; what was missed is counted, nothing fires late in a burst", async () => {
+    const broker = await startBroker({ dir: path.join(dir, "restart"), port: await freePort() });
+    try {
+      const m = master(broker, { prefix: "sqi/restart" });
+      const a = listener(broker, "pi-r", { prefix: "sqi/restart" });
+      await waitFor("listener said hello", () => m.clients.length === 1);
+      let seq = 0;
+      const tick = setInterval(() => m.send({ event: "proton_collision", payload: {}, seq: ++seq, at: realClock.now() + 50 }), 5);
+      try {
+        await waitFor("events flowing", () => a.got.length >= 100);
+        await broker.stop();
+        await waitFor("both see the broker gone", () => m.status.state !== "connected" && a.l.status.state !== "connected", 10_000);
+        const before = a.got.length;
+        await new Promise((r) => setTimeout(r, 700));
+        await broker.start();
+        await waitFor("events flow again", () => a.got.length >= before + 100, 20_000);
+      } finally {
+        clearInterval(tick);
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const seqs = a.got.map((e) => e.seq!);
+      const missing = seqs[seqs.length - 1]! - seqs.length;
+      assert.ok(m.counters.events_dropped > 0, `the master counted what it could not publish: ${m.counters.events_dropped}`);
+      assert.ok(missing >= m.counters.events_dropped, `the listener misses at least what the master dropped (${missing} >= ${m.counters.events_dropped})`);
+      assert.equal(m.counters.broker_reconnects, 1);
+      assert.equal(a.l.counters.reconnects, 1);
+      // every event arrived before it was due: nothing queued during the outage came late in a burst
+      assert.deepEqual(a.arrivedLate.map((e) => e.seq), []);
+    } finally {
+      await broker.stop();
+      killAll(broker.pid);
+    }
+  });
+});
