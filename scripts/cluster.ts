@@ -1,14 +1,17 @@
-// `npm run cluster -- --pis N [--jitter-ms J] [--clock-offset-ms R] [--duration S]`:
+// `npm run cluster -- --pis N [--jitter-ms J] [--clock-offset-ms R] [--duration S] [--mqtt]`:
 // one master and N Pi listeners as real Node-RED processes on 127.0.0.1, each with its
 // own user dir, editor port, simulated GPIO pin log (true wall-clock time) and a
 // simulated clock offset within +-R ms; optionally a jitter proxy between master and
-// listeners. Everything stops cleanly (by pid) at the end, on Ctrl-C or SIGTERM.
+// listeners. With --mqtt the bus goes through a Mosquitto the cluster starts on the bus
+// port (the jitter proxy then sits between the Pis and the broker). Everything stops
+// cleanly (by pid) at the end, on Ctrl-C or SIGTERM.
 
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { packageRoot } from "../lib/paths";
 import { startJitterProxy, type JitterProxy } from "./jitter-proxy";
+import { startBroker, type Broker } from "./mosquitto";
 
 export interface ClusterOptions {
   pis: number;
@@ -18,6 +21,8 @@ export interface ClusterOptions {
   basePort: number;
   busPort: number;
   token?: string;
+  /** The bus through a Mosquitto started on busPort, instead of the master's WebSocket. */
+  mqtt?: boolean;
   /** Flow files to use instead of the role flows. */
   masterFlow?: string;
   piFlow?: string;
@@ -40,6 +45,7 @@ export interface Cluster {
   master: Member;
   pis: Member[];
   proxy?: JitterProxy;
+  broker?: Broker;
   busUrl: string;
   /** Stops the master and starts it again with the same settings (the Pis stay up). */
   restartMaster(): Promise<void>;
@@ -92,23 +98,26 @@ async function stopMember(m: Member): Promise<void> {
 export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   const random = o.random ?? Math.random;
   fs.mkdirSync(o.dir, { recursive: true });
-  const common: Record<string, string> = o.token ? { SQI_TOKEN: o.token } : {};
-  const masterEnv = { ...common, SQI_BUS_PORT: String(o.busPort), ...(o.masterFlow ? { SQI_FLOW: o.masterFlow } : {}) };
+  const common: Record<string, string> = { ...(o.token ? { SQI_TOKEN: o.token } : {}), SQI_TRANSPORT: o.mqtt ? "mqtt" : "ws" };
+  const broker = o.mqtt ? await startBroker({ dir: path.join(o.dir, "broker"), port: o.busPort }) : undefined;
+  const masterEnv = { ...common, SQI_BUS_PORT: String(o.busPort), SQI_BROKER_URL: `mqtt://127.0.0.1:${o.busPort}`, ...(o.masterFlow ? { SQI_FLOW: o.masterFlow } : {}) };
   let master = launch("master", "master", o.basePort, o.dir, masterEnv);
   const members: Member[] = [master];
   let proxy: JitterProxy | undefined;
   const stop = async (): Promise<void> => {
     for (const m of [...members].reverse()) await stopMember(m);
     await proxy?.close();
+    await broker?.stop();
   };
   try {
     await up(master);
     if (o.jitterMs > 0) proxy = await startJitterProxy({ port: 0, targetPort: o.busPort, jitterMs: o.jitterMs, random });
-    const busUrl = `ws://127.0.0.1:${proxy ? proxy.port : o.busPort}/`;
+    const busPort = proxy ? proxy.port : o.busPort;
+    const busUrl = o.mqtt ? `mqtt://127.0.0.1:${busPort}` : `ws://127.0.0.1:${busPort}/`;
     const pis: Member[] = [];
     for (let i = 1; i <= o.pis; i++) {
       const offset = Math.round((random() * 2 - 1) * o.clockOffsetMs * 1000) / 1000;
-      const env: Record<string, string> = { ...common, SQI_MASTER_URL: busUrl, SQI_NODE_NAME: `pi-${i}`, SQI_CLOCK_OFFSET_MS: String(offset), ...(o.piFlow ? { SQI_FLOW: o.piFlow } : {}) };
+      const env: Record<string, string> = { ...common, SQI_MASTER_URL: busUrl, SQI_BROKER_URL: busUrl, SQI_NODE_NAME: `pi-${i}`, SQI_CLOCK_OFFSET_MS: String(offset), ...(o.piFlow ? { SQI_FLOW: o.piFlow } : {}) };
       const m = launch(`pi-${i}`, "pi", o.basePort + i, o.dir, env);
       members.push(m);
       pis.push(m);
@@ -118,6 +127,7 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       master,
       pis,
       ...(proxy ? { proxy } : {}),
+      ...(broker ? { broker } : {}),
       busUrl,
       stop,
       restartMaster: async () => {
@@ -156,6 +166,7 @@ async function main(): Promise<void> {
     basePort: arg("--base-port", 1880),
     busPort: arg("--bus-port", 8765),
     ...(process.env.SQI_TOKEN ? { token: process.env.SQI_TOKEN } : {}),
+    mqtt: process.argv.includes("--mqtt"),
   };
   const duration = arg("--duration", 0);
   fs.rmSync(opts.dir, { recursive: true, force: true });
@@ -172,7 +183,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => void finish("SIGINT"));
   process.on("SIGTERM", () => void finish("SIGTERM"));
-  process.stdout.write(`[cluster] bus ${c.busUrl}${c.proxy ? ` (jitter proxy, 0-${opts.jitterMs} ms, in front of :${opts.busPort})` : ""}\n`);
+  process.stdout.write(`[cluster] bus ${c.busUrl}${c.proxy ? ` (jitter proxy, 0-${opts.jitterMs} ms, in front of :${opts.busPort})` : ""}${c.broker ? ` (Mosquitto pid ${c.broker.pid}, started for this cluster)` : ""}\n`);
   for (const m of [c.master, ...c.pis]) {
     process.stdout.write(`[cluster] ${m.name.padEnd(7)} editor http://localhost:${m.port}  clock offset ${String(m.offsetMs).padStart(9)} ms  pins ${m.pinLog}  log ${m.log}\n`);
   }

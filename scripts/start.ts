@@ -11,8 +11,9 @@
 // Environment: PORT (default 1880), HOST (default 127.0.0.1), SQI_PIN_LOG (pin log path),
 // SQI_USER_DIR, SQI_FLOW (flow file to deploy), SQI_EXTRA_NODES_DIR (more nodes, for the
 // benchmarks); for the roles SQI_BUS_PORT (master, 8765),
-// SQI_MASTER_URL (pi, ws://127.0.0.1:8765/), SQI_TOKEN, SQI_NODE_NAME, and, for simulating
-// a Pi with a wrong clock, SQI_CLOCK_OFFSET_MS.
+// SQI_MASTER_URL (pi, ws://127.0.0.1:8765/), SQI_TOKEN, SQI_NODE_NAME; SQI_TRANSPORT (ws
+// or mqtt) with SQI_BROKER_URL (mqtt://127.0.0.1:1883), SQI_BROKER_USER, SQI_BROKER_PASS;
+// and, for simulating a Pi with a wrong clock, SQI_CLOCK_OFFSET_MS.
 
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -37,6 +38,13 @@ if (!["demo", "master", "pi"].includes(role)) {
   process.exit(2);
 }
 if (role === "master") process.env.SQI_BUS_PORT ||= "8765";
+process.env.SQI_TRANSPORT ||= "ws";
+if (!["ws", "mqtt"].includes(process.env.SQI_TRANSPORT)) {
+  process.stderr.write(`[sqi] SQI_TRANSPORT must be ws or mqtt, got ${JSON.stringify(process.env.SQI_TRANSPORT)}\n`);
+  process.exit(2);
+}
+process.env.SQI_BROKER_URL ||= "mqtt://127.0.0.1:1883";
+const mqtt = process.env.SQI_TRANSPORT === "mqtt";
 if (role === "pi") {
   process.env.SQI_MASTER_URL ||= `ws://127.0.0.1:${process.env.SQI_BUS_PORT || 8765}/`;
   process.env.SQI_NODE_NAME ||= os.hostname();
@@ -125,7 +133,12 @@ async function stopContainers(): Promise<number> {
 function main(): void {
   prepareUserDir();
   const gpio = gpioEnv(pinLog);
-  if (role !== "demo") log(`role ${role}: ${role === "master" ? `bus on port ${process.env.SQI_BUS_PORT}` : `listening to ${process.env.SQI_MASTER_URL} as ${process.env.SQI_NODE_NAME}`}${process.env.SQI_TOKEN ? " with a token" : " (no token: an open bus)"}`);
+  if (role !== "demo" && mqtt) {
+    const broker = process.env.SQI_BROKER_URL!.replace(/\/\/[^@/]*@/, "//");
+    log(`role ${role}: the bus over MQTT through ${broker}${role === "pi" ? ` as ${process.env.SQI_NODE_NAME}` : ""}${process.env.SQI_BROKER_USER ? ` as user ${process.env.SQI_BROKER_USER}` : " (anonymous)"}`);
+  } else if (role !== "demo") {
+    log(`role ${role}: ${role === "master" ? `bus on port ${process.env.SQI_BUS_PORT}` : `listening to ${process.env.SQI_MASTER_URL} as ${process.env.SQI_NODE_NAME}`}${process.env.SQI_TOKEN ? " with a token" : " (no token: an open bus)"}`);
+  }
   if (Number(process.env.SQI_CLOCK_OFFSET_MS || 0)) log(`simulated clock offset: ${process.env.SQI_CLOCK_OFFSET_MS} ms`);
   if (gpio.simulated) log(`simulated GPIO (no RPi.GPIO here): pin changes are logged to ${gpio.pinLog}`);
   else log("real RPi.GPIO found: the rpi-gpio out nodes drive this Pi's pins");

@@ -11,6 +11,8 @@ import mqtt from "mqtt";
 import { OffsetClock, realClock } from "../../lib/clock";
 import type { EventFrame } from "../../lib/bus/frames";
 import { MqttListener, MqttMaster, type MqttSettings } from "../../lib/bus/mqtt";
+import { startCluster } from "../../scripts/cluster";
+import { parsePinLog } from "../../scripts/gpio-sim";
 import { mosquittoPath, startBroker, type Broker } from "../../scripts/mosquitto";
 import { freePort, killAll, waitFor } from "../helpers/processes";
 import { helper, lastStatus, record, settle } from "../helpers/red";
@@ -228,6 +230,26 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
     } finally {
       await broker.stop();
       killAll(broker.pid);
+    }
+  });
+  it("npm run master and npm run pi with SQI_TRANSPORT=mqtt: the role flows through a Mosquitto, two Pis firing together", async (t) => {
+    const cdir = path.join(dir, "cluster");
+    const cluster = await startCluster({ pis: 2, jitterMs: 0, clockOffsetMs: 100, dir: cdir, basePort: await freePort(), busPort: await freePort(), mqtt: true });
+    try {
+      const rises = (file: string) =>
+        parsePinLog(fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "")
+          .filter((r) => r.pin === 18 && r.value === 1 && r.event === undefined)
+          .map((r) => r.t);
+      await waitFor("20 pulses on each Pi's coil pin", () => cluster.pis.every((p) => rises(p.pinLog).length >= 20), 60_000, 250);
+      const [a, b] = cluster.pis.map((p) => rises(p.pinLog));
+      // the same edges on both Pis, their clocks 0-200 ms apart: matched within 20 ms
+      const skews = a!.slice(-10).map((x) => Math.min(...b!.map((y) => Math.abs(y - x))));
+      t.diagnostic(`offsets ${cluster.pis.map((p) => p.offsetMs).join(", ")} ms; last 10 edges skew ${skews.map((x) => x.toFixed(2)).join(" ")} ms`);
+      assert.ok(skews.every((x) => x < 20), `the Pis fire together: ${skews.join(", ")}`);
+      assert.match(fs.readFileSync(cluster.master.log, "utf8"), /the bus over MQTT through mqtt:\/\/127\.0\.0\.1:\d+/);
+    } finally {
+      await cluster.stop();
+      killAll(cluster.broker?.pid, ...cluster.pis.map((p) => p.redPid), cluster.master.redPid);
     }
   });
 });
