@@ -1,7 +1,8 @@
 // bench/bus-throughput (npm run bench:bus): the highest event rate that reaches 3 listener
 // Node-RED processes with nothing lost and a p99 latency under 50 ms, counted by a minimal
-// node after each listener (bench/nodes): this bus against core websocket out/in nodes, and
-// raw `ws` (1 and 100 events per frame, no Node-RED) as the ceiling, in the same run.
+// node after each listener (bench/nodes): this bus over WebSocket and over MQTT through a
+// Mosquitto started here (QoS 0 and 1), against core websocket out/in nodes, and raw `ws`
+// (1 and 100 events per frame, no Node-RED) as the ceiling, in the same run.
 // Rates go up a ladder, 3 s each, until one fails. Prints a table; never fails on figures.
 //   BENCH_RATES (comma list), BENCH_STEP_S (default 3).
 
@@ -12,7 +13,8 @@ import * as path from "node:path";
 import { WebSocketServer } from "ws";
 import { packageRoot } from "../lib/paths";
 import { startCluster } from "../scripts/cluster";
-import { masterTransports, piTransports } from "./transports";
+import { mosquittoPath, startBroker, type Broker } from "../scripts/mosquitto";
+import { masterMqtt, masterTransports, piMqtt, piTransports } from "./transports";
 
 const RATES = (process.env.BENCH_RATES ?? "5000,10000,15000,20000,25000,30000,40000,50000,60000,70000,85000,100000,120000,150000,200000,300000,400000").split(",").map(Number);
 const STEP_S = Number(process.env.BENCH_STEP_S ?? 3);
@@ -31,6 +33,9 @@ const masterFlow = (corePath: string) => [
   ...masterTransports(corePath),
   { id: "gen.bus", z: "m", type: "bench-generator", wires: [["m.broadcast"]] },
   { id: "gen.core", z: "m", type: "bench-generator", wires: [["m.wsout"]] },
+  ...(mosquittoPath()
+    ? [...masterMqtt([0, 1]), { id: "gen.mqtt0", z: "m", type: "bench-generator", wires: [["m.mqtt0"]] }, { id: "gen.mqtt1", z: "m", type: "bench-generator", wires: [["m.mqtt1"]] }]
+    : []),
 ];
 
 const piFlow = [
@@ -40,6 +45,13 @@ const piFlow = [
   { id: "p.countBus", z: "p", type: "bench-counter", file: "bus.jsonl", wires: [] },
   { id: "p.wsin", z: "p", type: "websocket in", server: "", client: "p.core", wires: [["p.countCore"]] },
   { id: "p.countCore", z: "p", type: "bench-counter", file: "core.jsonl", wires: [] },
+  ...(mosquittoPath()
+    ? [
+        ...piMqtt([0, 1], { 0: "p.countMqtt0", 1: "p.countMqtt1" }),
+        { id: "p.countMqtt0", z: "p", type: "bench-counter", file: "mqtt0.jsonl", wires: [] },
+        { id: "p.countMqtt1", z: "p", type: "bench-counter", file: "mqtt1.jsonl", wires: [] },
+      ]
+    : []),
 ];
 
 function lastLine(file: string): { count: number; p99: number } | undefined {
@@ -158,17 +170,32 @@ async function main(): Promise<void> {
   process.env.SQI_EXTRA_NODES_DIR = path.join(packageRoot, "bench", "nodes");
   process.env.SQI_CORE_WS_URL = `ws://127.0.0.1:${basePort}/bench-core`;
   process.stdout.write(`bus throughput: ${LISTENERS} listener Node-RED processes, ${STEP_S} s per rate, pass = nothing lost at any listener and p99 latency < ${MAX_P99_MS} ms\n`);
+  let broker: Broker | undefined;
+  if (mosquittoPath()) {
+    broker = await startBroker({ dir: path.join(dir, "broker"), port: basePort + 60 });
+    process.env.SQI_BENCH_BROKER_MASTER = process.env.SQI_BENCH_BROKER_PI = broker.url;
+  } else {
+    process.stdout.write("(no mosquitto here: the MQTT rows are left out; sudo apt-get install -y mosquitto)\n");
+  }
   const cluster = await startCluster({ pis: LISTENERS, jitterMs: 0, clockOffsetMs: 0, dir, basePort, busPort: basePort + 50, masterFlow: path.join(dir, "master.json"), piFlow: path.join(dir, "pi.json") });
   let bus: Step[] = [];
   let core: Step[] = [];
+  let mqtt0: Step[] = [];
+  let mqtt1: Step[] = [];
   try {
     await new Promise((r) => setTimeout(r, 3000)); // listeners connect and take their first clock samples
     const dirs = cluster.pis.map((p) => path.dirname(p.log));
     const pids = [cluster.master.redPid, ...cluster.pis.map((p) => p.redPid)];
     bus = await nodeRedLadder("sqi-event-bus", "gen.bus", "bus.jsonl", cluster.master.port, dirs, pids);
     core = await nodeRedLadder("core websocket out/in", "gen.core", "core.jsonl", cluster.master.port, dirs, pids);
+    if (broker) {
+      const withBroker = [...pids, broker.pid];
+      mqtt0 = await nodeRedLadder("sqi-event-bus, MQTT QoS 0", "gen.mqtt0", "mqtt0.jsonl", cluster.master.port, dirs, withBroker);
+      mqtt1 = await nodeRedLadder("sqi-event-bus, MQTT QoS 1", "gen.mqtt1", "mqtt1.jsonl", cluster.master.port, dirs, withBroker);
+    }
   } finally {
     await cluster.stop();
+    await broker?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const raw1 = await rawLadder(1);
@@ -177,8 +204,10 @@ async function main(): Promise<void> {
   const c = best(core);
   process.stdout.write(
     `\nhighest rate with nothing lost and p99 < ${MAX_P99_MS} ms, to each of ${LISTENERS} listeners (events/s):\n` +
-      `  sqi-event-bus (Node-RED)        ${b}\n  core websocket nodes            ${c}\n  raw ws, 1 event per frame      ${best(raw1)}\n  raw ws, 100 events per frame    ${best(raw100)}\n` +
-      `ratios: bus/core ${c ? (b / c).toFixed(1) : "-"}x; bus / raw ws 100-per-frame ${best(raw100) ? ((100 * b) / best(raw100)).toFixed(0) : "-"}%\n` +
+      `  sqi-event-bus (Node-RED)        ${b}\n` +
+      (broker ? `  sqi-event-bus, MQTT QoS 0       ${best(mqtt0)}\n  sqi-event-bus, MQTT QoS 1       ${best(mqtt1)}\n` : "") +
+      `  core websocket nodes            ${c}\n  raw ws, 1 event per frame      ${best(raw1)}\n  raw ws, 100 events per frame    ${best(raw100)}\n` +
+      `ratios: bus/core ${c ? (b / c).toFixed(1) : "-"}x${broker && c ? `, MQTT QoS 0/core ${(best(mqtt0) / c).toFixed(1)}x, QoS 1/core ${(best(mqtt1) / c).toFixed(1)}x` : ""}; bus / raw ws 100-per-frame ${best(raw100) ? ((100 * b) / best(raw100)).toFixed(0) : "-"}%\n` +
       `targets: bus >= 50,000 events/s to each listener and >= 4x the core websocket nodes\n`,
   );
 }

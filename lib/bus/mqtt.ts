@@ -91,6 +91,8 @@ function open(
   let retry: TimerHandle | undefined;
   let stopped = false;
   client.on("connect", () => {
+    // Events are small and due soon: send each at once, never held back by Nagle's algorithm.
+    (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
     attempt = 0;
     conn.authFailed = false;
     conn.state = "connected";
