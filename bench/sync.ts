@@ -4,7 +4,11 @@
 // Both chains run side by side in the same processes, on the same events:
 //   (a) this bus with clock sync -> pulse-shaper -> rpi-gpio out (BCM 18), firing at `at`;
 //   (b) core websocket out -> websocket in -> trigger (5 ms) -> rpi-gpio out (BCM 19),
-//       firing on receipt: what a Node-RED user builds today.
+//       firing on receipt: what a Node-RED user builds today;
+//   (c) this bus over MQTT through a Mosquitto started here (QoS 0; the Pis reach it through
+//       the same jitter) with clock sync -> pulse-shaper -> rpi-gpio out (BCM 20), when
+//       mosquitto is installed. It plays after (a) and (b), from a second player in the same
+//       processes, so that its edges do not compete with theirs for the same two cores.
 // The simulated pin logs hold true wall-clock time; the skew of an edge is the latest minus
 // the earliest listener's rising edge for the same event. Prints median, p90, p99, max,
 // edges matched, and the ratios. Never fails on timing: the machine is shared and noisy.
@@ -15,9 +19,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spread } from "../lib/pulse/measure";
 import { startCluster } from "../scripts/cluster";
-import { masterTransports, piTransports } from "./transports";
+import { masterMqtt, masterTransports, piMqtt, piTransports } from "./transports";
 import { parsePinLog } from "../scripts/gpio-sim";
 import { startJitterProxy } from "../scripts/jitter-proxy";
+import { mosquittoPath, startBroker } from "../scripts/mosquitto";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const PIS = Number(process.env.BENCH_PIS ?? 5);
@@ -25,12 +30,15 @@ const JITTER = Number(process.env.BENCH_JITTER_MS ?? 20);
 const OFFSET = Number(process.env.BENCH_OFFSET_MS ?? 200);
 const WARMUP_S = 8;
 
+const MQTT = mosquittoPath() !== undefined;
 const onePulse = ["proton_collision", "atom_spin_flip", "waveform_emit", "time_dilation", "fusion_tick"].map((event) => ({ event, shape: "pulse", width: "5" }));
 
 const masterFlow = [
   { id: "m", type: "tab", label: "sync bench master" },
   ...masterTransports("/sqi-core"),
+  ...(MQTT ? masterMqtt([0]) : []),
   { id: "m.player", z: "m", type: "dc-container", source: "file", file: "synthetic_star_core.dc", autostart: true, startDelay: 0.5, lead: 100, accel: 2, wires: [["m.broadcast", "m.wsout"]] },
+  ...(MQTT ? [{ id: "m.player2", z: "m", type: "dc-container", source: "file", file: "synthetic_star_core.dc", autostart: false, lead: 100, accel: 2, wires: [["m.mqtt0"]] }] : []),
 ];
 
 const piFlow = [
@@ -42,6 +50,13 @@ const piFlow = [
   { id: "p.listen", z: "p", type: "sqi-event-bus", role: "listen", bus: "p.bus", listenerName: "${SQI_NODE_NAME}", late: "fire", statsEvery: 0, wires: [["p.shaper"], []] },
   { id: "p.shaper", z: "p", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: onePulse, maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["p.pinA"], []] },
   { id: "p.wsin", z: "p", type: "websocket in", server: "", client: "p.core", wires: [["p.trigger"]] },
+  ...(MQTT
+    ? [
+        { id: "p.pinC", z: "p", type: "rpi-gpio out", pin: "20", set: true, level: "0", out: "out", bcm: true, wires: [] },
+        ...piMqtt([0], { 0: "p.shaperC" }),
+        { id: "p.shaperC", z: "p", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: onePulse, maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["p.pinC"], []] },
+      ]
+    : []),
   { id: "p.trigger", z: "p", type: "trigger", op1: "1", op2: "0", op1type: "num", op2type: "num", duration: "5", extend: false, overrideDelay: false, units: "ms", reset: "", bytopic: "all", topic: "topic", outputs: 1, wires: [["p.pinB"]] },
 ];
 
@@ -77,6 +92,15 @@ async function main(): Promise<void> {
   const coreProxy = await startJitterProxy({ port: 0, targetPort: basePort, jitterMs: JITTER });
   process.env.SQI_CORE_WS_URL = `ws://127.0.0.1:${coreProxy.port}/sqi-core`;
   process.stdout.write(`sync: 1 master + ${PIS} listeners, clock offsets within +-${OFFSET} ms, jitter 0-${JITTER} ms each way, ${SECONDS} s after ${WARMUP_S} s warm-up\n`);
+  // MQTT: the master reaches the broker directly, the Pis through a jitter proxy, as they reach the master.
+  const broker = MQTT ? await startBroker({ dir: path.join(dir, "broker"), port: basePort + 60 }) : undefined;
+  const brokerProxy = broker ? await startJitterProxy({ port: 0, targetPort: broker.port, jitterMs: JITTER }) : undefined;
+  if (broker && brokerProxy) {
+    process.env.SQI_BENCH_BROKER_MASTER = broker.url;
+    process.env.SQI_BENCH_BROKER_PI = `mqtt://127.0.0.1:${brokerProxy.port}`;
+  } else {
+    process.stdout.write("(no mosquitto here: the MQTT row is left out; sudo apt-get install -y mosquitto)\n");
+  }
   const cluster = await startCluster({ pis: PIS, jitterMs: JITTER, clockOffsetMs: OFFSET, dir, basePort, busPort, masterFlow: path.join(dir, "master.json"), piFlow: path.join(dir, "pi.json") });
   try {
     process.stdout.write(`offsets (ms): ${cluster.pis.map((p) => p.offsetMs.toFixed(1)).join(", ")}\n`);
@@ -84,26 +108,44 @@ async function main(): Promise<void> {
     const from = Date.now();
     await new Promise((r) => setTimeout(r, SECONDS * 1000));
     const to = Date.now();
+    let window2: [number, number] | undefined;
+    if (MQTT) {
+      const control = (id: string, action: string) => fetch(`http://127.0.0.1:${cluster.master.port}/dc-container/${id}/${action}`, { method: "POST" });
+      await control("m.player", "stop");
+      await control("m.player2", "start");
+      await new Promise((r) => setTimeout(r, 3000));
+      const from2 = Date.now();
+      await new Promise((r) => setTimeout(r, SECONDS * 1000));
+      window2 = [from2, Date.now()];
+      await control("m.player2", "stop");
+    }
     const logs = cluster.pis.map((p) => p.pinLog);
     const a = skews(logs, 18, from, to);
     const b = skews(logs, 19, from, to);
+    const c = window2 ? skews(logs, 20, window2[0], window2[1]) : undefined;
     const sa = spread(a.skews);
     const sb = spread(b.skews);
+    const sc = c ? spread(c.skews) : null;
     const q = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
     const row = (name: string, r: { skews: number[]; edges: number }, s: ReturnType<typeof spread>) =>
       `${name.padEnd(46)} ${String(r.skews.length).padStart(5)}/${String(r.edges).padEnd(5)} ${(s?.median ?? NaN).toFixed(3).padStart(8)} ${q(r.skews, 0.9).toFixed(3).padStart(8)} ${(s?.p99 ?? NaN).toFixed(3).padStart(8)} ${(s?.max ?? NaN).toFixed(3).padStart(8)}`;
     process.stdout.write(`\n${"rising-edge skew over the listeners (ms)".padEnd(46)} ${"matched".padStart(11)} ${"median".padStart(8)} ${"p90".padStart(8)} ${"p99".padStart(8)} ${"max".padStart(8)}\n`);
     process.stdout.write(`${row("(a) sqi-event-bus + clock sync -> pulse-shaper", a, sa)}\n${row("(b) core websocket -> trigger, on receipt", b, sb)}\n`);
+    if (c) process.stdout.write(`${row("(c) over MQTT (Mosquitto, QoS 0), played after", c, sc)}\n`);
     process.stdout.write(`(a) each listener's median distance from the middle edge (clock estimate bias), ms: ${a.bias.map((x) => x.toFixed(3)).join(", ")}\n`);
+    if (c) process.stdout.write(`(c) the same over MQTT, ms: ${c.bias.map((x) => x.toFixed(3)).join(", ")}\n`);
     if (sa && sb) {
       process.stdout.write(
         `\nratios (b)/(a): median ${(sb.median / Math.max(sa.median, 0.001)).toFixed(1)}x, p99 ${(sb.p99 / Math.max(sa.p99, 0.001)).toFixed(1)}x\n` +
           `targets for (a): median <= 0.25 ms, p90 <= 1 ms, p99 <= 3 ms; >= 20x better median and >= 5x better p99 than (b)\n`,
       );
+      if (sc) process.stdout.write(`ratios (b)/(c): median ${(sb.median / Math.max(sc.median, 0.001)).toFixed(1)}x, p99 ${(sb.p99 / Math.max(sc.p99, 0.001)).toFixed(1)}x\n`);
     }
   } finally {
     await cluster.stop();
     await coreProxy.close();
+    await brokerProxy?.close();
+    await broker?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
