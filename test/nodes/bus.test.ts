@@ -332,8 +332,8 @@ describe("sqi-event-bus node", () => {
     assert.equal(report.name, "pi-a");
     assert.equal(report.counters.received, 20);
     assert.equal(report.counters.fired_pulses, 1, "20 events due at the same moment merge into one pulse");
-    // a 5 ms pulse, measured on the real clock: its falling edge may come late on a busy machine, never early
-    assert.ok(report.counters.fired_on_time_ms! >= 4.9 && report.counters.fired_on_time_ms! < 10, `on-time ${report.counters.fired_on_time_ms} ms`);
+    // a 5 ms pulse, measured on the real clock of a busy machine: a late rising edge shortens it, a late falling edge lengthens it
+    assert.ok(report.counters.fired_on_time_ms! > 2.5 && report.counters.fired_on_time_ms! < 10, `on-time ${report.counters.fired_on_time_ms} ms`);
     assert.ok(Math.abs(report.offset_ms) < 1);
   });
   it("counted messages from clones cross as one event each: the listener gets count and window_ms, a plain client one frame per message", async () => {
