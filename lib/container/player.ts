@@ -466,9 +466,9 @@ export class Player {
         this.timer = this.clock.setTimer(() => this.pumpFrames(), t0 - this.leadMs - now);
         return;
       }
-      if (now - t0 > this.maxLagMs) {
+      const k = Math.floor((now - this.anchorTime) / frameMs);
+      if (now - t0 > this.maxLagMs && k > this.frameIdx) {
         // Stalled: skip to the frame that holds `now`, counting every clone event in between.
-        const k = Math.floor((now - this.anchorTime) / frameMs);
         const to = Math.min(this.framePos(k), endPos);
         this.stats.skipped += this.eventsBefore(to) - this.eventsBefore(this.countedPos);
         this.frameIdx = k;

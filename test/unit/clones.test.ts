@@ -86,6 +86,20 @@ describe("clones: exact counts", () => {
 });
 
 describe("clones: spreads, emission and control", () => {
+  it("frames longer than the stall limit: a late frame is still sent, never a loop that cannot move on", () => {
+    let stall = true;
+    const ref = { now: () => 0 };
+    // a timer 1.5 s late: past the 1 s stall limit, yet still inside the same 2 s frame
+    const lateness = () => (stall && ref.now() >= T0 + 2000 ? ((stall = false), 1500) : 0);
+    const { clock, player, seen } = play(container([{ tick: 1, event: "x" }], { loop: true, tick_interval_ms: 1000 }), { clones: 200, frameMs: 2000 }, lateness);
+    ref.now = () => clock.now();
+    player.start();
+    clock.advance(20_000);
+    assert.ok(player.stats.frames >= 9, `${player.stats.frames} frames`);
+    assert.equal(total(seen) + player.stats.skipped, player.stats.events + player.stats.skipped);
+    assert.equal(total(seen) + player.stats.skipped, Math.round(player.countedPosition) * 200);
+  });
+
   it("even spread: 4 clones of a 100 ms tick fire 25 ms apart, each tagged with its clone", () => {
     const { clock, player, seen } = play(container([{ tick: 1, event: "x" }]), { clones: 4, spread: "even" });
     player.start();
