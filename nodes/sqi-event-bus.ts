@@ -148,12 +148,19 @@ module.exports = function (RED: RED) {
     const late = def.late === "drop" ? "drop" : "fire";
     const name = fromEnv(String(def.listenerName ?? "")).trim() || process.env.SQI_NODE_NAME || os.hostname();
     const tracker = new SequenceTracker();
-    const counts = { late: 0, late_dropped: 0, unsynced: 0 };
+    // missed: events that fell due while this listener was not connected (a broker redelivering
+    // them after a reconnect): counted, never fired late in a burst, whatever the late policy.
+    const counts = { late: 0, late_dropped: 0, unsynced: 0, missed: 0 };
+    let connectedSince = -Infinity;
     const common = {
       clock,
       name,
       onEvents: (events: EventFrame[], receivedAt: number) => deliver(events, receivedAt),
-      onState: () => render(),
+      onState: (state: string) => {
+        if (state === "connected" && connectedSince === -Infinity) connectedSince = clock.now();
+        if (state !== "connected") connectedSince = -Infinity;
+        render();
+      },
       // What arrived, and what this Pi's pulse-shapers fired: the master sees the whole array.
       report: (): Record<string, number> => ({ ...tracker.counters, ...counts, reconnects: client.counters.reconnects, ...firedTotals() }),
     };
@@ -175,6 +182,10 @@ module.exports = function (RED: RED) {
           }
           sqi.master_at = e.at;
           sqi.at = local;
+          if (local < connectedSince - LATE_TOLERANCE_MS) {
+            counts.missed++;
+            continue;
+          }
           if (local < receivedAt - LATE_TOLERANCE_MS) {
             counts.late++;
             if (late === "drop") {
@@ -201,7 +212,7 @@ module.exports = function (RED: RED) {
       }
       const e = client.sync.estimate();
       const c = tracker.counters;
-      const lost = [c.missing ? `missing ${c.missing}` : "", counts.late ? `late ${counts.late}` : "", counts.unsynced ? `unsynced ${counts.unsynced}` : "", client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
+      const lost = [c.missing ? `missing ${c.missing}` : "", counts.late ? `late ${counts.late}` : "", counts.unsynced ? `unsynced ${counts.unsynced}` : "", counts.missed ? `missed ${counts.missed}` : "", client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
       node.status({
         fill: lost.length ? "yellow" : "green",
         shape: "dot",

@@ -251,10 +251,17 @@ export class MqttMaster {
         return;
       }
       // Say goodbye: the retained welcome is removed, so listeners know the master is gone.
-      c.publish(this.topics.master, "", { qos: 0, retain: true }, () => {
+      // A broker that is going away may never confirm: do not wait for it for long.
+      let done = false;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        this.opts.clock.clearTimer(timer);
         this.stopConn?.();
         resolve();
-      });
+      };
+      const timer = this.opts.clock.setTimer(finish, 500);
+      c.publish(this.topics.master, "", { qos: 0, retain: true }, finish);
     });
   }
 

@@ -232,6 +232,55 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       killAll(broker.pid);
     }
   });
+  it("after the broker comes back, an event that fell due while the listener was away is counted as missed, not fired late", async () => {
+    const broker = await startBroker({ dir: path.join(dir, "missed"), port: await freePort() });
+    helper.settings({});
+    try {
+      const m = master(broker, { prefix: "sqi/missed" });
+      await helper.load(
+        [sqiBus, sqiEventBus],
+        [
+          { id: "f", type: "tab" },
+          { id: "bus", type: "sqi-bus", transport: "mqtt", broker: broker.url, qos: 1, keepalive: 5, topicPrefix: "sqi/missed", maxFrame: 1048576 },
+          { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-m", late: "fire", statsEvery: 0, wires: [["events"], ["stats"]] },
+          { id: "events", z: "f", type: "helper" },
+          { id: "stats", z: "f", type: "helper" },
+        ],
+      );
+      const events: Array<{ topic: string }> = [];
+      const stats: Array<{ payload: { counters: Record<string, number> } }> = [];
+      helper.getNode("events").on("input", (x: (typeof events)[number]) => events.push(x));
+      helper.getNode("stats").on("input", (x: (typeof stats)[number]) => stats.push(x));
+      let seq = 0;
+      const probe = async (what: string) =>
+        waitFor(what, async () => {
+          m.send({ event: "probe", payload: {}, seq: ++seq, at: realClock.now() + 100 });
+          await new Promise((r) => setTimeout(r, 150));
+          return events.some((e) => e.topic === "probe");
+        }, 20_000);
+      await probe("the listener is synced");
+      await broker.stop();
+      const away = realClock.now();
+      await new Promise((r) => setTimeout(r, 500));
+      await broker.start();
+      events.length = 0;
+      await probe("the listener is back and synced again");
+      // what a broker would redeliver: an event due while the listener was away
+      m.send({ event: "proton_collision", payload: {}, seq: ++seq, at: away + 100 });
+      m.send({ event: "fusion_tick", payload: {}, seq: ++seq, at: realClock.now() + 100 });
+      await waitFor("the fresh event", () => events.some((e) => e.topic === "fusion_tick"));
+      assert.equal(events.filter((e) => e.topic === "proton_collision").length, 0, "the stale event is not fired");
+      helper.getNode("pi").receive({ stats: true });
+      await waitFor("stats", () => stats.length > 0);
+      assert.equal(stats[0]!.payload.counters.missed, 1);
+      assert.equal(stats[0]!.payload.counters.late, 0);
+    } finally {
+      await helper.unload();
+      await broker.stop();
+      killAll(broker.pid);
+    }
+  });
+
   it("npm run master and npm run pi with SQI_TRANSPORT=mqtt: the role flows through a Mosquitto, two Pis firing together", async (t) => {
     const cdir = path.join(dir, "cluster");
     const cluster = await startCluster({ pis: 2, jitterMs: 0, clockOffsetMs: 100, dir: cdir, basePort: await freePort(), busPort: await freePort(), mqtt: true });
