@@ -18,24 +18,18 @@ import { execFileSync } from "node:child_process";
 import { realClock } from "../lib/clock";
 import { DEFAULT_CLONES, type Spread } from "../lib/container/clones";
 import { Player } from "../lib/container/player";
-import type { Container } from "../lib/container/format";
+import * as path from "node:path";
+import { loadContainerFile } from "../lib/container/format";
+import { bundledContainersDir } from "../lib/paths";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const SIZES = [1_000, 10_000, 100_000, 1_000_000];
 
-const starCore: Container = {
-  container_id: "synthetic_star_core",
-  metadata: { runtime_speed: "accelerated" },
-  glyphs: [
-    { tick: 1, event: "proton_collision", payload: { energy_mev: 14.1, particles: 2, angle: "head-on" } },
-    { tick: 2, event: "atom_spin_flip", payload: { atom: "hydrogen", spin_state: "up→down" } },
-    { tick: 3, event: "waveform_emit", payload: { frequency_hz: 50000, amplitude: 0.8 } },
-    { tick: 4, event: "time_dilation", payload: { factor_fast: 1000000, factor_slow: 5 } },
-    { tick: 5, event: "fusion_tick", payload: { reaction: "p+p→He", energy_out: "pulse" } },
-  ],
-  loop: true,
-  tick_interval_ms: 500,
-};
+const starCore = (() => {
+  const r = loadContainerFile(path.join(bundledContainersDir, "synthetic_star_core.dc"));
+  if (!r.ok) throw new Error("the bundled star core did not load");
+  return r.container;
+})();
 const PERIOD_MS = 50; // 500 ms ticks at the default 10x
 const PER_CLONE_HZ = 1000 / PERIOD_MS;
 

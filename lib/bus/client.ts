@@ -7,6 +7,7 @@ import WebSocket from "ws";
 import type { Clock, TimerHandle } from "../clock";
 import { ClockSync } from "./clock-sync";
 import { decodeDownstream, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
+import { backoff, ListenerUpkeep } from "./upkeep";
 
 export type ClientState = "connecting" | "connected" | "disconnected" | "stopped";
 
@@ -43,13 +44,13 @@ export class BusClient {
   private state: ClientState = "disconnected";
   private detail = "";
   private attempt = 0;
-  private pingId = 0;
-  private pingTimer: TimerHandle | undefined;
-  private reportTimer: TimerHandle | undefined;
+  private readonly upkeep: ListenerUpkeep;
   private retryTimer: TimerHandle | undefined;
   private stopped = false;
 
-  constructor(private readonly opts: BusClientOptions) {}
+  constructor(private readonly opts: BusClientOptions) {
+    this.upkeep = new ListenerUpkeep({ ...opts, sync: this.sync, send: (f) => this.sendFrame(f) });
+  }
 
   get status(): { state: ClientState; detail: string } {
     return { state: this.state, detail: this.detail };
@@ -62,7 +63,7 @@ export class BusClient {
 
   stop(): void {
     this.stopped = true;
-    this.clearTimers();
+    this.upkeep.stop();
     this.opts.clock.clearTimer(this.retryTimer);
     this.retryTimer = undefined;
     this.ws?.removeAllListeners();
@@ -112,12 +113,11 @@ export class BusClient {
       this.sync.reset();
       this.setState("connected", this.opts.url);
       this.sendFrame({ type: "hello", name: this.opts.name, protocol: PROTOCOL });
-      this.ping();
-      this.scheduleReport();
+      this.upkeep.start();
     });
     ws.on("message", (data, isBinary) => this.receive(isBinary ? null : data.toString()));
     ws.on("close", (code, reason) => {
-      this.clearTimers();
+      this.upkeep.stop();
       if (this.ws === ws) this.ws = undefined;
       if (this.stopped) return;
       const text = why || (code === 1009 ? "a frame from the master was over the size limit" : `closed (${code}${reason.length ? ` ${reason.toString()}` : ""})`);
@@ -128,9 +128,7 @@ export class BusClient {
 
   private retry(): void {
     if (this.stopped) return;
-    const cap = this.opts.maxBackoffMs ?? 10_000;
-    const base = Math.min(cap, 250 * 2 ** this.attempt++);
-    const delay = base / 2 + Math.random() * (base / 2);
+    const delay = backoff(this.attempt++, this.opts.maxBackoffMs ?? 10_000);
     this.retryTimer = this.opts.clock.setTimer(() => {
       this.retryTimer = undefined;
       this.connect();
@@ -139,26 +137,6 @@ export class BusClient {
 
   private sendFrame(f: UpstreamFrame): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(f));
-  }
-
-  private ping(): void {
-    this.sendFrame({ type: "ping", id: ++this.pingId, t0: this.opts.clock.now() });
-    this.pingTimer = this.opts.clock.setTimer(() => this.ping(), this.sync.nextPingDelay());
-  }
-
-  private scheduleReport(): void {
-    if (!this.opts.report) return;
-    this.reportTimer = this.opts.clock.setTimer(() => {
-      const e = this.sync.estimate();
-      this.sendFrame({ type: "report", name: this.opts.name, counters: this.opts.report!(), ...(e ? { offset_ms: e.offsetMs, rtt_ms: e.rttMs } : {}) });
-      this.scheduleReport();
-    }, this.opts.reportEveryMs ?? 2000);
-  }
-
-  private clearTimers(): void {
-    this.opts.clock.clearTimer(this.pingTimer);
-    this.opts.clock.clearTimer(this.reportTimer);
-    this.pingTimer = this.reportTimer = undefined;
   }
 
   private receive(text: string | null): void {

@@ -19,6 +19,7 @@ import { ClockSync } from "./clock-sync";
 import { decodeDownstream, decodeUpstream, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
 import type { ClientCounters, ClientState } from "./client";
 import { batchFrames, type ServerCounters } from "./server";
+import { backoff, ListenerUpkeep, TurnBatcher } from "./upkeep";
 
 export interface MqttSettings {
   url: string;
@@ -49,12 +50,6 @@ export function brokerRefusal(e: Error & { code?: unknown }): { text: string; au
   if (errno === "ECONNREFUSED") return { text: "connection refused: is the broker running?", auth: false };
   if (errno === "ENOTFOUND") return { text: "cannot resolve the broker's host name", auth: false };
   return { text: e.message, auth: false };
-}
-
-/** Capped exponential backoff with jitter, the same on both sides and for both transports. */
-function backoff(attempt: number, capMs: number): number {
-  const base = Math.min(capMs, 250 * 2 ** attempt);
-  return base / 2 + Math.random() * (base / 2);
 }
 
 interface Connection {
@@ -160,8 +155,7 @@ export class MqttMaster {
   readonly lastErrors: string[] = [];
   private readonly listeners = new Map<string, { name: string; rejected: number; pings: number; pingSecond: number }>();
   private readonly topics: { events: string; master: string };
-  private pending: EventFrame[] = [];
-  private flushQueued = false;
+  private readonly queue: TurnBatcher;
   private conn: Connection | undefined;
   private stopConn: (() => void) | undefined;
   private connects = 0;
@@ -169,6 +163,7 @@ export class MqttMaster {
   constructor(private readonly opts: MqttMasterOptions) {
     const p = opts.settings.prefix;
     this.topics = { events: `${p}/events`, master: `${p}/master` };
+    this.queue = new TurnBatcher(opts.clock, (events) => this.publishEvents(events));
   }
 
   get status(): { state: ClientState; detail: string } {
@@ -211,18 +206,10 @@ export class MqttMaster {
   }
 
   send(frame: EventFrame): void {
-    this.pending.push(frame);
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      this.opts.clock.defer(() => this.flush());
-    }
+    this.queue.push(frame);
   }
 
-  flush(): void {
-    this.flushQueued = false;
-    const events = this.pending;
-    this.pending = [];
-    if (events.length === 0) return;
+  private publishEvents(events: EventFrame[]): void {
     this.counters.events += events.length;
     const c = this.conn?.client;
     const { texts, dropped } = batchFrames(events, this.opts.settings.maxPayload, this.opts.clock.now());
@@ -341,9 +328,7 @@ export class MqttListener {
   readonly counters: ClientCounters = { connects: 0, reconnects: 0, rejected: 0, frames: 0, events: 0 };
   private conn: Connection | undefined;
   private stopConn: (() => void) | undefined;
-  private pingId = 0;
-  private pingTimer: TimerHandle | undefined;
-  private reportTimer: TimerHandle | undefined;
+  private readonly upkeep: ListenerUpkeep;
   private masterPresent: boolean | undefined;
   private readonly topics: { events: string; master: string; hello: string; ping: string; pong: string; report: string };
 
@@ -351,6 +336,7 @@ export class MqttListener {
     const p = opts.settings.prefix;
     const me = topicLevel(opts.name);
     this.topics = { events: `${p}/events`, master: `${p}/master`, hello: `${p}/hello/${me}`, ping: `${p}/sync/${me}/ping`, pong: `${p}/sync/${me}/pong`, report: `${p}/report/${me}` };
+    this.upkeep = new ListenerUpkeep({ ...opts, sync: this.sync, send: (f) => this.publish(f.type === "ping" ? this.topics.ping : this.topics.report, f) });
   }
 
   get status(): { state: ClientState; detail: string } {
@@ -370,16 +356,15 @@ export class MqttListener {
           this.counters.connects++;
           if (this.counters.connects > 1) this.counters.reconnects++;
           this.sync.reset();
-          this.clearTimers();
+          this.upkeep.stop();
           conn.client.subscribe({ [this.topics.events]: { qos: s.qos }, [this.topics.master]: { qos: 1 }, [this.topics.pong]: { qos: 0 } }, () => {
             conn.client.publish(this.topics.hello, JSON.stringify({ type: "hello", name: this.opts.name, protocol: PROTOCOL }), { qos: 1, retain: true });
-            this.ping();
-            this.scheduleReport();
+            this.upkeep.start();
           });
         },
         onMessage: (topic, payload) => this.receive(topic, payload),
         onState: () => {
-          if (conn.state !== "connected") this.clearTimers();
+          if (conn.state !== "connected") this.upkeep.stop();
           this.opts.onState?.(this.status.state, this.status.detail);
         },
         ...(this.opts.onAuthFailure ? { onAuthFailure: this.opts.onAuthFailure } : {}),
@@ -391,7 +376,7 @@ export class MqttListener {
   }
 
   stop(): void {
-    this.clearTimers();
+    this.upkeep.stop();
     const c = this.conn?.client;
     if (c?.connected) c.publish(this.topics.hello, "", { qos: 0, retain: true });
     this.stopConn?.();
@@ -401,26 +386,6 @@ export class MqttListener {
   private publish(topic: string, f: UpstreamFrame): void {
     const c = this.conn?.client;
     if (c?.connected) c.publish(topic, JSON.stringify(f), { qos: 0 });
-  }
-
-  private ping(): void {
-    this.publish(this.topics.ping, { type: "ping", id: ++this.pingId, t0: this.opts.clock.now() });
-    this.pingTimer = this.opts.clock.setTimer(() => this.ping(), this.sync.nextPingDelay());
-  }
-
-  private scheduleReport(): void {
-    if (!this.opts.report) return;
-    this.reportTimer = this.opts.clock.setTimer(() => {
-      const e = this.sync.estimate();
-      this.publish(this.topics.report, { type: "report", name: this.opts.name, counters: this.opts.report!(), ...(e ? { offset_ms: e.offsetMs, rtt_ms: e.rttMs } : {}) });
-      this.scheduleReport();
-    }, this.opts.reportEveryMs ?? 2000);
-  }
-
-  private clearTimers(): void {
-    this.opts.clock.clearTimer(this.pingTimer);
-    this.opts.clock.clearTimer(this.reportTimer);
-    this.pingTimer = this.reportTimer = undefined;
   }
 
   private receive(topic: string, payload: Buffer): void {

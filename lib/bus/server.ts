@@ -11,6 +11,7 @@ import * as https from "node:https";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Clock } from "../clock";
 import { decodeUpstream, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
+import { TurnBatcher } from "./upkeep";
 
 export interface BusServerOptions {
   clock: Clock;
@@ -66,10 +67,10 @@ export class BusServer {
   private readonly peers = new Set<Peer>();
   private readonly http: http.Server | https.Server;
   private readonly wss: WebSocketServer;
-  private pending: EventFrame[] = [];
-  private flushQueued = false;
+  private readonly queue: TurnBatcher;
 
   constructor(private readonly opts: BusServerOptions) {
+    this.queue = new TurnBatcher(opts.clock, (events) => this.broadcast(events));
     this.http = opts.tls ? https.createServer(opts.tls) : http.createServer();
     this.http.on("request", (_req, res) => {
       res.writeHead(426, { "Content-Type": "text/plain" });
@@ -115,18 +116,15 @@ export class BusServer {
 
   /** Queues an event; everything queued in one turn of the event loop goes out as one batch. */
   send(frame: EventFrame): void {
-    this.pending.push(frame);
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      this.opts.clock.defer(() => this.flush());
-    }
+    this.queue.push(frame);
   }
 
+  /** Sends what is queued now, without waiting for the end of this turn. */
   flush(): void {
-    this.flushQueued = false;
-    const events = this.pending;
-    this.pending = [];
-    if (events.length === 0) return;
+    this.queue.now();
+  }
+
+  private broadcast(events: EventFrame[]): void {
     this.counters.events += events.length;
     const sent = this.opts.clock.now();
     // Each event is serialised once and shared by every peer.
