@@ -15,6 +15,7 @@ import { Measurements } from "../lib/pulse/measure";
 import { PulseOutput, type Edge } from "../lib/pulse/output";
 import { planEvent } from "../lib/pulse/shapes";
 import { TrainPlanner } from "../lib/pulse/train";
+import { scope, sharedPublisher } from "../lib/scope";
 import type { FlowsEvent, Node, NodeDef, NodeMessage, RED } from "./red";
 
 /** Events up to this far past their `at` are fired at once without counting as late: timer jitter. */
@@ -26,6 +27,15 @@ const STATUS_EVERY_MS = 500;
 const ERROR_EVERY_MS = 1000;
 
 module.exports = function (RED: RED) {
+  // The SQI scope sidebar: snapshots go to the open editors while one of them is watching.
+  const { publisher, needsRoute } = sharedPublisher((RED.settings.sqiClock as Clock | undefined) ?? realClock, RED.httpAdmin);
+  publisher.sink = (snapshot) => RED.comms.publish("sqi-scope", snapshot, false);
+  if (needsRoute) {
+    RED.httpAdmin.post("/sqi-scope/watch", RED.auth.needsPermission("sqi-scope.read"), (_req, res) => {
+      publisher.watch();
+      res.json({ watching: true });
+    });
+  }
   // One "flows:stopping" listener for all shapers (not one each: a flow with more than ten
   // shapers would trip Node.js's leak warning), present only while a shaper is deployed.
   const stopping = new Set<(ev: FlowsEvent) => void>();
@@ -71,9 +81,11 @@ module.exports = function (RED: RED) {
     const measure = new Measurements(clock.now(), s.coil);
     const output = new PulseOutput(clock, s.limits, s.shape.output === "pwm", emitEdge, (p) => measure.pulse(p));
     const trains = new TrainPlanner(s.limits, s.shape.output === "pwm");
+    const trace = scope.addShaper(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => ({ ...output.counters, ...counts }));
 
     function emitEdge(edge: Edge): void {
       measure.edge(edge);
+      trace.edge(edge.sent, edge.level);
       const msg: NodeMessage = {
         topic: edge.origin.event,
         payload: edge.level,
@@ -265,6 +277,7 @@ module.exports = function (RED: RED) {
     node.on("close", (_removed, done) => {
       stopListening();
       stopReporting();
+      trace.remove();
       failSafe(true);
       clock.clearTimer(statusTimer);
       clock.clearTimer(reportTimer);

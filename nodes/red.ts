@@ -62,6 +62,8 @@ export interface RED {
     post(path: string, auth: unknown, handler: Handler): void;
   };
   auth: { needsPermission(permission: string): unknown };
+  /** Messages to every open editor (the sidebar subscribes with RED.comms.subscribe). */
+  comms: { publish(topic: string, data: unknown, retain?: boolean): void };
   events: {
     on(event: string, fn: (arg: FlowsEvent) => void): void;
     removeListener(event: string, fn: (arg: FlowsEvent) => void): void;

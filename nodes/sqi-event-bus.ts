@@ -7,9 +7,10 @@
 import * as os from "node:os";
 import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { BusClient } from "../lib/bus/client";
-import { eventFrame, type EventFrame } from "../lib/bus/frames";
+import { eventFrame, type EventFrame, type UpstreamFrame } from "../lib/bus/frames";
 import { SequenceTracker } from "../lib/bus/sequence";
 import { firedTotals } from "../lib/pulse/fired";
+import { scope } from "../lib/scope";
 import { BusServer } from "../lib/bus/server";
 import { MqttListener, MqttMaster, type MqttSettings } from "../lib/bus/mqtt";
 import { checkNumber, fromEnv } from "../lib/settings";
@@ -66,7 +67,10 @@ module.exports = function (RED: RED) {
     if (role === "broadcast") {
       let seq = 0;
       if (!mqtt && !bus.token) node.warn(`sqi-event-bus: the bus on port ${bus.port} is open: any client on the network can connect and listen. Set a token in the bus config.`);
-      const onReport = (report: Record<string, unknown>): void => node.send([null, { topic: "report", payload: report }]);
+      const onReport = (report: Extract<UpstreamFrame, { type: "report" }> & { remote: string }): void => {
+        scope.report(node.id, clock.now(), report);
+        node.send([null, { topic: "report", payload: report }]);
+      };
       const server = mqtt
         ? new MqttMaster({ clock, settings: mqttSettings, name: os.hostname(), onReport, onChange: () => render(), onAuthFailure: authFailure })
         : new BusServer({
@@ -138,6 +142,7 @@ module.exports = function (RED: RED) {
       node.on("close", (_removed, done) => {
         clock.clearTimer(statusTimer);
         clock.clearTimer(statsTimer);
+        scope.removeMaster(node.id);
         server.close().then(() => done(), () => done());
       });
       render();

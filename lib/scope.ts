@@ -1,0 +1,204 @@
+// The "SQI scope" sidebar's data, without Node-RED: what each pulse-shaper fired lately (its
+// edges over the last few seconds) and, on a master, what each listener reported (pulse rate,
+// duty, clock sync and losses over time), plus their sum. The nodes feed it; a publisher
+// sends a compact snapshot a few times a second, and only while an editor is watching.
+
+import type { Clock, TimerHandle } from "./clock";
+
+export const SCOPE_WINDOW_MS = 2000;
+/** Snapshots a second while watched: a few, so the editor redraws smoothly at little cost. */
+export const SCOPE_UPDATES_PER_S = 4;
+/** An editor that has not said it is watching for this long is gone: publishing stops. */
+const WATCH_MS = 10_000;
+/** Edges kept per shaper: the window at the fastest edge rate the panel allows, bounded. */
+const MAX_EDGES = 4000;
+/** Listener history: this long, one sample per report. */
+const HISTORY_MS = 30_000;
+
+export interface ShaperTrace {
+  id: string;
+  label: string;
+  /** [ms before `t`, level] for each edge in the window, oldest first */
+  edges: Array<[number, number]>;
+  /** level before the first edge in the window */
+  start: number;
+  rate_hz: number;
+  duty_pct: number;
+  counters: Record<string, number>;
+}
+
+export interface ListenerTrace {
+  name: string;
+  master: string;
+  /** [ms before `t`, pulse rate Hz, duty %] per report interval, oldest first */
+  samples: Array<[number, number, number]>;
+  offset_ms?: number;
+  rtt_ms?: number;
+  lost: number;
+}
+
+export interface ScopeSnapshot {
+  t: number;
+  window_ms: number;
+  shapers: ShaperTrace[];
+  listeners: ListenerTrace[];
+  /** the listeners' summed pulse rate over time: [ms before t, Hz] */
+  sum: Array<[number, number]>;
+}
+
+interface Shaper {
+  label: string;
+  edges: Array<[number, number]>;
+  level: number;
+  counters: () => Record<string, number>;
+}
+
+interface Listener {
+  master: string;
+  history: Array<{ t: number; pulses: number; onMs: number }>;
+  offset_ms?: number;
+  rtt_ms?: number;
+  lost: number;
+}
+
+export class Scope {
+  private readonly shapers = new Map<string, Shaper>();
+  private readonly listeners = new Map<string, Listener>();
+
+  /** A pulse-shaper's edges; returns the function to call with each edge, and one to remove it. */
+  addShaper(id: string, label: string, counters: () => Record<string, number>): { edge: (t: number, level: number) => void; remove: () => void } {
+    const s: Shaper = { label, edges: [], level: 0, counters };
+    this.shapers.set(id, s);
+    return {
+      edge: (t, level) => {
+        s.edges.push([t, level]);
+        if (s.edges.length > MAX_EDGES) s.edges.splice(0, s.edges.length - MAX_EDGES);
+      },
+      remove: () => {
+        if (this.shapers.get(id) === s) this.shapers.delete(id);
+      },
+    };
+  }
+
+  /** A listener's report, as a master's sqi-event-bus receives it. */
+  report(master: string, t: number, r: { name: string; counters: Record<string, number>; offset_ms?: number; rtt_ms?: number }): void {
+    const key = `${master}/${r.name}`;
+    let l = this.listeners.get(key);
+    if (!l) {
+      l = { master, history: [], lost: 0 };
+      this.listeners.set(key, l);
+    }
+    const c = r.counters;
+    l.history.push({ t, pulses: c.fired_pulses ?? 0, onMs: c.fired_on_time_ms ?? 0 });
+    while (l.history.length > 2 && l.history[0]!.t < t - HISTORY_MS) l.history.shift();
+    l.offset_ms = r.offset_ms;
+    l.rtt_ms = r.rtt_ms;
+    l.lost = (c.missing ?? 0) + (c.late ?? 0) + (c.missed ?? 0) + (c.unsynced ?? 0) + (c.fired_dropped ?? 0) + (c.fired_skipped ?? 0);
+  }
+
+  /** Forgets the listeners a master reported (when that master's node closes). */
+  removeMaster(master: string): void {
+    for (const [k, l] of this.listeners) if (l.master === master) this.listeners.delete(k);
+  }
+
+  get empty(): boolean {
+    return this.shapers.size === 0 && this.listeners.size === 0;
+  }
+
+  snapshot(now: number): ScopeSnapshot {
+    const from = now - SCOPE_WINDOW_MS;
+    const shapers: ShaperTrace[] = [];
+    for (const [id, s] of this.shapers) {
+      let k = 0;
+      while (k < s.edges.length && s.edges[k]![0] < from) k++;
+      const start = k > 0 ? s.edges[k - 1]![1] : 0;
+      s.edges.splice(0, Math.max(0, k - 1)); // keep the last edge before the window: it says the level at its start
+      const inWindow = s.edges.filter((e) => e[0] >= from);
+      let on = 0;
+      let level = start;
+      let at = from;
+      let rises = 0;
+      for (const [t, v] of inWindow) {
+        if (level > 0) on += (t - at) * (level > 1 ? level / 100 : 1);
+        if (v > 0 && level === 0) rises++;
+        level = v;
+        at = t;
+      }
+      if (level > 0) on += (now - at) * (level > 1 ? level / 100 : 1);
+      shapers.push({
+        id,
+        label: s.label,
+        edges: inWindow.map(([t, v]) => [Math.round((now - t) * 10) / 10, v]),
+        start,
+        rate_hz: Math.round((rises * 1000 * 10) / SCOPE_WINDOW_MS) / 10,
+        duty_pct: Math.round((on / SCOPE_WINDOW_MS) * 1000) / 10,
+        counters: s.counters(),
+      });
+    }
+    const listeners: ListenerTrace[] = [];
+    const sums = new Map<number, number>();
+    for (const [key, l] of this.listeners) {
+      const samples: Array<[number, number, number]> = [];
+      for (let i = 1; i < l.history.length; i++) {
+        const a = l.history[i - 1]!;
+        const b = l.history[i]!;
+        const dt = Math.max(1, b.t - a.t);
+        const rate = Math.max(0, ((b.pulses - a.pulses) * 1000) / dt);
+        samples.push([Math.round(now - b.t), Math.round(rate * 10) / 10, Math.round((Math.max(0, b.onMs - a.onMs) / dt) * 1000) / 10]);
+        // the sum, on a 1 s grid so that listeners reporting at different moments add up
+        const slot = Math.round((now - b.t) / 1000) * 1000;
+        sums.set(slot, (sums.get(slot) ?? 0) + rate);
+      }
+      listeners.push({ name: key.slice(l.master.length + 1), master: l.master, samples, ...(l.offset_ms !== undefined ? { offset_ms: l.offset_ms } : {}), ...(l.rtt_ms !== undefined ? { rtt_ms: l.rtt_ms } : {}), lost: l.lost });
+    }
+    const sum = [...sums.entries()].sort((a, b) => b[0] - a[0]).map(([ago, hz]) => [ago, Math.round(hz * 10) / 10] as [number, number]);
+    return { t: now, window_ms: SCOPE_WINDOW_MS, shapers, listeners, sum };
+  }
+}
+
+/** The one scope of this Node-RED, shared by every node of the package. */
+export const scope = new Scope();
+
+/**
+ * Sends the scope's snapshot a few times a second while an editor is watching, and nothing
+ * (not even a timer) when none is: the sidebar says it is watching every few seconds.
+ */
+export class ScopePublisher {
+  private watchedUntil = 0;
+  private timer: TimerHandle | undefined;
+  /** Where snapshots go: the editors, through the runtime that loaded the nodes last. */
+  sink: ((snapshot: ScopeSnapshot) => void) | undefined;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly source: Scope,
+  ) {}
+
+  get running(): boolean {
+    return this.timer !== undefined;
+  }
+
+  watch(): void {
+    this.watchedUntil = this.clock.now() + WATCH_MS;
+    if (!this.timer) this.tick();
+  }
+
+  private tick(): void {
+    this.timer = undefined;
+    const now = this.clock.now();
+    if (now > this.watchedUntil || !this.sink) return;
+    this.sink(this.source.snapshot(now));
+    this.timer = this.clock.setTimer(() => this.tick(), 1000 / SCOPE_UPDATES_PER_S);
+  }
+}
+
+let shared: ScopePublisher | undefined;
+const routed = new WeakSet<object>();
+
+/** This Node-RED's publisher (one per process), and whether `app` still needs its watch route. */
+export function sharedPublisher(clock: Clock, app: object): { publisher: ScopePublisher; needsRoute: boolean } {
+  shared ??= new ScopePublisher(clock, scope);
+  const needsRoute = !routed.has(app);
+  routed.add(app);
+  return { publisher: shared, needsRoute };
+}
