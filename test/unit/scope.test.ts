@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { VirtualClock } from "../../lib/clock";
+import { Scope, ScopePublisher, type ScopeSnapshot } from "../../lib/scope";
+import { T0 } from "../helpers/containers";
+
+describe("SQI scope data", () => {
+  it("a shaper's trace: its edges over the last 2 s as [ms ago, level], with pulses/s and duty", () => {
+    const scope = new Scope();
+    const s = scope.addShaper("a", "coil", () => ({ clamped: 3 }));
+    // 5 ms pulses every 20 ms for 3 s: 50 p/s, 25 % duty
+    for (let t = 0; t < 3000; t += 20) {
+      s.edge(T0 + t, 1);
+      s.edge(T0 + t + 5, 0);
+    }
+    const snap = scope.snapshot(T0 + 3000);
+    const tr = snap.shapers[0]!;
+    assert.equal(tr.label, "coil");
+    assert.equal(tr.rate_hz, 50);
+    assert.equal(tr.duty_pct, 25);
+    assert.equal(tr.edges.length, 200, "only the last 2 s");
+    assert.deepEqual(tr.edges[tr.edges.length - 1], [15, 0]);
+    assert.deepEqual(tr.counters, { clamped: 3 });
+    s.remove();
+    assert.equal(scope.snapshot(T0 + 3000).shapers.length, 0);
+  });
+
+  it("a PWM level counts as its share of full on", () => {
+    const scope = new Scope();
+    const s = scope.addShaper("p", "pwm", () => ({}));
+    s.edge(T0, 40);
+    assert.equal(scope.snapshot(T0 + 2000).shapers[0]!.duty_pct, 40);
+  });
+
+  it("listeners at a master: pulse rate and duty per report interval, and their sum", () => {
+    const scope = new Scope();
+    for (let k = 0; k <= 5; k++) {
+      scope.report("m", T0 + k * 2000, { name: "pi-1", counters: { fired_pulses: 100 * k, fired_on_time_ms: 500 * k }, rtt_ms: 0.4 });
+      scope.report("m", T0 + k * 2000, { name: "pi-2", counters: { fired_pulses: 50 * k, fired_on_time_ms: 250 * k, missing: 2 } });
+    }
+    const snap = scope.snapshot(T0 + 10_000);
+    const [a, b] = snap.listeners;
+    assert.deepEqual(a!.samples[a!.samples.length - 1], [0, 50, 25]);
+    assert.deepEqual(b!.samples[b!.samples.length - 1], [0, 25, 12.5]);
+    assert.equal(b!.lost, 2);
+    assert.deepEqual(snap.sum[snap.sum.length - 1], [0, 75]);
+    scope.removeMaster("m");
+    assert.equal(scope.snapshot(T0 + 10_000).listeners.length, 0);
+  });
+
+  it("publishes four snapshots a second while an editor watches, and stops (no timer left) when none does", () => {
+    const clock = new VirtualClock(T0);
+    const scope = new Scope();
+    scope.addShaper("a", "coil", () => ({}));
+    const sent: ScopeSnapshot[] = [];
+    const p = new ScopePublisher(clock, scope);
+    p.sink = (s) => sent.push(s);
+    clock.advance(5000);
+    assert.equal(sent.length, 0, "nothing before an editor watches");
+    assert.equal(clock.pending(), 0);
+    p.watch();
+    clock.advance(5000);
+    assert.equal(sent.length, 21);
+    clock.advance(10_000);
+    assert.equal(p.running, false, "10 s without a watch: stopped");
+    assert.equal(clock.pending(), 0, "and no timer left");
+    const n = sent.length;
+    clock.advance(5000);
+    assert.equal(sent.length, n);
+  });
+});
