@@ -139,6 +139,12 @@ describe("the editor in a real browser", { skip: installed ? false : "chromium i
     const flagged = await node.locator(".red-ui-flow-node-error").evaluate((el) => !el.classList.contains("hide") && (globalThis as unknown as { getComputedStyle(e: unknown): { display: string } }).getComputedStyle(el).display !== "none");
     await shot("c2-node-flagged");
     assert.ok(flagged, "the node shows the red invalid triangle");
+    // put it right again, as a user would before the next deploy
+    await openNode("coil pulses");
+    await page.fill("#node-input-width", "12");
+    await page.click("#node-dialog-ok");
+    await page.waitForTimeout(300);
+    assert.equal(await node.locator(".red-ui-flow-node-error").evaluate((el) => el.classList.contains("hide") || (globalThis as unknown as { getComputedStyle(e: unknown): { display: string } }).getComputedStyle(el).display === "none"), true, "valid again");
   });
 
   it("(d) the SQI scope tab draws live pulse traces", async () => {
@@ -162,5 +168,28 @@ describe("the editor in a real browser", { skip: installed ? false : "chromium i
     await shot("d1-sqi-scope");
     assert.ok(drawn > 10, `the trace spans ${drawn} pixel rows: high and low levels drawn`);
     assert.ok(await page.locator(".sqi-scope-trace", { hasText: "LED flashes" }).count(), "each shaper has its trace");
+  });
+  it("(e) every other bundled example imports through the menu and deploys without an error", async () => {
+    const examples = fs
+      .readdirSync(path.join(packageRoot, "examples"))
+      .filter((f) => f.endsWith(".json") && !f.startsWith("01 "))
+      .map((f) => f.replace(/\.json$/, ""));
+    assert.ok(examples.length >= 6);
+    for (const name of examples) {
+      await page.click("#red-ui-header-button-sidemenu");
+      await page.click("#menu-item-import");
+      await page.click("a[href='#red-ui-clipboard-dialog-import-tab-examples']");
+      const dialog = page.locator(".red-ui-clipboard-dialog-tab-library");
+      const folder = dialog.locator(".red-ui-treeList-label", { hasText: "@sqi/node-red-pulse" }).first();
+      const entry = dialog.locator(".red-ui-treeList-label", { hasText: name }).first();
+      if (!(await entry.isVisible())) await folder.click();
+      await entry.click();
+      await page.click("#red-ui-clipboard-dialog-ok");
+      await deploy();
+      await page.waitForTimeout(1000);
+      assert.equal(await page.locator(".red-ui-notification-error").count(), 0, `${name}: no error notification`);
+    }
+    await shot("e1-all-examples");
+    assert.deepEqual(errors, [], "no script error in the page");
   });
 });
