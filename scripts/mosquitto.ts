@@ -44,6 +44,8 @@ export interface BrokerOptions {
   port: number;
   /** user -> password; when given, anonymous clients are refused. */
   users?: Record<string, string>;
+  /** PEM files: the listener speaks TLS (mqtts://) with this certificate. */
+  tls?: { cert: string; key: string };
 }
 
 function portOpen(port: number): Promise<boolean> {
@@ -65,6 +67,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   // As root, mosquitto would switch to its own user, who cannot read this private temp
   // directory: it stays the user that started it (a plain user cannot switch anyway).
   const lines = [`user ${os.userInfo().username}`, `listener ${o.port} 127.0.0.1`, "persistence false", "set_tcp_nodelay true", `log_dest file ${path.join(o.dir, "mosquitto.log")}`, "log_type error", "log_type warning", "log_type notice"];
+  if (o.tls) lines.push(`certfile ${o.tls.cert}`, `keyfile ${o.tls.key}`);
   if (o.users) {
     const passwd = path.join(o.dir, "passwd");
     fs.writeFileSync(passwd, "");
@@ -79,7 +82,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   let child: ChildProcess | undefined;
   const broker: Broker = {
     port: o.port,
-    url: `mqtt://127.0.0.1:${o.port}`,
+    url: `${o.tls ? "mqtts" : "mqtt"}://127.0.0.1:${o.port}`,
     pid: undefined,
     async start() {
       child = spawn(bin, ["-c", conf], { stdio: "ignore" });

@@ -3,6 +3,7 @@
 // Under .ci/run (SQI_CI=1) a missing mosquitto fails; elsewhere these tests are skipped
 // with a loud message saying how to install it.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -276,6 +277,32 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       assert.equal(stats[0]!.payload.counters.late, 0);
     } finally {
       await helper.unload();
+      await broker.stop();
+      killAll(broker.pid);
+    }
+  });
+
+  it("mqtts: a listener that trusts the broker's certificate gets the events; one that does not says why and gets nothing", async () => {
+    const tdir = path.join(dir, "tls");
+    fs.mkdirSync(tdir, { recursive: true });
+    const key = path.join(tdir, "key.pem");
+    const cert = path.join(tdir, "cert.pem");
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+    const broker = await startBroker({ dir: tdir, port: await freePort(), tls: { cert, key } });
+    try {
+      assert.match(broker.url, /^mqtts:/);
+      const ca = fs.readFileSync(cert);
+      const m = master(broker, { prefix: "sqi/tls", tls: { ca } });
+      const good = listener(broker, "pi-tls", { prefix: "sqi/tls", tls: { ca } });
+      const bad = listener(broker, "pi-untrusting", { prefix: "sqi/tls" });
+      await waitFor("the trusting listener said hello", () => m.clients.some((c) => c.name === "pi-tls"), 15_000);
+      m.send({ event: "proton_collision", payload: {}, seq: 1, at: realClock.now() + 100 });
+      await waitFor("the event over TLS", () => good.got.length === 1);
+      await waitFor("the untrusting listener says why", () => /certificate/i.test(bad.l.status.detail), 10_000);
+      assert.equal(bad.got.length, 0);
+      assert.notEqual(bad.l.status.state, "connected");
+    } finally {
+      for (const s of stops.splice(0)) await s();
       await broker.stop();
       killAll(broker.pid);
     }
