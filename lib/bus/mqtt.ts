@@ -42,13 +42,13 @@ export function topicLevel(name: string): string {
 
 /** What a broker's refusal means to a user (MQTT 3.1.1 return codes and MQTT 5 reason codes). */
 export function brokerRefusal(e: Error & { code?: unknown }): { text: string; auth: boolean } {
-  const code = typeof e.code === "number" ? e.code : undefined;
+  // e.code is a CONNACK return code (a number) or a socket errno (a string)
+  const code = e.code;
   if (code === 4 || code === 5 || code === 134 || code === 135 || /not authori[sz]ed|bad user ?name or password/i.test(e.message)) {
     return { text: "not authorised by the broker: check the user name and password (and the broker's ACL)", auth: true };
   }
-  const errno = (e as { code?: unknown }).code;
-  if (errno === "ECONNREFUSED") return { text: "connection refused: is the broker running?", auth: false };
-  if (errno === "ENOTFOUND") return { text: "cannot resolve the broker's host name", auth: false };
+  if (code === "ECONNREFUSED") return { text: "connection refused: is the broker running?", auth: false };
+  if (code === "ENOTFOUND") return { text: "cannot resolve the broker's host name", auth: false };
   return { text: e.message, auth: false };
 }
 

@@ -1,43 +1,31 @@
 // What a newcomer sees: `npm start` (the demo flow as shipped), the editor, and the demo's
-// pulse trains in the SQI scope within a minute. Chromium as in editor.test.ts.
+// pulse trains in the SQI scope within a minute.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { packageRoot } from "../../lib/paths";
+import { openBrowser, skipWithoutChromium, type Browser } from "../helpers/browser";
 import { startDemo, type Demo } from "../helpers/demo";
 import { waitFor } from "../helpers/processes";
 
-const CHROMIUM = "/usr/bin/chromium";
-const installed = fs.existsSync(CHROMIUM);
-if (!installed && process.env.SQI_CI) throw new Error(`chromium is missing under .ci/run (${CHROMIUM}): it must install it (apt-get install -y chromium)`);
-
-describe("npm start, as a newcomer sees it", { skip: installed ? false : "chromium is not installed (sudo apt-get install -y chromium)" }, () => {
+describe("npm start, as a newcomer sees it", { skip: skipWithoutChromium }, () => {
   let demo: Demo;
-  let context: BrowserContext;
+  let browser: Browser;
   let page: Page;
-  let profile: string;
   let started: number;
 
   before(async () => {
     started = Date.now();
     demo = await startDemo();
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-chromium-"));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    browser = await openBrowser();
+    page = browser.page;
   });
 
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await demo?.cleanUp();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
   });
 
   it("the demo's pulse trains are in the SQI scope within a minute of npm start", async (t) => {

@@ -6,27 +6,21 @@
 // elsewhere these tests are skipped with a loud message saying how to install it.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { packageRoot } from "../../lib/paths";
 import { parsePinLog } from "../../scripts/gpio-sim";
+import { openBrowser, skipWithoutChromium, type Browser } from "../helpers/browser";
 import { startDemo, widths, type Demo } from "../helpers/demo";
 import { waitFor } from "../helpers/processes";
 
-const CHROMIUM = "/usr/bin/chromium";
-const installed = fs.existsSync(CHROMIUM);
-if (!installed && process.env.SQI_CI) throw new Error(`chromium is missing under .ci/run (${CHROMIUM}): it must install it (apt-get install -y chromium)`);
-if (!installed) process.stderr.write("\n!!! Browser tests SKIPPED: chromium is not installed. Install it with: sudo apt-get install -y chromium\n\n");
-
 const artifacts = path.join(packageRoot, "test-artifacts", "e2e");
 
-describe("the editor in a real browser", { skip: installed ? false : "chromium is not installed (sudo apt-get install -y chromium)" }, () => {
+describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
   let demo: Demo;
-  let context: BrowserContext;
+  let browser: Browser;
   let page: Page;
-  let profile: string;
   const errors: string[] = [];
 
   const shot = (name: string) => page.screenshot({ path: path.join(artifacts, `${name}.png`) });
@@ -50,14 +44,8 @@ describe("the editor in a real browser", { skip: installed ? false : "chromium i
       fs.writeFileSync(empty, "[]");
       return { SQI_FLOW: empty };
     });
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-chromium-"));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    browser = await openBrowser();
+    page = browser.page;
     page.on("pageerror", (e) => errors.push(String(e)));
     await page.goto(`http://127.0.0.1:${demo.port}/`);
     await page.locator("#red-ui-header-button-sidemenu").waitFor({ timeout: 60_000 });
@@ -65,9 +53,8 @@ describe("the editor in a real browser", { skip: installed ? false : "chromium i
   });
 
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await demo?.cleanUp();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
   });
 
   it("(a) imports example 01 through Import > Examples > @sqi/node-red-pulse and deploys it without an error", async () => {
