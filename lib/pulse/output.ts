@@ -8,6 +8,8 @@
 //   - minimum off-time and maximum edge rate: a rising edge too soon after the last falling
 //     edge waits (the pulse keeps its end, so it is shortened); edges closer than 1/max-rate
 //     never happen; a pulse left shorter than that is skipped.
+// A rising edge that goes out late (a busy event loop) keeps its pulse's width: the falling
+// edge moves by the same lateness, as far as the limits and the next pulse allow.
 // Every cut, wait and skip is counted. The queue is bounded; what does not fit is counted.
 
 import type { Clock } from "../clock";
@@ -247,6 +249,15 @@ export class PulseOutput {
       this.arm();
       return;
     }
+    const planned = p.start;
+    const late = now - planned;
+    if (late > 0) {
+      // Keep the width that was set; a pulse queued behind keeps its own rising edge.
+      const next = this.queue[1];
+      const room = next ? Math.max(p.end, next.start - this.minGap) : Infinity;
+      p.end = Math.min(p.end + late, room);
+      p.start = now;
+    }
     if (p.end > maxEnd) {
       p.end = maxEnd;
       this.counters.clamped++;
@@ -255,7 +266,7 @@ export class PulseOutput {
     p.rise = now;
     p.maxEnd = maxEnd;
     this.counters.edges++;
-    this.onEdge({ level: p.level, planned: p.start, sent: now, origin: p.origin });
+    this.onEdge({ level: p.level, planned, sent: now, origin: p.origin });
     this.arm();
   }
 

@@ -141,6 +141,50 @@ describe("pulse output: merging", () => {
   });
 });
 
+describe("pulse output: a late rising edge", () => {
+  it("keeps the width that was set: the falling edge moves by the same lateness", () => {
+    let late = 0;
+    const clock = new VirtualClock(T0, () => late);
+    const edges: Array<[number, number, number]> = [];
+    const widths: number[] = [];
+    const out = new PulseOutput(clock, { ...DEFAULT_LIMITS, minOffMs: 1 }, false, (e) => edges.push([e.level, e.sent - T0, e.planned - T0]), (p) => widths.push(p.plannedWidth));
+    const cfg: ShapeConfig = { widthMs: 12, output: "digital", unknown: "pulse", rows: [], edgeSpacingMs: 2 };
+    const plan = planEvent("proton_collision", {}, cfg);
+    assert.equal(plan.kind, "segments");
+    if (plan.kind !== "segments") return;
+    late = 1.3; // the event loop was busy when the rising edge fell due
+    out.add(plan.segments, T0 + 10, { event: "proton_collision" });
+    out.add(plan.segments, T0 + 26, { event: "proton_collision" }); // 26-38: 4 ms after the first one's end
+    clock.advance(9);
+    late = 0;
+    clock.advance(100);
+    const [rise, fall, rise2, fall2] = edges;
+    assert.ok(rise![1] > 10.5, `the rise went out late: ${rise![1]}`);
+    assert.equal(rise![2], 10, "reported against its planned time");
+    assert.ok(Math.abs(fall![1] - rise![1] - 12) < 1e-3, `width at the pin ${fall![1] - rise![1]} ms`);
+    assert.ok(Math.abs(widths[0]! - 12) < 1e-3, `planned width ${widths[0]}`);
+    assert.ok(Math.abs(rise2![1] - 26) < 1e-3, `the next pulse keeps its own time: ${rise2![1]}`);
+    assert.ok(Math.abs(fall2![1] - 38) < 1e-3);
+    assert.equal(out.counters.clamped, 0, "lateness alone is not a limit");
+  });
+
+  it("moves the falling edge only as far as the next pulse and the minimum off-time allow", () => {
+    let late = 0;
+    const clock = new VirtualClock(T0, () => late);
+    const edges: Array<[number, number]> = [];
+    const out = new PulseOutput(clock, { ...DEFAULT_LIMITS, minOffMs: 2 }, false, (e) => edges.push([e.level, e.sent - T0]));
+    late = 3;
+    out.add([{ start: 0, end: 10, level: 1 }], T0 + 10, { event: "a" }); // 10-20
+    out.add([{ start: 0, end: 10, level: 1 }], T0 + 24, { event: "a" }); // 24-34
+    clock.advance(5);
+    late = 0;
+    clock.advance(100);
+    assert.ok(edges[0]![1] >= 12.9, `late rise ${edges[0]![1]}`);
+    assert.ok(Math.abs(edges[1]![1] - 22) < 1e-3, `fall held back for the next pulse: ${edges[1]![1]}`);
+    assert.ok(Math.abs(edges[2]![1] - 24) < 1e-3, `next rise on time: ${edges[2]![1]}`);
+  });
+});
+
 describe("pulse output: safety limits clamp or skip, and count", () => {
   it("maximum on-time cuts a long pulse and a long merge", () => {
     const r = rig({ maxOnMs: 20 });
