@@ -77,7 +77,7 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
     await waitFor("pulses at the simulated coil pin", () => widths(parsePinLog(fs.existsSync(demo.pinLog) ? fs.readFileSync(demo.pinLog, "utf8") : ""), 18).length >= 5, 20_000);
   });
 
-  it("(b) a pulse width of 12 ms set in the panel is 12 ms at the pin (+-1 ms)", async () => {
+  it("(b) a pulse width of 12 ms set in the panel is 12 ms at the pin (+-1 ms)", async (t) => {
     // The star core at 2x plays proton_collision (one pulse of the width) once per 1.25 s loop:
     // after the change, those pulses are 12 ms wide and recur every 1.25 s.
     const pulses = (since: number) => {
@@ -109,6 +109,7 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
       return r.length >= 3 ? r : undefined;
     }, 20_000, 250);
     await shot("b2-deployed-12");
+    t.diagnostic(`12 ms pulses at the pin: ${recurring.map((p) => p.width.toFixed(2)).join(", ")} ms`);
     assert.ok(recurring.every((p) => Math.abs(p.width - 12) <= 1), `12 ms pulses at the pin: ${recurring.map((p) => p.width.toFixed(2)).join(", ")}`);
   });
 
