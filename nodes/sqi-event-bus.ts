@@ -202,7 +202,10 @@ module.exports = function (RED: RED) {
         }
         out.push({ topic: e.event, payload: e.payload ?? {}, sqi });
       }
-      if (out.length) node.send([out, null]);
+      // One send per message: Node-RED deep-clones every message after the first of an array
+      // sent at once (the listener's largest cost in a profile at 85,000 events/s). Each
+      // message here is a new object, so nothing is shared without the clone.
+      for (const m of out) node.send([m, null]);
       if (!statusTimer) statusTimer = clock.setTimer(render, STATUS_EVERY_MS);
     }
 

@@ -19,11 +19,8 @@ module.exports = function (RED) {
       const tick = setInterval(function () {
         const now = Date.now();
         const due = Math.min(total, Math.floor(((now - start) / 1000) * rate));
-        if (due > sent) {
-          const out = [];
-          for (; sent < due; sent++) out.push({ topic: "proton_collision", payload: { t: Date.now(), i: sent }, sqi: { at: Date.now() + 50 } });
-          node.send([out]);
-        }
+        // One send per message: an array would be deep-cloned after its first message.
+        for (; sent < due; sent++) node.send({ topic: "proton_collision", payload: { t: Date.now(), i: sent }, sqi: { at: Date.now() + 50 } });
         if (sent >= total) {
           clearInterval(tick);
           setTimeout(function () { node.send({ topic: "__end", payload: { t: Date.now(), end: true } }); }, 1500);
