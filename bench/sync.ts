@@ -12,11 +12,16 @@
 // The simulated pin logs hold true wall-clock time; the skew of an edge is the latest minus
 // the earliest listener's rising edge for the same event. Prints median, p90, p99, max,
 // edges matched, and the ratios. Never fails on timing: the machine is shared and noisy.
+// To tell where the skew comes from, a bench node beside each shaper's pin notes how late
+// each rising edge left the shaper after its planned time (both on that listener's clock):
+// the shaper waking late. The rest of the skew is the clock estimate (a steady bias per
+// listener, printed) and Node-RED's delivery to rpi-gpio out and its Python helper.
 //   BENCH_SECONDS (default 60), BENCH_PIS (5), BENCH_JITTER_MS (20), BENCH_OFFSET_MS (200).
 
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { packageRoot } from "../lib/paths";
 import { spread } from "../lib/pulse/measure";
 import { startCluster } from "../scripts/cluster";
 import { masterMqtt, masterTransports, piMqtt, piTransports } from "./transports";
@@ -48,30 +53,50 @@ const piFlow = [
   { id: "p.pinA", z: "p", type: "rpi-gpio out", pin: "18", set: true, level: "0", out: "out", bcm: true, wires: [] },
   { id: "p.pinB", z: "p", type: "rpi-gpio out", pin: "19", set: true, level: "0", out: "out", bcm: true, wires: [] },
   { id: "p.listen", z: "p", type: "sqi-event-bus", role: "listen", bus: "p.bus", listenerName: "${SQI_NODE_NAME}", late: "fire", statsEvery: 0, wires: [["p.shaper"], []] },
-  { id: "p.shaper", z: "p", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: onePulse, maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["p.pinA"], []] },
+  { id: "p.shaper", z: "p", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: onePulse, maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["p.pinA", "p.edgesA"], []] },
+  { id: "p.edgesA", z: "p", type: "bench-edge-log", file: "edges-a.jsonl", wires: [] },
   { id: "p.wsin", z: "p", type: "websocket in", server: "", client: "p.core", wires: [["p.trigger"]] },
   ...(MQTT
     ? [
         { id: "p.pinC", z: "p", type: "rpi-gpio out", pin: "20", set: true, level: "0", out: "out", bcm: true, wires: [] },
         ...piMqtt([0], { 0: "p.shaperC" }),
-        { id: "p.shaperC", z: "p", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: onePulse, maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["p.pinC"], []] },
+        { id: "p.shaperC", z: "p", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: onePulse, maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["p.pinC", "p.edgesC"], []] },
+        { id: "p.edgesC", z: "p", type: "bench-edge-log", file: "edges-c.jsonl", wires: [] },
       ]
     : []),
   { id: "p.trigger", z: "p", type: "trigger", op1: "1", op2: "0", op1type: "num", op2type: "num", duration: "5", extend: false, overrideDelay: false, units: "ms", reset: "", bytopic: "all", topic: "topic", outputs: 1, wires: [["p.pinB"]] },
 ];
 
-/** For each edge of the first listener, the spread of the same edge over all listeners (matched within 100 ms). */
-function skews(logs: string[], pin: number, from: number, to: number): { skews: number[]; edges: number; bias: number[] } {
-  const rises = logs.map((f) =>
+/** Rising edges on `pin` in each listener's pin log (true time), within [from, to]. */
+function pinRises(logs: string[], pin: number, from: number, to: number): number[][] {
+  return logs.map((f) =>
     parsePinLog(fs.readFileSync(f, "utf8"))
       .filter((r) => r.pin === pin && r.value === 1 && r.event === undefined && r.t >= from && r.t <= to)
       .map((r) => r.t),
   );
+}
+
+/** How late each listener's shaper sent its rising edges after their planned time, within [from, to], all listeners. */
+function wakeLateness(dirs: string[], file: string, from: number, to: number): number[] {
+  return dirs.flatMap((d) => {
+    const f = path.join(d, file);
+    const text = fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "";
+    return text
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { t: number; late: number })
+      .filter((e) => e.t >= from && e.t <= to)
+      .map((e) => e.late);
+  });
+}
+
+/** For each edge of the first listener, the spread of the same edge over all listeners (matched within 100 ms). */
+function skews(rises: number[][]): { skews: number[]; edges: number; bias: number[] } {
   const out: number[] = [];
   // How far each listener is from the middle of each edge: a steady bias is a clock estimate
   // that is off; a spread with no bias is scheduling noise on these shared cores.
   const deviations: number[][] = rises.map(() => []);
-  for (const t of rises[0]!) {
+  for (const t of rises[0] ?? []) {
     const same = rises.map((list) => list.reduce((best, x) => (Math.abs(x - t) < Math.abs(best - t) ? x : best), Infinity));
     if (!same.every((x) => Math.abs(x - t) < 100)) continue;
     out.push(Math.max(...same) - Math.min(...same));
@@ -79,7 +104,7 @@ function skews(logs: string[], pin: number, from: number, to: number): { skews: 
     same.forEach((x, i) => deviations[i]!.push(x - mid));
   }
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1] ?? NaN;
-  return { skews: out, edges: rises[0]!.length, bias: deviations.map(median) };
+  return { skews: out, edges: rises[0]?.length ?? 0, bias: deviations.map(median) };
 }
 
 async function main(): Promise<void> {
@@ -88,6 +113,7 @@ async function main(): Promise<void> {
   const busPort = basePort + 50;
   fs.writeFileSync(path.join(dir, "master.json"), JSON.stringify(masterFlow));
   fs.writeFileSync(path.join(dir, "pi.json"), JSON.stringify(piFlow));
+  process.env.SQI_EXTRA_NODES_DIR = path.join(packageRoot, "bench", "nodes");
   // The core websocket path goes through its own jitter proxy, in front of the master's editor port.
   const coreProxy = await startJitterProxy({ port: 0, targetPort: basePort, jitterMs: JITTER });
   process.env.SQI_CORE_WS_URL = `ws://127.0.0.1:${coreProxy.port}/sqi-core`;
@@ -119,10 +145,14 @@ async function main(): Promise<void> {
       window2 = [from2, Date.now()];
       await control("m.player2", "stop");
     }
+    await new Promise((r) => setTimeout(r, 1500)); // the edge logs are written once a second
     const logs = cluster.pis.map((p) => p.pinLog);
-    const a = skews(logs, 18, from, to);
-    const b = skews(logs, 19, from, to);
-    const c = window2 ? skews(logs, 20, window2[0], window2[1]) : undefined;
+    const dirs = cluster.pis.map((p) => path.dirname(p.log));
+    const a = skews(pinRises(logs, 18, from, to));
+    const b = skews(pinRises(logs, 19, from, to));
+    const c = window2 ? skews(pinRises(logs, 20, window2[0], window2[1])) : undefined;
+    const lateA = wakeLateness(dirs, "edges-a.jsonl", from, to);
+    const lateC = window2 ? wakeLateness(dirs, "edges-c.jsonl", window2[0], window2[1]) : undefined;
     const sa = spread(a.skews);
     const sb = spread(b.skews);
     const sc = c ? spread(c.skews) : null;
@@ -132,6 +162,12 @@ async function main(): Promise<void> {
     process.stdout.write(`\n${"rising-edge skew over the listeners (ms)".padEnd(46)} ${"matched".padStart(11)} ${"median".padStart(8)} ${"p90".padStart(8)} ${"p99".padStart(8)} ${"max".padStart(8)}\n`);
     process.stdout.write(`${row("(a) sqi-event-bus + clock sync -> pulse-shaper", a, sa)}\n${row("(b) core websocket -> trigger, on receipt", b, sb)}\n`);
     if (c) process.stdout.write(`${row("(c) over MQTT (Mosquitto, QoS 0), played after", c, sc)}\n`);
+    // One part of (a)'s and (c)'s skew: the shaper sending its edge after the planned time.
+    for (const [name, late] of [["(a)", lateA], ["(c)", lateC]] as const) {
+      if (!late) continue;
+      const s = spread(late);
+      process.stdout.write(`${`${name} the shaper sent its rising edge late by (ms)`.padEnd(46)} ${String(late.length).padStart(11)} ${(s?.median ?? NaN).toFixed(3).padStart(8)} ${q(late, 0.9).toFixed(3).padStart(8)} ${(s?.p99 ?? NaN).toFixed(3).padStart(8)} ${(s?.max ?? NaN).toFixed(3).padStart(8)}\n`);
+    }
     process.stdout.write(`(a) each listener's median distance from the middle edge (clock estimate bias), ms: ${a.bias.map((x) => x.toFixed(3)).join(", ")}\n`);
     if (c) process.stdout.write(`(c) the same over MQTT, ms: ${c.bias.map((x) => x.toFixed(3)).join(", ")}\n`);
     if (sa && sb) {

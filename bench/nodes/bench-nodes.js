@@ -1,10 +1,13 @@
-// Two minimal nodes for bench/bus-throughput, loaded only by the benchmark (SQI_EXTRA_NODES_DIR):
+// Minimal nodes for the benchmarks, loaded only by them (SQI_EXTRA_NODES_DIR):
 //   bench-generator: POST /bench-gen/:id {rate, seconds} sends `rate` events a second for
 //     `seconds`, each {topic: "proton_collision", payload: {t: send time}, sqi: {at}}, then
 //     one "__end" event; "__reset" first.
 //   bench-counter: counts what arrives and the latency from payload.t (a string payload is
 //     parsed: core websocket in delivers text); on the end marker writes {count, p50, p99, max} as
 //     one JSON line to its file. As cheap per message as a node can be.
+//   bench-edge-log (bench/sync): beside rpi-gpio out after a pulse-shaper, notes how late
+//     each rising edge was sent after its planned time (msg.sqi.edge, both read on this
+//     process's clock, so exact) and the wall-clock ms, a JSON line each, written once a second.
 module.exports = function (RED) {
   const fs = require("fs");
 
@@ -60,4 +63,25 @@ module.exports = function (RED) {
     });
   }
   RED.nodes.registerType("bench-counter", BenchCounter);
+
+  function BenchEdgeLog(n) {
+    RED.nodes.createNode(this, n);
+    const path = require("path");
+    const file = path.resolve(process.env.SQI_USER_DIR || ".", n.file || "edges.jsonl");
+    let lines = [];
+    const flush = function () {
+      if (lines.length) fs.appendFileSync(file, lines.join(""));
+      lines = [];
+    };
+    const timer = setInterval(flush, 1000);
+    this.on("input", function (msg) {
+      const e = msg.sqi && msg.sqi.edge;
+      if (e && e.level > 0) lines.push(JSON.stringify({ t: Date.now(), late: e.sent - e.planned }) + "\n");
+    });
+    this.on("close", function () {
+      clearInterval(timer);
+      flush();
+    });
+  }
+  RED.nodes.registerType("bench-edge-log", BenchEdgeLog);
 };
