@@ -115,6 +115,7 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
     // The median: one edge that rpi-gpio out's Python helper takes late (up to ~1 ms on these
     // shared cores; the shaper itself sends the width to within 0.2 ms) is its latency, not the width set.
     assert.ok(Math.abs(median - 12) <= 1, `12 ms pulses at the pin: ${recurring.map((p) => p.width.toFixed(2)).join(", ")}`);
+    assert.ok(recurring.filter((p) => Math.abs(p.width - 12) > 1).length <= 1, "at most one of them more than 1 ms off");
   });
 
   it("(c) an invalid width is marked invalid in the panel, and the node is flagged", async () => {
