@@ -12,9 +12,9 @@ import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { parseShaperSettings } from "../lib/pulse/config";
 import { registerFired } from "../lib/pulse/fired";
 import { Measurements } from "../lib/pulse/measure";
-import { PulseOutput, type Edge } from "../lib/pulse/output";
+import { PulseOutput, type Edge, type Origin } from "../lib/pulse/output";
 import { planEvent } from "../lib/pulse/shapes";
-import { TrainPlanner } from "../lib/pulse/train";
+import { TrainPlanner, type TrainItem } from "../lib/pulse/train";
 import { scope, sharedPublisher } from "../lib/scope";
 import type { FlowsEvent, Node, NodeDef, NodeMessage, RED } from "./red";
 
@@ -82,6 +82,54 @@ module.exports = function (RED: RED) {
     const output = new PulseOutput(clock, s.limits, s.shape.output === "pwm", emitEdge, (p) => measure.pulse(p));
     const trains = new TrainPlanner(s.limits, s.shape.output === "pwm");
     const trace = scope.addShaper(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => ({ ...output.counters, ...counts }));
+
+    // Counted messages of one frame (the same at and window, one per event name) arrive one
+    // by one in the same turn of the event loop: they are gathered and placed together, so
+    // that the names share a saturated pin by their counts.
+    let pendingTrains = new Map<string, { t0: number; windowMs: number; items: Array<TrainItem & { origin: Origin }> }>();
+    let trainsQueued = false;
+    let closed = false;
+
+    function queueTrain(item: TrainItem & { origin: Origin }, windowMs: number, t0: number): void {
+      const key = `${t0}|${windowMs}`;
+      let group = pendingTrains.get(key);
+      if (!group) pendingTrains.set(key, (group = { t0, windowMs, items: [] }));
+      group.items.push(item);
+      if (trainsQueued) return;
+      trainsQueued = true;
+      clock.defer(() => {
+        try {
+          placeTrains();
+        } catch (e) {
+          failSafe(false);
+          output.resume();
+          node.error(`pulse-shaper: ${(e as Error).message}`);
+        }
+      });
+    }
+
+    function placeTrains(): void {
+      trainsQueued = false;
+      const groups = pendingTrains;
+      pendingTrains = new Map();
+      if (closed) return;
+      for (const g of groups.values()) {
+        trains.placeGroup(g.items, g.windowMs, g.t0).forEach((train, i) => {
+          const it = g.items[i]!;
+          counts.train_events += it.count;
+          counts.train_clamped += train.clamped;
+          trainTally.events += it.count;
+          trainTally.delivered += train.starts.length;
+          reportTrains.events += it.count;
+          reportTrains.delivered += train.starts.length;
+          trainTally.clamped += train.clamped;
+          if (train.duty !== undefined && train.clamped > 0) trainTally.duty = train.duty;
+          for (const start of train.starts) output.add(it.unit, start, it.origin);
+          if (train.hold) output.add([{ start: 0, end: train.hold.end - train.hold.start, level: train.hold.level }], train.hold.start, it.origin);
+        });
+      }
+      if (!statusTimer) statusTimer = clock.setTimer(renderStatus, STATUS_EVERY_MS);
+    }
 
     function emitEdge(edge: Edge): void {
       measure.edge(edge);
@@ -196,6 +244,7 @@ module.exports = function (RED: RED) {
     node.on("input", (msg, _send, done) => {
       try {
         if (msg.stop === true) {
+          placeTrains(); // what came before the stop is placed, counted, then cancelled with the rest
           output.stop();
           trains.reset();
           renderStatus();
@@ -250,17 +299,7 @@ module.exports = function (RED: RED) {
           }
           const origin = { event: msg.topic as string, ...(sqi ? { sqi: { ...sqi } } : {}) };
           if (aggregated) {
-            const train = trains.place(plan.segments, aggregated.count, aggregated.windowMs, t0);
-            counts.train_events += aggregated.count;
-            counts.train_clamped += train.clamped;
-            trainTally.events += aggregated.count;
-            trainTally.delivered += train.starts.length;
-            reportTrains.events += aggregated.count;
-            reportTrains.delivered += train.starts.length;
-            trainTally.clamped += train.clamped;
-            if (train.duty !== undefined && train.clamped > 0) trainTally.duty = train.duty;
-            for (const start of train.starts) output.add(plan.segments, start, origin);
-            if (train.hold) output.add([{ start: 0, end: train.hold.end - train.hold.start, level: train.hold.level }], train.hold.start, origin);
+            queueTrain({ name: origin.event, unit: plan.segments, count: aggregated.count, origin }, aggregated.windowMs, t0);
           } else {
             output.add(plan.segments, t0, origin);
           }
@@ -275,6 +314,7 @@ module.exports = function (RED: RED) {
     });
 
     node.on("close", (_removed, done) => {
+      closed = true;
       stopListening();
       stopReporting();
       trace.remove();

@@ -7,6 +7,11 @@
 //
 // On a PWM output the rate becomes a duty instead: rate x the unit's on-time, held for the
 // window, capped at the maximum duty.
+//
+// Several event names counted in the same window share the pin (placeGroup). While the pin
+// can follow them all, each event keeps its slot. When it cannot, the room is shared in
+// proportion to the counts, with the fractions carried from window to window, so that over
+// time each name gets its share of the pulses instead of the first name taking them all.
 
 import type { Limits } from "./output";
 import type { Segment } from "./shapes";
@@ -25,9 +30,21 @@ export interface Train {
   duty?: number;
 }
 
+/** One event name's count in a shared window. */
+export interface TrainItem {
+  name: string;
+  unit: Segment[];
+  count: number;
+}
+
+/** Event names whose share fractions are remembered; more than this and the memory starts afresh. */
+const MAX_NAMES = 256;
+
 export class TrainPlanner {
   /** The earliest the next unit may start: trains of consecutive windows and event names share the pin. */
   private nextFree = -Infinity;
+  /** Per event name, the share of the pin it was due but has not had yet (a fraction of a unit, or a unit that did not fit). */
+  private readonly credit = new Map<string, number>();
 
   constructor(
     private readonly limits: Limits,
@@ -73,9 +90,75 @@ export class TrainPlanner {
     return { starts, clamped: count - starts.length, intendedHz, deliveredHz: (starts.length * 1000) / windowMs };
   }
 
+  /**
+   * Places the counts of several event names in one window [t0, t0 + windowMs) on the pin they
+   * share. Returns one Train per item, in the same order.
+   */
+  placeGroup(items: TrainItem[], windowMs: number, t0: number): Train[] {
+    if (items.length === 1) return [this.place(items[0]!.unit, items[0]!.count, windowMs, t0)];
+    if (this.pwm) return items.map((it) => this.place(it.unit, it.count, windowMs, t0));
+    const end = t0 + windowMs;
+    const trains: Train[] = items.map((it) => ({ starts: [], clamped: 0, intendedHz: (it.count * 1000) / windowMs, deliveredHz: 0 }));
+    const period = items.map((it) => (it.unit.length ? this.minPeriod(it.unit) : Infinity));
+    const live = items.map((_, i) => i).filter((i) => period[i]! < Infinity);
+    const total = live.reduce((n, i) => n + items[i]!.count, 0);
+    // Each event at its own slot, in time order, while the pin is free for it. Ends at the
+    // window's end, so it costs the units placed, not the events counted.
+    const inOrder = (quota: number[]): void => {
+      const next = quota.map(() => 0);
+      for (;;) {
+        let best = -1;
+        let bestSlot = Infinity;
+        for (const i of live) {
+          if (next[i]! >= quota[i]!) continue;
+          const slot = t0 + (next[i]! * windowMs) / quota[i]!;
+          if (slot < bestSlot) {
+            bestSlot = slot;
+            best = i;
+          }
+        }
+        if (best < 0) break;
+        const t = Math.max(bestSlot, this.nextFree);
+        if (t >= end) break;
+        trains[best]!.starts.push(t);
+        this.nextFree = t + period[best]!;
+        next[best]!++;
+      }
+    };
+    const before = this.nextFree;
+    inOrder(items.map((it) => it.count));
+    const room = trains.reduce((n, t) => n + t.starts.length, 0);
+    if (room < total) {
+      // Saturated: the room found is shared in proportion to the counts, fractions carried over.
+      this.nextFree = before;
+      for (const t of trains) t.starts = [];
+      if (this.credit.size > MAX_NAMES) this.credit.clear();
+      const quota = items.map(() => 0);
+      for (const i of live) {
+        const it = items[i]!;
+        const due = (this.credit.get(it.name) ?? 0) + (room * it.count) / total;
+        quota[i] = Math.min(it.count, Math.floor(due + 1e-9));
+        this.credit.set(it.name, due - quota[i]!);
+      }
+      inOrder(quota);
+      // A unit that was due but did not fit (the periods differ) goes first next time.
+      for (const i of live) {
+        const missed = quota[i]! - trains[i]!.starts.length;
+        if (missed > 0) this.credit.set(items[i]!.name, Math.min(2, this.credit.get(items[i]!.name)! + missed));
+      }
+    }
+    items.forEach((it, i) => {
+      const t = trains[i]!;
+      t.clamped = it.count - t.starts.length;
+      t.deliveredHz = (t.starts.length * 1000) / windowMs;
+    });
+    return trains;
+  }
+
   /** After a stop: the next train starts when its window says. */
   reset(): void {
     this.nextFree = -Infinity;
+    this.credit.clear();
   }
 
   private asDuty(unit: Segment[], count: number, windowMs: number, t0: number, intendedHz: number): Train {

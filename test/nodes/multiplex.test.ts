@@ -102,6 +102,45 @@ describe("1,000 clones through filter and shaper", () => {
     assert.ok(edges.filter((e) => e.payload > 0).every((e) => e.payload === 50), "held at the maximum duty");
     assert.match(lastStatus(status), /saturated: intended 1\.0 kHz as 50% duty \(capped\)/);
   });
+  it("two event names on one saturated pin share it by their counts (1 : 3), not first come, first served", async () => {
+    const mixed = JSON.stringify(
+      container(
+        [
+          { tick: 1, event: "alpha", payload: {} },
+          { tick: 1, event: "beta", payload: {} },
+          { tick: 1, event: "beta", payload: {} },
+          { tick: 1, event: "beta", payload: {} },
+        ],
+        { loop: true, tick_interval_ms: 1000 },
+      ),
+    );
+    await helper.load(
+      [dcContainer, pulseShaper],
+      [
+        { id: "f", type: "tab" },
+        { id: "dc", z: "f", type: "dc-container", source: "inline", json: mixed, autostart: true, startDelay: 0, lead: 50, clones: 1000, spread: "even", spreadOver: "tick", emission: "auto", aggregateAbove: 100, frameMs: 20, wires: [["ps"]] },
+        { id: "ps", z: "f", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["edges"], ["meas"]] },
+        { id: "edges", z: "f", type: "helper" },
+        { id: "meas", z: "f", type: "helper" },
+      ],
+    );
+    const rises: Record<string, number> = {};
+    const meas: Array<{ payload: Record<string, number> }> = [];
+    helper.getNode("edges").on("input", (m: { topic: string; payload: number }) => {
+      if (m.payload === 1) rises[m.topic] = (rises[m.topic] ?? 0) + 1;
+    });
+    helper.getNode("meas").on("input", (m: (typeof meas)[number]) => meas.push(m));
+    await settle();
+    await run(10_000);
+    const m = await measurements(meas);
+    const alpha = rises.alpha ?? 0;
+    const beta = rises.beta ?? 0;
+    assert.ok(alpha + beta >= 980 && alpha + beta <= 991, `${alpha + beta} pulses in 10 s`);
+    assert.ok(Math.abs(beta - 3 * alpha) <= 8, `alpha ${alpha}, beta ${beta}: 1 : 3 as the counts`);
+    assert.ok(m.train_events >= 39_600 && m.train_events <= 40_200, `${m.train_events} events represented`);
+    assert.ok(Math.abs(m.train_events - m.train_clamped - m.pulses - m.queued) <= 2, `events ${m.train_events} = clamped ${m.train_clamped} + pulses ${m.pulses} + queued ${m.queued}`);
+  });
+
   it("example 04 as shipped (its rpi-gpio out and debug stood in for): saturated at about 99 pulses a second, pin edges alternating", async () => {
     const file = path.join(packageRoot, "examples", "04 - 1,000 clones multiplexed.json");
     const flow = (JSON.parse(fs.readFileSync(file, "utf8")) as Array<Record<string, unknown>>)

@@ -54,6 +54,59 @@ describe("pulse trains from aggregated counts", () => {
     assert.equal(c.clamped, 2);
   });
 
+  it("event names counted in the same window: each keeps its slot while the pin can follow them all", () => {
+    const planner = new TrainPlanner({ ...DEFAULT_LIMITS, maxDuty: 1 }, false);
+    const [a, b] = planner.placeGroup(
+      [
+        { name: "a", unit: pulse5, count: 2 },
+        { name: "b", unit: pulse5, count: 2 },
+      ],
+      40,
+      0,
+    );
+    assert.deepEqual(a!.starts, [0, 20]);
+    assert.deepEqual(b!.starts, [7, 27], "b's slots 0 and 20 wait for a's pulse + 2 ms");
+    assert.equal(a!.clamped + b!.clamped, 0);
+  });
+
+  it("a saturated pin is shared in proportion to the counts, over many windows, not taken by the first name", () => {
+    // 5 ms pulses every 10.1 ms at most (10 ms ones every 20.4 ms): about 2 per 20 ms window, asked for 500.
+    const planner = new TrainPlanner(DEFAULT_LIMITS, false);
+    const pulse10 = [{ start: 0, end: 10, level: 1 }];
+    const got = { a: 0, b: 0, c: 0 };
+    let clamped = 0;
+    const all: number[] = [];
+    for (let w = 0; w < 500; w++) {
+      const items = [
+        { name: "a", unit: pulse5, count: 100 },
+        { name: "b", unit: pulse5, count: 300 },
+        { name: "c", unit: pulse10, count: 100 },
+      ];
+      const trains = planner.placeGroup(items, 20, w * 20);
+      trains.forEach((t, i) => {
+        got[items[i]!.name as "a" | "b" | "c"] += t.starts.length;
+        clamped += t.clamped;
+        all.push(...t.starts);
+      });
+    }
+    const delivered = got.a + got.b + got.c;
+    assert.ok(delivered >= 750 && delivered <= 1000, `75-100 pulses/s for 10 s: ${delivered}`);
+    assert.equal(delivered + clamped, 500 * 500, "every event a pulse or counted as clamped");
+    // shares 1 : 3 : 1
+    assert.ok(Math.abs(got.a - delivered / 5) <= 2 && Math.abs(got.b - (3 * delivered) / 5) <= 2 && Math.abs(got.c - delivered / 5) <= 2, JSON.stringify(got));
+    all.sort((x, y) => x - y);
+    assert.ok(all.every((t, i) => i === 0 || t - all[i - 1]! >= 5000 / 495 - 1e-9), "never closer than the output can follow");
+    // the same counts placed one name after the other, as separate messages would be: the first name takes the pin
+    const naive = new TrainPlanner(DEFAULT_LIMITS, false);
+    let first = 0;
+    let rest = 0;
+    for (let w = 0; w < 500; w++) {
+      first += naive.place(pulse5, 100, 20, w * 20).starts.length;
+      rest += naive.place(pulse5, 300, 20, w * 20).starts.length + naive.place(pulse10, 100, 20, w * 20).starts.length;
+    }
+    assert.ok(first > 900 && rest < 100, `one by one: first ${first}, the others ${rest}`);
+  });
+
   it("on a PWM output a rate becomes a duty held for the window: rate x on-time, capped at the maximum duty", () => {
     const planner = new TrainPlanner(DEFAULT_LIMITS, true);
     const unit = [{ start: 0, end: 5, level: 100 }];
