@@ -46,6 +46,8 @@ export interface BrokerOptions {
   users?: Record<string, string>;
   /** PEM files: the listener speaks TLS (mqtts://) with this certificate. */
   tls?: { cert: string; key: string };
+  /** The text of a Mosquitto acl_file: who may read and write which topics. */
+  acl?: string;
 }
 
 function portOpen(port: number): Promise<boolean> {
@@ -77,6 +79,11 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     lines.push("allow_anonymous false", `password_file ${passwd}`);
   } else {
     lines.push("allow_anonymous true");
+  }
+  if (o.acl !== undefined) {
+    const acl = path.join(o.dir, "acl");
+    fs.writeFileSync(acl, o.acl);
+    lines.push(`acl_file ${acl}`);
   }
   fs.writeFileSync(conf, `${lines.join("\n")}\n`);
   let child: ChildProcess | undefined;

@@ -1,5 +1,6 @@
 // The bus over MQTT through a real Mosquitto, started by these tests on 127.0.0.1 (one
-// anonymous broker, one with a password file), each on its own port, stopped by pid.
+// anonymous broker, one with a password file, and for single tests one with TLS and one
+// with the README's ACL), each on its own port, stopped by pid.
 // Under .ci/run (SQI_CI=1) a missing mosquitto fails; elsewhere these tests are skipped
 // with a loud message saying how to install it.
 import assert from "node:assert/strict";
@@ -12,6 +13,7 @@ import mqtt from "mqtt";
 import { OffsetClock, realClock } from "../../lib/clock";
 import type { EventFrame } from "../../lib/bus/frames";
 import { MqttListener, MqttMaster, type MqttSettings } from "../../lib/bus/mqtt";
+import { packageRoot } from "../../lib/paths";
 import { startCluster } from "../../scripts/cluster";
 import { parsePinLog } from "../../scripts/gpio-sim";
 import { mosquittoPath, startBroker, type Broker } from "../../scripts/mosquitto";
@@ -301,6 +303,44 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       await waitFor("the untrusting listener says why", () => /certificate/i.test(bad.l.status.detail), 10_000);
       assert.equal(bad.got.length, 0);
       assert.notEqual(bad.l.status.state, "connected");
+    } finally {
+      for (const s of stops.splice(0)) await s();
+      await broker.stop();
+      killAll(broker.pid);
+    }
+  });
+
+  it("the README's broker ACL: a Pi gets its events and clock sync, and what another Pi may not publish reaches no one", async () => {
+    const readme = fs.readFileSync(path.join(packageRoot, "README.md"), "utf8");
+    const acl = /A broker-side ACL[\s\S]*?```\n([\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(acl?.includes("pattern write sqi/pulse/report/%u"), "the README shows the ACL");
+    const broker = await startBroker({ dir: path.join(dir, "acl"), port: await freePort(), users: { master: "m-pass", "pi-1": "p1-pass", "pi-2": "p2-pass" }, acl });
+    const as = (username: string, password: string) => ({ prefix: "sqi/pulse", username, password });
+    try {
+      const reports: Array<{ name: string; counters: Record<string, number> }> = [];
+      const m = new MqttMaster({ clock: realClock, settings: settings(broker, as("master", "m-pass")), name: "master", maxBackoffMs: 300, onReport: (r) => reports.push(r) });
+      void m.listen();
+      stops.push(() => m.close());
+      const pi = listener(broker, "pi-1", as("pi-1", "p1-pass"));
+      await waitFor("the master sees pi-1's hello", () => m.clients.some((c) => c.name === "pi-1"), 10_000);
+      await waitFor("pi-1's clock estimate, through its own ping and pong topics", () => pi.l.sync.estimate(), 10_000);
+      // pi-2 as a rogue client: it may read the events, and tries to write where only the master or pi-1 may.
+      const rogue = mqtt.connect(broker.url, { username: "pi-2", password: "p2-pass", reconnectPeriod: 0 });
+      stops.push(() => new Promise<void>((res) => rogue.end(true, {}, () => res())));
+      const rogueSaw: string[] = [];
+      rogue.on("message", (_topic, payload) => rogueSaw.push(payload.toString()));
+      await new Promise<void>((res, rej) => rogue.once("connect", () => rogue.subscribe("sqi/pulse/events", { qos: 1 }, (e) => (e ? rej(e) : res()))));
+      const publish = (topic: string, body: unknown) => new Promise<void>((res, rej) => rogue.publish(topic, JSON.stringify(body), { qos: 1 }, (e) => (e ? rej(e) : res())));
+      await publish("sqi/pulse/events", { event: "forged", payload: {}, seq: 999_999, at: realClock.now() + 100 });
+      await publish("sqi/pulse/report/pi-1", { type: "report", name: "pi-1", counters: { forged: 1 } });
+      // the control: its own report topic is allowed, and arrives after the denied ones would have
+      await publish("sqi/pulse/report/pi-2", { type: "report", name: "pi-2", counters: { received: 0 } });
+      await waitFor("the master gets pi-2's report on pi-2's own topic", () => reports.some((r) => r.name === "pi-2"), 10_000);
+      m.send({ event: "real", payload: {}, seq: 1, at: realClock.now() + 100 });
+      await waitFor("the master's event at pi-1 and at the rogue", () => pi.got.some((e) => e.event === "real") && rogueSaw.some((t) => t.includes('"real"')), 10_000);
+      assert.deepEqual(pi.got.map((e) => e.event), ["real"], "pi-1 got the master's event and not the forged one");
+      assert.ok(!rogueSaw.some((t) => t.includes("forged")), "the broker dropped the forged event: not even its sender got it back");
+      assert.ok(!reports.some((r) => r.counters.forged), "the report forged under pi-1's name never reached the master");
     } finally {
       for (const s of stops.splice(0)) await s();
       await broker.stop();
