@@ -14,6 +14,7 @@ import { WebSocketServer } from "ws";
 import { packageRoot } from "../lib/paths";
 import { startCluster } from "../scripts/cluster";
 import { mosquittoPath, startBroker, type Broker } from "../scripts/mosquitto";
+import { cpuSeconds } from "./proc";
 import { masterMqtt, masterTransports, piMqtt, piTransports } from "./transports";
 
 const RATES = (process.env.BENCH_RATES ?? "5000,10000,15000,20000,25000,30000,40000,50000,60000,70000,85000,100000,120000,150000,200000,300000,400000").split(",").map(Number);
@@ -58,15 +59,6 @@ function lastLine(file: string): { count: number; p99: number } | undefined {
   if (!fs.existsSync(file)) return undefined;
   const lines = fs.readFileSync(file, "utf8").trim().split("\n");
   return lines[0] ? (JSON.parse(lines[lines.length - 1]!) as { count: number; p99: number }) : undefined;
-}
-
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return NaN;
-  }
 }
 
 async function nodeRedLadder(name: string, gen: string, file: string, port: number, userDirs: string[], pids: Array<number | undefined>): Promise<Step[]> {

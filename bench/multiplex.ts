@@ -7,6 +7,9 @@
 //   - the naive baseline: one setInterval per clone (after a setTimeout for its phase),
 //     each firing its clone's next glyph, from 1,000 clones until it runs under 90% of
 //     its due callbacks.
+//   - the whole chain in one Node-RED process (after the rows above): dc-container with
+//     1,000 and with 1,000,000 clones -> pulse-shaper -> rpi-gpio out on the simulated GPIO,
+//     with a bench node counting what dc-container sent and how late.
 // Reports CPU % of one core, extra RSS over the process before the clones existed, events
 // per second represented, messages (frames) per second, and whether it kept real time: the
 // player, when every frame went out on time (p99 lateness under one frame, nothing skipped)
@@ -15,12 +18,17 @@
 // Never fails on timing: the machine is shared and noisy.
 
 import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import { realClock } from "../lib/clock";
 import { DEFAULT_CLONES, type Spread } from "../lib/container/clones";
 import { Player } from "../lib/container/player";
 import * as path from "node:path";
 import { loadContainerFile } from "../lib/container/format";
-import { bundledContainersDir } from "../lib/paths";
+import { bundledContainersDir, packageRoot } from "../lib/paths";
+import { startCluster } from "../scripts/cluster";
+import { parsePinLog } from "../scripts/gpio-sim";
+import { cpuSeconds, rssMb } from "./proc";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const SIZES = [1_000, 10_000, 100_000, 1_000_000];
@@ -168,8 +176,64 @@ async function runNaive(clones: number): Promise<Result> {
   };
 }
 
+/** The whole chain in one Node-RED process: dc-container with clones -> pulse-shaper -> rpi-gpio out. */
+async function runNodeRed(clones: number): Promise<Result> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-multiplex-"));
+  const flowFile = path.join(dir, "flow.json");
+  const frameMs = DEFAULT_CLONES.frameMs;
+  fs.writeFileSync(
+    flowFile,
+    JSON.stringify([
+      { id: "mx", type: "tab", label: "multiplex bench" },
+      { id: "mx.player", z: "mx", type: "dc-container", source: "file", file: "synthetic_star_core.dc", autostart: true, startDelay: 0.5, lead: 50, accel: 10, clones, spread: "even", spreadOver: "tick", seed: 1, emission: "aggregate", aggregateAbove: 100, frameMs, wires: [["mx.shaper", "mx.log"]] },
+      { id: "mx.log", z: "mx", type: "bench-frame-log", lead: 50, wires: [] },
+      { id: "mx.shaper", z: "mx", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["mx.pin"], []] },
+      { id: "mx.pin", z: "mx", type: "rpi-gpio out", pin: "18", set: true, level: "0", out: "out", bcm: true, wires: [] },
+    ]),
+  );
+  process.env.SQI_EXTRA_NODES_DIR = path.join(packageRoot, "bench", "nodes");
+  const basePort = 24000 + Math.floor(Math.random() * 1000);
+  const t0 = performance.now();
+  const cluster = await startCluster({ pis: 0, jitterMs: 0, clockOffsetMs: 0, dir, basePort, busPort: basePort + 50, masterFlow: flowFile });
+  try {
+    const setupMs = performance.now() - t0;
+    const pid = cluster.master.redPid;
+    const api = `http://127.0.0.1:${cluster.master.port}/bench-frame-log/mx.log`;
+    await new Promise((r) => setTimeout(r, 3000)); // autostart, the GPIO helper, JIT
+    await fetch(`${api}/reset`, { method: "POST" });
+    const cpu0 = cpuSeconds(pid);
+    const from = Date.now();
+    let peakRss = rssMb(pid);
+    while (Date.now() - from < SECONDS * 1000) {
+      await new Promise((r) => setTimeout(r, 250));
+      peakRss = Math.max(peakRss, rssMb(pid));
+    }
+    const to = Date.now();
+    const seconds = (to - from) / 1000;
+    const cpuPct = ((cpuSeconds(pid) - cpu0) / seconds) * 100;
+    const got = (await (await fetch(api)).json()) as { messages: number; events: number; p99: number | null; max: number | null };
+    const pulses = parsePinLog(fs.readFileSync(cluster.master.pinLog, "utf8")).filter((r) => r.pin === 18 && r.value === 1 && r.event === undefined && r.t >= from && r.t <= to).length;
+    const expected = clones * PER_CLONE_HZ * seconds;
+    const p99 = got.p99 ?? Infinity;
+    return {
+      kind: "Node-RED: dc-container -> pin",
+      clones,
+      setupMs,
+      cpuPct,
+      extraRssMb: NaN,
+      eventsPerS: got.events / seconds,
+      messagesPerS: got.messages / seconds,
+      realTime: p99 < frameMs && Math.abs(got.events - expected) / expected < 0.01,
+      note: `message lateness p99 ${p99.toFixed(0)} ms (Date.now), RSS ${peakRss.toFixed(0)} MB, ${(pulses / seconds).toFixed(0)} pulses/s at the pin`,
+    };
+  } finally {
+    await cluster.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function row(r: Result): string {
-  const n = (x: number, d = 0) => x.toLocaleString("en", { maximumFractionDigits: d, minimumFractionDigits: d });
+  const n = (x: number, d = 0) => (Number.isFinite(x) ? x.toLocaleString("en", { maximumFractionDigits: d, minimumFractionDigits: d }) : "-");
   const frames = r.framesPerS === undefined ? "-" : n(r.framesPerS);
   return `${r.kind.padEnd(31)} ${n(r.clones).padStart(9)} ${n(r.setupMs).padStart(8)} ${n(r.cpuPct, 1).padStart(6)} ${n(r.extraRssMb, 1).padStart(8)} ${n(r.eventsPerS).padStart(12)} ${frames.padStart(8)} ${n(r.messagesPerS).padStart(10)} ${(r.realTime ? "yes" : "NO").padStart(9)}  ${r.note}`;
 }
@@ -185,7 +249,7 @@ function runCase(spec: string): Result {
   return JSON.parse(out) as Result;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   process.stdout.write(`multiplex: the star core at 10x (${PER_CLONE_HZ} events/s per clone), ${SECONDS} s per case, each case in its own process\n\n`);
   process.stdout.write(`${"".padEnd(31)} ${"clones".padStart(9)} ${"setup ms".padStart(8)} ${"CPU %".padStart(6)} ${"+RSS MB".padStart(8)} ${"events/s".padStart(12)} ${"frames/s".padStart(8)} ${"msgs/s".padStart(10)} ${"real time".padStart(9)}\n`);
   const ours: Result[] = [];
@@ -206,10 +270,21 @@ function main(): void {
       break;
     }
   }
+  process.stdout.write("(the whole chain in one Node-RED process; +RSS not comparable, the note gives its RSS)\n");
+  const inRed: Result[] = [];
+  for (const n of [SIZES[0]!, SIZES[SIZES.length - 1]!]) {
+    const r = await runNodeRed(n);
+    inRed.push(r);
+    process.stdout.write(`${row(r)}\n`);
+  }
   const million = ours[ours.length - 1]!;
   process.stdout.write(
     `\ntarget: 1,000,000 clones in real time at < 5% of a core and < 50 MB extra RSS: ` +
       `${million.realTime ? "real time" : "NOT real time"}, ${million.cpuPct.toFixed(1)}% CPU, ${million.extraRssMb.toFixed(1)} MB\n`,
+  );
+  const [small, big] = inRed;
+  process.stdout.write(
+    `in Node-RED, 1,000,000 clones against 1,000: ${big!.realTime ? "real time" : "NOT real time"}, CPU ${big!.cpuPct.toFixed(1)}% vs ${small!.cpuPct.toFixed(1)}% of a core\n`,
   );
   const lastNaive = naive.filter((r) => r.realTime).pop();
   if (lastNaive) {
@@ -219,4 +294,4 @@ function main(): void {
 }
 
 if (process.argv[2]) void child(process.argv[2]);
-else main();
+else void main();

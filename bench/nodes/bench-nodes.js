@@ -8,6 +8,10 @@
 //   bench-edge-log (bench/sync): beside rpi-gpio out after a pulse-shaper, notes how late
 //     each rising edge was sent after its planned time (msg.sqi.edge, both read on this
 //     process's clock, so exact) and the wall-clock ms, a JSON line each, written once a second.
+//   bench-frame-log (bench/multiplex): after a dc-container with clones, counts the messages
+//     and the events they represent (msg.sqi.count) and how late each arrived after it was
+//     due to be sent (msg.sqi.at - lead); POST /bench-frame-log/:id/reset starts afresh,
+//     GET /bench-frame-log/:id answers {messages, events, p99, max} (ms).
 module.exports = function (RED) {
   const fs = require("fs");
 
@@ -84,4 +88,36 @@ module.exports = function (RED) {
     });
   }
   RED.nodes.registerType("bench-edge-log", BenchEdgeLog);
+
+  function BenchFrameLog(n) {
+    RED.nodes.createNode(this, n);
+    const node = this;
+    const lead = Number(n.lead) || 0;
+    node.reset = function () {
+      node.messages = 0;
+      node.events = 0;
+      node.late = [];
+    };
+    node.reset();
+    this.on("input", function (msg) {
+      const sqi = msg.sqi || {};
+      node.messages++;
+      node.events += typeof sqi.count === "number" ? sqi.count : 1;
+      if (typeof sqi.at === "number" && node.late.length < 1e6) node.late.push(Date.now() - (sqi.at - lead));
+    });
+  }
+  RED.nodes.registerType("bench-frame-log", BenchFrameLog);
+  RED.httpAdmin.post("/bench-frame-log/:id/reset", function (req, res) {
+    const n = RED.nodes.getNode(req.params.id);
+    if (!n || !n.reset) return res.sendStatus(404);
+    n.reset();
+    res.sendStatus(200);
+  });
+  RED.httpAdmin.get("/bench-frame-log/:id", function (req, res) {
+    const n = RED.nodes.getNode(req.params.id);
+    if (!n || !n.reset) return res.sendStatus(404);
+    const xs = n.late.slice().sort(function (a, b) { return a - b; });
+    const q = function (p) { return xs.length ? xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] : null; };
+    res.json({ messages: n.messages, events: n.events, p99: q(0.99), max: q(1) });
+  });
 };
