@@ -38,6 +38,11 @@ function settings(broker: Broker, extra: Partial<MqttSettings> = {}): MqttSettin
   return { url: broker.url, qos: 0, prefix: "sqi/test", keepaliveS: 5, maxPayload: 1024 * 1024, ...extra };
 }
 
+/** The sqi-bus config node "bus" of a node test flow, over MQTT to the broker on `port`. */
+function busNode(name: string, port: number, qos: 0 | 1) {
+  return { id: "bus", type: "sqi-bus", name, transport: "mqtt", broker: `mqtt://127.0.0.1:${port}`, qos, keepalive: 5, maxFrame: 1048576 };
+}
+
 function master(broker: Broker, extra: Partial<MqttSettings> = {}) {
   const m = new MqttMaster({ clock: realClock, settings: settings(broker, extra), name: "master", maxBackoffMs: 300 });
   void m.listen();
@@ -104,7 +109,7 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       [sqiBus, sqiEventBus],
       [
         { id: "f", type: "tab" },
-        { id: "bus", type: "sqi-bus", name: "sec", transport: "mqtt", broker: `mqtt://127.0.0.1:${port}`, qos: 0, keepalive: 5, maxFrame: 1048576 },
+        busNode("sec", port, 0),
         { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-x", statsEvery: 0, wires: [[], []] },
       ],
       { bus: { user: "pi", password: "wrong" } },
@@ -127,7 +132,7 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       [sqiBus, sqiEventBus],
       [
         { id: "f", type: "tab" },
-        { id: "bus", type: "sqi-bus", name: "sec", transport: "mqtt", broker: `mqtt://127.0.0.1:${port}`, qos: 1, keepalive: 5, maxFrame: 1048576 },
+        busNode("sec", port, 1),
         { id: "master", z: "f", type: "sqi-event-bus", role: "broadcast", bus: "bus", statsEvery: 0, wires: [[], ["mstats"]] },
         { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-a", statsEvery: 0, wires: [["events"], []] },
         { id: "events", z: "f", type: "helper" },
@@ -166,7 +171,7 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       [sqiBus, sqiEventBus],
       [
         { id: "f", type: "tab" },
-        { id: "bus", type: "sqi-bus", name: "dup", transport: "mqtt", broker: `mqtt://127.0.0.1:${port}`, qos: 1, keepalive: 5, maxFrame: 1048576 },
+        busNode("dup", port, 1),
         { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-d", late: "fire", statsEvery: 0, wires: [["events"], ["stats"]] },
         { id: "events", z: "f", type: "helper" },
         { id: "stats", z: "f", type: "helper" },
