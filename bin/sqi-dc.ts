@@ -3,20 +3,25 @@
 // player the dc-container node uses.
 //   sqi-dc validate FILE...                               FILE: ok, or one line per problem
 //   sqi-dc play FILE [--ticks N] [--speed X] [--no-wait]  the timeline as JSON lines
+//   sqi-dc audit PINLOG [--flow FLOW] [limits]            a pin log against the safety limits
 
 import { RealClock, VirtualClock, type Clock } from "../lib/clock";
 import { formatProblems, loadContainerFile } from "../lib/container/format";
 import { MAX_SPEED, Player } from "../lib/container/player";
+import { audit, AUDIT_USAGE } from "./audit";
 
 const USAGE = `usage:
   sqi-dc validate FILE...
   sqi-dc play FILE [--ticks N] [--speed X] [--no-wait]
+  sqi-dc audit PINLOG [--flow FLOW.json] [options]
 
 validate  prints "FILE: ok" or one line per problem; exit 0 when every file is valid, 1 otherwise.
 play      prints one JSON line per event: {"at", "tick", "loop", "event", "payload"}.
           --ticks N   play N ticks (counting empty ticks, across loops); default: one pass
           --speed X   speed factor instead of the container's runtime_speed ("accelerated" = 10)
-          --no-wait   compute the timeline at once on a virtual clock starting now`;
+          --no-wait   compute the timeline at once on a virtual clock starting now
+
+${AUDIT_USAGE}`;
 
 function validate(files: string[]): number {
   if (files.length === 0) return usage("validate needs at least one FILE");
@@ -119,6 +124,7 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === "validate") return validate(rest);
   if (cmd === "play") return play(rest);
+  if (cmd === "audit") return audit(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
   if (cmd === "--help" || cmd === "-h" || cmd === "help") {
     process.stdout.write(`${USAGE}\n`);
     return 0;

@@ -115,9 +115,16 @@ export class VirtualClock implements Clock {
   private readonly timers: VirtualTimer[] = [];
   private nextId = 1;
   private order = 0;
+  /** With `blocking`, blockUntil moves time on without firing a timer, as a real blocked thread does. */
+  readonly blockUntil?: (deadline: number) => void;
 
-  constructor(startMs = 0, private readonly lateness: () => number = () => 0) {
+  constructor(startMs = 0, private readonly lateness: () => number = () => 0, options: { blocking?: boolean } = {}) {
     this.t = startMs;
+    if (options.blocking) {
+      this.blockUntil = (deadline) => {
+        this.t = Math.max(this.t, Math.min(deadline, this.t + MAX_BLOCK_MS));
+      };
+    }
   }
 
   now(): number {

@@ -2,11 +2,15 @@
 // (shapes.ts), queues them on one output under the safety limits (output.ts), which fires
 // the edges on time (scheduler.ts), and reports what it fired (measure.ts).
 //
+// Edges go straight to the nodes wired to the first output (their input handler runs in the
+// scheduler's call), not through node.send: Node-RED would deliver a sent edge on a later
+// turn of the event loop, after the scheduler's short wait for the next edge, and
+// rpi-gpio out would get both edges at once (a 0.1 ms gap where 2 ms were set).
+//
 // Fail-safe: msg.stop, an error, close and redeploy all send the falling edge at once. On a
-// redeploy Node-RED closes every node in the same tick, so a message sent the usual way
-// would reach rpi-gpio out after it has already shut its GPIO helper; the shaper therefore
-// listens for "flows:stopping" (emitted before any node closes) and hands its final 0
-// straight to the nodes it is wired to, so the helper receives it before its "close".
+// redeploy Node-RED closes every node in the same tick; the shaper listens for
+// "flows:stopping" (emitted before any node closes), so its final 0 reaches rpi-gpio out's
+// helper before that helper's "close".
 
 import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { parseShaperSettings } from "../lib/pulse/config";
@@ -72,7 +76,6 @@ module.exports = function (RED: RED) {
     let rateClamp: { text: string; at: number } | undefined;
     // Aggregated counts since the last status: what the clones asked for and what the pin got.
     let trainTally = { at: clock.now(), events: 0, delivered: 0, clamped: 0, duty: undefined as number | undefined };
-    let syncDelivery = false;
     let statusTimer: TimerHandle | undefined;
     let reportTimer: TimerHandle | undefined;
     let statusMark = { at: clock.now(), pulses: 0 };
@@ -101,7 +104,7 @@ module.exports = function (RED: RED) {
         try {
           placeTrains();
         } catch (e) {
-          failSafe(false);
+          failSafe();
           output.resume();
           node.error(`pulse-shaper: ${(e as Error).message}`);
         }
@@ -139,12 +142,23 @@ module.exports = function (RED: RED) {
         payload: edge.level,
         sqi: { ...(edge.origin.sqi ?? {}), edge: { level: edge.level, planned: edge.planned, sent: edge.sent } },
       };
-      if (syncDelivery) {
-        for (const id of downstream) RED.nodes.getNode(id)?.receive(RED.util.cloneMessage(msg));
-      } else {
-        node.send([msg, null]);
-      }
+      deliver(msg);
       if (!statusTimer) statusTimer = clock.setTimer(renderStatus, STATUS_EVERY_MS);
+    }
+
+    /**
+     * Hands an edge straight to the nodes wired to the first output, in this call. node.send
+     * would deliver it on a later turn of the event loop: after the scheduler's next short
+     * wait, together with the next edge, so that rpi-gpio out would see both at once.
+     * Falls back to node.send when a wired node is not a plain node here (e.g. a subflow port).
+     */
+    function deliver(msg: NodeMessage): void {
+      const targets = downstream.map((id) => RED.nodes.getNode(id));
+      if (!targets.every((n) => n)) {
+        node.send([msg, null]);
+        return;
+      }
+      targets.forEach((n, i) => n!.receive(i === 0 ? msg : RED.util.cloneMessage(msg)));
     }
 
     function allCounters(): Record<string, number> {
@@ -226,8 +240,7 @@ module.exports = function (RED: RED) {
     }
 
     /** The output goes low now and everything pending is dropped. */
-    function failSafe(sync: boolean): void {
-      syncDelivery = sync;
+    function failSafe(): void {
       output.close();
     }
 
@@ -236,7 +249,7 @@ module.exports = function (RED: RED) {
       const stopped = [...(d?.changed ?? []), ...(d?.removed ?? []), ...(d?.rewired ?? []), ...(d?.linked ?? [])];
       const affected =
         !ev?.type || ev.type === "full" || !d || stopped.includes(node.id) || stopped.some((id) => downstream.includes(id)) || (node.z !== undefined && (d.flowChanged ?? []).includes(node.z));
-      if (affected) failSafe(true);
+      if (affected) failSafe();
     };
     const stopListening = onFlowsStopping(onStopping);
     const stopReporting = registerFired(() => ({ ...output.counters, on_time_ms: Math.round(measure.totalOnMs * 1000) / 1000 }));
@@ -307,7 +320,7 @@ module.exports = function (RED: RED) {
         }
         done();
       } catch (e) {
-        failSafe(false);
+        failSafe();
         output.resume();
         done(e as Error);
       }
@@ -318,7 +331,7 @@ module.exports = function (RED: RED) {
       stopListening();
       stopReporting();
       trace.remove();
-      failSafe(true);
+      failSafe();
       clock.clearTimer(statusTimer);
       clock.clearTimer(reportTimer);
       statusTimer = reportTimer = undefined;

@@ -5,6 +5,7 @@
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { packageRoot } from "../lib/paths";
+import { parsePinLog as readPinLog, type PinRecord } from "../lib/pulse/audit";
 
 export const simDir = path.join(packageRoot, "sim");
 
@@ -31,23 +32,9 @@ export function gpioEnv(pinLog: string, base: NodeJS.ProcessEnv = process.env): 
   return { env: { ...base, PYTHONPATH: pythonPath, SQI_PIN_LOG: pinLog }, simulated: true, pinLog };
 }
 
-export interface PinRecord {
-  t: number;
-  pin: number;
-  value: number | null;
-  event?: string;
-}
+export type { PinRecord } from "../lib/pulse/audit";
 
-/** Reads a pin log; a torn last line (a writer mid-append) is ignored. */
+/** Reads a pin log's records; a torn last line (a writer mid-append) is ignored. */
 export function parsePinLog(text: string): PinRecord[] {
-  const out: PinRecord[] = [];
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      out.push(JSON.parse(line) as PinRecord);
-    } catch {
-      /* torn line */
-    }
-  }
-  return out;
+  return readPinLog(text).records;
 }

@@ -3,7 +3,7 @@
 
 import { checkNumber, type NumberRule } from "../settings";
 import type { Coil } from "./measure";
-import { DEFAULT_LIMITS, type Limits } from "./output";
+import { DEFAULT_LIMITS, enforced, type Limits } from "./output";
 import { DEFAULT_WIDTH_MS, SHAPE_KINDS, type ShapeConfig, type ShapeKind, type ShapeRow } from "./shapes";
 
 export type LatePolicy = "fire" | "drop";
@@ -24,6 +24,7 @@ const rules = {
   dutyWindow: { label: "Duty window", min: 10, max: 3_600_000, default: DEFAULT_LIMITS.dutyWindowMs, unit: "ms" },
   minOff: { label: "Minimum off-time", min: 0, max: 60_000, default: DEFAULT_LIMITS.minOffMs, unit: "ms" },
   maxRate: { label: "Maximum edge rate", min: 0, max: 10_000, exclusiveMin: true, default: DEFAULT_LIMITS.maxEdgeRate, unit: "edges/s" },
+  pinGuard: { label: "Pin guard", min: 0, max: 20, default: DEFAULT_LIMITS.pinGuardMs, unit: "ms" },
   volts: { label: "Coil supply voltage", min: 0, max: 1000, exclusiveMin: true, default: 0, unit: "V" },
   ohms: { label: "Coil resistance", min: 0, max: 1e6, exclusiveMin: true, default: 0, unit: "ohm" },
   measureEvery: { label: "Report every", min: 0, max: 3600, default: 1, unit: "s" },
@@ -67,6 +68,7 @@ export function parseShaperSettings(def: Record<string, unknown>): { ok: true; s
     minOffMs: num("minOff"),
     maxEdgeRate: num("maxRate"),
     maxQueue: DEFAULT_LIMITS.maxQueue,
+    pinGuardMs: num("pinGuard"),
   };
   if (widthMs > maxOnMs) errors.push(`Pulse width ${widthMs} ms is over the maximum on-time of ${maxOnMs} ms`);
 
@@ -99,7 +101,7 @@ export function parseShaperSettings(def: Record<string, unknown>): { ok: true; s
   const measureEveryMs = num("measureEvery") * 1000;
   if (errors.length) return { ok: false, errors };
   const settings: ShaperSettings = {
-    shape: { widthMs, output, unknown, rows, edgeSpacingMs: 1000 / limits.maxEdgeRate },
+    shape: { widthMs, output, unknown, rows, edgeSpacingMs: enforced(limits).spacing },
     limits,
     late,
     measureEveryMs,

@@ -26,9 +26,44 @@ export interface Limits {
   maxEdgeRate: number;
   /** Pulses waiting at most; more are dropped and counted. */
   maxQueue: number;
+  /**
+   * How far inside the gap and on-time limits the output stays when it sends, for what
+   * rpi-gpio out's helper may add on the way to the pin. Default PIN_GUARD_MS.
+   */
+  pinGuardMs: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { maxOnMs: 100, maxDuty: 0.5, dutyWindowMs: 1000, minOffMs: 1, maxEdgeRate: 500, maxQueue: 10_000 };
+/**
+ * What rpi-gpio out's helper may add to an edge on its way to the pin (it reads one line per
+ * edge from a pipe and must be woken for each; measured here: p50 0.2-0.3 ms, p99 0.6-3 ms on a
+ * shared 2-core machine): the output keeps this far inside the gap and on-time limits when it
+ * sends, so that they hold at the pin, not only in what was sent.
+ */
+export const PIN_GUARD_MS = 1;
+
+export const DEFAULT_LIMITS: Limits = { maxOnMs: 100, maxDuty: 0.5, dutyWindowMs: 1000, minOffMs: 1, maxEdgeRate: 500, maxQueue: 10_000, pinGuardMs: PIN_GUARD_MS };
+
+export interface Enforced {
+  /** Consecutive edges are sent at least this far apart; also the narrowest pulse. */
+  spacing: number;
+  /** A rising edge is sent at least this long after the last falling edge. */
+  minGap: number;
+  /** No pulse is sent longer than this. */
+  maxOn: number;
+  /** Level-weighted on-time allowed in any duty window, with a reserve for the pin's width jitter. */
+  dutyBudget: number;
+}
+
+/** The limits as the output enforces them when it sends: the pin guard inside each, and a duty reserve. */
+export function enforced(l: Limits): Enforced {
+  const g = l.pinGuardMs;
+  const spacing = 1000 / l.maxEdgeRate + g;
+  const budget = l.maxDuty * l.dutyWindowMs;
+  // The width errors of the pulses in one window add up; hold back 1 % of the budget (at least
+  // four pulses' worth of guard), but never more than a quarter of it.
+  const reserve = g > 0 ? Math.min(budget / 4, Math.max(budget / 100, 4 * g)) : 0;
+  return { spacing, minGap: Math.max(l.minOffMs + g, spacing), maxOn: Math.max(l.maxOnMs - g, spacing), dutyBudget: budget - reserve };
+}
 
 /** What caused a pulse: carried onto its edge messages. */
 export interface Origin {
@@ -87,6 +122,8 @@ export class PulseOutput {
   private readonly scheduler: EdgeScheduler;
   private readonly spacing: number;
   private readonly minGap: number;
+  private readonly maxOn: number;
+  private readonly dutyBudget: number;
   private stopped = false;
 
   constructor(
@@ -98,8 +135,7 @@ export class PulseOutput {
     private readonly onPulse?: (pulse: PulseRecord) => void,
   ) {
     this.scheduler = new EdgeScheduler(clock);
-    this.spacing = 1000 / limits.maxEdgeRate;
-    this.minGap = Math.max(limits.minOffMs, this.spacing);
+    ({ spacing: this.spacing, minGap: this.minGap, maxOn: this.maxOn, dutyBudget: this.dutyBudget } = enforced(limits));
   }
 
   /** The level the output is at now. */
@@ -118,8 +154,8 @@ export class PulseOutput {
     for (const s of segments) {
       const start = Math.max(t0 + s.start, now);
       let end = t0 + s.end;
-      if (end - start > this.limits.maxOnMs) {
-        end = start + this.limits.maxOnMs;
+      if (end - start > this.maxOn) {
+        end = start + this.maxOn;
         this.counters.clamped++;
       } else if (end - start < this.spacing) {
         // Narrower than the output can follow: widened to the narrowest pulse it can make.
@@ -202,7 +238,7 @@ export class PulseOutput {
     }
     merged.end = Math.max(merged.end, p.end);
     if (merged.rise === undefined) merged.level = Math.max(merged.level, p.level);
-    const cap = merged.maxEnd ?? merged.start + this.limits.maxOnMs;
+    const cap = merged.maxEnd ?? merged.start + this.maxOn;
     if (merged.end > cap) {
       merged.end = cap;
       this.counters.clamped++;
@@ -219,7 +255,9 @@ export class PulseOutput {
       return;
     }
     const due = next.rise === undefined ? next.start : next.end;
-    if (this.scheduler.armedFor !== due) this.scheduler.at(due, () => this.fire());
+    // The falling edge of a pulse cut at its on-time or duty limit has no room to come late.
+    const hold = next.rise !== undefined && next.maxEnd !== undefined && next.end >= next.maxEnd - 1e-6;
+    if (this.scheduler.armedFor !== due) this.scheduler.at(due, () => this.fire(), hold);
   }
 
   private fire(): void {
@@ -242,8 +280,8 @@ export class PulseOutput {
     }
     // Duty budget over the window ending now, judged on the pulses already fired.
     const fraction = this.fractionOf(p.level);
-    const budget = this.limits.maxDuty * this.limits.dutyWindowMs - this.onTimeBetween(now - this.limits.dutyWindowMs, now);
-    const maxEnd = Math.min(now + this.limits.maxOnMs, now + Math.max(0, budget) / fraction);
+    const budget = this.dutyBudget - this.onTimeBetween(now - this.limits.dutyWindowMs, now);
+    const maxEnd = Math.min(now + this.maxOn, now + Math.max(0, budget) / fraction);
     if (maxEnd - now < this.spacing) {
       this.skip();
       this.arm();
@@ -267,6 +305,9 @@ export class PulseOutput {
     p.maxEnd = maxEnd;
     this.counters.edges++;
     this.onEdge({ level: p.level, planned, sent: now, origin: p.origin });
+    // Handing the edge on can take a moment (the GPIO helper, woken by the write, may take the
+    // CPU): the pulse is at least `spacing` wide from when it was handed on.
+    p.end = Math.max(p.end, this.clock.now() + this.spacing);
     this.arm();
   }
 
@@ -285,10 +326,11 @@ export class PulseOutput {
     this.history.push(record);
     const horizon = now - this.limits.dutyWindowMs;
     while (this.history.length && this.history[0]!.fall < horizon) this.history.shift();
-    this.lastFall = now;
     this.counters.pulses++;
     this.counters.edges++;
     this.onEdge({ level: 0, planned, sent: now, origin: p.origin });
+    // The off-time and the duty count from when the falling edge was handed on, not decided.
+    this.lastFall = record.fall = Math.max(now, this.clock.now());
     this.onPulse?.(record);
   }
 }

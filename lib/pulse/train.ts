@@ -13,7 +13,7 @@
 // proportion to the counts, with the fractions carried from window to window, so that over
 // time each name gets its share of the pulses instead of the first name taking them all.
 
-import type { Limits } from "./output";
+import { enforced, type Limits } from "./output";
 import type { Segment } from "./shapes";
 
 export interface Train {
@@ -53,18 +53,16 @@ export class TrainPlanner {
 
   /** The shortest period at which `unit` can repeat on this output. */
   minPeriod(unit: Segment[]): number {
-    const spacing = 1000 / this.limits.maxEdgeRate;
-    const gap = Math.max(this.limits.minOffMs, spacing);
+    const { spacing, minGap: gap, maxOn, dutyBudget: budget } = enforced(this.limits);
     let length = 0;
     let on = 0;
     for (const s of unit) {
-      const width = Math.min(Math.max(s.end - s.start, spacing), this.limits.maxOnMs);
+      const width = Math.min(Math.max(s.end - s.start, spacing), maxOn);
       length = Math.max(length, s.start + width);
       on += width * (this.pwm ? s.level / 100 : s.level > 0 ? 1 : 0);
     }
     // Duty: any window of dutyWindowMs may hold up to window / period + 1 units, and their
     // on-time must stay within maxDuty of the window, or the output would have to skip one.
-    const budget = this.limits.maxDuty * this.limits.dutyWindowMs;
     const forDuty = on >= budget ? this.limits.dutyWindowMs : (this.limits.dutyWindowMs * on) / (budget - on);
     return Math.max(length + gap, forDuty, 2 * spacing);
   }
@@ -165,7 +163,7 @@ export class TrainPlanner {
     let onMs = 0;
     for (const s of unit) onMs += (s.end - s.start) * (s.level / 100);
     const wanted = (intendedHz * onMs) / 10; // Hz x ms / 1000 x 100 %
-    const cap = this.limits.maxDuty * 100;
+    const cap = (enforced(this.limits).dutyBudget / this.limits.dutyWindowMs) * 100;
     const duty = Math.round(Math.min(wanted, cap) * 10) / 10;
     const delivered = wanted > 0 ? Math.min(1, duty / wanted) : 0;
     const clamped = count - Math.round(count * delivered);

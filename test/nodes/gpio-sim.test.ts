@@ -31,14 +31,14 @@ describe("rpi-gpio out on the simulated GPIO", { skip: !gpio.simulated && "a rea
       [dcContainer, piGpio, change],
       [
         { id: "f", type: "tab" },
-        { id: "dc", z: "f", type: "dc-container", source: "inline", json: JSON.stringify(c), autostart: true, startDelay: 0.5, lead: 0, accel: 10, wires: [["level", "tap"]] },
+        { id: "dc", z: "f", type: "dc-container", source: "inline", json: JSON.stringify(c), autostart: true, startDelay: 1.5, lead: 0, accel: 10, wires: [["level", "tap"]] },
         { id: "level", z: "f", type: "change", rules: [{ t: "set", p: "payload", pt: "msg", to: 'topic = "on" ? 1 : 0', tot: "jsonata" }], wires: [["pin"]] },
         { id: "pin", z: "f", type: "rpi-gpio out", pin: "18", set: true, level: "0", out: "out", bcm: true, wires: [] },
         { id: "tap", z: "f", type: "helper" },
       ],
     );
     helper.getNode("tap").on("input", (m: { sqi: { at: number } }) => ats.push(m.sqi.at));
-    await new Promise((r) => setTimeout(r, 1700));
+    await new Promise((r) => setTimeout(r, 2700)); // 1.5 s for the GPIO helper to start, then 12 ticks
     helper.getNode("dc").receive({ payload: "stop" });
     await settle();
     await new Promise((r) => setTimeout(r, 100));

@@ -62,24 +62,25 @@ describe("1,000 clones through filter and shaper", () => {
   });
   afterEach(async () => helper.unload());
 
-  it("a 1 kHz-intended stream becomes a bounded 99 Hz train of 5 ms pulses; the rest is counted as clamped and the status says saturated", async () => {
+  it("a 1 kHz-intended stream becomes a bounded 98 Hz train of 5 ms pulses; the rest is counted as clamped and the status says saturated", async () => {
     const { edges, meas, status } = await chain(1);
     await run(10_000);
     const m = await measurements(meas);
     const rises = edges.filter((e) => e.payload === 1).map((e) => e.sqi.edge.sent);
     const falls = edges.filter((e) => e.payload === 0).map((e) => e.sqi.edge.sent);
-    // 5 ms pulses within 50 % duty over any second: one every 10.1 ms at most, so about 990 in 10 s.
-    assert.ok(rises.length >= 980 && rises.length <= 991, `${rises.length} pulses in 10 s`);
-    assert.ok(rises.every((t, i) => i === 0 || t - rises[i - 1]! >= 10.1 - 1e-6), "never faster than the pin's limits allow");
+    // 5 ms pulses within 50 % duty over any second, less the 1 % the pin guard holds back (495 ms):
+    // one every 1000 x 5 / (495 - 5) = 10.2 ms at most, so about 980 in 10 s.
+    assert.ok(rises.length >= 970 && rises.length <= 981, `${rises.length} pulses in 10 s`);
+    assert.ok(rises.every((t, i) => i === 0 || t - rises[i - 1]! >= 10.2 - 1e-6), "never faster than the pin's limits allow");
     assert.ok(falls.every((t, i) => Math.abs(t - rises[i]! - 5) < 1e-6), "every pulse 5 ms wide");
     assert.ok(edges.every((e, i) => e.payload === (i % 2 === 0 ? 1 : 0)), "edges alternate: no pin left high between pulses");
     assert.ok(m.train_events >= 9_900 && m.train_events <= 10_050, `${m.train_events} events represented`);
     assert.ok(m.train_clamped > 8_900, `${m.train_clamped} clamped`);
     assert.ok(Math.abs(m.train_events - m.train_clamped - m.pulses - (m.queued ?? 0) / 1) <= 2, `events ${m.train_events} = clamped ${m.train_clamped} + pulses ${m.pulses} (+ queued)`);
-    assert.ok(m.queued <= 8, `the queue holds no more than the lead and one frame: (50 + 20) / 10.1 + 1, got ${m.queued}`);
+    assert.ok(m.queued <= 8, `the queue holds no more than the lead and one frame: (50 + 20) / 10.2 + 1, got ${m.queued}`);
     assert.equal(m.late, 0);
-    assert.match(lastStatus(status), /saturated: intended 1\.0 kHz, delivered (98|99|100) Hz/);
-    assert.ok(Math.abs(m.train_intended_hz - 1000) < 15 && Math.abs(m.train_delivered_hz - 99) < 2, `report: intended ${m.train_intended_hz} Hz, delivered ${m.train_delivered_hz} Hz`);
+    assert.match(lastStatus(status), /saturated: intended 1\.0 kHz, delivered (97|98|99) Hz/);
+    assert.ok(Math.abs(m.train_intended_hz - 1000) < 15 && Math.abs(m.train_delivered_hz - 98) < 2, `report: intended ${m.train_intended_hz} Hz, delivered ${m.train_delivered_hz} Hz`);
   });
 
   it("decimated by 20 in the filter, the same clones ask for 50 Hz, which the pin delivers whole", async () => {
@@ -95,11 +96,11 @@ describe("1,000 clones through filter and shaper", () => {
     assert.equal(Number(decimated), 19 * Number(out), "each counted message of 20 events keeps 1 and counts 19 as decimated");
   });
 
-  it("on a PWM output the 1 kHz becomes a duty, capped at the 50 % maximum, without a flood of edges", async () => {
+  it("on a PWM output the 1 kHz becomes a duty, capped at the 50 % maximum less the pin guard's 1 % reserve, without a flood of edges", async () => {
     const { edges, status } = await chain(1, "pwm");
     await run(2_000);
     assert.ok(edges.length < 100, `${edges.length} edges in 2 s`);
-    assert.ok(edges.filter((e) => e.payload > 0).every((e) => e.payload === 50), "held at the maximum duty");
+    assert.ok(edges.filter((e) => e.payload > 0).every((e) => e.payload === 49.5), "held at the maximum duty, 49.5 %");
     assert.match(lastStatus(status), /saturated: intended 1\.0 kHz as 50% duty \(capped\)/);
   });
   it("two event names on one saturated pin share it by their counts (1 : 3), not first come, first served", async () => {
@@ -120,13 +121,13 @@ describe("1,000 clones through filter and shaper", () => {
     const rises = edges.filter((e) => e.payload === 1);
     const alpha = rises.filter((e) => e.topic === "alpha").length;
     const beta = rises.filter((e) => e.topic === "beta").length;
-    assert.ok(alpha + beta >= 980 && alpha + beta <= 991, `${alpha + beta} pulses in 10 s`);
+    assert.ok(alpha + beta >= 970 && alpha + beta <= 981, `${alpha + beta} pulses in 10 s`);
     assert.ok(Math.abs(beta - 3 * alpha) <= 8, `alpha ${alpha}, beta ${beta}: 1 : 3 as the counts`);
     assert.ok(m.train_events >= 39_600 && m.train_events <= 40_200, `${m.train_events} events represented`);
     assert.ok(Math.abs(m.train_events - m.train_clamped - m.pulses - m.queued) <= 2, `events ${m.train_events} = clamped ${m.train_clamped} + pulses ${m.pulses} + queued ${m.queued}`);
   });
 
-  it("example 04 as shipped (its rpi-gpio out and debug stood in for): saturated at about 99 pulses a second, pin edges alternating", async () => {
+  it("example 04 as shipped (its rpi-gpio out and debug stood in for): saturated at about 98 pulses a second, pin edges alternating", async () => {
     const file = path.join(packageRoot, "examples", "04 - 1,000 clones multiplexed.json");
     const flow = (JSON.parse(fs.readFileSync(file, "utf8")) as Array<Record<string, unknown>>)
       .filter((n) => n.type !== "comment")
@@ -137,9 +138,9 @@ describe("1,000 clones through filter and shaper", () => {
     const status = record("ex04.shaper");
     const player = record("ex04.player");
     await run(5_000);
-    assert.ok(pin.length >= 2 * 440 && pin.length <= 2 * 500, `${pin.length / 2} pulses in 4.5 s of play`);
+    assert.ok(pin.length >= 2 * 430 && pin.length <= 2 * 500, `${pin.length / 2} pulses in 4.5 s of play`);
     assert.ok(pin.every((v, i) => v === (i % 2 === 0 ? 1 : 0)));
-    assert.match(lastStatus(status), /saturated: intended 1\.0 kHz, delivered (98|99|100) Hz/);
+    assert.match(lastStatus(status), /saturated: intended 1\.0 kHz, delivered (97|98|99) Hz/);
     assert.match(lastStatus(player), /×1,000 · intended 1\.0k ev\/s · 50 frames\/s/);
   });
 });

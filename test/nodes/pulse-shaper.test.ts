@@ -115,7 +115,7 @@ describe("pulse-shaper node", () => {
     const { r } = await deploy();
     await send({ topic: "waveform_emit", payload: { frequency_hz: 50000, amplitude: 0.5 } });
     await advance(600);
-    assert.match(lastStatus(r), /saturated: intended 50 kHz, delivered 250 Hz/);
+    assert.match(lastStatus(r), /saturated: intended 50 kHz, delivered 167 Hz/);
   });
 
   it("a bad width in the panel is refused at deploy with the rule", async () => {

@@ -3,14 +3,15 @@ import { describe, it } from "node:test";
 import { VirtualClock } from "../../lib/clock";
 import { parseShaperSettings } from "../../lib/pulse/config";
 import { Measurements } from "../../lib/pulse/measure";
-import { DEFAULT_LIMITS, PulseOutput, type Limits } from "../../lib/pulse/output";
+import { DEFAULT_LIMITS, enforced, PulseOutput, type Limits } from "../../lib/pulse/output";
 import { planEvent, type ShapeConfig } from "../../lib/pulse/shapes";
 import { T0 } from "../helpers/containers";
 
 function rig(limits: Partial<Limits> = {}, shape: Partial<ShapeConfig> = {}, pwm = false) {
   const clock = new VirtualClock(T0);
-  const lim = { ...DEFAULT_LIMITS, ...limits };
-  const cfg: ShapeConfig = { widthMs: 5, output: pwm ? "pwm" : "digital", unknown: "pulse", rows: [], edgeSpacingMs: 1000 / lim.maxEdgeRate, ...shape };
+  // The limits' own arithmetic, without the pin guard unless a test sets one (its own tests below).
+  const lim = { ...DEFAULT_LIMITS, pinGuardMs: 0, ...limits };
+  const cfg: ShapeConfig = { widthMs: 5, output: pwm ? "pwm" : "digital", unknown: "pulse", rows: [], edgeSpacingMs: enforced(lim).spacing, ...shape };
   const edges: Array<[number, number]> = [];
   const timing: number[] = [];
   const out = new PulseOutput(clock, lim, pwm, (e) => {
@@ -147,7 +148,7 @@ describe("pulse output: a late rising edge", () => {
     const clock = new VirtualClock(T0, () => late);
     const edges: Array<[number, number, number]> = [];
     const widths: number[] = [];
-    const out = new PulseOutput(clock, { ...DEFAULT_LIMITS, minOffMs: 1 }, false, (e) => edges.push([e.level, e.sent - T0, e.planned - T0]), (p) => widths.push(p.plannedWidth));
+    const out = new PulseOutput(clock, { ...DEFAULT_LIMITS, pinGuardMs: 0, minOffMs: 1 }, false, (e) => edges.push([e.level, e.sent - T0, e.planned - T0]), (p) => widths.push(p.plannedWidth));
     const cfg: ShapeConfig = { widthMs: 12, output: "digital", unknown: "pulse", rows: [], edgeSpacingMs: 2 };
     const plan = planEvent("proton_collision", {}, cfg);
     assert.equal(plan.kind, "segments");
@@ -172,7 +173,7 @@ describe("pulse output: a late rising edge", () => {
     let late = 0;
     const clock = new VirtualClock(T0, () => late);
     const edges: Array<[number, number]> = [];
-    const out = new PulseOutput(clock, { ...DEFAULT_LIMITS, minOffMs: 2 }, false, (e) => edges.push([e.level, e.sent - T0]));
+    const out = new PulseOutput(clock, { ...DEFAULT_LIMITS, pinGuardMs: 0, minOffMs: 2 }, false, (e) => edges.push([e.level, e.sent - T0]));
     late = 3;
     out.add([{ start: 0, end: 10, level: 1 }], T0 + 10, { event: "a" }); // 10-20
     out.add([{ start: 0, end: 10, level: 1 }], T0 + 24, { event: "a" }); // 24-34
@@ -304,5 +305,62 @@ describe("pulse-shaper settings", () => {
     assert.deepEqual(!over.ok && over.errors, ["Pulse width 150 ms is over the maximum on-time of 100 ms"]);
     const neg = parseShaperSettings({ width: -1 });
     assert.deepEqual(!neg.ok && neg.errors, ["Pulse width must be a number above 0 and up to 60000 ms, got -1"]);
+  });
+});
+
+describe("pulse output: the pin guard (limits held at the pin, not only in what is sent)", () => {
+  it("keeps 1 ms inside the edge spacing, the minimum off-time and the on-time: a saturated burst is 12 ms on / 3 ms off", () => {
+    const r = rig({ pinGuardMs: 1 });
+    const plan = r.fire("waveform_emit", { frequency_hz: 50_000, amplitude: 0.8 }, 10);
+    r.clock.advance(1000);
+    assert.equal(plan.kind === "segments" && plan.rateClamp?.deliveredHz, 66.67, "the burst's rate is what 3 ms edges allow");
+    const gaps = r.edges.slice(1).map(([, t], i) => t - r.edges[i]![1]);
+    assert.equal(seq(r.edges.slice(0, 4)), "1@10 0@22 1@25 0@37");
+    assert.ok(Math.min(...gaps) >= 3 - 1e-9, `edges at least 2 + 1 ms apart: ${gaps.join(", ")}`);
+    assert.equal(r.out.counters.clamped, 0, "a plan made for the guarded limits is not clamped again");
+  });
+
+  it("cuts a merged pulse at the maximum on-time less the guard, and holds back 1 % of the duty budget", () => {
+    const r = rig({ pinGuardMs: 1 });
+    for (let k = 0; k < 50; k++) r.fire("proton_collision", {}, 10 + 3 * k); // 5 ms pulses every 3 ms: they merge
+    r.clock.advance(2000);
+    assert.equal(seq(r.edges.slice(0, 2)), "1@10 0@109", "cut at 100 - 1 ms");
+    const d = rig({ pinGuardMs: 1, maxOnMs: 1000 });
+    d.out.add([{ start: 0, end: 900, level: 1 }], T0 + 10, { event: "long" });
+    d.clock.advance(3000);
+    assert.equal(seq(d.edges.slice(0, 2)), "1@10 0@505", "the duty budget of 500 ms in 1 s, less 5 ms held back");
+  });
+});
+
+describe("edge scheduler: one queue for every output on a clock", () => {
+  it("serves another output's edge on time while one output's burst keeps the loop in short waits", () => {
+    const clock = new VirtualClock(T0, () => 0, { blocking: true });
+    const lim = { ...DEFAULT_LIMITS, pinGuardMs: 0, maxDuty: 1 };
+    const a: number[] = [];
+    const b: Array<[number, number]> = [];
+    const burst = new PulseOutput(clock, lim, false, (e) => a.push(e.sent - e.planned));
+    const single = new PulseOutput(clock, lim, false, (e) => b.push([e.level, e.sent - e.planned]));
+    // Output A: 2 ms on / 2 ms off for 80 ms (every edge within the 2 ms wait margin of the last).
+    burst.add(Array.from({ length: 20 }, (_, k) => ({ start: 4 * k, end: 4 * k + 2, level: 1 })), T0 + 10, { event: "a" });
+    // Output B: one pulse whose edges fall between A's.
+    single.add([{ start: 0, end: 7 }].map((s) => ({ ...s, level: 1 })), T0 + 41, { event: "b" });
+    clock.advance(500);
+    assert.equal(a.length, 40);
+    assert.ok(a.every((late) => Math.abs(late) < 1e-9), `A on time: ${a.join(", ")}`);
+    assert.deepEqual(b, [[1, 0], [0, 0]], "B's rise and fall exactly when planned, in the middle of A's burst");
+  });
+
+  it("wakes early for the falling edge of a pulse at its on-time limit, so that work queued just before does not stretch it", () => {
+    const clock = new VirtualClock(T0, () => 0, { blocking: true });
+    const out: Array<[number, number]> = [];
+    const o = new PulseOutput(clock, { ...DEFAULT_LIMITS, pinGuardMs: 0 }, false, (e) => out.push([e.level, e.sent - T0]));
+    o.add([{ start: 0, end: 150, level: 1 }], T0 + 10, { event: "long" }); // cut at 100 ms: the fall has no room
+    // 4 ms of another node's work starting 3 ms before the fall: a 2 ms margin would wake inside it, 1 ms late.
+    clock.setTimer(() => {
+      const until = clock.now() + 4;
+      while (clock.now() < until) clock.blockUntil!(until);
+    }, 107);
+    clock.advance(1000);
+    assert.deepEqual(out, [[1, 10], [0, 110]], "the cut pulse ends at exactly 100 ms");
   });
 });

@@ -1,0 +1,226 @@
+// Pin-level checks for the system tests and benchmarks: a flow with every built-in shape on
+// its own pin, a run of any flow file in a real Node-RED (npm start with SQI_FLOW) on the
+// simulated GPIO, the audit of its pin log against the flow's own shaper limits, and busy
+// processes that load every core.
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { auditPin, byPin, formatAudit, limitsFromFlow, parsePinLog, type Allowance, type PinAudit } from "../../lib/pulse/audit";
+import { PIN_GUARD_MS } from "../../lib/pulse/output";
+import { startDemo } from "./demo";
+import { killAll } from "./processes";
+
+type FlowNode = Record<string, unknown>;
+
+const SHAPER_DEFAULTS = { output: "digital", unknown: "pulse", late: "fire", maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, volts: "", ohms: "", measureEvery: 0 };
+
+/** dc-container (a looping inline container) -> pulse-shaper -> rpi-gpio out, on one tab. */
+export function chain(tab: string, key: string, o: { pin: number; tickMs: number; glyphs: unknown[]; shaper?: FlowNode; pinOut?: "out" | "pwm"; player?: FlowNode }): FlowNode[] {
+  const id = (s: string) => `${key}.${s}`;
+  const container = { container_id: key.replace(/\W/g, "_"), glyphs: o.glyphs, loop: true, tick_interval_ms: o.tickMs, metadata: { runtime_speed: "realtime" } };
+  return [
+    { id: id("player"), z: tab, type: "dc-container", name: key, source: "inline", file: "", json: JSON.stringify(container), autostart: true, startDelay: 3, lead: 50, accel: 10, ...o.player, wires: [[id("shaper")]] },
+    { id: id("shaper"), z: tab, type: "pulse-shaper", name: key, width: 5, rows: [], ...SHAPER_DEFAULTS, ...o.shaper, wires: [[id("pin")], []] },
+    { id: id("pin"), z: tab, type: "rpi-gpio out", name: key, pin: String(o.pin), set: true, level: "0", freq: o.pinOut === "pwm" ? "100" : "", out: o.pinOut ?? "out", bcm: true, wires: [] },
+  ];
+}
+
+/** Every built-in shape on its own pin, each near or past what the pin can follow. Pin -> what it shows. */
+export const SHAPE_PINS: Record<number, string> = {
+  5: "pulse: 5 ms at 100 Hz",
+  6: "pulse, saturated: 5 ms pulses asked every 3 ms (they merge, cut at the maximum on-time)",
+  12: "burst, saturated: waveform_emit at 50 kHz, amplitude 0.8 (planned 8 ms on / 2 ms off)",
+  13: "burst: 200 Hz, duty 0.5 (2.5 ms on / 2.5 ms off)",
+  16: "split: time_dilation (a saturated fast burst, a pause, a slow pulse)",
+  19: "combined: fusion_tick (5 pulses at 100 Hz, then 50 ms)",
+  20: "pwm shape on a digital pin (amplitude 0.3 of 10 ms)",
+  21: "PWM output: duties 30 and 90, and a saturated burst held as a duty",
+  26: "counted trains at saturation: 1,000 clones of one 5 ms pulse per 20 ms tick",
+};
+
+export function shapesFlow(): FlowNode[] {
+  const tab = "shapes";
+  return [
+    { id: tab, type: "tab", label: "every shape at the pin" },
+    ...chain(tab, "pulse", { pin: 5, tickMs: 10, glyphs: [{ tick: 1, event: "proton_collision" }] }),
+    ...chain(tab, "pulse-saturated", { pin: 6, tickMs: 3, glyphs: [{ tick: 1, event: "proton_collision" }] }),
+    ...chain(tab, "burst-saturated", { pin: 12, tickMs: 150, glyphs: [{ tick: 1, event: "waveform_emit", payload: { frequency_hz: 50_000, amplitude: 0.8 } }] }),
+    ...chain(tab, "burst", { pin: 13, tickMs: 60, glyphs: [{ tick: 1, event: "waveform_emit", payload: { frequency_hz: 200, amplitude: 0.5 } }] }),
+    ...chain(tab, "split", { pin: 16, tickMs: 80, glyphs: [{ tick: 1, event: "time_dilation", payload: { factor_fast: 10, factor_slow: 5 } }] }),
+    ...chain(tab, "combined", { pin: 19, tickMs: 150, glyphs: [{ tick: 1, event: "fusion_tick" }] }),
+    ...chain(tab, "pwm-digital", { pin: 20, tickMs: 10, glyphs: [{ tick: 1, event: "glow", payload: { amplitude: 0.3 } }], shaper: { rows: [{ event: "glow", shape: "pwm", width: 10 }] } }),
+    ...chain(tab, "pwm-output", {
+      pin: 21,
+      tickMs: 25,
+      pinOut: "pwm",
+      shaper: { output: "pwm", rows: [{ event: "glow", shape: "pwm", width: 20 }] },
+      glyphs: [
+        { tick: 1, event: "glow", payload: { amplitude: 0.3 } },
+        { tick: 2, event: "glow", payload: { amplitude: 0.9 } },
+        { tick: 3, event: "waveform_emit", payload: { frequency_hz: 50_000, amplitude: 0.6 } },
+      ],
+    }),
+    ...chain(tab, "trains", { pin: 26, tickMs: 20, glyphs: [{ tick: 1, event: "proton_collision" }], player: { clones: 1000, spread: "even", spreadOver: "tick", seed: 1, emission: "auto", aggregateAbove: 100, frameMs: 20 } }),
+  ];
+}
+
+export interface Stalls {
+  edges: number;
+  /** Node-RED itself stalled: an edge handed on more than NODE_STALL_MS after its timer chose it, or its timer fired more than TIMER_STALL_MS late. */
+  node: number;
+  /** rpi-gpio out's helper took an edge more than HELPER_STALL_MS after it was handed on. */
+  helper: number;
+  /** From hand-on to the pin, ms. */
+  helperDelay: { p50: number; p99: number; max: number };
+}
+
+export interface PinRun {
+  /** The pin log of the simulated GPIO, audited with the given allowance for the helper. */
+  pins: PinAudit[];
+  /** When the shaper handed each edge to rpi-gpio out (a tap wired before it), audited with no allowance at all. */
+  arrivals: PinAudit[];
+  stalls: Map<number, Stalls>;
+  /** Everything above as a person reads it. */
+  text: string;
+}
+
+/** Above these, a process was not running when it should have been: the evidence a test needs to excuse a violation. */
+export const HELPER_STALL_MS = PIN_GUARD_MS + 0.5;
+export const NODE_STALL_MS = 1;
+export const TIMER_STALL_MS = 2;
+
+/** How many things an audit found wrong: gaps short beyond the allowance, too many within it, stretches over the on-time, a duty over the limit. */
+export function violationCount(a: PinAudit): number {
+  const excess = a.violations.some((v) => v.includes("within the jitter allowance")) ? 1 : 0;
+  return a.spacing.beyond + a.off.beyond + a.overOn + (a.violations.some((v) => v.startsWith("duty")) ? 1 : 0) + excess;
+}
+
+/**
+ * Runs a flow in a real Node-RED (npm start with SQI_FLOW) for `seconds`, stops it
+ * gracefully, and audits every pin a pulse-shaper drives against that shaper's limits, twice:
+ * the pin log (what the GPIO helper did), and the times the edges were handed to rpi-gpio out,
+ * taken by a function node the shaper delivers to just before the pin (what this package did).
+ */
+export async function runAndAudit(flow: FlowNode[], seconds: number, allowance?: Partial<Allowance>, extraEnv: Record<string, string> = {}): Promise<PinRun> {
+  const dir = fs.mkdtempSync(path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir(), "sqi-pins-"));
+  const flowFile = path.join(dir, "flow.json");
+  const arrivalsFile = path.join(dir, "arrivals.jsonl");
+  fs.writeFileSync(flowFile, JSON.stringify(withArrivalTaps(flow, arrivalsFile)));
+  const demo = await startDemo({ SQI_FLOW: flowFile, SQI_PIN_LOG: path.join(dir, "pins.jsonl"), ...extraEnv });
+  try {
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+  } finally {
+    await demo.cleanUp();
+  }
+  try {
+    const pinLog = fs.readFileSync(path.join(dir, "pins.jsonl"), "utf8");
+    const arrivalLog = fs.existsSync(arrivalsFile) ? fs.readFileSync(arrivalsFile, "utf8") : "";
+    const pins = auditLog(pinLog, flow, allowance);
+    const arrivals = auditLog(arrivalLog, flow, { jitterMs: 0, share: 0, onMs: 0 });
+    const stalls = countStalls(pinLog, arrivalLog);
+    const text = [
+      "at the pin:",
+      pins.text,
+      "as the shaper handed the edges to rpi-gpio out:",
+      arrivals.text,
+      "stalls (the evidence for any violation above):",
+      ...[...stalls].map(
+        ([pin, x]) =>
+          `  pin ${pin}: ${x.node} of ${x.edges} edges late in Node-RED (handed on > ${NODE_STALL_MS} ms after chosen, or timer > ${TIMER_STALL_MS} ms late); ${x.helper} taken by the GPIO helper > ${HELPER_STALL_MS} ms after hand-on (p50 ${x.helperDelay.p50.toFixed(3)} / p99 ${x.helperDelay.p99.toFixed(3)} / max ${x.helperDelay.max.toFixed(3)} ms)`,
+      ),
+    ].join("\n");
+    return { pins: pins.audits, arrivals: arrivals.audits, stalls, text };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A function node beside every rpi-gpio out that a pulse-shaper drives, logging when each edge arrived. */
+function withArrivalTaps(flow: FlowNode[], file: string): FlowNode[] {
+  const out = flow.map((n) => ({ ...n }));
+  const byId = new Map(out.map((n) => [n.id, n]));
+  for (const shaper of out.filter((n) => n.type === "pulse-shaper")) {
+    const wires = (shaper.wires as string[][]).map((w) => [...w]);
+    for (const id of [...(wires[0] ?? [])]) {
+      const pinNode = byId.get(id);
+      if (pinNode?.type !== "rpi-gpio out") continue;
+      const tapId = `${id}.arrivals`;
+      out.push({
+        id: tapId,
+        z: shaper.z,
+        type: "function",
+        name: "arrival tap",
+        libs: [
+          { var: "fs", module: "fs" },
+          { var: "perf", module: "perf_hooks" },
+        ],
+        func: `fs.appendFileSync(${JSON.stringify(file)}, JSON.stringify({ t: perf.performance.timeOrigin + perf.performance.now(), pin: ${Number(pinNode.pin)}, value: msg.payload, sent: msg.sqi.edge.sent, planned: msg.sqi.edge.planned }) + "\\n"); return null;`,
+        outputs: 1,
+        wires: [[]],
+      });
+      // Before the pin: its time is when the edge was handed on. (After it, the tap would also
+      // count the moment rpi-gpio out's helper, woken by the write, took the CPU.)
+      wires[0]!.unshift(tapId);
+    }
+    shaper.wires = wires;
+  }
+  return out;
+}
+
+/** Per pin, the stalls of Node-RED and of the GPIO helper, from the tap's records matched in order with the pin log's changes. */
+function countStalls(pinLog: string, arrivalLog: string): Map<number, Stalls> {
+  const pins = byPin(parsePinLog(pinLog).records);
+  const taps = new Map<number, TapRecord[]>();
+  for (const line of arrivalLog.split("\n")) {
+    if (!line) continue;
+    const r = JSON.parse(line) as TapRecord;
+    let list = taps.get(r.pin);
+    if (!list) taps.set(r.pin, (list = []));
+    list.push(r);
+  }
+  const out = new Map<number, Stalls>();
+  for (const [pin, sent] of taps) {
+    const changes = (pins.get(pin) ?? []).filter((r) => r.event === undefined);
+    const n = Math.min(changes.length, sent.length);
+    const d = Array.from({ length: n }, (_, i) => changes[i]!.t - sent[i]!.t);
+    const sorted = [...d].sort((a, b) => a - b);
+    out.set(pin, {
+      edges: sent.length,
+      node: sent.filter((r) => r.t - r.sent > NODE_STALL_MS || r.sent - r.planned > TIMER_STALL_MS).length,
+      helper: d.filter((x) => x > HELPER_STALL_MS).length,
+      helperDelay: n ? { p50: sorted[Math.floor(n / 2)]!, p99: sorted[Math.min(n - 1, Math.floor(n * 0.99))]!, max: sorted[n - 1]! } : { p50: NaN, p99: NaN, max: NaN },
+    });
+  }
+  return out;
+}
+
+interface TapRecord {
+  t: number;
+  pin: number;
+  value: number;
+  sent: number;
+  planned: number;
+}
+
+export function auditLog(log: string, flow: unknown, allowance?: Partial<Allowance>): { audits: PinAudit[]; text: string } {
+  const { pins, problems } = limitsFromFlow(flow);
+  if (problems.length) throw new Error(problems.join("; "));
+  const records = byPin(parsePinLog(log).records);
+  const audits: PinAudit[] = [];
+  for (const [pin, l] of pins) {
+    audits.push(auditPin(pin, records.get(pin) ?? [], l.limits, { jitterMs: 0.5, share: 0.01, onMs: 0, ...allowance }));
+  }
+  audits.sort((a, b) => a.pin - b.pin);
+  return { audits, text: audits.map((a) => formatAudit(a).join("\n")).join("\n") };
+}
+
+/** One busy-loop process per core at the given niceness, until stop() (by pid); each ends by itself after 10 minutes. */
+export function loadEveryCore(nice = 0): { stop: () => void } {
+  const kids: ChildProcess[] = os.cpus().map(() => {
+    const kid = spawn(process.execPath, ["-e", "const end = Date.now() + 600000; while (Date.now() < end) {}"], { stdio: "ignore" });
+    if (nice) os.setPriority(kid.pid!, nice);
+    return kid;
+  });
+  return { stop: () => killAll(...kids.map((k) => k.pid)) };
+}

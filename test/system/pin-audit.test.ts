@@ -1,0 +1,86 @@
+// The safety limits hold at the pin: every built-in shape, counted trains at saturation,
+// the demo and every bundled example that drives a pin, each run in a real Node-RED with
+// rpi-gpio out on the simulated GPIO and its pin log audited against the flow's own
+// pulse-shaper limits (lib/pulse/audit.ts). The allowance is 0.5 ms of pipe jitter on at
+// most 1 % of gaps; none for on-time or duty. Run once more while every core is busy: a
+// slow machine makes pulses late, never longer or closer than the limits.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { loadEveryCore, runAndAudit, SHAPE_PINS, shapesFlow, violationCount, type PinRun } from "../helpers/pins";
+
+const SECONDS = 8;
+/** Edges Node-RED may hand on late (timer or hand-on stalled): the shared machine's noise, measured at 0-4 %. */
+const MAX_NODE_STALLS = 0.05;
+
+/**
+ * What this package did is audited with no allowance: the edges as the shaper handed them to
+ * rpi-gpio out. At the pin the issue's allowance applies (0.5 ms on 1 % of gaps). This machine
+ * is shared: now and then a process is not scheduled for a few ms. A violation is accepted only
+ * with that evidence beside it in the same run (at most two violations per stalled edge: the gap
+ * before and after it), and Node-RED's stalls must stay rare, so a package that delays its edges
+ * (as node.send did) fails. Everything is printed.
+ */
+function assertAtPin(run: PinRun, pinsWanted: readonly number[]): void {
+  const arrivals = new Map(run.arrivals.map((a) => [a.pin, a]));
+  const pins = new Map(run.pins.map((a) => [a.pin, a]));
+  for (const pin of pinsWanted) {
+    const what = `pin ${pin} (${SHAPE_PINS[pin] ?? "example"})`;
+    const sent = arrivals.get(pin);
+    const seen = pins.get(pin);
+    const stalls = run.stalls.get(pin);
+    assert.ok(sent && seen && stalls, `${what} was audited\n${run.text}`);
+    // Enough edges that the 1 % allowance means something, so an idle pin cannot pass.
+    assert.ok(seen.edges >= 100, `${what}: ${seen.edges} edges at the pin, expected at least 100\n${run.text}`);
+    assert.ok(stalls.node <= Math.max(2, stalls.edges * MAX_NODE_STALLS), `${what}: Node-RED handed edges on late rarely (${stalls.node} of ${stalls.edges} edges)\n${run.text}`);
+    assert.ok(violationCount(sent) <= 2 * stalls.node, `${what}: handed to rpi-gpio out within every limit, but where Node-RED stalled\n${run.text}`);
+    assert.ok(violationCount(seen) <= 2 * (stalls.node + stalls.helper), `${what}: at the pin within the allowance, but where a process stalled\n${run.text}`);
+  }
+}
+
+function assertShapes(run: PinRun): void {
+  const by = new Map(run.pins.map((a) => [a.pin, a]));
+  // The shapes are what was asked, not merely safe.
+  const burst = by.get(12)!;
+  assert.ok(Math.abs(burst.widthMs!.median - 12) < 0.5 && Math.abs(burst.offMs!.median - 3) < 0.5, `saturated burst: 12 ms on / 3 ms off at the pin\n${run.text}`);
+  const merged = by.get(6)!;
+  assert.ok(merged.widthMs!.max > 90, `5 ms pulses every 3 ms merge up to the maximum on-time: widest ${merged.widthMs!.max} ms`);
+  const trains = by.get(26)!;
+  assert.ok(trains.maxDuty!.duty > 0.45, `counted trains saturate the pin: highest duty ${(trains.maxDuty!.duty * 100).toFixed(1)}%`);
+}
+
+const GROUPS = [
+  [6, 12, 26],
+  [5, 13, 16],
+  [19, 20, 21],
+];
+
+function groupFlow(pins: number[]) {
+  const keys = new Set(shapesFlow().filter((n) => n.type === "rpi-gpio out" && pins.includes(Number(n.pin))).map((n) => String(n.id).split(".")[0]));
+  return shapesFlow().filter((n) => n.type === "tab" || keys.has(String(n.id).split(".")[0]));
+}
+
+describe("every limit holds at the pin (real Node-RED, rpi-gpio out on the simulated GPIO)", () => {
+  const shapes: PinRun[] = [];
+  for (const group of GROUPS) {
+    it(`shapes on pins ${group.join(", ")}: ${group.map((p) => SHAPE_PINS[p]!.split(":")[0]).join("; ")}`, async (t) => {
+      const run = await runAndAudit(groupFlow(group), SECONDS);
+      t.diagnostic(run.text);
+      assertAtPin(run, group);
+      shapes.push(run);
+      if (group.includes(12)) assertShapes(run);
+    });
+  }
+
+  it("the same while a busy loop loads every core: pulses come late, never longer or closer", async (t) => {
+    for (const group of GROUPS) {
+      const load = loadEveryCore();
+      try {
+        const run = await runAndAudit(groupFlow(group), SECONDS);
+        t.diagnostic(run.text);
+        assertAtPin(run, group);
+      } finally {
+        load.stop();
+      }
+    }
+  });
+});
