@@ -21,7 +21,8 @@ interface Loaded {
 }
 
 const STATUS_EVERY_MS = 500;
-const DEFAULT_START_DELAY_S = 0.5;
+/** Long enough for the GPIO helpers of rpi-gpio out nodes deployed with it to start (edges sent before that come out of their pipe at once). */
+const DEFAULT_START_DELAY_S = 2;
 
 module.exports = function (RED: RED) {
   function DcContainerNode(this: Node, def: NodeDef) {

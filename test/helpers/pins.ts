@@ -11,7 +11,7 @@ import { PIN_GUARD_MS } from "../../lib/pulse/output";
 import { startDemo } from "./demo";
 import { killAll } from "./processes";
 
-type FlowNode = Record<string, unknown>;
+export type FlowNode = Record<string, unknown>;
 
 const SHAPER_DEFAULTS = { output: "digital", unknown: "pulse", late: "fire", maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, volts: "", ohms: "", measureEvery: 0 };
 

@@ -5,10 +5,19 @@
 // most 1 % of gaps; none for on-time or duty. Run once more while every core is busy: a
 // slow machine makes pulses late, never longer or closer than the limits.
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { describe, it } from "node:test";
-import { loadEveryCore, runAndAudit, SHAPE_PINS, shapesFlow, violationCount, type PinRun } from "../helpers/pins";
+import { packageRoot } from "../../lib/paths";
+import { limitsFromFlow } from "../../lib/pulse/audit";
+import { mosquittoPath, startBroker } from "../../scripts/mosquitto";
+import { loadEveryCore, runAndAudit, SHAPE_PINS, shapesFlow, violationCount, type FlowNode, type PinRun } from "../helpers/pins";
+import { freePort } from "../helpers/processes";
 
 const SECONDS = 8;
+/** The examples start playing 2 s after deploy. */
+const EXAMPLE_SECONDS = 10;
 /** Edges Node-RED may hand on late (timer or hand-on stalled): the shared machine's noise, measured at 0-4 %. */
 const MAX_NODE_STALLS = 0.05;
 
@@ -20,7 +29,7 @@ const MAX_NODE_STALLS = 0.05;
  * before and after it), and Node-RED's stalls must stay rare, so a package that delays its edges
  * (as node.send did) fails. Everything is printed.
  */
-function assertAtPin(run: PinRun, pinsWanted: readonly number[]): void {
+function assertAtPin(run: PinRun, pinsWanted: readonly number[], minEdges = 100): void {
   const arrivals = new Map(run.arrivals.map((a) => [a.pin, a]));
   const pins = new Map(run.pins.map((a) => [a.pin, a]));
   for (const pin of pinsWanted) {
@@ -30,7 +39,7 @@ function assertAtPin(run: PinRun, pinsWanted: readonly number[]): void {
     const stalls = run.stalls.get(pin);
     assert.ok(sent && seen && stalls, `${what} was audited\n${run.text}`);
     // Enough edges that the 1 % allowance means something, so an idle pin cannot pass.
-    assert.ok(seen.edges >= 100, `${what}: ${seen.edges} edges at the pin, expected at least 100\n${run.text}`);
+    assert.ok(seen.edges >= minEdges, `${what}: ${seen.edges} edges at the pin, expected at least ${minEdges}\n${run.text}`);
     assert.ok(stalls.node <= Math.max(2, stalls.edges * MAX_NODE_STALLS), `${what}: Node-RED handed edges on late rarely (${stalls.node} of ${stalls.edges} edges)\n${run.text}`);
     assert.ok(violationCount(sent) <= 2 * stalls.node, `${what}: handed to rpi-gpio out within every limit, but where Node-RED stalled\n${run.text}`);
     assert.ok(violationCount(seen) <= 2 * (stalls.node + stalls.helper), `${what}: at the pin within the allowance, but where a process stalled\n${run.text}`);
@@ -81,6 +90,59 @@ describe("every limit holds at the pin (real Node-RED, rpi-gpio out on the simul
       } finally {
         load.stop();
       }
+    }
+  });
+});
+
+function example(file: string): FlowNode[] {
+  return JSON.parse(fs.readFileSync(path.join(packageRoot, "examples", file), "utf8")) as FlowNode[];
+}
+
+/** Every pin a shaper drives in the flow, audited as above; pins with few pulses (an LED) need fewer edges. */
+function assertFlowAtPin(run: PinRun, flow: FlowNode[]): void {
+  const driven = [...limitsFromFlow(flow).pins.keys()];
+  assert.ok(driven.length > 0, "the flow drives a pin");
+  assertAtPin(run, driven, 10);
+}
+
+describe("the demo and every bundled example that drives a pin, audited at the pin", () => {
+  it("npm start's demo flow", async (t) => {
+    const flow = JSON.parse(fs.readFileSync(path.join(packageRoot, "flows", "demo.json"), "utf8")) as FlowNode[];
+    const run = await runAndAudit(flow, EXAMPLE_SECONDS);
+    t.diagnostic(run.text);
+    assertFlowAtPin(run, flow);
+  });
+
+  for (const file of ["01 - star core on one Pi.json", "04 - 1,000 clones multiplexed.json"]) {
+    it(`example ${file}`, async (t) => {
+      const flow = example(file);
+      const run = await runAndAudit(flow, EXAMPLE_SECONDS);
+      t.diagnostic(run.text);
+      assertFlowAtPin(run, flow);
+    });
+  }
+
+  it("examples 02 (master) and 03 (Pi listener) in one Node-RED, over WebSocket", async (t) => {
+    const port = await freePort();
+    const flow = [...example("02 - master broadcast.json"), ...example("03 - Pi listener.json")].map((n) =>
+      n.type === "sqi-bus" ? { ...n, host: "127.0.0.1", port: String(port), url: `ws://127.0.0.1:${port}/` } : n,
+    );
+    const run = await runAndAudit(flow, EXAMPLE_SECONDS);
+    t.diagnostic(run.text);
+    assertFlowAtPin(run, flow);
+  });
+
+  it("examples 05 (MQTT master and Pi listener) in one Node-RED, through a Mosquitto started here", { skip: mosquittoPath() ? false : "mosquitto is not installed" }, async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-pins-mqtt-"));
+    const broker = await startBroker({ dir, port: await freePort() });
+    try {
+      const flow = [...example("05 - MQTT master.json"), ...example("05 - MQTT Pi listener.json")].map((n) => (n.type === "sqi-bus" ? { ...n, broker: broker.url } : n));
+      const run = await runAndAudit(flow, EXAMPLE_SECONDS);
+      t.diagnostic(run.text);
+      assertFlowAtPin(run, flow);
+    } finally {
+      await broker.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
