@@ -111,7 +111,7 @@ export function audit(args: string[], out: (s: string) => void, err: (s: string)
     onMs: given["on-allowance-ms"] ?? DEFAULT_ALLOWANCE.onMs,
   };
 
-  const audits: Array<PinAudit & { shapers?: string }> = [];
+  const audits: Array<Omit<PinAudit, "widthList"> & { shapers?: string }> = [];
   for (const [pin, recs] of [...byPin(records)].sort((a, b) => a[0] - b[0])) {
     if (onlyPins.length && !onlyPins.includes(pin)) continue;
     const l = limitsOf(pin);
@@ -119,7 +119,8 @@ export function audit(args: string[], out: (s: string) => void, err: (s: string)
       notes.push(`pin ${pin}: no pulse-shaper in ${values.flow} drives it: not audited`);
       continue;
     }
-    audits.push({ ...auditPin(pin, recs, l.limits, allowance), ...(l.by ? { shapers: l.by } : {}) });
+    const { widthList: _widths, ...a } = auditPin(pin, recs, l.limits, allowance);
+    audits.push({ ...a, ...(l.by ? { shapers: l.by } : {}) });
   }
   for (const p of onlyPins) if (!audits.some((a) => a.pin === p)) notes.push(`pin ${p}: no records in ${logFile}`);
   if (malformed) notes.push(`${malformed} line${malformed === 1 ? "" : "s"} of ${logFile} not a pin record: skipped`);

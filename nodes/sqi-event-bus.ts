@@ -9,6 +9,7 @@ import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { BusClient } from "../lib/bus/client";
 import { eventFrame, type EventFrame, type UpstreamFrame } from "../lib/bus/frames";
 import { SequenceTracker } from "../lib/bus/sequence";
+import { Slices } from "../lib/bus/slices";
 import { firedTotals } from "../lib/pulse/fired";
 import { scope } from "../lib/scope";
 import { BusServer } from "../lib/bus/server";
@@ -167,46 +168,55 @@ module.exports = function (RED: RED) {
         render();
       },
       // What arrived, and what this Pi's pulse-shapers fired: the master sees the whole array.
-      report: (): Record<string, number> => ({ ...tracker.counters, ...counts, reconnects: client.counters.reconnects, ...firedTotals() }),
+      report: (): Record<string, number> => ({ ...tracker.counters, ...counts, backlog_dropped: slices.dropped, reconnects: client.counters.reconnects, ...firedTotals() }),
     };
     const client: BusClient | MqttListener = mqtt
       ? new MqttListener({ ...common, settings: mqttSettings, onAuthFailure: authFailure })
       : new BusClient({ ...common, url: bus.url, token: bus.token, maxPayload: bus.maxFrame, ...(bus.tls ? { tls } : {}) });
 
+    // One send per message: Node-RED deep-clones every message after the first of an array
+    // sent at once (the listener's largest cost in a profile at 85,000 events/s). Each message
+    // here is a new object, so nothing is shared without the clone. A big frame goes on in
+    // slices, a turn of the event loop each (its events are read then too), so that it cannot
+    // hold up a pulse's falling edge.
+    const slices = new Slices<{ e: EventFrame; receivedAt: number }>(clock, ({ e, receivedAt }) => {
+      const m = toMessage(e, receivedAt);
+      if (m) node.send([m, null]);
+    });
+
     function deliver(events: EventFrame[], receivedAt: number): void {
-      const out: NodeMessage[] = [];
-      for (const e of events) {
-        if (tracker.see(e.seq) === "duplicate") continue;
-        const sqi: Record<string, unknown> = {};
-        for (const k of ["container", "tick", "loop", "seq", "count", "window_ms"] as const) if (e[k] !== undefined) sqi[k] = e[k];
-        if (e.at !== undefined) {
-          const local = client.sync.toLocal(e.at);
-          if (local === undefined) {
-            counts.unsynced++;
-            continue;
-          }
-          sqi.master_at = e.at;
-          sqi.at = local;
-          if (local < connectedSince - LATE_TOLERANCE_MS) {
-            counts.missed++;
-            continue;
-          }
-          if (local < receivedAt - LATE_TOLERANCE_MS) {
-            counts.late++;
-            if (late === "drop") {
-              counts.late_dropped++;
-              continue;
-            }
-            sqi.at = receivedAt;
-          }
-        }
-        out.push({ topic: e.event, payload: e.payload ?? {}, sqi });
-      }
-      // One send per message: Node-RED deep-clones every message after the first of an array
-      // sent at once (the listener's largest cost in a profile at 85,000 events/s). Each
-      // message here is a new object, so nothing is shared without the clone.
-      for (const m of out) node.send([m, null]);
+      slices.push(events.map((e) => ({ e, receivedAt })));
       if (!statusTimer) statusTimer = clock.setTimer(render, STATUS_EVERY_MS);
+    }
+
+    /** One event as the flow gets it, or undefined (and counted) when it is not to be fired. */
+    function toMessage(e: EventFrame, receivedAt: number): NodeMessage | undefined {
+      if (tracker.see(e.seq) === "duplicate") return undefined;
+      const sqi: Record<string, unknown> = {};
+      for (const k of ["container", "tick", "loop", "seq", "count", "window_ms"] as const) if (e[k] !== undefined) sqi[k] = e[k];
+      if (e.at !== undefined) {
+        const local = client.sync.toLocal(e.at);
+        if (local === undefined) {
+          counts.unsynced++;
+          return undefined;
+        }
+        sqi.master_at = e.at;
+        sqi.at = local;
+        if (local < connectedSince - LATE_TOLERANCE_MS) {
+          counts.missed++;
+          return undefined;
+        }
+        // Late against when it arrived, not when its slice went on: waiting in the slices is this node's doing.
+        if (local < receivedAt - LATE_TOLERANCE_MS) {
+          counts.late++;
+          if (late === "drop") {
+            counts.late_dropped++;
+            return undefined;
+          }
+          sqi.at = receivedAt;
+        }
+      }
+      return { topic: e.event, payload: e.payload ?? {}, sqi };
     }
 
     function render(): void {
@@ -220,7 +230,7 @@ module.exports = function (RED: RED) {
       }
       const e = client.sync.estimate();
       const c = tracker.counters;
-      const lost = [c.missing ? `missing ${c.missing}` : "", counts.late ? `late ${counts.late}` : "", counts.unsynced ? `unsynced ${counts.unsynced}` : "", counts.missed ? `missed ${counts.missed}` : "", client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
+      const lost = [c.missing ? `missing ${c.missing}` : "", counts.late ? `late ${counts.late}` : "", counts.unsynced ? `unsynced ${counts.unsynced}` : "", counts.missed ? `missed ${counts.missed}` : "", slices.dropped ? `backlog dropped ${slices.dropped}` : "", client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
       node.status({
         fill: lost.length ? "yellow" : "green",
         shape: "dot",
@@ -231,7 +241,7 @@ module.exports = function (RED: RED) {
 
     const stats = (): void => {
       const e = client.sync.estimate();
-      node.send([null, { topic: "stats", payload: { role, name, state: client.status.state, detail: client.status.detail, offset_ms: e?.offsetMs ?? null, rtt_ms: e?.rttMs ?? null, uncertainty_ms: e?.uncertaintyMs ?? null, counters: { ...tracker.counters, ...counts, ...client.counters } } }]);
+      node.send([null, { topic: "stats", payload: { role, name, state: client.status.state, detail: client.status.detail, offset_ms: e?.offsetMs ?? null, rtt_ms: e?.rttMs ?? null, uncertainty_ms: e?.uncertaintyMs ?? null, counters: { ...tracker.counters, ...counts, backlog_dropped: slices.dropped, ...client.counters }, longest_stall_ms: { receive: round3(client.longestReceiveMs), hand_on: round3(slices.longestMs) } } }]);
     };
     scheduleStats(stats);
     node.on("input", (msg, _send, done) => {
@@ -241,6 +251,7 @@ module.exports = function (RED: RED) {
     });
     node.on("close", (_removed, done) => {
       client.stop();
+      slices.clear();
       clock.clearTimer(statusTimer);
       clock.clearTimer(statsTimer);
       done();
@@ -250,3 +261,7 @@ module.exports = function (RED: RED) {
 
   RED.nodes.registerType("sqi-event-bus", SqiEventBusNode);
 };
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

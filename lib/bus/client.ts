@@ -6,7 +6,8 @@
 import WebSocket from "ws";
 import type { Clock, TimerHandle } from "../clock";
 import { ClockSync } from "./clock-sync";
-import { decodeDownstream, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
+import { decodeDownstream, prepareFrames, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
+import { WARM_UP } from "./slices";
 import { backoff, ListenerUpkeep } from "./upkeep";
 
 export type ClientState = "connecting" | "connected" | "disconnected" | "stopped";
@@ -40,6 +41,8 @@ export interface ClientCounters {
 export class BusClient {
   readonly sync = new ClockSync();
   readonly counters: ClientCounters = { connects: 0, reconnects: 0, rejected: 0, frames: 0, events: 0 };
+  /** The longest one frame took to decode and hand on (after the first WARM_UP), ms: this listener's own stall of the event loop. */
+  longestReceiveMs = 0;
   private ws: WebSocket | undefined;
   private state: ClientState = "disconnected";
   private detail = "";
@@ -49,6 +52,7 @@ export class BusClient {
   private stopped = false;
 
   constructor(private readonly opts: BusClientOptions) {
+    prepareFrames();
     this.upkeep = new ListenerUpkeep({ ...opts, sync: this.sync, send: (f) => this.sendFrame(f) });
   }
 
@@ -115,7 +119,7 @@ export class BusClient {
       this.sendFrame({ type: "hello", name: this.opts.name, protocol: PROTOCOL });
       this.upkeep.start();
     });
-    ws.on("message", (data, isBinary) => this.receive(isBinary ? null : data.toString()));
+    ws.on("message", (data, isBinary) => this.timed(() => this.receive(isBinary ? null : data.toString())));
     ws.on("close", (code, reason) => {
       this.upkeep.stop();
       if (this.ws === ws) this.ws = undefined;
@@ -137,6 +141,14 @@ export class BusClient {
 
   private sendFrame(f: UpstreamFrame): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(f));
+  }
+
+  private received = 0;
+
+  private timed(f: () => void): void {
+    const began = this.opts.clock.now();
+    f();
+    if (++this.received > WARM_UP) this.longestReceiveMs = Math.max(this.longestReceiveMs, this.opts.clock.now() - began);
   }
 
   private receive(text: string | null): void {

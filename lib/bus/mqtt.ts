@@ -16,7 +16,8 @@
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Clock, TimerHandle } from "../clock";
 import { ClockSync } from "./clock-sync";
-import { decodeDownstream, decodeUpstream, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
+import { decodeDownstream, decodeUpstream, prepareFrames, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
+import { WARM_UP } from "./slices";
 import type { ClientCounters, ClientState } from "./client";
 import { batchFrames, type ServerCounters } from "./server";
 import { backoff, ListenerUpkeep, TurnBatcher } from "./upkeep";
@@ -161,6 +162,7 @@ export class MqttMaster {
   private connects = 0;
 
   constructor(private readonly opts: MqttMasterOptions) {
+    prepareFrames();
     const p = opts.settings.prefix;
     this.topics = { events: `${p}/events`, master: `${p}/master` };
     this.queue = new TurnBatcher(opts.clock, (events) => this.publishEvents(events));
@@ -326,6 +328,9 @@ export interface MqttListenerOptions {
 export class MqttListener {
   readonly sync = new ClockSync();
   readonly counters: ClientCounters = { connects: 0, reconnects: 0, rejected: 0, frames: 0, events: 0 };
+  /** The longest one message took to decode and hand on (after the first WARM_UP), ms: this listener's own stall of the event loop. */
+  longestReceiveMs = 0;
+  private received = 0;
   private conn: Connection | undefined;
   private stopConn: (() => void) | undefined;
   private readonly upkeep: ListenerUpkeep;
@@ -333,6 +338,7 @@ export class MqttListener {
   private readonly topics: { events: string; master: string; hello: string; ping: string; pong: string; report: string };
 
   constructor(private readonly opts: MqttListenerOptions) {
+    prepareFrames();
     const p = opts.settings.prefix;
     const me = topicLevel(opts.name);
     this.topics = { events: `${p}/events`, master: `${p}/master`, hello: `${p}/hello/${me}`, ping: `${p}/sync/${me}/ping`, pong: `${p}/sync/${me}/pong`, report: `${p}/report/${me}` };
@@ -362,7 +368,11 @@ export class MqttListener {
             this.upkeep.start();
           });
         },
-        onMessage: (topic, payload) => this.receive(topic, payload),
+        onMessage: (topic, payload) => {
+          const began = this.opts.clock.now();
+          this.receive(topic, payload);
+          if (++this.received > WARM_UP) this.longestReceiveMs = Math.max(this.longestReceiveMs, this.opts.clock.now() - began);
+        },
         onState: () => {
           if (conn.state !== "connected") this.upkeep.stop();
           this.opts.onState?.(this.status.state, this.status.detail);

@@ -10,7 +10,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Clock } from "../clock";
-import { decodeUpstream, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
+import { decodeUpstream, prepareFrames, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
 import { TurnBatcher } from "./upkeep";
 
 export interface BusServerOptions {
@@ -59,7 +59,8 @@ const MAX_PINGS_PER_S = 50;
 
 export const DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024;
 /** Events per batch frame at most, so one frame never holds up a listener for long. */
-const MAX_EVENTS_PER_FRAME = 2000;
+/** Events in one batch frame at most; a listener refuses a bigger batch (schemas/bus-frame.schema.json says the same). */
+export const MAX_EVENTS_PER_FRAME = 2000;
 
 export class BusServer {
   readonly counters: ServerCounters = { connections: 0, unauthorized: 0, rejected: 0, oversize: 0, disconnected_for_abuse: 0, events: 0, frames_dropped: 0, events_dropped: 0 };
@@ -70,6 +71,7 @@ export class BusServer {
   private readonly queue: TurnBatcher;
 
   constructor(private readonly opts: BusServerOptions) {
+    prepareFrames();
     this.queue = new TurnBatcher(opts.clock, (events) => this.broadcast(events));
     this.http = opts.tls ? https.createServer(opts.tls) : http.createServer();
     this.http.on("request", (_req, res) => {

@@ -66,6 +66,8 @@ export interface PinAudit {
   pulses: number;
   widthMs: Distribution | null;
   offMs: Distribution | null;
+  /** Every pulse's width in order, ms (not in the JSON report: it can be long). */
+  widthList: number[];
   /** Consecutive edges against 1000 / maxEdgeRate. */
   spacing: GapCheck;
   /** Off-times against minOffMs. */
@@ -191,6 +193,7 @@ export function auditPin(pin: number, records: readonly PinRecord[], limits: Aud
     edges: edgeTimes.length,
     pulses: pulses.length,
     widthMs: distribution(pulses.map((p) => p.fall - p.rise)),
+    widthList: pulses.map((p) => round(p.fall - p.rise)),
     offMs: distribution(offs.map(([g]) => g)),
     spacing,
     off,
@@ -323,7 +326,7 @@ export function limitsFromFlow(flow: unknown): { pins: Map<number, PinLimits>; p
 }
 
 /** A pin audit as the lines a person reads. */
-export function formatAudit(a: PinAudit): string[] {
+export function formatAudit(a: Omit<PinAudit, "widthList">): string[] {
   const d = (x: Distribution | null) => (x ? `min ${fmt(x.min)} / median ${fmt(x.median)} / p99 ${fmt(x.p99)} / max ${fmt(x.max)} ms` : "-");
   const g = (c: GapCheck) => `${c.tolerated + c.beyond} of ${c.gaps} short (${c.tolerated} within the allowance, ${c.beyond} beyond)${c.shortest ? `, shortest ${fmt(c.shortest.ms)} ms` : ""}`;
   const l = a.limits;

@@ -20,7 +20,7 @@ import { MAX_BLOCK_MS, type Clock, type TimerHandle } from "../clock";
 /** How far before the deadline the coarse timer aims, on a clock with blockUntil. */
 export const COARSE_MARGIN_MS = 2;
 /** The same for a held deadline: it may stand up to this much work queued ahead of it. */
-export const HOLD_MARGIN_MS = 6;
+export const HOLD_MARGIN_MS = 10;
 /** The longest a session of waits and edges may hold the event loop before it yields a turn. */
 export const MAX_SESSION_MS = 4;
 

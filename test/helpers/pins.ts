@@ -97,19 +97,20 @@ export function violationCount(a: PinAudit): number {
 }
 
 /**
- * Runs a flow in a real Node-RED (npm start with SQI_FLOW) for `seconds`, stops it
+ * Runs a flow in a real Node-RED (npm start with SQI_FLOW) for `seconds` (and until `during`
+ * has finished: what the test does meanwhile, e.g. a master sending frames), stops it
  * gracefully, and audits every pin a pulse-shaper drives against that shaper's limits, twice:
  * the pin log (what the GPIO helper did), and the times the edges were handed to rpi-gpio out,
  * taken by a function node the shaper delivers to just before the pin (what this package did).
  */
-export async function runAndAudit(flow: FlowNode[], seconds: number, allowance?: Partial<Allowance>, extraEnv: Record<string, string> = {}): Promise<PinRun> {
+export async function runAndAudit(flow: FlowNode[], seconds: number, allowance?: Partial<Allowance>, extraEnv: Record<string, string> = {}, during?: () => Promise<void>): Promise<PinRun> {
   const dir = fs.mkdtempSync(path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir(), "sqi-pins-"));
   const flowFile = path.join(dir, "flow.json");
   const arrivalsFile = path.join(dir, "arrivals.jsonl");
   fs.writeFileSync(flowFile, JSON.stringify(withArrivalTaps(flow, arrivalsFile)));
   const demo = await startDemo({ SQI_FLOW: flowFile, SQI_PIN_LOG: path.join(dir, "pins.jsonl"), ...extraEnv });
   try {
-    await new Promise((r) => setTimeout(r, seconds * 1000));
+    await Promise.all([new Promise((r) => setTimeout(r, seconds * 1000)), during?.()]);
   } finally {
     await demo.cleanUp();
   }
@@ -132,7 +133,9 @@ export async function runAndAudit(flow: FlowNode[], seconds: number, allowance?:
     ].join("\n");
     return { pins: pins.audits, arrivals: arrivals.audits, stalls, text };
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    // SQI_KEEP_PIN_LOGS=1 keeps the logs (pins.jsonl, arrivals.jsonl, flow.json) to look into.
+    if (process.env.SQI_KEEP_PIN_LOGS) process.stderr.write(`pin logs kept in ${dir}\n`);
+    else fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
