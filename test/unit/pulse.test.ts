@@ -132,6 +132,23 @@ describe("pulse output: merging", () => {
     assert.equal(r.out.counters.pulses, 1);
   });
 
+  it("on a PWM output, merges before the rising edge take the highest duty; a pulse already high keeps its duty (the safe side) and is extended", () => {
+    const r = rig({}, {}, true);
+    r.out.add([{ start: 0, end: 20, level: 30 }], T0 + 10, { event: "low" });
+    r.out.add([{ start: 0, end: 20, level: 90 }], T0 + 15, { event: "high" }); // before the rise at 10: merged, highest duty
+    r.clock.advance(100);
+    assert.equal(seq(r.edges), "90@10 0@35");
+    const a = rig({}, {}, true);
+    a.out.add([{ start: 0, end: 20, level: 30 }], T0 + 10, { event: "low" });
+    a.clock.advance(15); // high at 30 % since 10
+    a.out.add([{ start: 0, end: 20, level: 90 }], T0 + 15, { event: "high" });
+    a.clock.advance(100);
+    // Its duty budget and on-time were judged at its rising edge, for 30 %: a step up to 90 % mid-pulse
+    // would spend the budget three times as fast as judged. The 90 % applies from the next pulse.
+    assert.equal(seq(a.edges), "30@10 0@35");
+    assert.equal(a.out.counters.pulses, 1);
+  });
+
   it("a pulse arriving while the output is high extends it; edges always alternate", () => {
     const r = rig();
     r.fire("atom_spin_flip", {}, 10);
