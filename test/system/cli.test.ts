@@ -90,3 +90,53 @@ describe("sqi-dc play", () => {
     assert.match(r.err, /nope\.dc: file not found/);
   });
 });
+
+describe("sqi-dc audit", () => {
+  const auditDir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-audit-"));
+  after(() => fs.rmSync(auditDir, { recursive: true, force: true }));
+  const write = (name: string, lines: unknown[]) => {
+    const f = path.join(auditDir, name);
+    fs.writeFileSync(f, lines.map((l) => JSON.stringify(l)).join("\n") + "\n");
+    return f;
+  };
+  // Pin 18: 5 ms pulses every 20 ms; pin 17: three 10 ms pulses 0.1 ms apart (one 30 ms stretch).
+  const good = Array.from({ length: 100 }, (_, k) => [
+    { t: 1000 + k * 20, pin: 18, value: 1 },
+    { t: 1005 + k * 20, pin: 18, value: 0 },
+  ]).flat();
+  const bunched = [0, 10.1, 20.2].flatMap((t) => [
+    { t: 5000 + t, pin: 17, value: 1 },
+    { t: 5010 + t, pin: 17, value: 0 },
+  ]);
+
+  it("exits 0 when every pin keeps its limits, and says what it measured", () => {
+    const r = run("audit", write("good.jsonl", [{ t: 0, pin: 18, value: 0, event: "out" }, ...good]));
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^pin 18: 100 pulses, 200 edges; limits: min off 1 ms, edges >= 2 ms apart, max on 100 ms, max duty 50% over 1000 ms$/m);
+    assert.match(r.out, /width {5}min 5 \/ median 5 \/ p99 5 \/ max 5 ms/);
+    assert.match(r.out, /^ok: 1 pin within the limits$/m);
+  });
+
+  it("exits 1 on a violation and names it; the limits can come from options or from a flow's shapers", () => {
+    const f = write("bad.jsonl", [...good, ...bunched]);
+    const r = run("audit", f, "--max-on-ms=25");
+    assert.equal(r.code, 1);
+    assert.match(r.out, /VIOLATION: 2 off-times under 1 ms by more than the 0.5 ms allowance \(shortest 0.1 ms\)/);
+    assert.match(r.out, /VIOLATION: 1 on-stretches over the maximum on-time of 25 ms \(longest 30.2 ms of 3 pulses\)/);
+    const flow = path.join(auditDir, "flow.json");
+    fs.writeFileSync(flow, JSON.stringify([{ id: "s", type: "pulse-shaper", name: "coil", maxOn: 100, minOff: 0.05, maxRate: 10000, wires: [["p"], []] }, { id: "p", type: "rpi-gpio out", pin: "17", bcm: true }]));
+    const j = run("audit", f, "--flow", flow, "--format", "json");
+    assert.equal(j.code, 0, j.out);
+    const report = JSON.parse(j.out) as { ok: boolean; pins: Array<{ pin: number; shapers: string; violations: string[] }>; notes: string[] };
+    assert.deepEqual([report.ok, report.pins.map((p) => [p.pin, p.shapers, p.violations.length])], [true, [[17, "coil", 0]]]);
+    assert.deepEqual(report.notes, [`pin 18: no pulse-shaper in ${flow} drives it: not audited`]);
+  });
+
+  it("a usage or file problem exits 2 with a clear message", () => {
+    assert.deepEqual(
+      [run("audit").code, run("audit", path.join(auditDir, "missing.jsonl")).err.trim(), run("audit", "x", "--max-duty", "0").err.split("\n")[0]],
+      [2, `sqi-dc audit: ${path.join(auditDir, "missing.jsonl")}: file not found`, 'sqi-dc: --max-duty must be a number above 0 and up to 100 %, got "0"'],
+    );
+    assert.equal(run("audit", write("junk.jsonl", ["not a record"])).code, 2, "nothing to audit");
+  });
+});
