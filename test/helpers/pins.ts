@@ -218,12 +218,8 @@ export function auditLog(log: string, flow: unknown, allowance?: Partial<Allowan
   return { audits, text: audits.map((a) => formatAudit(a).join("\n")).join("\n") };
 }
 
-/** One busy-loop process per core at the given niceness, until stop() (by pid); each ends by itself after 10 minutes. */
-export function loadEveryCore(nice = 0): { stop: () => void } {
-  const kids: ChildProcess[] = os.cpus().map(() => {
-    const kid = spawn(process.execPath, ["-e", "const end = Date.now() + 600000; while (Date.now() < end) {}"], { stdio: "ignore" });
-    if (nice) os.setPriority(kid.pid!, nice);
-    return kid;
-  });
+/** One busy-loop process per core (each ends by itself after 10 minutes), until stop(), by pid. */
+export function loadEveryCore(): { stop: () => void } {
+  const kids: ChildProcess[] = os.cpus().map(() => spawn(process.execPath, ["-e", "const end = Date.now() + 600000; while (Date.now() < end) {}"], { stdio: "ignore" }));
   return { stop: () => killAll(...kids.map((k) => k.pid)) };
 }
