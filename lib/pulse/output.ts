@@ -6,8 +6,8 @@
 //   - maximum duty over a sliding window: at each rising edge, the pulse may only be as
 //     long as the window's remaining budget, judged on the pulses already fired;
 //   - minimum off-time and maximum edge rate: a rising edge too soon after the last falling
-//     edge waits (the pulse keeps its width as far as the next pulse leaves room); edges closer
-//     than 1/max-rate never happen; a pulse left shorter than that is skipped.
+//     edge waits (the pulse keeps its end, so it is shortened); edges closer than 1/max-rate
+//     never happen; a pulse left shorter than that is skipped.
 // A rising edge that goes out late (a busy event loop) keeps its pulse's width: the falling
 // edge moves by the same lateness, as far as the limits and the next pulse allow.
 // The limits are kept with a pin guard (Limits.pinGuardMs, enforced()): gaps that much wider,
@@ -272,19 +272,14 @@ export class PulseOutput {
       this.arm();
       return;
     }
-    // Minimum off-time and edge spacing: the rising edge waits for them, and the pulse keeps
-    // its width as far as the next pulse leaves room. A wait or cut within the pin guard (the
-    // falling edge took that long to hand on) is the guard at work; more is counted.
+    // Minimum off-time and edge spacing: the rising edge waits for them and the pulse keeps its
+    // end, so it is shortened (its timing stays the plan's: the Pis of a bus stay in step). A
+    // wait within the pin guard (the falling edge took that long to hand on) is the guard at
+    // work; a longer one is counted.
     const earliest = this.lastFall + this.minGap;
     if (now < earliest - 1e-6) {
-      const width = p.end - p.start;
-      const wait = earliest - p.start;
-      const next = this.queue[1];
-      const room = next ? Math.max(p.end, next.start - this.minGap) : Infinity;
+      if (earliest - p.start > this.limits.pinGuardMs + 1e-6) this.counters.clamped++;
       p.start = earliest;
-      p.end = Math.min(earliest + width, room);
-      const shrunk = earliest + width - p.end;
-      if (shrunk > this.limits.pinGuardMs + 1e-6 || wait > this.limits.pinGuardMs + 1e-6) this.counters.clamped++;
       if (p.end - p.start < this.spacing) this.skip();
       this.arm();
       return;

