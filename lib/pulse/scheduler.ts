@@ -11,9 +11,9 @@
 // close edges cannot starve everything else.
 //
 // A deadline armed with `hold` (the falling edge of a pulse already at its on-time or duty
-// limit) wakes HOLD_MARGIN_MS early instead, and a session does not yield while one is near:
-// its timer is kept ahead of work queued on the event loop, which would otherwise make the
-// pulse longer than its limit.
+// limit) wakes HOLD_MARGIN_MS early instead, and a session waiting for it does not yield: its
+// timer is kept ahead of work queued on the event loop, which would otherwise make the pulse
+// longer than its limit. After it, the session yields as usual.
 
 import { MAX_BLOCK_MS, type Clock, type TimerHandle } from "../clock";
 
@@ -100,8 +100,11 @@ class DeadlineQueue {
         if (this.earliestWake() > now) break;
         const wait = e.deadline - now;
         if (wait > 0) {
-          if (now - began + wait > MAX_SESSION_MS && !this.entries.some((x) => x.hold && x.wake <= now)) {
-            // Long enough: let the event loop turn, then come back for this deadline.
+          // Long enough: yield, unless the wait is for a held falling edge itself (and the session
+          // is not longer than that hold's margin allows). Never for a chain of them: a saturated
+          // burst at its duty limit would otherwise hold the loop for the whole burst.
+          const forHold = e.hold && now - began < HOLD_MARGIN_MS + MAX_SESSION_MS;
+          if (now - began + wait > MAX_SESSION_MS && !forHold) {
             this.yielded = true;
             this.clock.defer(() => {
               this.yielded = false;
