@@ -18,8 +18,12 @@ import { freePort } from "../helpers/processes";
 const SECONDS = 8;
 /** The examples start playing 2 s after deploy. */
 const EXAMPLE_SECONDS = 10;
-/** Edges Node-RED may hand on late (timer or hand-on stalled): the shared machine's noise, measured at 0-4 %. */
+/**
+ * Edges Node-RED may hand on late (timer or hand-on stalled): the shared machine's noise,
+ * measured at 0-4 % (up to 6 % with every core busy, so 15 % there). node.send delivery had 25-70 %.
+ */
 const MAX_NODE_STALLS = 0.05;
+const MAX_NODE_STALLS_BUSY = 0.15;
 
 /**
  * What this package did is audited with no allowance: the edges as the shaper handed them to
@@ -29,7 +33,7 @@ const MAX_NODE_STALLS = 0.05;
  * before and after it), and Node-RED's stalls must stay rare, so a package that delays its edges
  * (as node.send did) fails. Everything is printed.
  */
-function assertAtPin(run: PinRun, pinsWanted: readonly number[], minEdges = 100): void {
+function assertAtPin(run: PinRun, pinsWanted: readonly number[], minEdges = 100, maxNodeStalls = MAX_NODE_STALLS): void {
   const arrivals = new Map(run.arrivals.map((a) => [a.pin, a]));
   const pins = new Map(run.pins.map((a) => [a.pin, a]));
   for (const pin of pinsWanted) {
@@ -40,7 +44,7 @@ function assertAtPin(run: PinRun, pinsWanted: readonly number[], minEdges = 100)
     assert.ok(sent && seen && stalls, `${what} was audited\n${run.text}`);
     // Enough edges that the 1 % allowance means something, so an idle pin cannot pass.
     assert.ok(seen.edges >= minEdges, `${what}: ${seen.edges} edges at the pin, expected at least ${minEdges}\n${run.text}`);
-    assert.ok(stalls.node <= Math.max(2, stalls.edges * MAX_NODE_STALLS), `${what}: Node-RED handed edges on late rarely (${stalls.node} of ${stalls.edges} edges)\n${run.text}`);
+    assert.ok(stalls.node <= Math.max(2, stalls.edges * maxNodeStalls), `${what}: Node-RED handed edges on late rarely (${stalls.node} of ${stalls.edges} edges)\n${run.text}`);
     assert.ok(violationCount(sent) <= 2 * stalls.node, `${what}: handed to rpi-gpio out within every limit, but where Node-RED stalled\n${run.text}`);
     assert.ok(violationCount(seen) <= 2 * (stalls.node + stalls.helper), `${what}: at the pin within the allowance, but where a process stalled\n${run.text}`);
   }
@@ -88,7 +92,7 @@ describe("every limit holds at the pin (real Node-RED, rpi-gpio out on the simul
       try {
         const run = await runAndAudit(groupFlow(group), SECONDS);
         t.diagnostic(run.text);
-        assertAtPin(run, group);
+        assertAtPin(run, group, 100, MAX_NODE_STALLS_BUSY);
       } finally {
         load.stop();
       }
