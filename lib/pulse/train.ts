@@ -13,7 +13,7 @@
 // proportion to the counts, with the fractions carried from window to window, so that over
 // time each name gets its share of the pulses instead of the first name taking them all.
 
-import { enforced, type Limits } from "./output";
+import { enforced, type Enforced, type Limits } from "./output";
 import type { Segment } from "./shapes";
 
 export interface Train {
@@ -46,14 +46,19 @@ export class TrainPlanner {
   /** Per event name, the share of the pin it was due but has not had yet (a fraction of a unit, or a unit that did not fit). */
   private readonly credit = new Map<string, number>();
 
+  /** The limits as the output will enforce them (pin guard included): fixed, so worked out once. */
+  private readonly enforced: Enforced;
+
   constructor(
     private readonly limits: Limits,
     private readonly pwm: boolean,
-  ) {}
+  ) {
+    this.enforced = enforced(limits);
+  }
 
   /** The shortest period at which `unit` can repeat on this output. */
   minPeriod(unit: Segment[]): number {
-    const { spacing, minGap: gap, maxOn, dutyBudget: budget } = enforced(this.limits);
+    const { spacing, minGap: gap, maxOn, dutyBudget: budget } = this.enforced;
     let length = 0;
     let on = 0;
     for (const s of unit) {
@@ -163,7 +168,7 @@ export class TrainPlanner {
     let onMs = 0;
     for (const s of unit) onMs += (s.end - s.start) * (s.level / 100);
     const wanted = (intendedHz * onMs) / 10; // Hz x ms / 1000 x 100 %
-    const cap = (enforced(this.limits).dutyBudget / this.limits.dutyWindowMs) * 100;
+    const cap = (this.enforced.dutyBudget / this.limits.dutyWindowMs) * 100;
     const duty = Math.round(Math.min(wanted, cap) * 10) / 10;
     const delivered = wanted > 0 ? Math.min(1, duty / wanted) : 0;
     const clamped = count - Math.round(count * delivered);

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { auditPin, byPin, formatAudit, limitsFromFlow, parsePinLog, type Allowance, type PinAudit } from "../../lib/pulse/audit";
+import { auditPin, byPin, DEFAULT_ALLOWANCE, formatAudit, limitsFromFlow, parsePinLog, type Allowance, type PinAudit } from "../../lib/pulse/audit";
 import { PIN_GUARD_MS } from "../../lib/pulse/output";
 import { startDemo } from "./demo";
 import { killAll } from "./processes";
@@ -212,7 +212,7 @@ export function auditLog(log: string, flow: unknown, allowance?: Partial<Allowan
   const records = byPin(parsePinLog(log).records);
   const audits: PinAudit[] = [];
   for (const [pin, l] of pins) {
-    audits.push(auditPin(pin, records.get(pin) ?? [], l.limits, { jitterMs: 0.5, share: 0.01, onMs: 0, ...allowance }));
+    audits.push(auditPin(pin, records.get(pin) ?? [], l.limits, { ...DEFAULT_ALLOWANCE, ...allowance }));
   }
   audits.sort((a, b) => a.pin - b.pin);
   return { audits, text: audits.map((a) => formatAudit(a).join("\n")).join("\n") };
