@@ -15,6 +15,7 @@ import { freePort, waitFor } from "../helpers/processes";
 interface Report {
   name: string;
   offset_ms?: number;
+  rtt_ms?: number;
   counters: Record<string, number>;
 }
 
@@ -68,8 +69,13 @@ describe("a master and two Pis on 127.0.0.1", () => {
         const rep = r.get(pi.name)!;
         const was = settled.get(pi.name)!.counters;
         const delta = (k: string) => (rep.counters[k] ?? 0) - (was[k] ?? 0);
-        t.diagnostic(`${pi.name}: simulated offset ${pi.offsetMs} ms, estimated master-minus-Pi ${rep.offset_ms?.toFixed(3)} ms; ${JSON.stringify(rep.counters)}`);
-        assert.ok(Math.abs(rep.offset_ms! + pi.offsetMs) < 1, `${pi.name}: offset estimated within 1 ms`);
+        const error = Math.abs(rep.offset_ms! + pi.offsetMs);
+        t.diagnostic(`${pi.name}: simulated offset ${pi.offsetMs} ms, estimated master-minus-Pi ${rep.offset_ms?.toFixed(3)} ms (error ${error.toFixed(3)} ms, best round trip ${rep.rtt_ms?.toFixed(3)} ms); ${JSON.stringify(rep.counters)}`);
+        // The estimate can be wrong by at most half its best round trip (the delays either way
+        // are not negative): that bound is what the filter promises, whatever the machine's load
+        // (0.1-0.5 ms here, more on a loaded CI). And on 127.0.0.1 it stays well under 5 ms.
+        assert.ok(error <= rep.rtt_ms! / 2 + 0.01, `${pi.name}: offset estimated within half the best round trip (${error} ms, rtt ${rep.rtt_ms} ms)`);
+        assert.ok(error < 5, `${pi.name}: offset estimated within 5 ms (${error} ms)`);
         assert.ok(delta("received") >= 10, `${pi.name}: events kept coming`);
         assert.equal(rep.counters.missing, 0, `${pi.name}: no event missing since it connected`);
         assert.equal(rep.counters.gaps, 0);
