@@ -29,6 +29,9 @@ export const MAX_BLOCK_MS = 3;
  * Real time: a monotonic high-resolution clock anchored to the epoch once, so that
  * consecutive readings never go backwards when the system clock is stepped.
  */
+/** The longest delay Node's setTimeout takes. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 export class RealClock implements Clock {
   private readonly timers = new Map<number, NodeJS.Timeout>();
   private nextId = 1;
@@ -39,12 +42,23 @@ export class RealClock implements Clock {
 
   setTimer(fn: () => void, delayMs: number): TimerHandle {
     const id = this.nextId++;
+    this.arm(id, fn, this.now() + (Number.isFinite(delayMs) ? Math.max(0, delayMs) : MAX_TIMEOUT_MS));
+    return { id };
+  }
+
+  /**
+   * Node's setTimeout takes at most 2^31-1 ms (24.8 days): a longer delay fires after 1 ms with a
+   * TimeoutOverflowWarning, and a caller that re-arms would spin. A long delay is a chain of
+   * shorter timers under the same handle; an infinite one waits the longest a timer can.
+   */
+  private arm(id: number, fn: () => void, due: number): void {
+    const wait = Math.max(0, due - this.now());
     const t = setTimeout(() => {
+      if (wait > MAX_TIMEOUT_MS) return this.arm(id, fn, due);
       this.timers.delete(id);
       fn();
-    }, Math.max(0, delayMs));
+    }, Math.min(wait, MAX_TIMEOUT_MS));
     this.timers.set(id, t);
-    return { id };
   }
 
   defer(fn: () => void): void {

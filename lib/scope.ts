@@ -14,6 +14,10 @@ const WATCH_MS = 10_000;
 const MAX_EDGES = 4000;
 /** Listener history: this long, one sample per report. */
 const HISTORY_MS = 30_000;
+/** A listener silent this long is dropped from the scope (its reports come every 2 s). */
+export const SILENT_LISTENER_MS = 60_000;
+/** Listeners shown at most, over all masters: the oldest-heard go first. */
+export const MAX_SCOPE_LISTENERS = 2000;
 
 export interface ShaperTrace {
   id: string;
@@ -84,16 +88,21 @@ export class Scope {
   report(master: string, t: number, r: { name: string; counters: Record<string, number>; offset_ms?: number; rtt_ms?: number }): void {
     const key = `${master}/${r.name}`;
     let l = this.listeners.get(key);
-    if (!l) {
-      l = { master, history: [], lost: 0 };
-      this.listeners.set(key, l);
-    }
+    if (l) this.listeners.delete(key); // re-inserted: the map stays in order of last report
+    else l = { master, history: [], lost: 0 };
+    this.listeners.set(key, l);
     const c = r.counters;
     l.history.push({ t, pulses: c.fired_pulses ?? 0, onMs: c.fired_on_time_ms ?? 0 });
     while (l.history.length > 2 && l.history[0]!.t < t - HISTORY_MS) l.history.shift();
     l.offset_ms = r.offset_ms;
     l.rtt_ms = r.rtt_ms;
-    l.lost = (c.missing ?? 0) + (c.late ?? 0) + (c.missed ?? 0) + (c.unsynced ?? 0) + (c.fired_dropped ?? 0) + (c.fired_skipped ?? 0);
+    l.lost = (c.missing ?? 0) + (c.late ?? 0) + (c.missed ?? 0) + (c.unsynced ?? 0) + (c.fired_dropped ?? 0) + (c.fired_skipped ?? 0) + (c.lost_while_away ?? 0);
+    // Names that went silent are forgotten, and there are never more than the cap: one
+    // connection reporting under 50,000 names (before names were bound) kept them all.
+    for (const [k, x] of this.listeners) {
+      if (this.listeners.size <= MAX_SCOPE_LISTENERS && (x.history[x.history.length - 1]?.t ?? t) >= t - SILENT_LISTENER_MS) break;
+      this.listeners.delete(k);
+    }
   }
 
   /** Forgets the listeners a master reported (when that master's node closes). */

@@ -14,13 +14,13 @@
 
 import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { parseShaperSettings } from "../lib/pulse/config";
-import { registerFired } from "../lib/pulse/fired";
+import { FiredWhilePinUp, registerFired } from "../lib/pulse/fired";
 import { Measurements } from "../lib/pulse/measure";
 import { PulseOutput, type Edge, type Origin } from "../lib/pulse/output";
 import { planEvent } from "../lib/pulse/shapes";
 import { TrainPlanner, type TrainItem } from "../lib/pulse/train";
 import { scope, sharedPublisher } from "../lib/scope";
-import type { FlowsEvent, Node, NodeDef, NodeMessage, RED } from "./red";
+import type { FlowsEvent, Node, NodeDef, NodeMessage, NodeStatus, RED } from "./red";
 
 /** Events up to this far past their `at` are fired at once without counting as late: timer jitter. */
 const LATE_TOLERANCE_MS = 2;
@@ -55,6 +55,30 @@ module.exports = function (RED: RED) {
     };
   }
 
+  // One "node-status" listener for all shapers too: each watches the rpi-gpio out nodes it drives.
+  const watchers = new Map<string, Set<(status: NodeStatus, id: string) => void>>();
+  const onStatus = (ev: { id?: string; status?: NodeStatus }): void => {
+    const set = ev?.id !== undefined ? watchers.get(ev.id) : undefined;
+    if (set && ev.status) for (const f of [...set]) f(ev.status, ev.id!);
+  };
+  function watchStatus(ids: string[], f: (status: NodeStatus, id: string) => void): () => void {
+    if (ids.length === 0) return () => undefined;
+    if (watchers.size === 0) RED.events.on("node-status", onStatus);
+    for (const id of ids) {
+      let set = watchers.get(id);
+      if (!set) watchers.set(id, (set = new Set()));
+      set.add(f);
+    }
+    return () => {
+      for (const id of ids) {
+        const set = watchers.get(id);
+        set?.delete(f);
+        if (set?.size === 0) watchers.delete(id);
+      }
+      if (watchers.size === 0) RED.events.removeListener("node-status", onStatus);
+    };
+  }
+
   function PulseShaperNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -82,6 +106,10 @@ module.exports = function (RED: RED) {
     const errorsShown = new Map<string, { at: number; held: number }>();
 
     const measure = new Measurements(clock.now(), s.coil);
+    const pins = new FiredWhilePinUp();
+    /** The wired rpi-gpio out nodes whose helper is down, and what the status says about it. */
+    const downPins = new Set<string>();
+    let pinDownText = "";
     const output = new PulseOutput(clock, s.limits, s.shape.output === "pwm", emitEdge, (p) => measure.pulse(p));
     const trains = new TrainPlanner(s.limits, s.shape.output === "pwm");
     const trace = scope.addShaper(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => ({ ...output.counters, ...counts }));
@@ -153,7 +181,7 @@ module.exports = function (RED: RED) {
      * Falls back to node.send when a wired node is not a plain node here (e.g. a subflow port).
      */
     function deliver(msg: NodeMessage): void {
-      const targets = downstream.map((id) => RED.nodes.getNode(id));
+      const targets = (downPins.size ? downstream.filter((id) => !downPins.has(id)) : downstream).map((id) => RED.nodes.getNode(id));
       if (!targets.every((n) => n)) {
         node.send([msg, null]);
         return;
@@ -216,6 +244,10 @@ module.exports = function (RED: RED) {
         counts.late ? `late ${counts.late}` : "",
         counts.rejected ? `rejected ${counts.rejected}` : "",
       ].filter(Boolean);
+      if (pinDownText) {
+        node.status({ fill: "red", shape: "ring", text: pinDownText });
+        return;
+      }
       const saturated = rateClamp && now - rateClamp.at < 5000 ? ` · ${rateClamp.text}` : "";
       const busy = output.level !== 0 || output.queued > 0;
       node.status({
@@ -252,7 +284,31 @@ module.exports = function (RED: RED) {
       if (affected) failSafe();
     };
     const stopListening = onFlowsStopping(onStopping);
-    const stopReporting = registerFired(() => ({ ...output.counters, on_time_ms: Math.round(measure.totalOnMs * 1000) / 1000 }));
+    const firedCounters = (): Record<string, number> => ({ ...output.counters, on_time_ms: Math.round(measure.totalOnMs * 1000) / 1000 });
+    const stopReporting = registerFired(() => pins.fired(firedCounters()));
+    // rpi-gpio out shows a red status when its helper process has died (or never ran): edges
+    // sent to it then go nowhere, and the pin stays where the helper left it (maybe high: the
+    // hardware's pull-down and a fuse or a monostable are the guard for that). This shaper stops
+    // handing it edges, stops counting what it plans as fired, says so in its status and, once,
+    // in the log. A new helper (a redeploy of the pin) shows another status, and counting goes on.
+    const stopWatching = watchStatus(downstream, (status, id) => {
+      // Looked up now: the wired nodes may be created after this one.
+      if (RED.nodes.getNode(id)?.type !== "rpi-gpio out") return;
+      const down = status.fill === "red";
+      if (down) downPins.add(id);
+      else downPins.delete(id);
+      if (down && !pins.pinDown) {
+        pins.down(firedCounters());
+        pinDownText = `rpi-gpio out ${status.text ? `says "${status.text}"` : "failed"}: its helper is not running; pulses are not counted as fired`;
+        node.error(`pulse-shaper: ${pinDownText}. The pin may be left where the helper left it: check the hardware guard (pull-down on the gate).`);
+        renderStatus();
+      } else if (downPins.size === 0 && pins.pinDown) {
+        pins.up(firedCounters());
+        pinDownText = "";
+        node.log("pulse-shaper: rpi-gpio out runs again; pulses are counted as fired again");
+        renderStatus();
+      }
+    });
 
     node.on("input", (msg, _send, done) => {
       try {
@@ -330,6 +386,7 @@ module.exports = function (RED: RED) {
       closed = true;
       stopListening();
       stopReporting();
+      stopWatching();
       trace.remove();
       failSafe();
       clock.clearTimer(statusTimer);

@@ -20,6 +20,7 @@ export type DoneFn = (err?: Error) => void;
 export interface Node {
   id: string;
   z?: string;
+  type?: string;
   receive(msg: NodeMessage): void;
   name?: string;
   on(event: "input", fn: (msg: NodeMessage, send: SendFn, done: DoneFn) => void): void;
@@ -65,8 +66,8 @@ export interface RED {
   /** Messages to every open editor (the sidebar subscribes with RED.comms.subscribe). */
   comms: { publish(topic: string, data: unknown, retain?: boolean): void };
   events: {
-    on(event: string, fn: (arg: FlowsEvent) => void): void;
-    removeListener(event: string, fn: (arg: FlowsEvent) => void): void;
+    on<T = FlowsEvent>(event: string, fn: (arg: T) => void): void;
+    removeListener<T = FlowsEvent>(event: string, fn: (arg: T) => void): void;
   };
   util: {
     cloneMessage<T>(msg: T): T;

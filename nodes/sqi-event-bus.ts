@@ -7,7 +7,9 @@
 import * as os from "node:os";
 import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { BusClient } from "../lib/bus/client";
-import { eventFrame, type EventFrame, type UpstreamFrame } from "../lib/bus/frames";
+import { eventFrame, newRunId, type EventFrame, type ReportFrame } from "../lib/bus/frames";
+import { AbsenceLedger } from "../lib/bus/ledger";
+import { LISTENER_NOTICES, MASTER_NOTICES, MinuteNotices, NOTICE_EVERY_MS } from "../lib/bus/notices";
 import { SequenceTracker } from "../lib/bus/sequence";
 import { Slices } from "../lib/bus/slices";
 import { firedTotals } from "../lib/pulse/fired";
@@ -49,6 +51,15 @@ module.exports = function (RED: RED) {
     const authFailure = (text: string): void => node.error(`sqi-event-bus: ${where}: ${text}`);
     let statusTimer: TimerHandle | undefined;
     let statsTimer: TimerHandle | undefined;
+    let noticeTimer: TimerHandle | undefined;
+    /** Once a minute at most, the refusals and rejections since the last time, as one warning. */
+    const logNotices = (notices: MinuteNotices, counters: () => Record<string, number>, recent: () => string | undefined): void => {
+      noticeTimer = clock.setTimer(() => {
+        const line = notices.line(counters(), recent());
+        if (line) node.warn(`sqi-event-bus: ${line}`);
+        logNotices(notices, counters, recent);
+      }, NOTICE_EVERY_MS);
+    };
     let rateMark = { at: clock.now(), events: 0 };
 
     const scheduleStats = (send: () => void): void => {
@@ -68,13 +79,19 @@ module.exports = function (RED: RED) {
     if (role === "broadcast") {
       let seq = 0;
       if (!mqtt && !bus.token) node.warn(`sqi-event-bus: the bus on port ${bus.port} is open: any client on the network can connect and listen. Set a token in the bus config.`);
-      const onReport = (report: Extract<UpstreamFrame, { type: "report" }> & { remote: string }): void => {
-        scope.report(node.id, clock.now(), report);
-        node.send([null, { topic: "report", payload: report }]);
+      // A new run each deploy: a listener knows this master's seqs begin again, whenever it reconnects.
+      const run = newRunId();
+      const ledger = new AbsenceLedger(run);
+      const onReport = (report: ReportFrame & { remote: string }): void => {
+        const now = clock.now();
+        const r = { ...ledger.take(report, now), remote: report.remote };
+        scope.report(node.id, now, r);
+        node.send([null, { topic: "report", payload: r }]);
       };
       const server = mqtt
-        ? new MqttMaster({ clock, settings: mqttSettings, name: os.hostname(), onReport, onChange: () => render(), onAuthFailure: authFailure })
+        ? new MqttMaster({ clock, settings: mqttSettings, name: os.hostname(), run, onReport, onChange: () => render(), onAuthFailure: authFailure })
         : new BusServer({
+            run,
             clock,
             host: bus.host,
             port: bus.port,
@@ -102,7 +119,8 @@ module.exports = function (RED: RED) {
           return;
         }
         const c = server.counters;
-        const lost = [c.events_dropped ? `dropped ${c.events_dropped}` : "", c.rejected ? `rejected ${c.rejected}` : "", c.unauthorized ? `refused ${c.unauthorized}` : "", c.oversize ? `oversize ${c.oversize}` : ""].filter(Boolean);
+        const refused = c.unauthorized + c.bad_requests + c.refused_full;
+        const lost = [c.events_dropped ? `dropped ${c.events_dropped}` : "", c.rejected ? `rejected ${c.rejected}` : "", refused ? `refused ${refused}` : "", c.oversize ? `oversize ${c.oversize}` : ""].filter(Boolean);
         const n = server.clients.length;
         node.status({
           fill: (!mqtt && !bus.token) || lost.length ? "yellow" : "green",
@@ -111,7 +129,7 @@ module.exports = function (RED: RED) {
         });
       };
       const stats = (): void =>
-        node.send([null, { topic: "stats", payload: { role, transport: bus.transport, ...(server instanceof MqttMaster ? { broker: where, state: server.status.state } : { port: server.port }), listeners: server.clients, counters: { ...server.counters }, recent: [...server.lastErrors] } }]);
+        node.send([null, { topic: "stats", payload: { role, transport: bus.transport, ...(server instanceof MqttMaster ? { broker: where, state: server.status.state } : { port: server.port, buffered_bytes: server.buffered }), listeners: server.clients, counters: { ...server.counters }, recent: [...server.lastErrors] } }]);
       server.listen().then(
         () => {
           listening = true;
@@ -124,6 +142,7 @@ module.exports = function (RED: RED) {
         },
       );
       scheduleStats(stats);
+      logNotices(new MinuteNotices(MASTER_NOTICES), () => ({ ...server.counters }), () => server.lastErrors[server.lastErrors.length - 1]);
       node.on("input", (msg, _send, done) => {
         if (msg.stats === true) {
           stats();
@@ -143,6 +162,7 @@ module.exports = function (RED: RED) {
       node.on("close", (_removed, done) => {
         clock.clearTimer(statusTimer);
         clock.clearTimer(statsTimer);
+        clock.clearTimer(noticeTimer);
         scope.removeMaster(node.id);
         server.close().then(() => done(), () => done());
       });
@@ -154,6 +174,8 @@ module.exports = function (RED: RED) {
     const late = def.late === "drop" ? "drop" : "fire";
     const name = fromEnv(String(def.listenerName ?? "")).trim() || process.env.SQI_NODE_NAME || os.hostname();
     const tracker = new SequenceTracker();
+    // This listener's life: the master accounts for what it sent while a previous life was away.
+    const instance = newRunId();
     // missed: events that fell due while this listener was not connected (a broker redelivering
     // them after a reconnect): counted, never fired late in a burst, whatever the late policy.
     const counts = { late: 0, late_dropped: 0, unsynced: 0, missed: 0 };
@@ -161,14 +183,19 @@ module.exports = function (RED: RED) {
     const common = {
       clock,
       name,
-      onEvents: (events: EventFrame[], receivedAt: number) => deliver(events, receivedAt),
+      instance,
+      run: () => tracker.stream.run,
+      onEvents: (events: EventFrame[], receivedAt: number, run: string | undefined) => deliver(events, receivedAt, run),
       onState: (state: string) => {
         if (state === "connected" && connectedSince === -Infinity) connectedSince = clock.now();
         if (state !== "connected") connectedSince = -Infinity;
         render();
       },
       // What arrived, and what this Pi's pulse-shapers fired: the master sees the whole array.
-      report: (): Record<string, number> => ({ ...tracker.counters, ...counts, backlog_dropped: slices.dropped, reconnects: client.counters.reconnects, ...firedTotals() }),
+      report: (): Record<string, number> => {
+        const { first_seq, last_seq } = tracker.stream;
+        return { ...tracker.counters, ...counts, backlog_dropped: slices.dropped, reconnects: client.counters.reconnects, rejected: client.counters.rejected, ...(first_seq !== undefined ? { first_seq } : {}), ...(last_seq !== undefined ? { last_seq } : {}), ...firedTotals() };
+      },
     };
     const client: BusClient | MqttListener = mqtt
       ? new MqttListener({ ...common, settings: mqttSettings, onAuthFailure: authFailure })
@@ -179,13 +206,14 @@ module.exports = function (RED: RED) {
     // here is a new object, so nothing is shared without the clone. A big frame goes on in
     // slices, a turn of the event loop each (its events are read then too), so that it cannot
     // hold up a pulse's falling edge.
-    const slices = new Slices<{ e: EventFrame; receivedAt: number }>(clock, ({ e, receivedAt }) => {
+    const slices = new Slices<{ e: EventFrame; receivedAt: number; run: string | undefined }>(clock, ({ e, receivedAt, run }) => {
+      tracker.follow(run);
       const m = toMessage(e, receivedAt);
       if (m) node.send([m, null]);
     });
 
-    function deliver(events: EventFrame[], receivedAt: number): void {
-      slices.push(events.map((e) => ({ e, receivedAt })));
+    function deliver(events: EventFrame[], receivedAt: number, run: string | undefined): void {
+      slices.push(events.map((e) => ({ e, receivedAt, run })));
       if (!statusTimer) statusTimer = clock.setTimer(render, STATUS_EVERY_MS);
     }
 
@@ -230,7 +258,7 @@ module.exports = function (RED: RED) {
       }
       const e = client.sync.estimate();
       const c = tracker.counters;
-      const lost = [c.missing ? `missing ${c.missing}` : "", counts.late ? `late ${counts.late}` : "", counts.unsynced ? `unsynced ${counts.unsynced}` : "", counts.missed ? `missed ${counts.missed}` : "", slices.dropped ? `backlog dropped ${slices.dropped}` : "", client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
+      const lost = [c.missing ? `missing ${c.missing}` : "", c.implausible ? `implausible ${c.implausible}` : "", counts.late ? `late ${counts.late}` : "", counts.unsynced ? `unsynced ${counts.unsynced}` : "", counts.missed ? `missed ${counts.missed}` : "", slices.dropped ? `backlog dropped ${slices.dropped}` : "", client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
       node.status({
         fill: lost.length ? "yellow" : "green",
         shape: "dot",
@@ -244,6 +272,7 @@ module.exports = function (RED: RED) {
       node.send([null, { topic: "stats", payload: { role, name, state: client.status.state, detail: client.status.detail, offset_ms: e?.offsetMs ?? null, rtt_ms: e?.rttMs ?? null, uncertainty_ms: e?.uncertaintyMs ?? null, counters: { ...tracker.counters, ...counts, backlog_dropped: slices.dropped, ...client.counters }, longest_stall_ms: { receive: round3(client.longestReceiveMs), hand_on: round3(slices.longestMs) } } }]);
     };
     scheduleStats(stats);
+    logNotices(new MinuteNotices(LISTENER_NOTICES), () => ({ ...tracker.counters, backlog_dropped: slices.dropped, rejected: client.counters.rejected }), () => undefined);
     node.on("input", (msg, _send, done) => {
       if (msg.stats === true) stats();
       else node.error("sqi-event-bus: a listening bus node sends nothing upstream but pings and reports; send msg.stats = true for its stats", msg);
@@ -254,6 +283,7 @@ module.exports = function (RED: RED) {
       slices.clear();
       clock.clearTimer(statusTimer);
       clock.clearTimer(statsTimer);
+      clock.clearTimer(noticeTimer);
       done();
     });
     client.start();

@@ -1,4 +1,4 @@
-// Runs the compiled test suites in order (unit, nodes, system, e2e) with node's own test
+// Runs the compiled test suites in order (unit, nodes, robustness, system, e2e) with node's own test
 // runner; exits non-zero when any test fails. Pass suite names to run only those.
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
@@ -6,7 +6,7 @@ import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const wanted = process.argv.slice(2);
-const suites = ["unit", "nodes", "system", "e2e"].filter((s) => wanted.length === 0 || wanted.includes(s));
+const suites = ["unit", "nodes", "robustness", "system", "e2e"].filter((s) => wanted.length === 0 || wanted.includes(s));
 let failed = false;
 for (const suite of suites) {
   const dir = join(root, "dist", "test", suite);

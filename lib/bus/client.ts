@@ -20,7 +20,12 @@ export interface BusClientOptions {
   maxPayload: number;
   /** ca/cert/key/rejectUnauthorized for wss */
   tls?: WebSocket.ClientOptions;
-  onEvents: (events: EventFrame[], receivedAt: number) => void;
+  /** Events in the order they came, when, and under which master run (absent from an old master). */
+  onEvents: (events: EventFrame[], receivedAt: number, run: string | undefined) => void;
+  /** This listener's life (newRunId()): in its hello and reports. */
+  instance?: string;
+  /** The master run its events follow, for its reports. */
+  run?: () => string | undefined;
   onState?: (state: ClientState, detail: string) => void;
   /** What to report upstream every reportEveryMs. */
   report?: () => Record<string, number>;
@@ -116,7 +121,7 @@ export class BusClient {
       this.attempt = 0;
       this.sync.reset();
       this.setState("connected", this.opts.url);
-      this.sendFrame({ type: "hello", name: this.opts.name, protocol: PROTOCOL });
+      this.sendFrame({ type: "hello", name: this.opts.name, protocol: PROTOCOL, ...(this.opts.instance ? { instance: this.opts.instance } : {}) });
       this.upkeep.start();
     });
     ws.on("message", (data, isBinary) => this.timed(() => this.receive(isBinary ? null : data.toString())));
@@ -165,12 +170,12 @@ export class BusClient {
       else if (f.type === "batch") {
         if (f.sent !== undefined) this.sync.addDownstream(f.sent, now);
         this.counters.events += f.events.length;
-        this.opts.onEvents(f.events, now);
+        this.opts.onEvents(f.events, now, f.run);
       }
       return;
     }
     if (f.sent !== undefined) this.sync.addDownstream(f.sent, now);
     this.counters.events++;
-    this.opts.onEvents([f], now);
+    this.opts.onEvents([f], now, f.run);
   }
 }

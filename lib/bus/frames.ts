@@ -4,9 +4,11 @@
 // exactly what it expects; listeners of this package say hello and may get batches.
 
 import Ajv, { type ErrorObject, type ValidateFunction } from "ajv";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { jsonPath } from "../container/format";
+import { MAX_JSON_DEPTH, withinDepth } from "../limits";
 import { schemasDir } from "../paths";
 
 export const PROTOCOL = 1;
@@ -23,18 +25,31 @@ export interface EventFrame {
   window_ms?: number;
   /** the master's clock when the frame left: a free clock-sync sample for the listener */
   sent?: number;
+  /** the master's run (see newRunId) */
+  run?: string;
 }
 
 export type DownstreamFrame =
   | EventFrame
-  | { type: "batch"; sent?: number; events: EventFrame[] }
-  | { type: "welcome"; protocol: number; master?: string }
+  | { type: "batch"; sent?: number; run?: string; events: EventFrame[] }
+  | { type: "welcome"; protocol: number; master?: string; run?: string }
   | { type: "pong"; id: number; t0: number; t1: number; t2: number };
 
 export type UpstreamFrame =
-  | { type: "hello"; name: string; protocol: number }
+  | { type: "hello"; name: string; protocol: number; instance?: string }
   | { type: "ping"; id: number; t0: number }
-  | { type: "report"; name: string; counters: Record<string, number>; offset_ms?: number; rtt_ms?: number };
+  | { type: "report"; name: string; counters: Record<string, number>; offset_ms?: number; rtt_ms?: number; instance?: string; run?: string };
+
+export type ReportFrame = Extract<UpstreamFrame, { type: "report" }>;
+
+/**
+ * A new identity for a master's run, or a listener's life: each start gets its own, so that a
+ * listener knows a restarted master's seqs begin again (whatever seq it reconnects at), and a
+ * master knows a listener that restarted.
+ */
+export function newRunId(): string {
+  return randomBytes(8).toString("hex");
+}
 
 export type Decoded<T> = { ok: true; frame: T } | { ok: false; error: string };
 
@@ -74,6 +89,8 @@ function decode<T>(text: string, validate: ValidateFunction): Decoded<T> {
     return { ok: false, error: "not JSON" };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return { ok: false, error: "(root): must be a JSON object" };
+  // Before the schema and before any node clones it (cloneMessage recurses): a payload 20,000 levels deep overflows the stack.
+  if (!withinDepth(value, MAX_JSON_DEPTH)) return { ok: false, error: `(root): is nested more than ${MAX_JSON_DEPTH} levels deep` };
   if (!validate(value)) return { ok: false, error: firstProblem(validate.errors) };
   return { ok: true, frame: value as T };
 }

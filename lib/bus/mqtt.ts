@@ -16,10 +16,11 @@
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { Clock, TimerHandle } from "../clock";
 import { ClockSync } from "./clock-sync";
-import { decodeDownstream, decodeUpstream, prepareFrames, PROTOCOL, type EventFrame, type UpstreamFrame } from "./frames";
+import { decodeDownstream, decodeUpstream, prepareFrames, PROTOCOL, type EventFrame, type ReportFrame, type UpstreamFrame } from "./frames";
 import { WARM_UP } from "./slices";
 import type { ClientCounters, ClientState } from "./client";
-import { batchFrames, type ServerCounters } from "./server";
+import { FrameRates } from "./rates";
+import { batchFrames, DEFAULT_MAX_CLIENTS, knownReport, serverCounters, type ServerCounters } from "./server";
 import { backoff, ListenerUpkeep, TurnBatcher } from "./upkeep";
 
 export interface MqttSettings {
@@ -132,29 +133,22 @@ export interface MqttMasterOptions {
   name?: string;
   maxRejected?: number;
   maxBuffered?: number;
-  onReport?: (report: Extract<UpstreamFrame, { type: "report" }> & { remote: string }) => void;
+  /** Listener names known at most; hellos of more are ignored and counted. */
+  maxClients?: number;
+  /** This master's run (newRunId()), in the welcome and on every frame. */
+  run?: string;
+  onReport?: (report: ReportFrame & { remote: string }) => void;
   onChange?: () => void;
   onAuthFailure?: (text: string) => void;
   maxBackoffMs?: number;
 }
 
-/** Pings answered per listener per second; more are a flood, rejected and counted. */
-const MAX_PINGS_PER_S = 50;
 
 export class MqttMaster {
-  readonly counters: ServerCounters & { broker_reconnects: number } = {
-    connections: 0,
-    unauthorized: 0,
-    rejected: 0,
-    oversize: 0,
-    disconnected_for_abuse: 0,
-    events: 0,
-    frames_dropped: 0,
-    events_dropped: 0,
-    broker_reconnects: 0,
-  };
+  readonly counters: ServerCounters & { broker_reconnects: number } = { ...serverCounters(), broker_reconnects: 0 };
   readonly lastErrors: string[] = [];
-  private readonly listeners = new Map<string, { name: string; rejected: number; pings: number; pingSecond: number }>();
+  private readonly listeners = new Map<string, { name: string; limits: FrameRates }>();
+  private readonly strangers = new FrameRates();
   private readonly topics: { events: string; master: string };
   private readonly queue: TurnBatcher;
   private conn: Connection | undefined;
@@ -176,7 +170,7 @@ export class MqttMaster {
   listen(): Promise<void> {
     const s = this.opts.settings;
     const p = s.prefix;
-    const welcome = JSON.stringify({ type: "welcome", protocol: PROTOCOL, ...(this.opts.name ? { master: this.opts.name } : {}) });
+    const welcome = JSON.stringify({ type: "welcome", protocol: PROTOCOL, ...(this.opts.name ? { master: this.opts.name } : {}), ...(this.opts.run ? { run: this.opts.run } : {}) });
     const { conn, stop } = open(
       s,
       this.opts.clock,
@@ -214,7 +208,7 @@ export class MqttMaster {
   private publishEvents(events: EventFrame[]): void {
     this.counters.events += events.length;
     const c = this.conn?.client;
-    const { texts, dropped } = batchFrames(events, this.opts.settings.maxPayload, this.opts.clock.now());
+    const { texts, dropped } = batchFrames(events, this.opts.settings.maxPayload, this.opts.clock.now(), this.opts.run);
     if (dropped) {
       this.counters.events_dropped += dropped;
       this.note(`dropped ${dropped} event frame(s) over the ${this.opts.settings.maxPayload}-byte frame limit`);
@@ -275,29 +269,30 @@ export class MqttMaster {
     const expected = kind === "sync" ? "ping" : kind;
     if (f.type !== expected) return this.reject(who, `a ${f.type} frame on the ${kind} topic`);
     if ((f.type === "hello" || f.type === "report") && topicLevel(f.name) !== who) return this.reject(who, `the frame names ${JSON.stringify(f.name)} but came on ${topic}`);
+    // Only listeners that said hello are answered, each within its rates; the number of them is capped.
+    let l = this.listeners.get(who);
+    // A ping may overtake its listener's hello (another topic): answered, within one rate for all such.
+    if (!l && f.type === "ping") l = { name: who, limits: this.strangers };
+    if (!l) {
+      if (f.type !== "hello") return this.reject(who, `a ${f.type} before hello`);
+      if (this.listeners.size >= (this.opts.maxClients ?? DEFAULT_MAX_CLIENTS)) {
+        this.counters.refused_full++;
+        return this.note(`ignored the hello of ${who}: ${this.opts.maxClients ?? DEFAULT_MAX_CLIENTS} listeners are known`);
+      }
+      this.counters.connections++;
+      this.listeners.set(who, (l = { name: f.name, limits: new FrameRates() }));
+      this.opts.onChange?.();
+    }
+    const over = l.limits.over(f.type, t1);
+    if (over) return this.reject(who, over);
     switch (f.type) {
       case "hello":
-        if (!this.listeners.has(who)) {
-          this.counters.connections++;
-          this.listeners.set(who, { name: f.name, rejected: 0, pings: 0, pingSecond: 0 });
-          this.opts.onChange?.();
-        }
         break;
-      case "ping": {
-        const l = this.listeners.get(who);
-        if (l) {
-          const second = Math.floor(t1 / 1000);
-          if (second !== l.pingSecond) {
-            l.pingSecond = second;
-            l.pings = 0;
-          }
-          if (++l.pings > MAX_PINGS_PER_S) return this.reject(who, `more than ${MAX_PINGS_PER_S} pings a second`);
-        }
+      case "ping":
         this.conn?.client.publish(`${this.opts.settings.prefix}/sync/${who}/pong`, JSON.stringify({ type: "pong", id: f.id, t0: f.t0, t1, t2: this.opts.clock.now() }), { qos: 0 });
         break;
-      }
       case "report":
-        this.opts.onReport?.({ ...f, remote: "mqtt" });
+        this.opts.onReport?.({ ...knownReport(f), remote: "mqtt" });
         break;
     }
   }
@@ -317,7 +312,12 @@ export interface MqttListenerOptions {
   clock: Clock;
   settings: MqttSettings;
   name: string;
-  onEvents: (events: EventFrame[], receivedAt: number) => void;
+  /** Events in the order they came, when, and under which master run (absent from an old master). */
+  onEvents: (events: EventFrame[], receivedAt: number, run: string | undefined) => void;
+  /** This listener's life (newRunId()): in its hello and reports. */
+  instance?: string;
+  /** The master run its events follow, for its reports. */
+  run?: () => string | undefined;
   onState?: (state: ClientState, detail: string) => void;
   onAuthFailure?: (text: string) => void;
   report?: () => Record<string, number>;
@@ -364,7 +364,7 @@ export class MqttListener {
           this.sync.reset();
           this.upkeep.stop();
           conn.client.subscribe({ [this.topics.events]: { qos: s.qos }, [this.topics.master]: { qos: 1 }, [this.topics.pong]: { qos: 0 } }, () => {
-            conn.client.publish(this.topics.hello, JSON.stringify({ type: "hello", name: this.opts.name, protocol: PROTOCOL }), { qos: 1, retain: true });
+            conn.client.publish(this.topics.hello, JSON.stringify({ type: "hello", name: this.opts.name, protocol: PROTOCOL, ...(this.opts.instance ? { instance: this.opts.instance } : {}) }), { qos: 1, retain: true });
             this.upkeep.start();
           });
         },
@@ -426,12 +426,12 @@ export class MqttListener {
       if (f.type === "batch") {
         if (f.sent !== undefined) this.sync.addDownstream(f.sent, now);
         this.counters.events += f.events.length;
-        this.opts.onEvents(f.events, now);
+        this.opts.onEvents(f.events, now, f.run);
       } else this.counters.rejected++;
       return;
     }
     if (f.sent !== undefined) this.sync.addDownstream(f.sent, now);
     this.counters.events++;
-    this.opts.onEvents([f], now);
+    this.opts.onEvents([f], now, f.run);
   }
 }

@@ -1,8 +1,12 @@
 // Loss accounting for a stream of numbered events: what arrived, what is missing between
 // what arrived (gaps), what came twice (duplicates, e.g. MQTT QoS 1 redelivery) and what
 // came late but still new (reordered: it fills a gap counted earlier). A restarted master
-// starts again at 1: a seq far below the last one is a new stream, counted as a restart,
-// not as a flood of duplicates.
+// starts again at 1 under a new run identity (follow()): its events are a new stream,
+// counted as one restart, not taken for duplicates of the old one, whatever seq the listener
+// reconnects at. Without a run (an old master), a seq far below the last one is a restart.
+// One frame cannot claim more than MAX_GAP missing events: a forged seq of 9e15 would
+// otherwise poison `missing` for good; such a jump is counted as implausible and the count
+// starts again from it.
 
 export interface SequenceCounters {
   received: number;
@@ -13,14 +17,21 @@ export interface SequenceCounters {
   duplicates: number;
   reordered: number;
   restarts: number;
+  /** seqs that jumped more than MAX_GAP ahead: not counted as missing */
+  implausible: number;
 }
+
+/** The most events one jump of seq may claim as missing: 2,000 events/s for over 8 minutes. */
+export const MAX_GAP = 1_000_000;
 
 /** How many recent seqs are remembered to tell a duplicate from a late one. */
 const WINDOW = 4096;
 
 export class SequenceTracker {
-  readonly counters: SequenceCounters = { received: 0, gaps: 0, missing: 0, duplicates: 0, reordered: 0, restarts: 0 };
+  readonly counters: SequenceCounters = { received: 0, gaps: 0, missing: 0, duplicates: 0, reordered: 0, restarts: 0, implausible: 0 };
   private highest: number | undefined;
+  private first: number | undefined;
+  private run: string | undefined;
   private readonly seen = new Set<number>();
   /** the last WINDOW seqs remembered, as a ring: shifting an array per event costs O(WINDOW) */
   private readonly order = new Float64Array(WINDOW);
@@ -32,7 +43,9 @@ export class SequenceTracker {
     this.counters.received++;
     if (typeof seq !== "number" || !Number.isInteger(seq)) return "new";
     if (this.highest === undefined || seq > this.highest) {
-      if (this.highest !== undefined && seq > this.highest + 1) {
+      this.first ??= seq;
+      if (this.highest !== undefined && seq > this.highest + MAX_GAP) this.counters.implausible++;
+      else if (this.highest !== undefined && seq > this.highest + 1) {
         this.counters.gaps++;
         this.counters.missing += seq - this.highest - 1;
       }
@@ -55,16 +68,36 @@ export class SequenceTracker {
   }
 
   private restart(seq: number): "restart" {
-    this.counters.restarts++;
-    this.highest = seq;
-    this.seen.clear();
-    this.orderNext = this.orderSize = 0;
+    this.forget();
+    this.first = this.highest = seq;
     this.remember(seq);
     return "restart";
   }
 
+  private forget(): void {
+    this.counters.restarts++;
+    this.highest = this.first = undefined;
+    this.seen.clear();
+    this.orderNext = this.orderSize = 0;
+  }
+
+  /**
+   * The run the next seqs belong to (from the frame that carries them). A new run after
+   * another is the master's restart: counted once, and its seqs are a new stream.
+   */
+  follow(run: string | undefined): void {
+    if (run === undefined || run === this.run) return;
+    if (this.run !== undefined) this.forget();
+    this.run = run;
+  }
+
   get last(): number | undefined {
     return this.highest;
+  }
+
+  /** The first and highest seq of the current run, and the run: what a report tells the master about this stream. */
+  get stream(): { first_seq?: number; last_seq?: number; run?: string } {
+    return { ...(this.first !== undefined ? { first_seq: this.first } : {}), ...(this.highest !== undefined ? { last_seq: this.highest } : {}), ...(this.run !== undefined ? { run: this.run } : {}) };
   }
 
   private remember(seq: number): void {

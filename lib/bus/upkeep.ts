@@ -26,6 +26,9 @@ export class ListenerUpkeep {
       send: (f: UpstreamFrame) => void;
       report?: () => Record<string, number>;
       reportEveryMs?: number;
+      /** This listener's life (newRunId()), and the master run it follows: the master's accounting of its absences. */
+      instance?: string;
+      run?: () => string | undefined;
     },
   ) {}
 
@@ -52,7 +55,8 @@ export class ListenerUpkeep {
     if (!report) return;
     this.reportTimer = this.o.clock.setTimer(() => {
       const e = this.o.sync.estimate();
-      this.o.send({ type: "report", name: this.o.name, counters: report(), ...(e ? { offset_ms: e.offsetMs, rtt_ms: e.rttMs } : {}) });
+      const run = this.o.run?.();
+      this.o.send({ type: "report", name: this.o.name, counters: report(), ...(this.o.instance ? { instance: this.o.instance } : {}), ...(run ? { run } : {}), ...(e ? { offset_ms: e.offsetMs, rtt_ms: e.rttMs } : {}) });
       this.scheduleReport();
     }, this.o.reportEveryMs ?? 2000);
   }

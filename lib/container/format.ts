@@ -6,6 +6,7 @@
 import Ajv, { type ErrorObject } from "ajv";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { checkShape, MAX_JSON_DEPTH } from "../limits";
 import { schemasDir } from "../paths";
 import { locateJsonSyntaxError } from "./json-position";
 
@@ -101,6 +102,10 @@ function problemsFromAjv(errors: ErrorObject[]): Problem[] {
 
 /** Checks a parsed value against the .dc rules. Unknown keys are kept, never stripped. */
 export function validateContainer(value: unknown): LoadResult {
+  // Before the schema and before anything that recurses over it (a glyph payload is cloned on
+  // every emit): the depth, and the size a file would have (an object from msg.container has no file size).
+  const shape = checkShape(value, { maxDepth: MAX_JSON_DEPTH, maxBytes: MAX_CONTAINER_BYTES });
+  if (shape) return { ok: false, problems: [{ path: shape.path, message: shape.message.startsWith("is over") ? `is over the ${MAX_CONTAINER_BYTES / 1024 / 1024} MiB limit for .dc containers` : `${shape.message} (at most ${MAX_JSON_DEPTH})` }] };
   const validate = validator();
   if (validate(value)) return { ok: true, container: value as Container };
   let problems = problemsFromAjv(validate.errors ?? []);
@@ -139,23 +144,36 @@ function tooBig(bytes: number): Problem {
 
 /** Reads and checks a .dc file; never throws for a bad or missing file. */
 export function loadContainerFile(file: string): LoadResult {
-  let size: number;
-  try {
-    const st = fs.statSync(file);
-    if (st.isDirectory()) return { ok: false, problems: [{ path: "", message: "is a directory, not a .dc file" }] };
-    size = st.size;
-  } catch (e) {
+  const cannot = (e: unknown): LoadResult => {
     const code = (e as NodeJS.ErrnoException).code;
     return { ok: false, problems: [{ path: "", message: code === "ENOENT" ? "file not found" : `cannot be read (${code ?? (e as Error).message})` }] };
-  }
-  if (size > MAX_CONTAINER_BYTES) return { ok: false, problems: [tooBig(size)] };
-  let text: string;
+  };
+  // Regular files only, checked before opening: a FIFO would block the open itself, and a
+  // device (/dev/zero) or /proc file has no honest size. The read stops one byte past the limit
+  // in case the file grows between the check and the read.
+  let st: fs.Stats;
   try {
-    text = fs.readFileSync(file, "utf8");
+    st = fs.statSync(file);
   } catch (e) {
-    return { ok: false, problems: [{ path: "", message: `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` }] };
+    return cannot(e);
   }
-  return parseContainerText(text);
+  if (st.isDirectory()) return { ok: false, problems: [{ path: "", message: "is a directory, not a .dc file" }] };
+  if (!st.isFile()) return { ok: false, problems: [{ path: "", message: "is not a regular file (a FIFO, socket or device): a .dc container must be a file" }] };
+  if (st.size > MAX_CONTAINER_BYTES) return { ok: false, problems: [tooBig(st.size)] };
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    if (!fs.fstatSync(fd).isFile()) return { ok: false, problems: [{ path: "", message: "is not a regular file (a FIFO, socket or device): a .dc container must be a file" }] };
+    const buf = Buffer.alloc(MAX_CONTAINER_BYTES + 1);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = fs.readSync(fd, buf, n, buf.length - n, null);
+    if (n > MAX_CONTAINER_BYTES) return { ok: false, problems: [tooBig(n)] };
+    return parseContainerText(buf.toString("utf8", 0, n));
+  } catch (e) {
+    return cannot(e);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
 }
 
 /** One line per problem, each starting with the source: `star.dc: glyphs[2].tick: must be a positive integer`. */

@@ -84,6 +84,14 @@ function describe(v: unknown): string {
 }
 
 /** Reads an optional positive number from the payload; undefined when absent, an error text when bad. */
+/**
+ * A burst's lowest frequency: below it a 10-pulse burst would last minutes, and 1e-7 Hz asked
+ * for timers months away. Faster than a pin follows is not refused: it is slowed or held as a duty.
+ */
+export const MIN_BURST_HZ = 0.1;
+/** time_dilation's slow factor at most: its pulse is cut at the maximum on-time anyway. */
+export const MAX_FACTOR = 1000;
+
 function payloadNumber(event: string, payload: Record<string, unknown>, key: string, check: (n: number) => boolean, rule: string): number | undefined | { error: string } {
   if (!(key in payload) || payload[key] === undefined) return undefined;
   const v = payload[key];
@@ -144,7 +152,7 @@ export function planEvent(event: unknown, payload: unknown, cfg: ShapeConfig): P
       segments.push({ start: 0, end: W, level: on });
       break;
     case "burst": {
-      const hz = payloadNumber(event, p, "frequency_hz", (n) => n > 0, "must be a positive number of Hz");
+      const hz = payloadNumber(event, p, "frequency_hz", (n) => n >= MIN_BURST_HZ, `must be at least ${MIN_BURST_HZ} Hz`);
       const amp = payloadNumber(event, p, "amplitude", (n) => n >= 0 && n <= 1, "must be a number from 0 to 1");
       if (typeof hz === "object") return { kind: "rejected", error: hz.error };
       if (typeof amp === "object") return { kind: "rejected", error: amp.error };
@@ -154,7 +162,7 @@ export function planEvent(event: unknown, payload: unknown, cfg: ShapeConfig): P
     case "split": {
       // A fast burst of `count` pulses W / factor_fast wide (as many gaps), a pause of W, then one slow pulse W x factor_slow.
       const fast = payloadNumber(event, p, "factor_fast", (n) => n > 0, "must be a positive number");
-      const slow = payloadNumber(event, p, "factor_slow", (n) => n > 0, "must be a positive number");
+      const slow = payloadNumber(event, p, "factor_slow", (n) => n > 0 && n <= MAX_FACTOR, `must be a positive number up to ${MAX_FACTOR}`);
       if (typeof fast === "object") return { kind: "rejected", error: fast.error };
       if (typeof slow === "object") return { kind: "rejected", error: slow.error };
       const fastWidth = W / (fast ?? 10);

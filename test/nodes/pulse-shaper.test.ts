@@ -106,7 +106,7 @@ describe("pulse-shaper node", () => {
     await send({ topic: "proton_collision" });
     await advance(10);
     assert.equal(levels(edges), "1@0 0@5");
-    assert.deepEqual(r.errors, ["pulse-shaper: msg.topic must be the event name (a non-empty string), got undefined", "pulse-shaper: waveform_emit: msg.payload.frequency_hz must be a positive number of Hz, got 0"]);
+    assert.deepEqual(r.errors, ["pulse-shaper: msg.topic must be the event name (a non-empty string), got undefined", "pulse-shaper: waveform_emit: msg.payload.frequency_hz must be at least 0.1 Hz, got 0"]);
     await send({ measure: true });
     assert.equal((meas[0]!.payload as { rejected: number }).rejected, 3, "the held-back repeat is still counted");
   });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ClockSync } from "../../lib/bus/clock-sync";
 import { decodeDownstream, decodeUpstream, eventFrame } from "../../lib/bus/frames";
-import { SequenceTracker } from "../../lib/bus/sequence";
+import { MAX_GAP, SequenceTracker } from "../../lib/bus/sequence";
 import { firedTotals, registerFired } from "../../lib/pulse/fired";
 
 function rng(seed: number) {
@@ -101,7 +101,41 @@ describe("sequence accounting", () => {
     assert.deepEqual({ missing: s.counters.missing, reordered: s.counters.reordered }, { missing: 1, reordered: 1 });
     assert.equal(s.see(1), "restart", "the master started again");
     assert.equal(s.see(2), "new");
-    assert.deepEqual(s.counters, { received: 9, gaps: 1, missing: 1, duplicates: 1, reordered: 1, restarts: 1 });
+    assert.deepEqual(s.counters, { received: 9, gaps: 1, missing: 1, duplicates: 1, reordered: 1, restarts: 1, implausible: 0 });
+  });
+
+  it("a restarted master's run starts a new stream, whatever seq the listener reconnects at (counted once)", () => {
+    const s = new SequenceTracker();
+    s.follow("run-a");
+    for (let i = 1; i <= 600; i++) s.see(i);
+    // The red team's case: the Pi came back after seq 1 of the new master, inside its old window.
+    // Before runs, these 590 new events were dropped as duplicates and restarts stayed 0.
+    s.follow("run-b");
+    const answers = [];
+    for (let i = 11; i <= 600; i++) {
+      s.follow("run-b");
+      answers.push(s.see(i));
+    }
+    assert.ok(answers.every((a) => a === "new"), `every event of the new run is new: ${answers.filter((a) => a !== "new").length} were not`);
+    assert.equal(s.counters.restarts, 1);
+    assert.equal(s.counters.duplicates, 0);
+    assert.deepEqual(s.stream, { first_seq: 11, last_seq: 600, run: "run-b" });
+  });
+
+  it("one forged seq cannot claim more than MAX_GAP missing events: counted as implausible", () => {
+    const s = new SequenceTracker();
+    s.see(1);
+    s.see(2);
+    assert.equal(s.see(9e15), "new");
+    assert.equal(s.counters.missing, 0, "missing not poisoned");
+    assert.equal(s.counters.implausible, 1);
+    // The real stream goes on far below the forged seq: a new stream, not duplicates.
+    assert.equal(s.see(3), "restart");
+    assert.equal(s.see(4), "new");
+    assert.equal(s.counters.missing, 0);
+    // A real gap within the bound still counts.
+    s.see(4 + MAX_GAP);
+    assert.equal(s.counters.missing, MAX_GAP - 1);
   });
 
   it("remembers the last 4096 seqs: a repeat within them is a duplicate, older ones are forgotten", () => {

@@ -104,14 +104,17 @@ describe("pulse shapes: exact edge sequences on a virtual clock", () => {
       const p = planEvent(event, payload, cfg);
       return p.kind === "rejected" ? p.error : `not rejected: ${JSON.stringify(p)}`;
     };
-    assert.equal(err("waveform_emit", { frequency_hz: 0 }), "waveform_emit: msg.payload.frequency_hz must be a positive number of Hz, got 0");
-    assert.equal(err("waveform_emit", { frequency_hz: -5 }), "waveform_emit: msg.payload.frequency_hz must be a positive number of Hz, got -5");
-    assert.equal(err("waveform_emit", { frequency_hz: "NaN" }), 'waveform_emit: msg.payload.frequency_hz must be a positive number of Hz, got "NaN"');
-    assert.equal(err("waveform_emit", { frequency_hz: Number.NaN }), "waveform_emit: msg.payload.frequency_hz must be a positive number of Hz, got null");
+    assert.equal(err("waveform_emit", { frequency_hz: 0 }), "waveform_emit: msg.payload.frequency_hz must be at least 0.1 Hz, got 0");
+    assert.equal(err("waveform_emit", { frequency_hz: -5 }), "waveform_emit: msg.payload.frequency_hz must be at least 0.1 Hz, got -5");
+    assert.equal(err("waveform_emit", { frequency_hz: "NaN" }), 'waveform_emit: msg.payload.frequency_hz must be at least 0.1 Hz, got "NaN"');
+    assert.equal(err("waveform_emit", { frequency_hz: Number.NaN }), "waveform_emit: msg.payload.frequency_hz must be at least 0.1 Hz, got null");
     assert.equal(err("waveform_emit", { amplitude: 1.5 }), "waveform_emit: msg.payload.amplitude must be a number from 0 to 1, got 1.5");
     assert.equal(err("waveform_emit", { amplitude: -0.1 }), "waveform_emit: msg.payload.amplitude must be a number from 0 to 1, got -0.1");
     assert.equal(err("waveform_emit", 42), "waveform_emit: msg.payload must be an object (the glyph's payload), got 42");
-    assert.equal(err("time_dilation", { factor_slow: 0 }), "time_dilation: msg.payload.factor_slow must be a positive number, got 0");
+    assert.equal(err("time_dilation", { factor_slow: 0 }), "time_dilation: msg.payload.factor_slow must be a positive number up to 1000, got 0");
+    // Bounded: 1e-7 Hz asked for timers months away (the red team's 1 kHz TimeoutOverflowWarning loop).
+    assert.equal(err("waveform_emit", { frequency_hz: 1e-7 }), "waveform_emit: msg.payload.frequency_hz must be at least 0.1 Hz, got 1e-7");
+    assert.equal(err("time_dilation", { factor_slow: 1e9 }), "time_dilation: msg.payload.factor_slow must be a positive number up to 1000, got 1000000000");
     assert.equal(err(undefined as unknown as string, {}), "msg.topic must be the event name (a non-empty string), got undefined");
     // 1e9 Hz is a number, just far too fast: it is clamped, not refused.
     const fast = planEvent("waveform_emit", { frequency_hz: 1e9 }, cfg);
