@@ -84,8 +84,11 @@ module.exports = function (RED: RED) {
       switch (src.kind) {
         case "inline":
           return { result: parseContainerText(src.text), label: "inline JSON" };
-        case "object":
-          return { result: validateContainer(src.value), label: "msg.container" };
+        case "object": {
+          // Checked before it is copied: structuredClone of a 100,000-deep payload overflowed the stack.
+          const result = validateContainer(src.value);
+          return { result: result.ok ? { ok: true, container: structuredClone(result.container) } : result, label: "msg.container" };
+        }
         case "file": {
           if (src.file === "") return { result: { ok: false, problems: [{ path: "", message: "no file is set: choose a .dc file or paste JSON in the node's panel" }] }, label: "dc-container" };
           const resolved = resolveContainerPath(src.file, baseDir);
@@ -190,7 +193,7 @@ module.exports = function (RED: RED) {
           load(source.kind === "object" ? configured : source, msg);
           break;
         case "load":
-          load(typeof cmd.container === "string" ? { kind: "file", file: cmd.container } : { kind: "object", value: structuredClone(cmd.container) }, msg);
+          load(typeof cmd.container === "string" ? { kind: "file", file: cmd.container } : { kind: "object", value: cmd.container }, msg);
           break;
         case "speed":
           player.setSpeed(cmd.speed);

@@ -299,7 +299,9 @@ module.exports = function (RED: RED) {
       else downPins.delete(id);
       if (down && !pins.pinDown) {
         pins.down(firedCounters());
-        pinDownText = `rpi-gpio out ${status.text ? `says "${status.text}"` : "failed"}: its helper is not running; pulses are not counted as fired`;
+        // Its status text is a message key ("rpi-gpio.status.stopped"): the last word says it.
+        const said = String(status.text ?? "").replace(/^rpi-gpio\.status\./, "") || "failed";
+        pinDownText = `rpi-gpio out ${said}: its helper is not running; pulses are not counted as fired`;
         node.error(`pulse-shaper: ${pinDownText}. The pin may be left where the helper left it: check the hardware guard (pull-down on the gate).`);
         renderStatus();
       } else if (downPins.size === 0 && pins.pinDown) {

@@ -209,6 +209,7 @@ export class BusServer {
       this.note(`dropped ${dropped} event frame(s) over the ${this.opts.maxPayload}-byte frame limit`);
     }
     let batches: Array<{ text: string; events: number }> | undefined;
+    let plain: string[] | undefined;
     let total = 0;
     for (const p of this.peers) total += p.ws.bufferedAmount;
     this.totalBuffered = total;
@@ -217,8 +218,11 @@ export class BusServer {
         batches ??= batch(texts, bytes, sent, this.opts.maxPayload, this.opts.run);
         for (const b of batches) this.write(p, b.text, b.events);
       } else {
-        // The seed's bridge: one frame per event, the same keys it reads.
-        for (const t of texts) this.write(p, t, 1);
+        // The seed's bridge: one frame per event, the same keys it reads. (A listener of this
+        // package gets these too until its hello is read: they carry the run as well.)
+        const run = this.opts.run;
+        plain ??= run ? texts.map((t) => `${t.slice(0, -1)},"run":"${run}"}`) : texts;
+        for (const t of plain) this.write(p, t, 1);
       }
     }
   }

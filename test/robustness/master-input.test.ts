@@ -190,6 +190,34 @@ describe("hostile frames and reports", () => {
   });
 });
 
+describe("the master's run on every frame", () => {
+  it("frames a listener gets before its hello is read carry the run too (a restarted master's first frames were taken for the old run's duplicates)", async () => {
+    const r = await rig();
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${r.port}/`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      const frames: Array<Record<string, unknown>> = [];
+      ws.on("message", (d) => frames.push(JSON.parse(d.toString())));
+      await new Promise((res) => ws.once("open", res));
+      await waitFor("the client", () => r.server.clients.length === 1, 5000, 10);
+      r.server.send({ event: "a", payload: {}, seq: 1 });
+      r.server.flush();
+      await waitFor("the plain frame", () => frames.length === 1, 5000, 10);
+      ws.send(JSON.stringify({ type: "hello", name: "pi-1", protocol: 1 }));
+      await waitFor("the welcome", () => frames.length === 2, 5000, 10);
+      r.server.send({ event: "b", payload: {}, seq: 2 });
+      r.server.send({ event: "c", payload: {}, seq: 3 });
+      r.server.flush();
+      await waitFor("the batch", () => frames.length === 3, 5000, 10);
+      const run = frames[1]!.run;
+      assert.equal(typeof run, "string");
+      assert.deepEqual(frames.map((f) => [f.type ?? f.event, f.run]), [["a", run], ["welcome", run], ["batch", run]]);
+      ws.terminate();
+    } finally {
+      await r.server.close();
+    }
+  });
+});
+
 describe("bounds on connections and on what waits for slow clients", () => {
   it("more clients than maxClients get 503, counted", async () => {
     const r = await rig({ maxClients: 3 });

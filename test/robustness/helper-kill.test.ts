@@ -1,0 +1,77 @@
+// rpi-gpio out's Python helper killed with kill -9 in the middle of a pulse (the real node of
+// node-red-node-pi-gpio, its helper on the simulated RPi.GPIO). The package cannot restart
+// another node's helper, and the pin stays where the helper left it. It notices the wired
+// node's red status: stops handing it edges (each would be an error), stops counting what it
+// plans as fired (unfired_pulses instead), shows it in its status and says so once in the log.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, describe, it } from "node:test";
+import { gpioEnv, parsePinLog } from "../../scripts/gpio-sim";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-helper-kill-"));
+const pinLog = path.join(dir, "pins.jsonl");
+const gpio = gpioEnv(pinLog);
+// rpi-gpio decides at require time whether GPIO works here, so the environment comes first.
+Object.assign(process.env, gpio.env);
+
+const { helper, lastStatus, record, settle } = require("../helpers/red") as typeof import("../helpers/red");
+const { firedTotals } = require("../../lib/pulse/fired") as typeof import("../../lib/pulse/fired");
+const piGpio = require("node-red-node-pi-gpio/36-rpi-gpio.js");
+const pulseShaper = require("../../nodes/pulse-shaper");
+
+describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a real RPi.GPIO is present: this test is for machines without one" }, () => {
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("the shaper stops sending to it and counting pulses as fired, shows it, and logs it once", async (t) => {
+    fs.writeFileSync(pinLog, "");
+    await helper.load(
+      [pulseShaper, piGpio],
+      [
+        { id: "f", type: "tab" },
+        { id: "ps", z: "f", type: "pulse-shaper", width: 40, output: "digital", unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, volts: "", ohms: "", measureEvery: 0, wires: [["pin"], []] },
+        { id: "pin", z: "f", type: "rpi-gpio out", pin: "25", set: true, level: "0", out: "out", bcm: true, wires: [] },
+      ],
+    );
+    const shaper = record("ps");
+    const pinErrors: string[] = [];
+    const pinNode = helper.getNode("pin");
+    pinNode.on("call:error", (c: { args: unknown[] }) => pinErrors.push(String(c.args[0])));
+    try {
+      await new Promise((r) => setTimeout(r, 800)); // the helper starts
+      const beat = setInterval(() => helper.getNode("ps").receive({ topic: "proton_collision" }), 100);
+      try {
+        await new Promise((r) => setTimeout(r, 1000));
+        // Mid-pulse: 40 ms pulses every 100 ms; kill 20 ms after a rise.
+        const rise = await new Promise<void>((resolve) => {
+          const poll = setInterval(() => {
+            const recs = parsePinLog(fs.readFileSync(pinLog, "utf8")).filter((r) => r.pin === 25 && r.event === undefined);
+            if (recs[recs.length - 1]?.value === 1) {
+              clearInterval(poll);
+              resolve();
+            }
+          }, 2);
+        });
+        void rise;
+        await new Promise((r) => setTimeout(r, 15));
+        const firedBefore = firedTotals().fired_pulses ?? 0;
+        process.kill((pinNode as unknown as { child: { pid: number } }).child.pid, "SIGKILL");
+        await new Promise((r) => setTimeout(r, 1500));
+        const after = firedTotals();
+        const recs = parsePinLog(fs.readFileSync(pinLog, "utf8")).filter((r) => r.pin === 25 && r.event === undefined);
+        t.diagnostic(`fired before the kill ${firedBefore}, after ${after.fired_pulses} (unfired ${after.fired_unfired_pulses}); the pin's last level ${recs[recs.length - 1]?.value}; shaper status "${lastStatus(shaper)}"`);
+        assert.ok((after.fired_pulses ?? 0) <= firedBefore + 1, `no pulse counted as fired once the helper died: ${firedBefore} -> ${after.fired_pulses}`);
+        assert.ok((after.fired_unfired_pulses ?? 0) >= 10, `what was planned meanwhile is unfired: ${after.fired_unfired_pulses}`);
+        assert.match(lastStatus(shaper), /^rpi-gpio out stopped: its helper is not running; pulses are not counted as fired$/);
+        assert.equal(shaper.errors.filter((e) => e.includes("its helper is not running")).length, 1, "said once in the log");
+        assert.deepEqual(pinErrors, [], "no edges handed to a dead helper (each would be an error)");
+      } finally {
+        clearInterval(beat);
+      }
+    } finally {
+      await settle();
+      await helper.unload();
+    }
+  });
+});
