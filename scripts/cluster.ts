@@ -47,8 +47,8 @@ export interface Cluster {
   proxy?: JitterProxy;
   broker?: Broker;
   busUrl: string;
-  /** Stops the master and starts it again with the same settings (the Pis stay up). */
-  restartMaster(): Promise<void>;
+  /** Stops the master (with SIGTERM, or as kill -9 would) and starts it again with the same settings (the Pis stay up). */
+  restartMaster(how?: { kill9?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -80,7 +80,20 @@ async function up(m: Member, timeoutMs = 90_000): Promise<void> {
   throw new Error(`${m.name} did not start within ${timeoutMs / 1000} s; see ${m.log}`);
 }
 
-async function stopMember(m: Member): Promise<void> {
+async function stopMember(m: Member, kill9 = false): Promise<void> {
+  if (kill9) {
+    // Node-RED first, with no chance to say goodbye, then its launcher.
+    const gone = new Promise((r) => m.child.once("exit", r));
+    for (const pid of [m.redPid, m.child.pid]) {
+      try {
+        if (pid) process.kill(pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+    return;
+  }
   if (m.child.exitCode === null && m.child.signalCode === null) {
     const gone = new Promise((r) => m.child.once("exit", r));
     m.child.kill("SIGTERM");
@@ -130,8 +143,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
       ...(broker ? { broker } : {}),
       busUrl,
       stop,
-      restartMaster: async () => {
-        await stopMember(master);
+      restartMaster: async (how) => {
+        await stopMember(master, how?.kill9);
         members.splice(members.indexOf(master), 1);
         master = launch("master", "master", o.basePort, o.dir, masterEnv);
         members.unshift(master);

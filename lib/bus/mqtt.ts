@@ -144,10 +144,13 @@ export interface MqttMasterOptions {
 }
 
 
+/** A listener not heard from (hello, ping, report) for this long may make room for a new one. */
+const SILENT_MS = 60_000;
+
 export class MqttMaster {
   readonly counters: ServerCounters & { broker_reconnects: number } = { ...serverCounters(), broker_reconnects: 0 };
   readonly lastErrors: string[] = [];
-  private readonly listeners = new Map<string, { name: string; limits: FrameRates }>();
+  private readonly listeners = new Map<string, { name: string; limits: FrameRates; heard: number }>();
   private readonly strangers = new FrameRates();
   private readonly topics: { events: string; master: string };
   private readonly queue: TurnBatcher;
@@ -272,19 +275,22 @@ export class MqttMaster {
     // Only listeners that said hello are answered, each within its rates; the number of them is capped.
     let l = this.listeners.get(who);
     // A ping may overtake its listener's hello (another topic): answered, within one rate for all such.
-    if (!l && f.type === "ping") l = { name: who, limits: this.strangers };
+    if (!l && f.type === "ping") l = { name: who, limits: this.strangers, heard: t1 };
     if (!l) {
       if (f.type !== "hello") return this.reject(who, `a ${f.type} before hello`);
+      // A listener that went away without its will (a broker that lost it) is forgotten once silent for a minute.
+      if (this.listeners.size >= (this.opts.maxClients ?? DEFAULT_MAX_CLIENTS)) for (const [k, x] of this.listeners) if (x.heard < t1 - SILENT_MS) this.listeners.delete(k);
       if (this.listeners.size >= (this.opts.maxClients ?? DEFAULT_MAX_CLIENTS)) {
         this.counters.refused_full++;
         return this.note(`ignored the hello of ${who}: ${this.opts.maxClients ?? DEFAULT_MAX_CLIENTS} listeners are known`);
       }
       this.counters.connections++;
-      this.listeners.set(who, (l = { name: f.name, limits: new FrameRates() }));
+      this.listeners.set(who, (l = { name: f.name, limits: new FrameRates(), heard: t1 }));
       this.opts.onChange?.();
     }
     const over = l.limits.over(f.type, t1);
     if (over) return this.reject(who, over);
+    l.heard = t1;
     switch (f.type) {
       case "hello":
         break;

@@ -1,17 +1,8 @@
 // Seeded mutation of bytes, for fuzzing what the package takes from outside: the same seed
-// gives the same cases, so a failure can be replayed (SQI_FUZZ_SEED=<seed>).
+// gives the same cases, so a failure can be replayed (SQI_FUZZ_SEED=<seed>). The seeded
+// generator is the one the clones use.
 
-/** A small seeded PRNG: uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from "../../lib/container/clones";
 
 const INTERESTING = ["\u0000", "\r\n", "//", "%", "[", "{", "\"", "\\", "\uffff", "9e999", "-1", "[[[[[[[[", "{\"a\":", "\r\n\r\n", " ".repeat(50)];
 

@@ -107,14 +107,23 @@ describe("a master and two Pis on 127.0.0.1", () => {
       });
       assert.equal(refused, 401);
 
-      // The master restarts: both Pis reconnect and receive again.
+      // The master is killed (kill -9) and started again: both Pis reconnect, take its new run's
+      // events (none as a duplicate of the old run's) and count the restart once.
       const before = latest();
-      await cluster.restartMaster();
+      await cluster.restartMaster({ kill9: true });
       fs.writeFileSync(reports, "");
-      await waitFor("both Pis back, with a reconnect counted", () => {
+      const back = await waitFor("both Pis back, with a reconnect and the restart counted, firing again", () => {
         const now = latest();
-        return now.size === 2 && [...now.values()].every((x) => x.counters.reconnects! >= 1 && x.counters.received! > before.get(x.name)!.counters.received!) ? now : undefined;
+        return now.size === 2 &&
+          [...now.values()].every((x) => x.counters.reconnects! >= 1 && x.counters.restarts! >= 1 && x.counters.received! > before.get(x.name)!.counters.received! + 8 && x.counters.fired_pulses! > before.get(x.name)!.counters.fired_pulses!)
+          ? now
+          : undefined;
       }, 40_000);
+      for (const [name, r] of back) {
+        t.diagnostic(`${name} after the master's kill -9 and restart: ${JSON.stringify(r.counters)}`);
+        assert.equal(r.counters.restarts, 1, `${name}: the restart counted once`);
+        assert.equal(r.counters.duplicates, 0, `${name}: none of the new run's events taken for the old run's`);
+      }
     } finally {
       await cluster?.stop();
       fs.rmSync(dir, { recursive: true, force: true });
