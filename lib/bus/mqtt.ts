@@ -274,10 +274,10 @@ export class MqttMaster {
     if ((f.type === "hello" || f.type === "report") && topicLevel(f.name) !== who) return this.reject(who, `the frame names ${JSON.stringify(f.name)} but came on ${topic}`);
     // Only listeners that said hello are answered, each within its rates; the number of them is capped.
     let l = this.listeners.get(who);
-    // A ping may overtake its listener's hello (another topic): answered, within one rate for all such.
-    if (!l && f.type === "ping") l = { name: who, limits: this.strangers, heard: t1 };
+    // A ping or report may overtake its listener's hello (another topic), or come from a client
+    // that never says hello: taken, within one rate for all such together.
+    if (!l && f.type !== "hello") l = { name: who, limits: this.strangers, heard: t1 };
     if (!l) {
-      if (f.type !== "hello") return this.reject(who, `a ${f.type} before hello`);
       // A listener that went away without its will (a broker that lost it) is forgotten once silent for a minute.
       if (this.listeners.size >= (this.opts.maxClients ?? DEFAULT_MAX_CLIENTS)) for (const [k, x] of this.listeners) if (x.heard < t1 - SILENT_MS) this.listeners.delete(k);
       if (this.listeners.size >= (this.opts.maxClients ?? DEFAULT_MAX_CLIENTS)) {
@@ -285,7 +285,7 @@ export class MqttMaster {
         return this.note(`ignored the hello of ${who}: ${this.opts.maxClients ?? DEFAULT_MAX_CLIENTS} listeners are known`);
       }
       this.counters.connections++;
-      this.listeners.set(who, (l = { name: f.name, limits: new FrameRates(), heard: t1 }));
+      this.listeners.set(who, (l = { name: f.type === "hello" ? f.name : who, limits: new FrameRates(), heard: t1 }));
       this.opts.onChange?.();
     }
     const over = l.limits.over(f.type, t1);
