@@ -12,13 +12,12 @@
 import { timingSafeEqual } from "node:crypto";
 import * as http from "node:http";
 import * as https from "node:https";
+import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Clock } from "../clock";
-import type { Duplex } from "node:stream";
 import { decodeUpstream, prepareFrames, PROTOCOL, type EventFrame, type ReportFrame } from "./frames";
 import { FrameRates } from "./rates";
 import { TurnBatcher } from "./upkeep";
-
 
 export interface BusServerOptions {
   clock: Clock;
