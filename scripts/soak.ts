@@ -94,7 +94,8 @@ interface Balance {
  * last_seq), and what is left: unaccounted, which must be 0.
  */
 function balance(c: Record<string, number>, sent: number): Balance {
-  const before = (c.first_seq ?? 1) - 1;
+  // After a master restart, the new run's seqs before the Pi's first are counted missing instead.
+  const before = c.restarts ? 0 : (c.first_seq ?? 1) - 1;
   const received = (c.received ?? 0) - (c.duplicates ?? 0);
   const lost = (c.missing ?? 0) + (c.lost_while_away ?? 0);
   const tail = Math.max(0, sent - (c.last_seq ?? 0));

@@ -32,6 +32,8 @@ export class SequenceTracker {
   private highest: number | undefined;
   private first: number | undefined;
   private run: string | undefined;
+  /** A new run after another: its seqs before the first one seen went by while this listener reconnected. */
+  private fromOne = false;
   private readonly seen = new Set<number>();
   /** the last WINDOW seqs remembered, as a ring: shifting an array per event costs O(WINDOW) */
   private readonly order = new Float64Array(WINDOW);
@@ -44,10 +46,12 @@ export class SequenceTracker {
     if (typeof seq !== "number" || !Number.isInteger(seq)) return "new";
     if (this.highest === undefined || seq > this.highest) {
       this.first ??= seq;
-      if (this.highest !== undefined && seq > this.highest + MAX_GAP) this.counters.implausible++;
-      else if (this.highest !== undefined && seq > this.highest + 1) {
+      const from = this.highest ?? (this.fromOne ? 0 : undefined);
+      this.fromOne = false;
+      if (from !== undefined && seq > from + MAX_GAP) this.counters.implausible++;
+      else if (from !== undefined && seq > from + 1) {
         this.counters.gaps++;
-        this.counters.missing += seq - this.highest - 1;
+        this.counters.missing += seq - from - 1;
       }
       this.highest = seq;
       this.remember(seq);
@@ -87,7 +91,10 @@ export class SequenceTracker {
    */
   follow(run: string | undefined): void {
     if (run === undefined || run === this.run) return;
-    if (this.run !== undefined) this.forget();
+    if (this.run !== undefined) {
+      this.forget();
+      this.fromOne = true;
+    }
     this.run = run;
   }
 
