@@ -33,6 +33,8 @@ export const MASTER_NOTICES: Readonly<Record<string, string>> = {
   disconnected_for_abuse: "connections closed for abuse",
   events_dropped: "events dropped for slow or full clients",
   replies_dropped: "replies dropped for clients that do not read",
+  silent_closed: "connections closed as silent (gone without closing)",
+  replaced: "older connections replaced by their listener's new one",
 };
 
 export const LISTENER_NOTICES: Readonly<Record<string, string>> = {

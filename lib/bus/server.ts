@@ -14,7 +14,7 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import type { Clock } from "../clock";
+import type { Clock, TimerHandle } from "../clock";
 import { decodeUpstream, prepareFrames, PROTOCOL, type EventFrame, type ReportFrame } from "./frames";
 import { FrameRates } from "./rates";
 import { TurnBatcher } from "./upkeep";
@@ -40,6 +40,8 @@ export interface BusServerOptions {
   maxRejected?: number;
   /** This master's run (newRunId()), sent in the welcome and on every frame to listeners. */
   run?: string;
+  /** How often clients are pinged; one silent since the last time is closed (HEARTBEAT_MS). */
+  heartbeatMs?: number;
   onReport?: (report: ReportFrame & { remote: string }) => void;
   onChange?: () => void;
 }
@@ -59,10 +61,14 @@ export interface ServerCounters {
   refused_full: number;
   /** welcomes and pongs not sent to a client that does not read */
   replies_dropped: number;
+  /** connections closed because they answered nothing for HEARTBEAT_MS twice (a Pi that lost power leaves one open) */
+  silent_closed: number;
+  /** connections closed because the same listener name said hello on a new one */
+  replaced: number;
 }
 
 export function serverCounters(): ServerCounters {
-  return { connections: 0, unauthorized: 0, rejected: 0, oversize: 0, disconnected_for_abuse: 0, events: 0, frames_dropped: 0, events_dropped: 0, bad_requests: 0, refused_full: 0, replies_dropped: 0 };
+  return { connections: 0, unauthorized: 0, rejected: 0, oversize: 0, disconnected_for_abuse: 0, events: 0, frames_dropped: 0, events_dropped: 0, bad_requests: 0, refused_full: 0, replies_dropped: 0, silent_closed: 0, replaced: 0 };
 }
 
 interface Peer {
@@ -72,7 +78,12 @@ interface Peer {
   hello: boolean;
   rejected: number;
   limits: FrameRates;
+  /** anything heard (a frame or a pong) since the last heartbeat */
+  alive: boolean;
 }
+
+/** Every this often each client is pinged (WebSocket ping); one that answered nothing since the last time is closed. */
+export const HEARTBEAT_MS = 10_000;
 
 export const DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024;
 /** All clients together: 64 MiB waiting at most (16 clients that stopped reading at 4 MiB each). */
@@ -93,6 +104,7 @@ export class BusServer {
   private upgrading = 0;
   /** Bytes waiting on all sockets, as of the last broadcast. */
   private totalBuffered = 0;
+  private heartbeat: TimerHandle | undefined;
 
   constructor(private readonly opts: BusServerOptions) {
     prepareFrames();
@@ -166,6 +178,7 @@ export class BusServer {
       this.http.once("error", fail);
       this.http.listen(this.opts.port, this.opts.host, () => {
         this.http.off("error", fail);
+        this.beat();
         resolve();
       });
     });
@@ -226,7 +239,29 @@ export class BusServer {
     }
   }
 
+  /**
+   * A connection whose other end is gone without a FIN (a Pi that lost power) stays open here
+   * until something notices: it would hold its slot and its buffer. Listeners ping ten times
+   * a second and plain clients answer WebSocket pings, so one silent for a heartbeat is gone.
+   */
+  private beat(): void {
+    this.heartbeat = this.opts.clock.setTimer(() => {
+      for (const p of this.peers) {
+        if (!p.alive) {
+          this.counters.silent_closed++;
+          this.note(`closed ${p.name ?? p.remote}: silent for ${(this.opts.heartbeatMs ?? HEARTBEAT_MS) / 1000} s`);
+          p.ws.terminate();
+          continue;
+        }
+        p.alive = false;
+        if (p.ws.readyState === p.ws.OPEN) p.ws.ping();
+      }
+      this.beat();
+    }, this.opts.heartbeatMs ?? HEARTBEAT_MS);
+  }
+
   close(): Promise<void> {
+    this.opts.clock.clearTimer(this.heartbeat);
     for (const p of this.peers) p.ws.terminate();
     this.peers.clear();
     return new Promise((resolve) => {
@@ -266,7 +301,8 @@ export class BusServer {
   }
 
   private accept(ws: WebSocket, remote: string): void {
-    const peer: Peer = { ws, remote, hello: false, rejected: 0, limits: new FrameRates() };
+    const peer: Peer = { ws, remote, hello: false, rejected: 0, limits: new FrameRates(), alive: true };
+    ws.on("pong", () => (peer.alive = true));
     this.peers.add(peer);
     this.counters.connections++;
     this.opts.onChange?.();
@@ -285,6 +321,7 @@ export class BusServer {
 
   private receive(peer: Peer, text: string | null): void {
     const t1 = this.opts.clock.now();
+    peer.alive = true;
     const decoded = text === null ? ({ ok: false, error: "binary frames are not part of the protocol" } as const) : decodeUpstream(text);
     if (!decoded.ok) return this.reject(peer, decoded.error);
     const f = decoded.frame;
@@ -297,6 +334,14 @@ export class BusServer {
         if (peer.hello) return this.reject(peer, "a second hello on one connection");
         peer.hello = true;
         peer.name = f.name;
+        // The same listener on a new connection (it reconnected before this one timed out): the new one wins.
+        for (const other of this.peers) {
+          if (other === peer || other.name !== f.name || !other.hello) continue;
+          this.counters.replaced++;
+          this.note(`closed an older connection of ${f.name}: it said hello again on a new one`);
+          other.ws.close(4000, "replaced by a new connection of the same listener");
+          other.name = undefined;
+        }
         this.reply(peer, JSON.stringify({ type: "welcome", protocol: PROTOCOL, ...(this.opts.name ? { master: this.opts.name } : {}), ...(this.opts.run ? { run: this.opts.run } : {}) }));
         this.opts.onChange?.();
         break;

@@ -218,6 +218,46 @@ describe("the master's run on every frame", () => {
   });
 });
 
+describe("connections whose other end is gone", () => {
+  it("a client silent for a heartbeat (no frame, no pong: a Pi that lost power) is closed, counted", async () => {
+    const r = await rig({ heartbeatMs: 200 });
+    const s = net.connect(r.port, "127.0.0.1");
+    try {
+      s.on("error", () => undefined);
+      s.write(upgrade("/?token=s3cret"));
+      s.write(maskedFrame(JSON.stringify({ type: "hello", name: "gone", protocol: 1 })));
+      s.pause(); // never reads again: never answers a ping
+      await waitFor("the silent client closed", () => r.server.counters.silent_closed === 1 && r.server.clients.length === 0, 5000, 20);
+      // A listener that pings keeps its connection.
+      const l = await listener(r.port, "alive");
+      const pinger = setInterval(() => l.ws.send(JSON.stringify({ type: "ping", id: 1, t0: Date.now() })), 50);
+      await new Promise((res) => setTimeout(res, 700));
+      clearInterval(pinger);
+      assert.deepEqual(r.server.clients.map((c) => c.name), ["alive"]);
+      assert.equal(r.server.counters.silent_closed, 1);
+      l.ws.terminate();
+    } finally {
+      s.destroy();
+      await r.server.close();
+    }
+  });
+
+  it("a listener that says hello on a new connection replaces its older one (which may be half-open)", async () => {
+    const r = await rig();
+    try {
+      const old = await listener(r.port, "pi-1");
+      const closed = new Promise<number>((res) => old.ws.once("close", (code) => res(code)));
+      const fresh = await listener(r.port, "pi-1");
+      assert.equal(await closed, 4000);
+      assert.equal(r.server.counters.replaced, 1);
+      await waitFor("one connection of pi-1", () => r.server.clients.length === 1, 5000, 10);
+      fresh.ws.terminate();
+    } finally {
+      await r.server.close();
+    }
+  });
+});
+
 describe("bounds on connections and on what waits for slow clients", () => {
   it("more clients than maxClients get 503, counted", async () => {
     const r = await rig({ maxClients: 3 });
