@@ -143,7 +143,6 @@ export interface MqttMasterOptions {
   maxBackoffMs?: number;
 }
 
-
 /** A listener not heard from (hello, ping, report) for this long may make room for a new one. */
 const SILENT_MS = 60_000;
 
@@ -272,7 +271,7 @@ export class MqttMaster {
     const expected = kind === "sync" ? "ping" : kind;
     if (f.type !== expected) return this.reject(who, `a ${f.type} frame on the ${kind} topic`);
     if ((f.type === "hello" || f.type === "report") && topicLevel(f.name) !== who) return this.reject(who, `the frame names ${JSON.stringify(f.name)} but came on ${topic}`);
-    // Only listeners that said hello are answered, each within its rates; the number of them is capped.
+    // Each listener that said hello has its own rates; the number of them is capped.
     let l = this.listeners.get(who);
     // A ping or report may overtake its listener's hello (another topic), or come from a client
     // that never says hello: taken, within one rate for all such together.
