@@ -3,6 +3,7 @@
 // demo launcher and by the tests, so both run the real rpi-gpio out code path.
 
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { packageRoot } from "../lib/paths";
 import { parsePinLog as readPinLog, type PinRecord } from "../lib/pulse/audit";
@@ -37,4 +38,11 @@ export type { PinRecord } from "../lib/pulse/audit";
 /** Reads a pin log's records; a torn last line (a writer mid-append) is ignored. */
 export function parsePinLog(text: string): PinRecord[] {
   return readPinLog(text).records;
+}
+
+/** When `pin` went high, from a pin log file (none if the file is not there yet). */
+export function risesIn(file: string, pin: number): number[] {
+  return parsePinLog(fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "")
+    .filter((r) => r.pin === pin && r.value === 1 && r.event === undefined)
+    .map((r) => r.t);
 }

@@ -144,33 +144,25 @@ function tooBig(bytes: number): Problem {
 
 /** Reads and checks a .dc file; never throws for a bad or missing file. */
 export function loadContainerFile(file: string): LoadResult {
-  const cannot = (e: unknown): LoadResult => {
-    const code = (e as NodeJS.ErrnoException).code;
-    return { ok: false, problems: [{ path: "", message: code === "ENOENT" ? "file not found" : `cannot be read (${code ?? (e as Error).message})` }] };
-  };
-  // Regular files only, checked before opening: a FIFO would block the open itself, and a
-  // device (/dev/zero) or /proc file has no honest size. The read stops one byte past the limit
-  // in case the file grows between the check and the read.
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(file);
-  } catch (e) {
-    return cannot(e);
-  }
-  if (st.isDirectory()) return { ok: false, problems: [{ path: "", message: "is a directory, not a .dc file" }] };
-  if (!st.isFile()) return { ok: false, problems: [{ path: "", message: "is not a regular file (a FIFO, socket or device): a .dc container must be a file" }] };
-  if (st.size > MAX_CONTAINER_BYTES) return { ok: false, problems: [tooBig(st.size)] };
+  // Regular files only: opened without blocking (a FIFO's open would wait for a writer), then
+  // checked on the open descriptor, so that nothing can be swapped in between. A device
+  // (/dev/zero) or /proc file has no honest size. The read stops one byte past the limit in
+  // case the file grows meanwhile.
   let fd: number | undefined;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    if (!fs.fstatSync(fd).isFile()) return { ok: false, problems: [{ path: "", message: "is not a regular file (a FIFO, socket or device): a .dc container must be a file" }] };
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) return { ok: false, problems: [{ path: "", message: "is a directory, not a .dc file" }] };
+    if (!st.isFile()) return { ok: false, problems: [{ path: "", message: "is not a regular file (a FIFO, socket or device): a .dc container must be a file" }] };
+    if (st.size > MAX_CONTAINER_BYTES) return { ok: false, problems: [tooBig(st.size)] };
     const buf = Buffer.alloc(MAX_CONTAINER_BYTES + 1);
     let n = 0;
     for (let got = -1; got !== 0 && n < buf.length; n += got) got = fs.readSync(fd, buf, n, buf.length - n, null);
     if (n > MAX_CONTAINER_BYTES) return { ok: false, problems: [tooBig(n)] };
     return parseContainerText(buf.toString("utf8", 0, n));
   } catch (e) {
-    return cannot(e);
+    const code = (e as NodeJS.ErrnoException).code;
+    return { ok: false, problems: [{ path: "", message: code === "ENOENT" ? "file not found" : `cannot be read (${code ?? (e as Error).message})` }] };
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { packageRoot } from "../../lib/paths";
-import { parsePinLog } from "../../scripts/gpio-sim";
+import { risesIn } from "../../scripts/gpio-sim";
 import { startDemo, type Demo } from "../helpers/demo";
 import { freePort, killAll, waitFor } from "../helpers/processes";
 import { helper } from "../helpers/red";
@@ -74,11 +74,7 @@ async function startMaster(port: number, listeners = 0): Promise<Master> {
   };
 }
 
-function rises(pinLog: string, pin: number): number[] {
-  return parsePinLog(fs.existsSync(pinLog) ? fs.readFileSync(pinLog, "utf8") : "")
-    .filter((r) => r.pin === pin && r.value === 1 && r.event === undefined)
-    .map((r) => r.t);
-}
+const rises = risesIn;
 
 describe("a restarted master is heard at once", () => {
   let port: number;

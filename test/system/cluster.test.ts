@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import WebSocket from "ws";
 import { packageRoot } from "../../lib/paths";
 import { startCluster, type Cluster } from "../../scripts/cluster";
-import { parsePinLog } from "../../scripts/gpio-sim";
+import { risesIn } from "../../scripts/gpio-sim";
 import { freePort, waitFor } from "../helpers/processes";
 
 interface Report {
@@ -19,11 +19,7 @@ interface Report {
   counters: Record<string, number>;
 }
 
-function rises(file: string, pin: number): number[] {
-  return parsePinLog(fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "")
-    .filter((r) => r.pin === pin && r.value === 1 && r.event === undefined)
-    .map((r) => r.t);
-}
+const rises = risesIn;
 
 describe("a master and two Pis on 127.0.0.1", () => {
   it("sync, no loss, auth, a plain client, and a master restart", async (t) => {
