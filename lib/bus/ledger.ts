@@ -55,10 +55,6 @@ export class AbsenceLedger {
     return this.withLoss(report, c, a);
   }
 
-  get size(): number {
-    return this.accounts.size;
-  }
-
   private withLoss(report: ReportFrame, counters: Record<string, number>, a: Account): ReportFrame {
     return { ...report, counters: { ...counters, lost_while_away: a.lost } };
   }
