@@ -25,6 +25,7 @@ import { spread, type Spread } from "../lib/pulse/measure";
 import { PulseOutput } from "../lib/pulse/output";
 import { planEvent } from "../lib/pulse/shapes";
 import { gpioEnv, parsePinLog, type PinRecord } from "../scripts/gpio-sim";
+import { resolveNodeRed } from "../scripts/node-red-path";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const WARMUP_S = 3;
@@ -241,7 +242,7 @@ async function main(): Promise<void> {
   const reportFile = path.join(dir, "shaper-report.jsonl");
   gpio.env.SQI_BENCH_REPORT = reportFile;
   (ourFlow.find((n) => n.id === "b.report") as { filename: string }).filename = "SQI_BENCH_REPORT";
-  const red = spawn(process.execPath, [require.resolve("node-red/red.js", { paths: [packageRoot] }), "--userDir", dir, "--settings", path.join(dir, "settings.js")], { env: gpio.env, stdio: ["ignore", "inherit", "inherit"] });
+  const red = spawn(process.execPath, [resolveNodeRed("node-red/red.js"), "--userDir", dir, "--settings", path.join(dir, "settings.js")], { env: gpio.env, stdio: ["ignore", "inherit", "inherit"] });
   try {
     await waitUp(port);
     process.stdout.write(`pulse timing: 5 ms pulses at 50 Hz, bursts, 1 ms pulses; ${SECONDS} s per chain after ${WARMUP_S} s warm-up, one Node-RED ${red.pid} on the ${gpio.simulated ? "simulated" : "real"} GPIO\n`);

@@ -8,9 +8,14 @@
 // rpi-gpio out would get both edges at once (a 0.1 ms gap where 2 ms were set).
 //
 // Fail-safe: msg.stop, an error, close and redeploy all send the falling edge at once. On a
-// redeploy Node-RED closes every node in the same tick; the shaper listens for
-// "flows:stopping" (emitted before any node closes), so its final 0 reaches rpi-gpio out's
-// helper before that helper's "close".
+// redeploy Node-RED closes every node in the same tick, in flow order: rpi-gpio out may close
+// (and kill its helper) before the shaper does. The shaper listens for "flows:stopping"
+// (emitted before any node closes), so its final 0 reaches rpi-gpio out's helper before that
+// helper's "close". "flows:stopping" is Node-RED's internal event (3.1 to 5.0 have it); should a
+// version lack it, the fallback holds: the shaper also wraps close() of every node it has
+// handed an edge to, and goes low first whichever node Node-RED closes first. Either way that
+// close waits until the last edge is PIN_SETTLE_MS old: rpi-gpio out kills its helper in the
+// same call, and an edge still in the pipe would be lost with it.
 
 import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { parseShaperSettings } from "../lib/pulse/config";
@@ -181,12 +186,41 @@ module.exports = function (RED: RED) {
      * Falls back to node.send when a wired node is not a plain node here (e.g. a subflow port).
      */
     function deliver(msg: NodeMessage): void {
-      const targets = (downPins.size ? downstream.filter((id) => !downPins.has(id)) : downstream).map((id) => RED.nodes.getNode(id));
+      // A node Node-RED is closing is no longer found by id: the one whose close is guarded is kept.
+      const targets = (downPins.size ? downstream.filter((id) => !downPins.has(id)) : downstream).map(
+        (id) => RED.nodes.getNode(id) ?? (closing?.id === id ? closing : undefined),
+      );
       if (!targets.every((n) => n)) {
         node.send([msg, null]);
         return;
       }
-      targets.forEach((n, i) => n!.receive(i === 0 ? msg : RED.util.cloneMessage(msg)));
+      lastHandedAt = clock.now();
+      targets.forEach((n, i) => {
+        if (closeGuarded.get(n!.id)?.node !== n) guardTarget(n!);
+        n!.receive(i === 0 ? msg : RED.util.cloneMessage(msg));
+      });
+    }
+
+    /**
+     * The nodes this shaper has handed an edge to, each with its close() guarded: the shaper goes
+     * low first (the fallback for a Node-RED without "flows:stopping"), and the close waits until
+     * the last edge is PIN_SETTLE_MS old, so that the helper takes it before it is killed.
+     */
+    const closeGuarded = new Map<string, { node: Node; undo: () => void }>();
+    let lastHandedAt = -Infinity;
+    let closing: Node | undefined;
+    const beforeTargetCloses = (n: Node): number => {
+      closing = n;
+      try {
+        failSafe();
+      } finally {
+        closing = undefined;
+      }
+      return lastHandedAt + PIN_SETTLE_MS - clock.now();
+    };
+    function guardTarget(n: Node): void {
+      closeGuarded.get(n.id)?.undo();
+      closeGuarded.set(n.id, { node: n, undo: guardClose(n, () => beforeTargetCloses(n)) });
     }
 
     function allCounters(): Record<string, number> {
@@ -389,6 +423,8 @@ module.exports = function (RED: RED) {
       stopListening();
       stopReporting();
       stopWatching();
+      for (const g of closeGuarded.values()) g.undo();
+      closeGuarded.clear();
       trace.remove();
       failSafe();
       clock.clearTimer(statusTimer);
@@ -403,6 +439,40 @@ module.exports = function (RED: RED) {
 
   RED.nodes.registerType("pulse-shaper", PulseShaperNode);
 };
+
+/**
+ * How long a wired node's close() waits after the last edge handed to it. rpi-gpio out's close
+ * writes "close" to its helper and SIGKILLs it in the same call: an edge written a moment before
+ * is lost if the helper has not read it yet, and a killed helper leaves the pin where it was.
+ */
+const PIN_SETTLE_MS = 100;
+
+/** The guards to run before each wired node's own close(), by node object (see the header). */
+const closeGuards = new WeakMap<Node, Set<() => number>>();
+
+/**
+ * Runs `f` before `target`'s close() whenever Node-RED stops it; `f` returns how many ms the
+ * close should wait (for an edge just handed on to be taken). Returns the undo.
+ */
+function guardClose(target: Node, f: () => number): () => void {
+  let set = closeGuards.get(target);
+  if (!set) {
+    const guards = new Set<() => number>();
+    set = guards;
+    closeGuards.set(target, guards);
+    const close = target.close;
+    if (typeof close === "function") {
+      target.close = function (this: Node, removed?: boolean) {
+        let wait = 0;
+        for (const g of [...guards]) wait = Math.max(wait, g());
+        if (wait <= 0) return close.call(this, removed);
+        return new Promise((resolve) => setTimeout(resolve, wait)).then(() => close.call(this, removed));
+      };
+    }
+  }
+  set.add(f);
+  return () => void set.delete(f);
+}
 
 /** An aggregated message's count and window (from dc-container clones), undefined for one event, or what is wrong. */
 function readCount(sqi: Record<string, unknown> | undefined): { count: number; windowMs: number } | undefined | string {

@@ -30,6 +30,8 @@ export interface Node {
   log(text: string): void;
   warn(text: string): void;
   error(text: string, msg?: NodeMessage): void;
+  /** Called by Node-RED when it stops the node (runs its "close" handlers). */
+  close?(removed?: boolean): unknown;
 }
 
 export interface NodeDef {

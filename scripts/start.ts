@@ -22,6 +22,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { packageRoot } from "../lib/paths";
 import { gpioEnv } from "./gpio-sim";
+import { resolveNodeRed } from "./node-red-path";
 
 const SETTLE_MS = 300;
 const STOP_TIMEOUT_MS = 10_000;
@@ -143,7 +144,7 @@ function main(): void {
   if (gpio.simulated) log(`simulated GPIO (no RPi.GPIO here): pin changes are logged to ${gpio.pinLog}`);
   else log("real RPi.GPIO found: the rpi-gpio out nodes drive this Pi's pins");
 
-  const red = require.resolve("node-red/red.js", { paths: [packageRoot] });
+  const red = resolveNodeRed("node-red/red.js");
   const child = spawn(
     process.execPath,
     ["--require", path.join(__dirname, "exit-with-parent.js"), red, "--userDir", userDir, "--settings", path.join(userDir, "settings.js")],

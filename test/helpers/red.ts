@@ -1,10 +1,12 @@
-// Shared set-up for node tests: node-red-node-test-helper on Node-RED 4.1 with the
+// Shared set-up for node tests: node-red-node-test-helper on Node-RED (4.1, or the one
+// SQI_NODE_RED_DIR names) with the
 // package's Clock injected through RED.settings.sqiClock, and recorders for what a
 // user would see: messages, status texts and errors.
 
 import helper from "node-red-node-test-helper";
+import { resolveNodeRed } from "../../scripts/node-red-path";
 
-helper.init(require.resolve("node-red"));
+helper.init(resolveNodeRed());
 
 export { helper };
 

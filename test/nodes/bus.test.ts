@@ -13,6 +13,7 @@ import type { EventFrame } from "../../lib/bus/frames";
 import { BusServer } from "../../lib/bus/server";
 import { freePort, waitFor } from "../helpers/processes";
 import { helper, settle } from "../helpers/red";
+import { resolveNodeRed } from "../../scripts/node-red-path";
 
 const sqiBus = require("../../nodes/sqi-bus");
 const sqiEventBus = require("../../nodes/sqi-event-bus");
@@ -231,7 +232,7 @@ describe("sqi-event-bus node", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bus-tls-node-"));
     try {
       const { key, cert } = selfSignedCert(dir);
-      const tlsNode = require(require.resolve("@node-red/nodes/core/network/05-tls.js", { paths: [require.resolve("node-red")] }));
+      const tlsNode = require(resolveNodeRed("@node-red/nodes/core/network/05-tls.js"));
       const port = await freePort();
       await helper.load(
         [tlsNode, sqiBus, sqiEventBus],

@@ -5,7 +5,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { gpioEnv, parsePinLog } from "../../scripts/gpio-sim";
+import { gpioEnv, parsePinLog, type PinRecord } from "../../scripts/gpio-sim";
+import { resolveNodeRed } from "../../scripts/node-red-path";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpio-sim-"));
 const pinLog = path.join(dir, "pins.jsonl");
@@ -18,7 +19,7 @@ const { helper, settle } = require("../helpers/red") as typeof import("../helper
 const dcContainer = require("../../nodes/dc-container");
 const piGpio = require("node-red-node-pi-gpio/36-rpi-gpio.js");
 const pulseShaper = require("../../nodes/pulse-shaper");
-const change = require(require.resolve("@node-red/nodes/core/function/15-change.js", { paths: [require.resolve("node-red")] }));
+const change = require(resolveNodeRed("@node-red/nodes/core/function/15-change.js"));
 
 describe("rpi-gpio out on the simulated GPIO", { skip: !gpio.simulated && "a real RPi.GPIO is present: this test is for machines without one" }, () => {
   before(() => fs.writeFileSync(pinLog, ""));
@@ -61,35 +62,68 @@ describe("rpi-gpio out on the simulated GPIO", { skip: !gpio.simulated && "a rea
     );
   });
 
-  it("a pulse-shaper stopped in the middle of a long pulse leaves the real rpi-gpio out low", async () => {
+  /**
+   * Stops the flows 10-20 ms into a 90 ms pulse and returns the driven values and how long the pin
+   * was high. rpi-gpio out is first in the flow: Node-RED closes nodes in this order, so it kills
+   * its helper before the shaper's own close runs.
+   */
+  async function stopMidPulse(pin: number): Promise<{ values: Array<number | null>; highMs: number; lowBeforeRelease: boolean }> {
     fs.writeFileSync(pinLog, "");
     await helper.load(
       [pulseShaper, piGpio],
       [
         { id: "f", type: "tab" },
-        // rpi-gpio out first: Node-RED closes nodes in this order, so it shuts its helper before the
-        // shaper's close runs. Only the shaper's "flows:stopping" hook gets the 0 there in time.
-        { id: "pin", z: "f", type: "rpi-gpio out", pin: "23", set: true, level: "0", out: "out", bcm: true, wires: [] },
+        { id: "pin", z: "f", type: "rpi-gpio out", pin: String(pin), set: true, level: "0", out: "out", bcm: true, wires: [] },
         { id: "src", z: "f", type: "helper", wires: [["ps"]] },
         { id: "ps", z: "f", type: "pulse-shaper", width: 90, maxOn: 100, measureEvery: 0, wires: [["pin"], []] },
       ],
     );
-    // Let the GPIO helper start before the pulse, as a deployed flow would.
-    await new Promise((r) => setTimeout(r, 500));
+    const log = () => parsePinLog(fs.readFileSync(pinLog, "utf8")).filter((r) => r.pin === pin);
+    const waitLog = async (what: string, ok: (r: PinRecord) => boolean): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      while (!log().some(ok) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+      assert.ok(log().some(ok), what);
+    };
+    // Let the GPIO helper start (its pin set up low) before the pulse, as a deployed flow would:
+    // otherwise the helper, still starting, takes the whole 90 ms pulse at once after it ended.
+    await waitLog("rpi-gpio out's helper set the pin up", (r) => r.event === "out");
     helper.getNode("ps").receive({ topic: "proton_collision" });
-    const log = () => parsePinLog(fs.readFileSync(pinLog, "utf8")).filter((r) => r.pin === 23);
-    const deadline = Date.now() + 5000;
-    while (!log().some((r) => r.value === 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-    assert.ok(log().some((r) => r.value === 1), "the pulse started");
-    await helper.unload(); // stop the flows 10-20 ms into a 90 ms pulse
+    await waitLog("the pulse started", (r) => r.value === 1);
+    await helper.unload();
     await new Promise((r) => setTimeout(r, 300));
     const driven = log().filter((r) => r.value !== null);
-    assert.deepEqual(
-      driven.map((r) => r.value),
-      [0, 1, 0],
-      "initialised low, high, then low again although the flow stopped mid-pulse",
-    );
-    const high = driven[2]!.t - driven[1]!.t;
-    assert.ok(high < 80, `cut short by the stop: high for ${high.toFixed(1)} ms of 90`);
+    const released = log().find((r) => r.event === "released");
+    return {
+      values: driven.map((r) => r.value),
+      highMs: driven.length >= 3 ? driven[2]!.t - driven[1]!.t : NaN,
+      lowBeforeRelease: driven.length >= 3 && released !== undefined && driven[2]!.t <= released.t,
+    };
+  }
+
+  it("a pulse-shaper stopped in the middle of a long pulse leaves the real rpi-gpio out low", async () => {
+    const { values, highMs, lowBeforeRelease } = await stopMidPulse(23);
+    assert.deepEqual(values, [0, 1, 0], "initialised low, high, then low again although the flow stopped mid-pulse");
+    assert.ok(lowBeforeRelease, "the helper took the 0 before it released the pin");
+    assert.ok(highMs < 80, `cut short by the stop: high for ${highMs.toFixed(1)} ms of 90`);
+  });
+
+  it("without Node-RED's internal flows:stopping event, the fallback (the guarded close) still leaves the pin low", async () => {
+    // A Node-RED that does not emit "flows:stopping": the runtime's own event bus drops it.
+    const events = require(resolveNodeRed("@node-red/util")).events as { emit: (name: string, ...args: unknown[]) => boolean };
+    const emit = events.emit;
+    let dropped = 0;
+    events.emit = function (this: unknown, name: string, ...args: unknown[]) {
+      if (name === "flows:stopping") return Boolean(++dropped) && false;
+      return emit.call(this, name, ...args);
+    };
+    try {
+      const { values, highMs, lowBeforeRelease } = await stopMidPulse(24);
+      assert.ok(dropped >= 1, "flows:stopping was emitted and dropped");
+      assert.deepEqual(values, [0, 1, 0], "initialised low, high, then low again with no flows:stopping");
+      assert.ok(lowBeforeRelease, "the helper took the 0 before it released the pin");
+      assert.ok(highMs < 80, `cut short by the stop: high for ${highMs.toFixed(1)} ms of 90`);
+    } finally {
+      events.emit = emit;
+    }
   });
 });
