@@ -220,7 +220,7 @@ module.exports = function (RED: RED) {
     };
     function guardTarget(n: Node): void {
       closeGuarded.get(n.id)?.undo();
-      closeGuarded.set(n.id, { node: n, undo: guardClose(n, () => beforeTargetCloses(n)) });
+      closeGuarded.set(n.id, { node: n, undo: guardClose(clock, n, () => beforeTargetCloses(n)) });
     }
 
     function allCounters(): Record<string, number> {
@@ -454,7 +454,7 @@ const closeGuards = new WeakMap<Node, Set<() => number>>();
  * Runs `f` before `target`'s close() whenever Node-RED stops it; `f` returns how many ms the
  * close should wait (for an edge just handed on to be taken). Returns the undo.
  */
-function guardClose(target: Node, f: () => number): () => void {
+function guardClose(clock: Clock, target: Node, f: () => number): () => void {
   let set = closeGuards.get(target);
   if (!set) {
     const guards = new Set<() => number>();
@@ -466,7 +466,7 @@ function guardClose(target: Node, f: () => number): () => void {
         let wait = 0;
         for (const g of [...guards]) wait = Math.max(wait, g());
         if (wait <= 0) return close.call(this, removed);
-        return new Promise((resolve) => setTimeout(resolve, wait)).then(() => close.call(this, removed));
+        return new Promise<void>((resolve) => clock.setTimer(() => resolve(), wait)).then(() => close.call(this, removed));
       };
     }
   }
