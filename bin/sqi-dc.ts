@@ -1,101 +1,182 @@
 #!/usr/bin/env node
 // sqi-dc: check and preview .dc containers from a terminal, with the same loader and
-// player the dc-container node uses.
-//   sqi-dc validate FILE...                               FILE: ok, or one line per problem
-//   sqi-dc play FILE [--ticks N] [--speed X] [--no-wait]  the timeline as JSON lines
-//   sqi-dc audit PINLOG [--flow FLOW] [limits]            a pin log against the safety limits
+// player the dc-container node uses, and audit a pin log against the safety limits.
+// Options are parsed by node:util parseArgs (so --opt=value works); "-" reads stdin.
+// Exit 0: all valid; 1: a container is invalid (or an audit found a violation); 2: a usage
+// problem or a file that cannot be read. Errors go to stderr. A closed pipe (| head) ends quietly.
 
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
 import { RealClock, VirtualClock, type Clock } from "../lib/clock";
-import { formatProblems, loadContainerFile } from "../lib/container/format";
+import { loadContainerFile, MAX_CONTAINER_BYTES, parseContainerText, type LoadResult, type Problem } from "../lib/container/format";
 import { MAX_SPEED, Player } from "../lib/container/player";
+import { packageRoot } from "../lib/paths";
 import { audit, AUDIT_USAGE } from "./audit";
 
-const USAGE = `usage:
-  sqi-dc validate FILE...
-  sqi-dc play FILE [--ticks N] [--speed X] [--no-wait]
-  sqi-dc audit PINLOG [--flow FLOW.json] [options]
+const VALIDATE_USAGE = `sqi-dc validate [--format text|json] FILE...
+  Checks .dc containers ("-" reads one from stdin).
+  text: "FILE: ok" on stdout for each valid file; each problem on stderr as
+        FILE:LINE:COL: message (json.path)
+  json: one JSON object on stdout: {"ok", "files": [{"file", "ok", "readable", "problems": [{"line", "column", "path", "message"}]}]}
+  exit 0: every file valid; 1: a file is invalid; 2: a usage problem or a file that cannot be read`;
 
-validate  prints "FILE: ok" or one line per problem; exit 0 when every file is valid, 1 otherwise.
-play      prints one JSON line per event: {"at", "tick", "loop", "event", "payload"}.
-          --ticks N   play N ticks (counting empty ticks, across loops); default: one pass
-          --speed X   speed factor instead of the container's runtime_speed ("accelerated" = 10)
-          --no-wait   compute the timeline at once on a virtual clock starting now
+const PLAY_USAGE = `sqi-dc play [--ticks N] [--speed X] [--no-wait] FILE
+  Plays a .dc container ("-" reads it from stdin) and prints one JSON line per event:
+  {"at", "tick", "loop", "event", "payload"}.
+  --ticks N   play N ticks (counting empty ticks, across loops); default: one pass
+  --speed X   speed factor instead of the container's runtime_speed ("accelerated" = 10)
+  --no-wait   compute the timeline at once on a virtual clock starting now
+  exit 0: played; 1: the container is invalid; 2: a usage problem or a file that cannot be read`;
 
-${AUDIT_USAGE}`;
+const USAGE = `usage: sqi-dc <command> [options]   (sqi-dc <command> --help for one command)
 
-function validate(files: string[]): number {
-  if (files.length === 0) return usage("validate needs at least one FILE");
-  let bad = 0;
-  for (const f of files) {
-    const r = loadContainerFile(f);
-    if (r.ok) process.stdout.write(`${f}: ok\n`);
-    else {
-      bad++;
-      for (const line of formatProblems(f, r.problems)) process.stdout.write(`${line}\n`);
+commands:
+  validate   check .dc containers
+  play       print a container's timeline as JSON lines
+  audit      check a pin log against the safety limits
+
+options:
+  --help, -h      this text
+  --version, -v   the version of @sqi/node-red-pulse`;
+
+const commandUsage: Record<string, string> = { validate: VALIDATE_USAGE, play: PLAY_USAGE, audit: AUDIT_USAGE };
+
+const out = (s: string): void => void process.stdout.write(s);
+const err = (s: string): void => void process.stderr.write(s);
+
+/** A usage problem: says what, points at the command's help, exit 2. */
+function usage(problem: string, command?: string): number {
+  err(`sqi-dc${command ? ` ${command}` : ""}: ${problem}\n`);
+  err(`Try 'sqi-dc ${command ? `${command} ` : ""}--help'.\n`);
+  return 2;
+}
+
+/** parseArgs' own messages are long; the gist and the option are enough. */
+function parseError(e: unknown): string {
+  const m = (e as Error).message;
+  const option = /'(?:-\w, )?(--?[^' ]*)/.exec(m)?.[1];
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${option ?? m}`;
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") return option ? `${option} needs a value` : m;
+  return m.split("\n")[0]!;
+}
+
+function version(): string {
+  return (JSON.parse(fs.readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string }).version;
+}
+
+/** Reads stdin, at most one byte past the container limit (the parser says "too big"). */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    chunks.push(chunk);
+    n += chunk.length;
+    if (n > MAX_CONTAINER_BYTES) break;
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Loads a container from a file, or from stdin for "-". */
+async function load(file: string): Promise<LoadResult> {
+  return file === "-" ? parseContainerText(await readStdin()) : loadContainerFile(file);
+}
+
+const shown = (file: string): string => (file === "-" ? "<stdin>" : file);
+const unreadable = (r: LoadResult): boolean => !r.ok && r.problems.some((p) => p.unreadable);
+
+/** `FILE:LINE:COL: message (json.path)`, the form editors and terminals make clickable. */
+function problemLine(file: string, p: Problem): string {
+  if (p.unreadable || p.line === undefined) return `${file}: ${p.message}`;
+  const where = p.path && !p.path.startsWith("line ") ? ` (${p.path})` : "";
+  return `${file}:${p.line}:${p.column ?? 1}: ${p.message}${where}`;
+}
+
+async function validate(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, strict: true, options: { format: { type: "string", default: "text" }, help: { type: "boolean", short: "h" } } });
+  } catch (e) {
+    return usage(parseError(e), "validate");
+  }
+  const { values, positionals: files } = parsed;
+  if (values.help) return help("validate");
+  if (values.format !== "text" && values.format !== "json") return usage(`--format must be text or json, got ${JSON.stringify(values.format)}`, "validate");
+  if (files.length === 0) return usage("needs at least one FILE (or - for stdin)", "validate");
+  if (files.filter((f) => f === "-").length > 1) return usage('stdin ("-") can be read only once', "validate");
+  const results: Array<{ file: string; r: LoadResult }> = [];
+  for (const file of files) results.push({ file, r: await load(file) });
+  if (values.format === "json") {
+    const report = results.map(({ file, r }) => ({
+      file: shown(file),
+      ok: r.ok,
+      readable: !unreadable(r),
+      problems: r.ok ? [] : r.problems.map((p) => ({ line: p.line ?? null, column: p.column ?? null, path: p.path, message: p.message })),
+    }));
+    out(`${JSON.stringify({ ok: report.every((f) => f.ok), files: report })}\n`);
+  } else {
+    for (const { file, r } of results) {
+      if (r.ok) out(`${shown(file)}: ok\n`);
+      else for (const p of r.problems) err(`${problemLine(shown(file), p)}\n`);
     }
   }
-  return bad === 0 ? 0 : 1;
+  if (results.some(({ r }) => unreadable(r))) return 2;
+  return results.every(({ r }) => r.ok) ? 0 : 1;
 }
 
-interface PlayArgs {
-  file: string;
-  ticks?: number;
-  speed?: number;
-  wait: boolean;
-}
-
-function parsePlay(args: string[]): PlayArgs | string {
-  let file: string | undefined;
-  const out: Partial<PlayArgs> = { wait: true };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === "--no-wait") out.wait = false;
-    else if (a === "--ticks" || a === "--speed") {
-      const v = args[++i];
-      const n = Number(v);
-      if (a === "--ticks") {
-        if (v === undefined || !Number.isInteger(n) || n < 1) return `--ticks needs a positive whole number, got ${v ?? "nothing"}`;
-        out.ticks = n;
-      } else {
-        if (v === undefined || !Number.isFinite(n) || n <= 0 || n > MAX_SPEED) return `--speed needs a positive number up to ${MAX_SPEED}, got ${v ?? "nothing"}`;
-        out.speed = n;
-      }
-    } else if (a.startsWith("--")) return `unknown option ${a}`;
-    else if (file === undefined) file = a;
-    else return `play takes one FILE, got a second: ${a}`;
+async function play(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: { ticks: { type: "string" }, speed: { type: "string" }, "no-wait": { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    });
+  } catch (e) {
+    return usage(parseError(e), "play");
   }
-  if (file === undefined) return "play needs a FILE";
-  return { ...out, file } as PlayArgs;
-}
-
-function play(args: string[]): Promise<number> | number {
-  const parsed = parsePlay(args);
-  if (typeof parsed === "string") return usage(parsed);
-  const r = loadContainerFile(parsed.file);
+  const { values, positionals } = parsed;
+  if (values.help) return help("play");
+  if (positionals.length === 0) return usage("needs a FILE (or - for stdin)", "play");
+  if (positionals.length > 1) return usage(`takes one FILE, got a second: ${positionals[1]}`, "play");
+  let ticks: number | undefined;
+  let speed: number | undefined;
+  if (values.ticks !== undefined) {
+    ticks = Number(values.ticks);
+    if (!/^\d+$/.test(values.ticks) || !Number.isSafeInteger(ticks) || ticks < 1) return usage(`--ticks needs a positive whole number, got ${values.ticks}`, "play");
+  }
+  if (values.speed !== undefined) {
+    speed = Number(values.speed);
+    if (values.speed.trim() === "" || !Number.isFinite(speed) || speed <= 0 || speed > MAX_SPEED) return usage(`--speed needs a positive number up to ${MAX_SPEED}, got ${values.speed}`, "play");
+  }
+  const file = positionals[0]!;
+  const r = await load(file);
   if (!r.ok) {
-    for (const line of formatProblems(parsed.file, r.problems)) process.stderr.write(`${line}\n`);
-    return 1;
+    for (const p of r.problems) err(`${problemLine(shown(file), p)}\n`);
+    return unreadable(r) ? 2 : 1;
   }
   const c = r.container;
   const maxTick = c.glyphs.reduce((m, g) => Math.max(m, g.tick), 0);
-  const ticks = parsed.ticks ?? maxTick;
-  const clock: Clock = parsed.wait ? new RealClock() : new VirtualClock(Date.now());
+  const total = ticks ?? maxTick;
+  const clock: Clock = values["no-wait"] ? new VirtualClock(Date.now()) : new RealClock();
   const player = new Player({
     clock,
     leadMs: 0,
     onGlyph: (g) => {
       // Tick positions count every tick, empty ones too, across loops.
-      if (g.loop * maxTick + g.tick > ticks) {
+      if (g.loop * maxTick + g.tick > total) {
         player.stop();
         return;
       }
-      process.stdout.write(`${JSON.stringify({ at: g.at, tick: g.tick, loop: g.loop, event: g.event, payload: g.payload })}\n`);
+      out(`${JSON.stringify({ at: g.at, tick: g.tick, loop: g.loop, event: g.event, payload: g.payload })}\n`);
     },
   });
   player.load(c);
-  if (parsed.speed !== undefined) player.setSpeed(parsed.speed);
+  if (speed !== undefined) player.setSpeed(speed);
   // Finished: the last requested tick has had its time.
-  const endAfterMs = ticks * player.periodMs;
+  const endAfterMs = total * player.periodMs;
   if (clock instanceof VirtualClock) {
     const t0 = clock.now();
     player.start();
@@ -114,22 +195,38 @@ function play(args: string[]): Promise<number> | number {
   });
 }
 
-function usage(problem?: string): number {
-  if (problem) process.stderr.write(`sqi-dc: ${problem}\n`);
-  process.stderr.write(`${USAGE}\n`);
-  return 2;
+function help(command?: string): number {
+  out(`${command ? commandUsage[command] : USAGE}\n`);
+  return 0;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (cmd === "validate") return validate(rest);
-  if (cmd === "play") return play(rest);
-  if (cmd === "audit") return audit(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
-  if (cmd === "--help" || cmd === "-h" || cmd === "help") {
-    process.stdout.write(`${USAGE}\n`);
+  if (cmd === undefined) {
+    err(`${USAGE}\n`);
+    return 2;
+  }
+  if (cmd === "--version" || cmd === "-v") {
+    out(`${version()}\n`);
     return 0;
   }
-  return usage(cmd === undefined ? undefined : `unknown command ${cmd}`);
+  if (cmd === "--help" || cmd === "-h") return help();
+  if (cmd === "help") return rest[0] === undefined ? help() : commandUsage[rest[0]] ? help(rest[0]) : usage(`no command ${rest[0]}`);
+  if (cmd === "validate") return validate(rest);
+  if (cmd === "play") return play(rest);
+  if (cmd === "audit") {
+    if (rest.includes("--help") || rest.includes("-h")) return help("audit");
+    return audit(rest, out, err);
+  }
+  return usage(cmd.startsWith("-") ? `unknown option ${cmd}` : `unknown command ${cmd}`);
+}
+
+// A reader that stops early (| head) closes the pipe: end quietly, as Unix tools do.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw e;
+  });
 }
 
 main(process.argv.slice(2)).then(
@@ -137,7 +234,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e) => {
-    process.stderr.write(`sqi-dc: ${(e as Error).message}\n`);
-    process.exitCode = 1;
+    err(`sqi-dc: ${(e as Error).message}\n`);
+    process.exitCode = 2;
   },
 );

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { checkShape, MAX_JSON_DEPTH } from "../limits";
 import { schemasDir } from "../paths";
-import { locateJsonSyntaxError } from "./json-position";
+import { lineAndColumn, locateJsonSyntaxError, offsetOfPath } from "./json-position";
 
 export interface Glyph {
   tick: number;
@@ -32,6 +32,13 @@ export interface Problem {
   /** JSON path such as `glyphs[2].tick`, a `line 3, column 5` location, or "" for the whole file. */
   path: string;
   message: string;
+  /** Where in the text (1-based), for problems found in a text: syntax and schema problems alike. */
+  line?: number;
+  column?: number;
+  /** The file could not be read at all (missing, a directory, no permission): not an invalid container. */
+  unreadable?: true;
+  /** The value's place as keys and indices (ajv's instancePath), for finding its line. */
+  at?: string[];
 }
 
 export type LoadResult = { ok: true; container: Container } | { ok: false; problems: Problem[] };
@@ -58,9 +65,14 @@ function validator(): ReturnType<Ajv["compile"]> {
   return compiled;
 }
 
+/** `/glyphs/2/tick` -> ["glyphs", "2", "tick"]. */
+function pointerSteps(instancePath: string): string[] {
+  return instancePath === "" ? [] : instancePath.slice(1).split("/").map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+}
+
 /** `/glyphs/2/tick` -> `glyphs[2].tick`; keys that are not identifiers are quoted. */
 export function jsonPath(instancePath: string, extraKey?: string): string {
-  const parts = instancePath === "" ? [] : instancePath.slice(1).split("/").map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+  const parts = pointerSteps(instancePath);
   if (extraKey !== undefined) parts.push(extraKey);
   let out = "";
   for (const p of parts) {
@@ -75,7 +87,7 @@ function problemsFromAjv(errors: ErrorObject[]): Problem[] {
   const problems: Problem[] = [];
   const seen = new Set<string>();
   // Several ajv errors can describe one place (a oneOf and its branches); keep one line per place.
-  const byPath = new Map<string, { message: string; isRule: boolean }>();
+  const byPath = new Map<string, { message: string; isRule: boolean; at: string[] }>();
   for (const e of errors) {
     const parent = e.parentSchema as SchemaNode | undefined;
     if (e.keyword === "required") {
@@ -86,17 +98,17 @@ function problemsFromAjv(errors: ErrorObject[]): Problem[] {
       const key = `${p}\u0000${message}`;
       if (!seen.has(key)) {
         seen.add(key);
-        problems.push({ path: p, message });
+        problems.push({ path: p, message, at: pointerSteps(e.instancePath) }); // found at the object that lacks it
       }
       continue;
     }
     const p = jsonPath(e.instancePath);
     const known = byPath.get(p);
     // The nearest plain-words rule wins over ajv's generic wording for the same place.
-    if (parent?.errorMessage && !known?.isRule) byPath.set(p, { message: parent.errorMessage, isRule: true });
-    else if (!known) byPath.set(p, { message: e.message ?? "is not valid", isRule: false });
+    if (parent?.errorMessage && !known?.isRule) byPath.set(p, { message: parent.errorMessage, isRule: true, at: pointerSteps(e.instancePath) });
+    else if (!known) byPath.set(p, { message: e.message ?? "is not valid", isRule: false, at: pointerSteps(e.instancePath) });
   }
-  for (const [p, { message }] of byPath) problems.push({ path: p, message });
+  for (const [p, { message, at }] of byPath) problems.push({ path: p, message, at });
   return problems;
 }
 
@@ -120,9 +132,9 @@ export function validateContainer(value: unknown): LoadResult {
 /** Parses .dc text: JSON syntax errors come back with line and column. */
 export function parseContainerText(text: string): LoadResult {
   const bytes = Buffer.byteLength(text, "utf8");
-  if (bytes > MAX_CONTAINER_BYTES) return { ok: false, problems: [tooBig(bytes)] };
+  if (bytes > MAX_CONTAINER_BYTES) return { ok: false, problems: [{ ...tooBig(bytes), line: 1, column: 1 }] };
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  if (body.trim() === "") return { ok: false, problems: [{ path: "", message: "is empty: a container is a JSON object with container_id and glyphs" }] };
+  if (body.trim() === "") return { ok: false, problems: [{ path: "", message: "is empty: a container is a JSON object with container_id and glyphs", line: 1, column: 1 }] };
   let value: unknown;
   try {
     value = JSON.parse(body);
@@ -131,10 +143,19 @@ export function parseContainerText(text: string): LoadResult {
     const detail = where ? where.reason : (e as Error).message;
     return {
       ok: false,
-      problems: [{ path: where ? `line ${where.line}, column ${where.column}` : "", message: `not valid JSON: ${detail}` }],
+      problems: [{ path: where ? `line ${where.line}, column ${where.column}` : "", message: `not valid JSON: ${detail}`, line: where?.line ?? 1, column: where?.column ?? 1 }],
     };
   }
-  return validateContainer(value);
+  const r = validateContainer(value);
+  if (!r.ok) {
+    // Every problem gets a line and column: where its value (or the object lacking a key) starts.
+    for (const p of r.problems) {
+      const where = lineAndColumn(body, p.at ? offsetOfPath(body, p.at) : 0);
+      p.line = where.line;
+      p.column = where.column;
+    }
+  }
+  return r;
 }
 
 function tooBig(bytes: number): Problem {
@@ -152,17 +173,17 @@ export function loadContainerFile(file: string): LoadResult {
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     const st = fs.fstatSync(fd);
-    if (st.isDirectory()) return { ok: false, problems: [{ path: "", message: "is a directory, not a .dc file" }] };
-    if (!st.isFile()) return { ok: false, problems: [{ path: "", message: "is not a regular file (a FIFO, socket or device): a .dc container must be a file" }] };
-    if (st.size > MAX_CONTAINER_BYTES) return { ok: false, problems: [tooBig(st.size)] };
+    if (st.isDirectory()) return { ok: false, problems: [{ path: "", message: "is a directory, not a .dc file", unreadable: true }] };
+    if (!st.isFile()) return { ok: false, problems: [{ path: "", message: "is not a regular file (a FIFO, socket or device): a .dc container must be a file", unreadable: true }] };
+    if (st.size > MAX_CONTAINER_BYTES) return { ok: false, problems: [{ ...tooBig(st.size), line: 1, column: 1 }] };
     const buf = Buffer.alloc(MAX_CONTAINER_BYTES + 1);
     let n = 0;
     for (let got = -1; got !== 0 && n < buf.length; n += got) got = fs.readSync(fd, buf, n, buf.length - n, null);
-    if (n > MAX_CONTAINER_BYTES) return { ok: false, problems: [tooBig(n)] };
+    if (n > MAX_CONTAINER_BYTES) return { ok: false, problems: [{ ...tooBig(n), line: 1, column: 1 }] };
     return parseContainerText(buf.toString("utf8", 0, n));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return { ok: false, problems: [{ path: "", message: code === "ENOENT" ? "file not found" : `cannot be read (${code ?? (e as Error).message})` }] };
+    return { ok: false, problems: [{ path: "", message: code === "ENOENT" ? "file not found" : `cannot be read (${code ?? (e as Error).message})`, unreadable: true }] };
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }

@@ -1,6 +1,9 @@
-// Finds where a JSON text first goes wrong, as line and column, because V8's
-// JSON.parse messages only sometimes carry a position and never a line.
-// Only called after JSON.parse has failed, so it favours clarity over speed.
+// Where things are in a JSON text, as line and column: where it first goes wrong (V8's
+// JSON.parse messages only sometimes carry a position and never a line), and where the value at
+// a JSON path starts (so that schema problems get a line and column too).
+// Neither recurses: a hostile text of a million '[' must not blow the stack.
+
+import { MAX_JSON_DEPTH } from "../limits";
 
 export interface JsonSyntaxError {
   line: number;
@@ -11,6 +14,7 @@ export interface JsonSyntaxError {
 
 export function locateJsonSyntaxError(text: string): JsonSyntaxError | null {
   let i = 0;
+  let depth = 0;
   const fail = (reason: string): never => {
     throw new LocatedError(i, reason);
   };
@@ -62,11 +66,13 @@ export function locateJsonSyntaxError(text: string): JsonSyntaxError | null {
   const value = (): void => {
     ws();
     const c = text[i];
+    if ((c === "{" || c === "[") && ++depth > MAX_JSON_DEPTH) fail(`nested deeper than ${MAX_JSON_DEPTH} levels`);
     if (c === "{") {
       i++;
       ws();
       if (text[i] === "}") {
         i++;
+        depth--;
         return;
       }
       for (;;) {
@@ -84,6 +90,7 @@ export function locateJsonSyntaxError(text: string): JsonSyntaxError | null {
         }
         if (text[i] === "}") {
           i++;
+          depth--;
           return;
         }
         fail("expected ',' or '}' after a property value");
@@ -93,6 +100,7 @@ export function locateJsonSyntaxError(text: string): JsonSyntaxError | null {
       ws();
       if (text[i] === "]") {
         i++;
+        depth--;
         return;
       }
       for (;;) {
@@ -106,6 +114,7 @@ export function locateJsonSyntaxError(text: string): JsonSyntaxError | null {
         }
         if (text[i] === "]") {
           i++;
+          depth--;
           return;
         }
         fail("expected ',' or ']' after an array element");
@@ -154,4 +163,65 @@ export function lineAndColumn(text: string, offset: number): { line: number; col
     }
   }
   return { line, column: end - lineStart + 1 };
+}
+
+/**
+ * Where the value at `path` (object keys and array indices, as in ajv's instancePath) starts in
+ * a JSON text that JSON.parse accepted: its offset, or that of the nearest ancestor found when a
+ * step is not there. Values on the way are skipped by counting brackets, without recursion.
+ */
+export function offsetOfPath(text: string, path: readonly string[]): number {
+  let i = 0;
+  const ws = (): void => {
+    while (i < text.length && (text[i] === " " || text[i] === "\t" || text[i] === "\n" || text[i] === "\r" || text.charCodeAt(i) === 0xfeff)) i++;
+  };
+  const skipString = (): void => {
+    for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+    i++;
+  };
+  const skipValue = (): void => {
+    ws();
+    let depth = 0;
+    do {
+      const c = text[i];
+      if (c === '"') skipString();
+      else {
+        if (c === "{" || c === "[") depth++;
+        else if (c === "}" || c === "]") depth--;
+        else if (depth === 0) {
+          while (i < text.length && !",}] \t\r\n".includes(text[i]!)) i++; // a number or literal
+          return;
+        }
+        i++;
+      }
+    } while (depth > 0 && i < text.length);
+  };
+  ws();
+  let found = i;
+  for (const step of path) {
+    const open = text[i];
+    if (open !== "{" && open !== "[") return found;
+    i++;
+    ws();
+    let at = -1;
+    for (let index = 0; text[i] !== "}" && text[i] !== "]" && i < text.length; index++) {
+      if (open === "{") {
+        const keyStart = i;
+        skipString();
+        const key = JSON.parse(text.slice(keyStart, i)) as string;
+        ws();
+        i++; // ':'
+        ws();
+        if (key === step) at = i;
+      } else if (String(index) === step) at = i;
+      if (at >= 0) break;
+      skipValue();
+      ws();
+      if (text[i] === ",") i++;
+      ws();
+    }
+    if (at < 0) return found;
+    found = i = at;
+  }
+  return found;
 }

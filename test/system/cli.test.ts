@@ -1,6 +1,6 @@
 // sqi-dc as a user runs it: a real process, its stdout and its exit code.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -10,41 +10,94 @@ import { bundledContainersDir, packageRoot } from "../../lib/paths";
 const cli = path.join(packageRoot, "dist", "bin", "sqi-dc.js");
 const star = path.join(bundledContainersDir, "synthetic_star_core.dc");
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-dc-"));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", timeout: 20_000 });
+  return runWith(undefined, ...args);
+}
+
+/** Runs sqi-dc with `input` on its stdin. */
+function runWith(input: string | undefined, ...args: string[]) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", timeout: 20_000, input });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
 describe("sqi-dc validate", () => {
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // Line 3 holds glyph 2 (its tick, 0, at column 82), line 4 the loop value (column 11).
+  const badText = '{\n  "container_id": "b",\n  "glyphs": [{ "tick": 1, "event": "a" }, { "tick": 2, "event": "b" }, { "tick": 0, "event": "c" }],\n  "loop": "no"\n}\n';
+  const bad = path.join(dir, "bad.dc");
+  fs.writeFileSync(bad, badText);
 
-  it("prints FILE: ok for each valid file and exits 0", () => {
+  it("prints FILE: ok on stdout for each valid file and exits 0", () => {
     const files = fs.readdirSync(bundledContainersDir).map((f) => path.join(bundledContainersDir, f));
     const r = run("validate", ...files);
     assert.equal(r.code, 0);
     assert.deepEqual(r.out.trim().split("\n"), files.map((f) => `${f}: ok`));
+    assert.equal(r.err, "");
   });
 
-  it("prints one line per problem with FILE and JSON path, and exits 1 if any file is bad", () => {
-    const bad = path.join(dir, "bad.dc");
-    fs.writeFileSync(bad, JSON.stringify({ container_id: "b", glyphs: [{ tick: 1, event: "a" }, { tick: 2, event: "b" }, { tick: 0, event: "c" }], loop: "no" }));
-    const missing = path.join(dir, "missing.dc");
-    const r = run("validate", star, bad, missing);
+  it("prints every problem, schema problems too, as FILE:LINE:COL: message (json.path) on stderr, and exits 1", () => {
+    const r = run("validate", star, bad);
     assert.equal(r.code, 1);
-    assert.deepEqual(r.out.trim().split("\n"), [
-      `${star}: ok`,
-      `${bad}: glyphs[2].tick: must be a positive integer`,
-      `${bad}: loop: must be true or false`,
-      `${missing}: file not found`,
-    ]);
+    assert.equal(r.out, `${star}: ok\n`);
+    assert.deepEqual(r.err.trim().split("\n"), [`${bad}:3:82: must be a positive integer (glyphs[2].tick)`, `${bad}:4:11: must be true or false (loop)`]);
+    const missing = run("validate", path.join(dir, "missing-key.dc"));
+    assert.equal(missing.code, 2, "an unreadable file is not an invalid one");
+    fs.writeFileSync(path.join(dir, "no-id.dc"), '{\n  "glyphs": [{ "tick": 1, "event": "a" }]\n}');
+    assert.equal(run("validate", path.join(dir, "no-id.dc")).err, `${path.join(dir, "no-id.dc")}:1:1: is missing (it must be a non-empty string) (container_id)\n`);
+    fs.writeFileSync(path.join(dir, "syntax.dc"), '{\n  "container_id": "s",\n  "glyphs": [,]\n}');
+    assert.match(run("validate", path.join(dir, "syntax.dc")).err, new RegExp(`^${path.join(dir, "syntax.dc").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:3:14: not valid JSON: .+\n$`));
   });
 
-  it("explains its usage when called wrongly", () => {
-    const r = run("validate");
+  it("exits 2 with the reason on stderr for a file that cannot be read, even beside an invalid one", () => {
+    const missing = path.join(dir, "missing.dc");
+    const r = run("validate", bad, missing, dir);
     assert.equal(r.code, 2);
-    assert.match(r.err, /validate needs at least one FILE/);
-    assert.match(run("frobnicate").err, /unknown command frobnicate/);
+    assert.equal(r.out, "");
+    assert.ok(r.err.includes(`${missing}: file not found\n`), r.err);
+    assert.ok(r.err.includes(`${dir}: is a directory, not a .dc file\n`), r.err);
+  });
+
+  it('reads a container from stdin for "-", and --format json reports each file with lines and paths', () => {
+    const fromStdin = runWith(fs.readFileSync(star, "utf8"), "validate", "-");
+    assert.deepEqual([fromStdin.code, fromStdin.out], [0, "<stdin>: ok\n"]);
+    const j = runWith(badText, "validate", "--format=json", star, "-");
+    assert.equal(j.code, 1);
+    assert.deepEqual(JSON.parse(j.out), {
+      ok: false,
+      files: [
+        { file: star, ok: true, readable: true, problems: [] },
+        {
+          file: "<stdin>",
+          ok: false,
+          readable: true,
+          problems: [
+            { line: 3, column: 82, path: "glyphs[2].tick", message: "must be a positive integer" },
+            { line: 4, column: 11, path: "loop", message: "must be true or false" },
+          ],
+        },
+      ],
+    });
+    assert.equal(run("validate", "--format", "json", path.join(dir, "gone.dc")).code, 2);
+  });
+
+  it("usage problems exit 2 on stderr and point at --help; --help and --version answer on stdout", () => {
+    const cases = [run("validate"), run("validate", "--frob", star), run("validate", "--format", "xml", star), run("frobnicate"), run()];
+    assert.deepEqual(cases.map((r) => r.code), [2, 2, 2, 2, 2]);
+    assert.ok(cases.every((r) => r.out === ""), "nothing on stdout");
+    assert.match(cases[0]!.err, /^sqi-dc validate: needs at least one FILE \(or - for stdin\)\nTry 'sqi-dc validate --help'\.\n$/);
+    assert.match(cases[1]!.err, /^sqi-dc validate: unknown option --frob\n/);
+    assert.match(cases[2]!.err, /^sqi-dc validate: --format must be text or json, got "xml"\n/);
+    assert.match(cases[3]!.err, /^sqi-dc: unknown command frobnicate\n/);
+    const version = (JSON.parse(fs.readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string }).version;
+    assert.deepEqual([run("--version").out, run("-v").code], [`${version}\n`, 0]);
+    for (const cmd of ["validate", "play", "audit"]) {
+      const h = run(cmd, "--help");
+      assert.deepEqual([h.code, h.err], [0, ""], `${cmd} --help`);
+      assert.match(h.out, new RegExp(`^sqi-dc ${cmd} `), `${cmd} --help shows that command's usage`);
+      assert.equal(run("help", cmd).out, h.out);
+    }
+    assert.match(run("--help").out, /^usage: sqi-dc <command>/);
   });
 });
 
@@ -85,9 +138,47 @@ describe("sqi-dc play", () => {
   it("refuses bad options and bad files with a clear message", () => {
     assert.match(run("play", star, "--ticks", "0").err, /--ticks needs a positive whole number, got 0/);
     assert.match(run("play", star, "--speed", "fast").err, /--speed needs a positive number/);
+    assert.match(run("play", star, "--ticks").err, /^sqi-dc play: --ticks needs a value\n/);
     const r = run("play", path.join(dir, "nope.dc"));
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.match(r.err, /nope\.dc: file not found/);
+    fs.writeFileSync(path.join(dir, "bad-play.dc"), '{"container_id": "p", "glyphs": []}');
+    const invalid = run("play", path.join(dir, "bad-play.dc"));
+    assert.deepEqual([invalid.code, invalid.err], [1, `${path.join(dir, "bad-play.dc")}:1:33: must be a non-empty array of glyphs (glyphs)\n`]);
+  });
+
+  it("takes --opt=value and reads the container from stdin for -", () => {
+    const r = runWith(fs.readFileSync(star, "utf8"), "play", "--ticks=2", "--speed=1", "--no-wait", "-");
+    assert.equal(r.code, 0, r.err);
+    const lines = parse(r.out);
+    assert.deepEqual(lines.map((l) => l.event), ["proton_collision", "atom_spin_flip"]);
+    assert.equal(lines[1]!.at - lines[0]!.at, 500);
+  });
+
+  it("ends quietly when its reader closes the pipe early (| head -1)", async () => {
+    for (const wait of [["--no-wait", "--ticks=200000"], ["--ticks=100000", "--speed=1000"]]) {
+      const child = spawn(process.execPath, [cli, "play", star, ...wait], { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      try {
+        // Like head -1: read the first line, then close the pipe.
+        await new Promise<void>((resolve) => {
+          let got = "";
+          child.stdout.on("data", (d: Buffer) => {
+            got += d.toString();
+            if (got.includes("\n")) {
+              child.stdout.destroy();
+              resolve();
+            }
+          });
+        });
+        const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running after 10 s"), 10_000))]);
+        assert.deepEqual([code, stderr], [0, ""], `${wait.join(" ")}: exit 0 and nothing on stderr (no EPIPE stack)`);
+      } finally {
+        if (child.exitCode === null) child.kill("SIGKILL");
+      }
+    }
   });
 });
 

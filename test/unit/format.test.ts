@@ -13,7 +13,7 @@ import {
   validateContainer,
   type LoadResult,
 } from "../../lib/container/format";
-import { lineAndColumn, locateJsonSyntaxError } from "../../lib/container/json-position";
+import { lineAndColumn, locateJsonSyntaxError, offsetOfPath } from "../../lib/container/json-position";
 import { Player } from "../../lib/container/player";
 import { bundledContainersDir } from "../../lib/paths";
 import { starCore } from "../helpers/containers";
@@ -146,6 +146,26 @@ describe(".dc format: text and files", () => {
     }
     assert.equal(locateJsonSyntaxError(JSON.stringify(starCore)), null, "valid JSON has no error");
     assert.deepEqual(lineAndColumn("ab\ncd", 4), { line: 2, column: 2 });
+  });
+
+  it("a broken text nested a million levels deep is refused at the depth limit, not with a stack overflow", () => {
+    for (const text of ["[".repeat(1_000_000), '{"a":'.repeat(200_000)]) {
+      const r = parseContainerText(text);
+      assert.equal(r.ok, false);
+      assert.match(lines(r)[0]!, /^t\.dc: line 1, column \d+: not valid JSON: nested deeper than 32 levels$/);
+    }
+  });
+
+  it("gives every schema problem the line and column where its value starts", () => {
+    const text = '{\n  "container_id": "x",\n  "glyphs": [\n    { "tick": 1, "event": "a", "payload": { "s": "}]\\"{[", "n": [1, {"x": 2}] } },\n    { "tick": -3, "event": "b" }\n  ]\n}';
+    const r = parseContainerText(text);
+    assert.ok(!r.ok);
+    assert.deepEqual(r.problems.map((p) => [p.path, p.line, p.column]), [["glyphs[1].tick", 5, 15]]);
+    assert.equal(offsetOfPath(text, ["glyphs", "0", "payload", "n", "1", "x"]), text.indexOf("2}]"));
+    assert.equal(offsetOfPath(text, ["glyphs", "7", "tick"]), text.indexOf("["), "a step that is not there: its nearest ancestor");
+    const missing = parseContainerText('[1]\n');
+    assert.ok(!missing.ok);
+    assert.deepEqual([missing.problems[0]!.line, missing.problems[0]!.column], [1, 1]);
   });
 
   it("refuses an empty text or file", () => {
