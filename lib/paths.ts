@@ -5,5 +5,5 @@ import * as path from "node:path";
 /** The package root: compiled code lives in <root>/dist/lib. */
 export const packageRoot = path.resolve(__dirname, "..", "..");
 export const schemasDir = path.join(packageRoot, "schemas");
-/** The bundled .dc containers, findable by name from the dc-container node. */
-export const bundledContainersDir = path.join(packageRoot, "examples", "containers");
+/** The bundled .dc containers, findable by name from the dc-container node (not under examples/: Import > Examples would list the folder, empty of flows). */
+export const bundledContainersDir = path.join(packageRoot, "containers");

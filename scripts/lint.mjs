@@ -109,7 +109,7 @@ for (const [type, js] of Object.entries(pkg["node-red"].nodes)) {
 }
 
 // JSON that ships must parse.
-for (const file of [...walk(join(root, "schemas")), ...walk(join(root, "examples"))].filter((f) => f.endsWith(".json") || f.endsWith(".dc"))) {
+for (const file of [...walk(join(root, "schemas")), ...walk(join(root, "examples")), ...walk(join(root, "containers"))].filter((f) => f.endsWith(".json") || f.endsWith(".dc"))) {
   try {
     JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {

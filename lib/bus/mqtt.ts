@@ -13,7 +13,7 @@
 // cannot publish now is dropped and counted (the listeners see the gap), so nothing fires
 // late in a burst after a reconnect. Reconnects use our own capped backoff with jitter.
 
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import type { IClientOptions, MqttClient } from "mqtt";
 import type { Clock, TimerHandle } from "../clock";
 import { ClockSync } from "./clock-sync";
 import { decodeDownstream, decodeUpstream, prepareFrames, PROTOCOL, type EventFrame, type ReportFrame, type UpstreamFrame } from "./frames";
@@ -22,6 +22,14 @@ import type { ClientCounters, ClientState } from "./client";
 import { FrameRates } from "./rates";
 import { batchFrames, DEFAULT_MAX_CLIENTS, knownReport, serverCounters, type ServerCounters } from "./server";
 import { backoff, ListenerUpkeep, TurnBatcher } from "./upkeep";
+
+// The mqtt package is loaded when a bus first uses MQTT, not with the nodes: most flows never
+// do, and it is the largest module the nodes would load (bench/load-time.ts measures both).
+let mqttModule: typeof import("mqtt") | undefined;
+function mqttConnect(url: string, options: IClientOptions): MqttClient {
+  mqttModule ??= require("mqtt") as typeof import("mqtt");
+  return mqttModule.connect(url, options);
+}
 
 export interface MqttSettings {
   url: string;
@@ -69,7 +77,7 @@ function open(
   hooks: { onConnect: () => void; onMessage: (topic: string, payload: Buffer) => void; onState: () => void; onAuthFailure?: (text: string) => void },
   maxBackoffMs: number,
 ): { conn: Connection; stop: () => void } {
-  const client = mqtt.connect(s.url, {
+  const client = mqttConnect(s.url, {
     protocolVersion: 4,
     clean: true,
     keepalive: s.keepaliveS,
