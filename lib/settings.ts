@@ -27,12 +27,3 @@ export function checkNumber(raw: unknown, rule: NumberRule): Checked<number> {
   }
   return { ok: true, value: n };
 }
-
-/**
- * "${SQI_TOKEN}" -> the value of SQI_TOKEN. Node-RED substitutes such values in node
- * properties itself, but not in credentials; role flows take their token this way.
- */
-export function fromEnv(value: string, env: NodeJS.ProcessEnv = process.env): string {
-  const m = /^\$\{(\w+)\}$/.exec(value.trim());
-  return m ? (env[m[1]!] ?? "") : value;
-}

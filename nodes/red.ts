@@ -75,6 +75,8 @@ export interface RED {
     cloneMessage<T>(msg: T): T;
     prepareJSONataExpression(expr: string, node: Node): JsonataExpression;
     evaluateJSONataExpression(expr: JsonataExpression, msg: NodeMessage, cb: (err: Error | null, result: unknown) => void): void;
+    /** With type "env": the variable NAME from the node's group, flow, global and process environment, in that order. */
+    evaluateNodeProperty(value: string, type: "env", node: Node, msg: NodeMessage): unknown;
   };
   log: { info(t: string): void; warn(t: string): void; error(t: string): void };
 }

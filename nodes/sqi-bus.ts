@@ -1,10 +1,12 @@
 // sqi-bus: where the bus is, shared by sqi-event-bus nodes like mqtt-broker is by mqtt
-// nodes. WebSocket: the master's bind address/port/path, the listeners' URL and a token
-// (a credential; "${NAME}" reads it from the environment). MQTT: the broker URL, client id,
-// user name and password (credentials, or environment variables named in the flow), QoS,
-// topic prefix and keepalive. Both: a tls-config for wss/mqtts and the maximum frame size.
+// nodes. WebSocket: the master's bind address/port/path, the listeners' URL and a token.
+// MQTT: the broker URL, client id, user name and password, QoS, topic prefix and keepalive.
+// Both: a tls-config for wss/mqtts and the maximum frame size.
+// Secrets are credentials (Node-RED substitutes "${NAME}" in them, as in every property), or
+// environment variables named in the panel (tokenEnv, userEnv, passwordEnv), read through
+// Node-RED's environment: the group's, the flow's, the global one, then the process's.
 
-import { checkNumber, fromEnv } from "../lib/settings";
+import { checkNumber } from "../lib/settings";
 import type { Node, NodeDef, RED } from "./red";
 
 export interface BusConfig {
@@ -36,7 +38,7 @@ module.exports = function (RED: RED) {
     // A flow file cannot carry credentials: role flows name environment variables instead.
     const secret = (own: string | undefined, envKey: unknown): string => {
       const name = String(envKey ?? "").trim();
-      return fromEnv(own ?? "") || (name ? (process.env[name] ?? "") : "");
+      return own || (name ? String(RED.util.evaluateNodeProperty(name, "env", this, {}) ?? "") : "");
     };
     const rawTransport = String(def.transport ?? "").trim();
     const transport = rawTransport === "mqtt" ? "mqtt" : "ws";
@@ -48,11 +50,11 @@ module.exports = function (RED: RED) {
     for (const c of transport === "mqtt" ? [maxFrame, qos, keepalive] : [port, maxFrame]) if (!c.ok) errors.push(c.error);
     const path = String(def.path ?? "/").trim() || "/";
     if (transport === "ws" && !path.startsWith("/")) errors.push(`Path must start with "/", got ${JSON.stringify(path)}`);
-    const url = fromEnv(String(def.url ?? "").trim());
+    const url = String(def.url ?? "").trim();
     const token = secret(creds.token, def.tokenEnv);
     if (/\s/.test(token)) errors.push("the token contains spaces or line breaks: it must be one word (it travels in an HTTP header)");
 
-    const brokerUrl = fromEnv(String(def.broker ?? "").trim());
+    const brokerUrl = String(def.broker ?? "").trim();
     const prefix = String(def.topicPrefix ?? "").trim() || `sqi/${String(def.name ?? "").trim() || "bus"}`;
     if (transport === "mqtt") {
       if (!/^(mqtts?|wss?):\/\/[^\s]+$/.test(brokerUrl)) errors.push(`Broker URL must be mqtt://, mqtts://, ws:// or wss:// with a host, got ${JSON.stringify(brokerUrl)}`);
@@ -69,7 +71,7 @@ module.exports = function (RED: RED) {
       ...(typeof def.tls === "string" && def.tls ? { tls: def.tls } : {}),
       mqtt: {
         url: brokerUrl,
-        clientId: fromEnv(String(def.clientId ?? "").trim()),
+        clientId: String(def.clientId ?? "").trim(),
         username: secret(creds.user, def.userEnv),
         password: secret(creds.password, def.passwordEnv),
         qos: qos.ok && qos.value === 1 ? 1 : 0,

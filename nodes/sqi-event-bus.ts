@@ -16,7 +16,7 @@ import { firedTotals } from "../lib/pulse/fired";
 import { scope } from "../lib/scope";
 import { BusServer } from "../lib/bus/server";
 import { MqttListener, MqttMaster, type MqttSettings } from "../lib/bus/mqtt";
-import { checkNumber, fromEnv } from "../lib/settings";
+import { checkNumber } from "../lib/settings";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
 import type { BusConfigNode } from "./sqi-bus";
 
@@ -172,7 +172,7 @@ module.exports = function (RED: RED) {
 
     // listen
     const late = def.late === "drop" ? "drop" : "fire";
-    const name = fromEnv(String(def.listenerName ?? "")).trim() || process.env.SQI_NODE_NAME || os.hostname();
+    const name = String(def.listenerName ?? "").trim() || String(RED.util.evaluateNodeProperty("SQI_NODE_NAME", "env", node, {}) ?? "") || os.hostname();
     const tracker = new SequenceTracker();
     // This listener's life: the master accounts for what it sent while a previous life was away.
     const instance = newRunId();

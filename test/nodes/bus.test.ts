@@ -375,3 +375,37 @@ describe("sqi-event-bus node", () => {
     assert.equal(events.length, 3, "one event per counted message, never one per clone");
   });
 });
+
+describe("sqi-bus secrets from Node-RED's environment", () => {
+  afterEach(async () => {
+    await helper.unload();
+    delete process.env.SQI_TEST_BROKER_USER;
+  });
+
+  it("tokenEnv, userEnv and passwordEnv are read through the flow's env, then the process's; ${NAME} works in credentials", async () => {
+    process.env.SQI_TEST_BROKER_USER = "user-from-process";
+    helper.settings({});
+    await helper.load(
+      [sqiBus, sqiEventBus],
+      [
+        {
+          id: "f",
+          type: "tab",
+          env: [
+            { name: "SQI_TEST_TOKEN", value: "token-from-flow", type: "str" },
+            { name: "SQI_TEST_PASS", value: "pass-from-flow", type: "str" },
+          ],
+        },
+        { id: "bus", z: "f", type: "sqi-bus", transport: "mqtt", broker: "mqtt://127.0.0.1:1", tokenEnv: "SQI_TEST_TOKEN", userEnv: "SQI_TEST_BROKER_USER", passwordEnv: "SQI_TEST_UNSET" },
+        { id: "bus2", z: "f", type: "sqi-bus", transport: "mqtt", broker: "mqtt://127.0.0.1:1", userEnv: "SQI_TEST_BROKER_USER" },
+        { id: "l1", z: "f", x: 100, y: 100, type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-env", statsEvery: 0, wires: [[], []] },
+        { id: "l2", z: "f", x: 100, y: 200, type: "sqi-event-bus", role: "listen", bus: "bus2", listenerName: "pi-env2", statsEvery: 0, wires: [[], []] },
+      ],
+      { bus2: { user: "own-user", password: "${SQI_TEST_PASS}" } },
+    );
+    const bus = (helper.getNode("bus") as unknown as { bus: { token: string; mqtt: { username: string; password: string } } }).bus;
+    assert.deepEqual([bus.token, bus.mqtt.username, bus.mqtt.password], ["token-from-flow", "user-from-process", ""]);
+    const bus2 = (helper.getNode("bus2") as unknown as { bus: { mqtt: { username: string; password: string } } }).bus;
+    assert.deepEqual([bus2.mqtt.username, bus2.mqtt.password], ["own-user", "pass-from-flow"], "a credential wins over its variable; ${NAME} in it is substituted from the flow's env");
+  });
+});

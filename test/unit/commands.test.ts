@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseCommand } from "../../lib/container/commands";
-import { checkNumber, fromEnv } from "../../lib/settings";
+import { checkNumber } from "../../lib/settings";
 
 describe("dc-container commands", () => {
   it("reads the command words from msg.payload, in any case and with spaces", () => {
@@ -53,14 +53,5 @@ describe("config numbers", () => {
     assert.deepEqual(checkNumber(-1, lead), { ok: false, error: "Lead time must be a number from 0 to 60000 ms, got -1" });
     assert.deepEqual(checkNumber(0, { label: "Speed", min: 0, max: 10, exclusiveMin: true, default: 1 }), { ok: false, error: "Speed must be a number above 0 and up to 10, got 0" });
     assert.deepEqual(checkNumber(1.5, { label: "Clones", min: 1, max: 10, integer: true, default: 1 }), { ok: false, error: "Clones must be a whole number from 1 to 10, got 1.5" });
-  });
-});
-
-describe("settings from the environment", () => {
-  it("reads ${NAME} from the environment, and leaves other text alone", () => {
-    assert.equal(fromEnv("${SQI_TOKEN}", { SQI_TOKEN: "abc" }), "abc");
-    assert.equal(fromEnv(" ${SQI_TOKEN} ", {}), "", "an unset variable is empty, not the literal text");
-    assert.equal(fromEnv("plain", { plain: "x" }), "plain");
-    assert.equal(fromEnv("a${SQI_TOKEN}", { SQI_TOKEN: "abc" }), "a${SQI_TOKEN}");
   });
 });
