@@ -10,6 +10,7 @@ import { formatProblems, loadContainerFile, parseContainerText, validateContaine
 import { DEFAULT_ACCEL_FACTOR, DEFAULT_LEAD_MS, MAX_SPEED, Player, type PlayedGlyph } from "../lib/container/player";
 import { bundledContainers, containerCandidates, resolveContainerPath } from "../lib/container/source";
 import { checkNumber } from "../lib/settings";
+import { clip, statusText } from "../lib/status";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
 
 /** Where a loaded container came from, so that `reload` can read it again. */
@@ -43,15 +44,14 @@ module.exports = function (RED: RED) {
     let lastError: string | undefined;
     let statusTimer: TimerHandle | undefined;
     let autostartTimer: TimerHandle | undefined;
-    let rateMark = { at: clock.now(), emitted: 0, frames: 0 };
+    let rateMark = { at: clock.now(), emitted: 0 };
     let rate = 0;
-    let frameRate = 0;
 
     const clones = parseCloneSettings(def);
     const configError = [...[lead, accel, startDelay].map((c) => (c.ok ? undefined : c.error)), ...(clones.ok ? [] : clones.errors)].filter((e) => e !== undefined).join("; ") || undefined;
     if (configError) {
       node.error(configError);
-      node.status({ fill: "red", shape: "ring", text: configError });
+      node.status({ fill: "red", shape: "ring", text: clip(configError) });
       node.on("input", (msg, _send, done) => {
         node.error(configError, msg);
         done();
@@ -128,35 +128,38 @@ module.exports = function (RED: RED) {
         const dt = now - rateMark.at;
         if (dt >= STATUS_EVERY_MS * 0.8) {
           rate = ((player.stats.events - rateMark.emitted) * 1000) / dt;
-          frameRate = ((player.stats.frames - rateMark.frames) * 1000) / dt;
-          rateMark = { at: now, emitted: player.stats.events, frames: player.stats.frames };
+          rateMark = { at: now, emitted: player.stats.events };
         }
         if (!statusTimer) statusTimer = clock.setTimer(tickStatus, STATUS_EVERY_MS);
       } else {
         clock.clearTimer(statusTimer);
         statusTimer = undefined;
-        rateMark = { at: now, emitted: player.stats.events, frames: player.stats.frames };
-        rate = frameRate = 0;
+        rateMark = { at: now, emitted: player.stats.events };
+        rate = 0;
       }
       if (!loaded) {
-        node.status({ fill: "red", shape: "ring", text: lastError ?? "no container loaded" });
+        node.status({ fill: "red", shape: "ring", text: clip(lastError ?? "no container loaded") });
         return;
       }
+      // Short enough to sit under the node; the full error is in the debug sidebar, and the
+      // intended rate of clones and frames/s in the shapers' measurements and the SQI scope.
       const id = loaded.container.container_id;
       const where = `tick ${player.stats.tick} · loop ${player.stats.loop}`;
-      const speed = player.speed === 1 ? "" : ` · x${player.speed}`;
-      const skipped = player.stats.skipped > 0 ? ` · ${player.stats.skipped} skipped (late)` : "";
-      // With clones: how many, the rate they ask for and the messages it takes (frames/s when aggregated).
-      const multi = player.clones > 1 || player.aggregated ? ` · ×${player.clones.toLocaleString("en")} · intended ${formatRate(player.intendedRate)}${player.aggregated ? ` · ${frameRate.toFixed(0)} frames/s` : ""}` : "";
-      const warn = lastError ? ` · ⚠ ${lastError}` : "";
+      const extras = [
+        lastError ? "⚠ see debug" : "",
+        st === "playing" ? formatRate(rate) : "",
+        player.stats.skipped > 0 ? `${player.stats.skipped} skipped` : "",
+        player.clones > 1 || player.aggregated ? `×${player.clones.toLocaleString("en")}` : "",
+        player.speed === 1 ? "" : `x${player.speed}`,
+      ];
       const text =
         st === "playing"
-          ? `▶ ${id} · ${where} · ${formatRate(rate)}${multi}${speed}${skipped}${warn}`
+          ? statusText(`▶ ${where}`, extras)
           : st === "paused"
-            ? `❚❚ ${id} · ${where}${skipped}${warn}`
+            ? statusText(`❚❚ ${where}`, extras)
             : st === "finished"
-              ? `finished ${id} · ${player.stats.events} events${skipped}${warn}`
-              : `stopped · ${id}${warn}`;
+              ? statusText(`finished · ${player.stats.events} events`, extras)
+              : statusText(`stopped · ${id}`, extras.slice(0, 1));
       const fill = lastError ? "yellow" : st === "playing" ? "green" : st === "paused" ? "yellow" : "grey";
       node.status({ fill, shape: st === "playing" ? "dot" : "ring", text });
     }

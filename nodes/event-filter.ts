@@ -7,6 +7,7 @@ import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { Decimator, namePattern, tooLate, type FilterRule } from "../lib/filter/rules";
 import { checkNumber } from "../lib/settings";
 import type { DoneFn, JsonataExpression, Node, NodeDef, NodeMessage, RED } from "./red";
+import { clip, statusText } from "../lib/status";
 
 const STATUS_EVERY_MS = 500;
 /** Messages waiting for their JSONata conditions at most; more are dropped and counted. */
@@ -43,7 +44,7 @@ module.exports = function (RED: RED) {
     if (rules.length === 0) errors.push("add at least one rule: each rule is one output");
     if (errors.length) {
       node.error(`event-filter: ${errors.join("; ")}`);
-      node.status({ fill: "red", shape: "ring", text: errors[0]! });
+      node.status({ fill: "red", shape: "ring", text: clip(errors[0]!) });
       node.on("input", (msg, _send, done) => {
         node.error(`event-filter: ${errors.join("; ")}`, msg);
         done();
@@ -68,7 +69,7 @@ module.exports = function (RED: RED) {
         counts.dropped ? `dropped ${counts.dropped}` : "",
         counts.condition_errors ? `errors ${counts.condition_errors}` : "",
       ].filter(Boolean);
-      node.status({ fill: counts.dropped || counts.condition_errors ? "yellow" : "green", shape: "dot", text: `in ${counts.in} · out ${counts.out}${lost.length ? ` · ${lost.join(" · ")}` : ""}` });
+      node.status({ fill: counts.dropped || counts.condition_errors ? "yellow" : "green", shape: "dot", text: statusText(`in ${counts.in} · out ${counts.out}`, lost) });
     }
     function touch(): void {
       if (!statusTimer) statusTimer = clock.setTimer(renderStatus, STATUS_EVERY_MS);
@@ -178,7 +179,7 @@ module.exports = function (RED: RED) {
       done();
     });
 
-    node.status({ fill: "grey", shape: "ring", text: `${rules.length} rule${rules.length === 1 ? "" : "s"} · ${firstOnly ? "first match" : "all matches"}` });
+    node.status({ fill: "grey", shape: "ring", text: statusText(`${rules.length} rule${rules.length === 1 ? "" : "s"}`, [firstOnly ? "first match" : "all matches"]) });
   }
 
   RED.nodes.registerType("event-filter", EventFilterNode);

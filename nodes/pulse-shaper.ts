@@ -26,6 +26,7 @@ import { planEvent } from "../lib/pulse/shapes";
 import { TrainPlanner, type TrainItem } from "../lib/pulse/train";
 import { scope, sharedPublisher } from "../lib/scope";
 import type { FlowsEvent, Node, NodeDef, NodeMessage, NodeStatus, RED } from "./red";
+import { clip, statusText } from "../lib/status";
 
 /** Events up to this far past their `at` are fired at once without counting as late: timer jitter. */
 const LATE_TOLERANCE_MS = 2;
@@ -92,7 +93,7 @@ module.exports = function (RED: RED) {
     if (!parsed.ok) {
       const text = parsed.errors.join("; ");
       node.error(`pulse-shaper: ${text}`);
-      node.status({ fill: "red", shape: "ring", text: parsed.errors[0]! });
+      node.status({ fill: "red", shape: "ring", text: clip(parsed.errors[0]!) });
       node.on("input", (msg, _send, done) => {
         node.error(`pulse-shaper: ${text}`, msg);
         done();
@@ -264,8 +265,8 @@ module.exports = function (RED: RED) {
           at: now,
           text:
             trainTally.duty !== undefined
-              ? `saturated: intended ${fmtHz(intended)} as ${trainTally.duty.toFixed(0)}% duty (capped)`
-              : `saturated: intended ${fmtHz(intended)}, delivered ${fmtHz((trainTally.delivered * 1000) / dt)}`,
+              ? `⚠ ${fmtHz(intended)} as ${trainTally.duty.toFixed(0)}% duty (capped)`
+              : `⚠ ${fmtHz(intended)} in, ${fmtHz((trainTally.delivered * 1000) / dt)} delivered`,
         };
       }
       trainTally = { at: now, events: 0, delivered: 0, clamped: 0, duty: undefined };
@@ -279,15 +280,17 @@ module.exports = function (RED: RED) {
         counts.rejected ? `rejected ${counts.rejected}` : "",
       ].filter(Boolean);
       if (pinDownText) {
-        node.status({ fill: "red", shape: "ring", text: pinDownText });
+        node.status({ fill: "red", shape: "ring", text: clip(pinDownText) });
         return;
       }
-      const saturated = rateClamp && now - rateClamp.at < 5000 ? ` · ${rateClamp.text}` : "";
+      // Saturated (the clones ask for more than the pin can follow): that is the news, first.
+      const saturated = rateClamp && now - rateClamp.at < 5000 ? rateClamp.text : "";
       const busy = output.level !== 0 || output.queued > 0;
+      const pulses = `${rate.toFixed(rate >= 10 ? 0 : 1)} p/s · duty ${duty.toFixed(1)}%`;
       node.status({
         fill: saturated || problems.length ? "yellow" : busy || rate > 0 ? "green" : "grey",
         shape: busy ? "dot" : "ring",
-        text: `${rate.toFixed(rate >= 10 ? 0 : 1)} p/s · duty ${duty.toFixed(1)}% · ${c.pulses} pulses${problems.length ? ` · ${problems.join(" · ")}` : ""}${saturated}`,
+        text: saturated ? statusText(saturated, problems) : statusText(pulses, [...problems, `${c.pulses} pulses`]),
       });
       if (busy || rate > 0) statusTimer = clock.setTimer(renderStatus, STATUS_EVERY_MS);
     }
@@ -335,8 +338,10 @@ module.exports = function (RED: RED) {
         pins.down(firedCounters());
         // Its status text is a message key ("rpi-gpio.status.stopped"): the last word says it.
         const said = String(status.text ?? "").replace(/^rpi-gpio\.status\./, "") || "failed";
-        pinDownText = `rpi-gpio out ${said}: its helper is not running; pulses are not counted as fired`;
-        node.error(`pulse-shaper: ${pinDownText}. The pin may be left where the helper left it: check the hardware guard (pull-down on the gate).`);
+        pinDownText = `pin ${said}: nothing fired`;
+        node.error(
+          `pulse-shaper: rpi-gpio out ${said}: its helper is not running; pulses are not counted as fired. The pin may be left where the helper left it: check the hardware guard (pull-down on the gate).`,
+        );
         renderStatus();
       } else if (downPins.size === 0 && pins.pinDown) {
         pins.up(firedCounters());
@@ -399,7 +404,7 @@ module.exports = function (RED: RED) {
             const r = plan.rateClamp;
             rateClamp = {
               at: now,
-              text: r.asDuty ? `${fmtHz(r.intendedHz)} as ${((plan.segments[0]?.level ?? 0) as number).toFixed(0)}% duty` : `saturated: intended ${fmtHz(r.intendedHz)}, delivered ${fmtHz(r.deliveredHz)}`,
+              text: r.asDuty ? `⚠ ${fmtHz(r.intendedHz)} as ${((plan.segments[0]?.level ?? 0) as number).toFixed(0)}% duty` : `⚠ ${fmtHz(r.intendedHz)} in, ${fmtHz(r.deliveredHz)} delivered`,
             };
           }
           const origin = { event: msg.topic as string, ...(sqi ? { sqi: { ...sqi } } : {}) };
@@ -434,7 +439,7 @@ module.exports = function (RED: RED) {
     });
 
     scheduleReports();
-    node.status({ fill: "grey", shape: "ring", text: `ready · ${s.shape.widthMs} ms pulses · ${s.shape.output}` });
+    node.status({ fill: "grey", shape: "ring", text: statusText("ready", [`${s.shape.widthMs} ms pulses`, s.shape.output]) });
   }
 
   RED.nodes.registerType("pulse-shaper", PulseShaperNode);
@@ -486,5 +491,6 @@ function readCount(sqi: Record<string, unknown> | undefined): { count: number; w
 }
 
 function fmtHz(hz: number): string {
+  if (hz >= 1e6) return `${(hz / 1e6).toFixed(hz >= 1e7 ? 0 : 1)} MHz`;
   return hz >= 1000 ? `${(hz / 1000).toFixed(hz >= 10_000 ? 0 : 1)} kHz` : `${hz.toFixed(hz >= 10 ? 0 : 1)} Hz`;
 }

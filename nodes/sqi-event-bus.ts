@@ -19,6 +19,7 @@ import { MqttListener, MqttMaster, type MqttSettings } from "../lib/bus/mqtt";
 import { checkNumber } from "../lib/settings";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
 import type { BusConfigNode } from "./sqi-bus";
+import { clip, statusText } from "../lib/status";
 
 const STATUS_EVERY_MS = 500;
 /** An event more than this past its at on arrival is late (timer jitter is not lateness). */
@@ -38,7 +39,7 @@ module.exports = function (RED: RED) {
     if (role === "listen" && config && config.bus.transport === "ws" && !config.bus.url) problems.push("the bus has no listener URL (ws://master:8765/)");
     if (problems.length || !config) {
       node.error(`sqi-event-bus: ${problems.join("; ")}`);
-      node.status({ fill: "red", shape: "ring", text: problems[0]! });
+      node.status({ fill: "red", shape: "ring", text: clip(problems[0]!) });
       return;
     }
     const bus = config.bus;
@@ -110,12 +111,12 @@ module.exports = function (RED: RED) {
         clock.clearTimer(statusTimer);
         statusTimer = undefined;
         if (failed) {
-          node.status({ fill: "red", shape: "ring", text: failed });
+          node.status({ fill: "red", shape: "ring", text: clip(failed) });
           return;
         }
         if (server instanceof MqttMaster && server.status.state !== "connected") {
           const st = server.status;
-          node.status({ fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: `broker ${where}: ${st.state}${st.detail && st.detail !== bus.mqtt.url ? ` · ${st.detail}` : ""}${st.state === "disconnected" ? " · retrying" : ""}` });
+          node.status({ fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: clip(st.detail && st.detail !== bus.mqtt.url ? `${st.state}: ${st.detail}` : `${st.state}: ${short(where)}`) });
           return;
         }
         const c = server.counters;
@@ -125,7 +126,7 @@ module.exports = function (RED: RED) {
         node.status({
           fill: (!mqtt && !bus.token) || lost.length ? "yellow" : "green",
           shape: listening ? "dot" : "ring",
-          text: `${listening ? place() : "starting"} · ${n} listener${n === 1 ? "" : "s"} · ${rate(c.events).toFixed(0)} ev/s${lost.length ? ` · ${lost.join(" · ")}` : ""}${mqtt || bus.token ? "" : " · open bus (no token)"}`,
+          text: statusText(`${listening ? short(place()) : "starting"} · ${n} listener${n === 1 ? "" : "s"}`, [mqtt || bus.token ? "" : "no token", ...lost, `${rate(c.events).toFixed(0)} ev/s`]),
         });
       };
       const stats = (): void =>
@@ -253,7 +254,7 @@ module.exports = function (RED: RED) {
       statusTimer = undefined;
       const { state, detail } = client.status;
       if (state !== "connected") {
-        node.status({ fill: state === "connecting" ? "yellow" : "red", shape: "ring", text: state === "connecting" ? `connecting to ${detail}` : `${state}${detail ? `: ${detail}` : ""}${state === "disconnected" ? " · retrying" : ""}` });
+        node.status({ fill: state === "connecting" ? "yellow" : "red", shape: "ring", text: clip(state === "connecting" ? `connecting to ${short(detail)}` : `${state}${detail ? `: ${short(detail)}` : ""}`) });
         return;
       }
       const e = client.sync.estimate();
@@ -262,7 +263,8 @@ module.exports = function (RED: RED) {
       node.status({
         fill: lost.length ? "yellow" : "green",
         shape: "dot",
-        text: `connected · offset ${e ? `${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms, rtt ${e.rttMs.toFixed(2)} ms` : "measuring"} · ${rate(client.counters.events).toFixed(0)} ev/s${lost.length ? ` · ${lost.join(" · ")}` : ""}`,
+        // The clock offset first (what synchronises the pins); rtt and every counter are in the stats output.
+        text: statusText(e ? `offset ${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "connected · measuring", [...lost, `${rate(client.counters.events).toFixed(0)} ev/s`]),
       });
       statusTimer = clock.setTimer(render, STATUS_EVERY_MS);
     }
@@ -294,4 +296,9 @@ module.exports = function (RED: RED) {
 
 function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/** A URL without its scheme and trailing slash, for a status: "mqtt://host:1883/" -> "host:1883". */
+function short(url: string): string {
+  return url.replace(/^[a-z]+:\/\//, "").replace(/\/$/, "");
 }

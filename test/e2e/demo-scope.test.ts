@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Page } from "playwright-core";
 import { packageRoot } from "../../lib/paths";
+import { STATUS_MAX_CHARS } from "../../lib/status";
 import { openBrowser, skipWithoutChromium, type Browser } from "../helpers/browser";
 import { startDemo, type Demo } from "../helpers/demo";
 import { waitFor } from "../helpers/processes";
@@ -42,5 +43,19 @@ describe("npm start, as a newcomer sees it", { skip: skipWithoutChromium }, () =
     t.diagnostic(`pulse trains in the scope ${seconds.toFixed(1)} s after npm start: ${(await rows.allTextContents()).join(" | ")}`);
     assert.ok(seconds < 60, `within a minute: ${seconds.toFixed(1)} s`);
     assert.ok((await page.locator(".sqi-scope-trace").count()) >= 2, "the demo's coil and LED shapers both have a trace");
+  });
+
+  it("every status under the demo's nodes fits under its node (about 40 characters), so none overlaps its neighbours", async (t) => {
+    const labels = page.locator(".red-ui-flow-node-status-label");
+    await waitFor("the nodes' statuses", async () => (await labels.allTextContents()).filter((x) => x.trim()).length >= 4, 30_000, 250);
+    // A few rounds: the statuses change as the demo plays.
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      for (const x of await labels.allTextContents()) if (x.trim()) seen.add(x.trim());
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    t.diagnostic(`statuses seen: ${[...seen].join(" | ")}`);
+    const tooLong = [...seen].filter((x) => [...x].length > STATUS_MAX_CHARS);
+    assert.deepEqual(tooLong, [], `at most ${STATUS_MAX_CHARS} characters`);
   });
 });

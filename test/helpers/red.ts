@@ -3,7 +3,9 @@
 // package's Clock injected through RED.settings.sqiClock, and recorders for what a
 // user would see: messages, status texts and errors.
 
+import assert from "node:assert/strict";
 import helper from "node-red-node-test-helper";
+import { STATUS_MAX_CHARS } from "../../lib/status";
 import { resolveNodeRed } from "../../scripts/node-red-path";
 
 helper.init(resolveNodeRed());
@@ -33,6 +35,9 @@ export async function settle(rounds = 5): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
 }
 
+/** The last status text; every status a test reads this way must fit under a node. */
 export function lastStatus(r: Recorder): string {
-  return r.statuses[r.statuses.length - 1]?.text ?? "";
+  const text = r.statuses[r.statuses.length - 1]?.text ?? "";
+  assert.ok([...text].length <= STATUS_MAX_CHARS, `a status fits under the node (${STATUS_MAX_CHARS} characters): ${JSON.stringify(text)}`);
+  return text;
 }

@@ -6,6 +6,7 @@ import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { VirtualClock } from "../../lib/clock";
 import { container, starCore, T0 } from "../helpers/containers";
 import { helper, lastStatus, record, settle, type Recorder } from "../helpers/red";
+import { clip } from "../../lib/status";
 
 const dcContainer = require("../../nodes/dc-container");
 
@@ -71,7 +72,7 @@ describe("dc-container node", () => {
     it("shows container, tick, loop and rate in its status while playing", async () => {
       const r = await deploy({ json: JSON.stringify(starCore) });
       await advance(1000);
-      assert.match(lastStatus(r), /^▶ synthetic_star_core · tick \d · loop \d+ · 20 ev\/s · x10$/);
+      assert.match(lastStatus(r), /^▶ tick \d · loop \d+ · 20 ev\/s · x10$/);
       assert.equal(r.statuses[r.statuses.length - 1]!.fill, "green");
     });
 
@@ -115,7 +116,7 @@ describe("dc-container node", () => {
       await send({ payload: "pause" });
       await advance(1000);
       assert.equal(r.messages.length, 2);
-      assert.match(lastStatus(r), /^❚❚ test · tick 1 · loop 0/);
+      assert.match(lastStatus(r), /^❚❚ tick 1 · loop 0/);
       await send({ payload: "step" });
       assert.deepEqual(events(r), ["a", "a", "b"], "step sends the next tick at once");
       await send({ payload: "resume" });
@@ -191,7 +192,7 @@ describe("dc-container node", () => {
       await advance(1000);
       assert.equal(r.messages.length, 0);
       assert.deepEqual(r.errors, ["inline JSON: glyphs[2].tick: must be a positive integer"]);
-      assert.equal(lastStatus(r), "inline JSON: glyphs[2].tick: must be a positive integer");
+      assert.equal(lastStatus(r), clip("inline JSON: glyphs[2].tick: must be a positive integer"), "the error, cut to fit under the node");
       assert.equal(r.statuses[r.statuses.length - 1]!.fill, "red");
     });
 
@@ -220,7 +221,7 @@ describe("dc-container node", () => {
       assert.equal(r.errors[0], "good.dc: line 1, column 65: not valid JSON: expected ',' or ']' after an array element");
       assert.deepEqual(r.errors[1]!.split("\n"), ["msg.container: container_id: must be a non-empty string", "msg.container: glyphs: must be a non-empty array of glyphs"]);
       assert.match(r.errors[2]!, /^absent\.dc: file not found/);
-      assert.match(lastStatus(r), /^▶ test · .* · ⚠ absent\.dc: file not found/);
+      assert.match(lastStatus(r), /^▶ tick .* · ⚠ see debug/);
       await settle(10);
       assert.equal(caught.length, 3, "catch nodes see every error");
       assert.equal((caught[0]!.error as { message: string }).message, r.errors[0]);
@@ -240,7 +241,7 @@ describe("dc-container node", () => {
       await advance(1000);
       assert.equal(r.messages.length, 0);
       assert.deepEqual(r.errors, ['Lead time must be a number from 0 to 60000 ms, got "abc"']);
-      assert.equal(lastStatus(r), 'Lead time must be a number from 0 to 60000 ms, got "abc"');
+      assert.equal(lastStatus(r), clip('Lead time must be a number from 0 to 60000 ms, got "abc"'));
       assert.equal(clock.pending(), 0);
     });
   });
@@ -262,7 +263,7 @@ describe("dc-container node", () => {
       assert.equal(sqi.rate_hz, 1000);
       assert.equal(sqi.clones, 1000);
       assert.ok(r.messages.length <= 10_000 / 20 + 1, `one message per frame: ${r.messages.length}`);
-      assert.match(lastStatus(r), /▶ test · tick 1 · loop \d+ · 1\.0k ev\/s · ×1,000 · intended 1\.0k ev\/s · 50 frames\/s/);
+      assert.match(lastStatus(r), /^▶ tick 1 · loop \d+ · 1\.0k ev\/s · ×1,000$/);
     });
 
     it("up to the threshold every clone event is a message of its own, tagged with its clone", async () => {
@@ -277,7 +278,7 @@ describe("dc-container node", () => {
           [3, 800],
         ],
       );
-      assert.match(lastStatus(r), /×4 · intended 4\.0 ev\/s/);
+      assert.match(lastStatus(r), / · 4\.0 ev\/s · ×4$/);
     });
 
     for (const [field, value, text] of [
@@ -293,7 +294,7 @@ describe("dc-container node", () => {
         await advance(2000);
         assert.equal(r.messages.length, 0);
         assert.deepEqual(r.errors, [text]);
-        assert.equal(lastStatus(r), text);
+        assert.equal(lastStatus(r), clip(text));
         assert.equal(r.statuses[r.statuses.length - 1]!.fill, "red");
         assert.equal(clock.pending(), 0, "no timer left behind");
       });

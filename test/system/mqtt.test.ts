@@ -118,7 +118,7 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
     try {
       await waitFor("the status says not authorised", () => /not authorised/.test(lastStatus(r)), 10_000);
       await new Promise((res) => setTimeout(res, 1500)); // a few retries later
-      assert.match(lastStatus(r), /disconnected: not authorised by the broker: check the user name and password/);
+      assert.match(lastStatus(r), /^disconnected: not authorised/);
       assert.equal(r.errors.filter((e) => /not authorised/.test(e)).length, 1, `logged once: ${r.errors.join(" | ")}`);
     } finally {
       await helper.unload();
@@ -157,7 +157,7 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       const seqs = events.map((e) => e.sqi.seq);
       assert.deepEqual(seqs, seqs.map((_, i) => seqs[0]! + i), "consecutive seq");
       assert.ok(Math.abs(events[0]!.sqi.at! - at) < 3, `same clock: at ${events[0]!.sqi.at} for ${at}`);
-      assert.match(lastStatus(status), /mqtt:\/\/127\.0\.0\.1:\d+ · 1 listener/);
+      assert.match(lastStatus(status), /^127\.0\.0\.1:\d+ · 1 listener/);
     } finally {
       await helper.unload();
       await settle();
