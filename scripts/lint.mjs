@@ -98,6 +98,13 @@ for (const [type, js] of Object.entries(pkg["node-red"].nodes)) {
   if (!icon && !isConfig) report(join(root, "nodes", `${base}.html`), 0, `node ${type} has no icon`);
   else if (icon && !existsSync(join(root, "icons", icon))) report(join(root, "icons", icon), 0, `icon of ${type} is missing`);
   if (!html.includes(`data-help-name="${type}"`)) report(join(root, "nodes", `${base}.html`), 0, `node ${type} has no help text`);
+  // Help in the core style guide: no bold or italic for emphasis, h3 only for the four standard
+  // sections, and References as links.
+  const help = new RegExp(`data-help-name="${type}">([\\s\\S]*?)</script>`).exec(html)?.[1] ?? "";
+  if (/<(b|i|strong|em)>/.test(help)) report(join(root, "nodes", `${base}.html`), 0, `help of ${type} uses <b>/<i>/<strong>/<em> for emphasis`);
+  for (const h of help.matchAll(/<h3>([^<]*)<\/h3>/g)) if (!["Inputs", "Outputs", "Details", "References"].includes(h[1])) report(join(root, "nodes", `${base}.html`), 0, `help of ${type}: <h3>${h[1]}</h3> is not one of Inputs, Outputs, Details, References (use h4)`);
+  const references = /<h3>References<\/h3>([\s\S]*)/.exec(help)?.[1] ?? "";
+  for (const li of references.matchAll(/<li>([\s\S]*?)<\/li>/g)) if (!/<a href="https?:\/\//.test(li[1])) report(join(root, "nodes", `${base}.html`), 0, `help of ${type}: a reference without a link: ${li[1].slice(0, 60)}`);
   // The editor runs these scripts; a syntax error there only shows up as a missing node in the palette.
   for (const m of html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)) {
     try {
