@@ -195,7 +195,7 @@ module.exports = function (RED: RED) {
         node.send([msg, null]);
         return;
       }
-      lastHandedAt = clock.now();
+      lastHandedAt = realClock.now();
       targets.forEach((n, i) => {
         if (closeGuarded.get(n!.id)?.node !== n) guardTarget(n!);
         n!.receive(i === 0 ? msg : RED.util.cloneMessage(msg));
@@ -213,15 +213,16 @@ module.exports = function (RED: RED) {
     const beforeTargetCloses = (n: Node): number => {
       closing = n;
       try {
-        failSafe();
+        // Low now; this shaper stays usable if only the wired node is redeployed (its own close closes it).
+        output.stop();
       } finally {
         closing = undefined;
       }
-      return lastHandedAt + PIN_SETTLE_MS - clock.now();
+      return lastHandedAt + PIN_SETTLE_MS - realClock.now();
     };
     function guardTarget(n: Node): void {
       closeGuarded.get(n.id)?.undo();
-      closeGuarded.set(n.id, { node: n, undo: guardClose(clock, n, () => beforeTargetCloses(n)) });
+      closeGuarded.set(n.id, { node: n, undo: guardClose(n, () => beforeTargetCloses(n)) });
     }
 
     function allCounters(): Record<string, number> {
@@ -315,10 +316,12 @@ module.exports = function (RED: RED) {
 
     const onStopping = (ev: FlowsEvent): void => {
       const d = ev?.diff;
-      const stopped = [...(d?.changed ?? []), ...(d?.removed ?? []), ...(d?.rewired ?? []), ...(d?.linked ?? [])];
-      const affected =
-        !ev?.type || ev.type === "full" || !d || stopped.includes(node.id) || stopped.some((id) => downstream.includes(id)) || (node.z !== undefined && (d.flowChanged ?? []).includes(node.z));
-      if (affected) failSafe();
+      // What Node-RED stops: a "nodes" deploy only the changed and removed nodes; a "flows" deploy the nodes wired to them too.
+      const stopped = [...(d?.changed ?? []), ...(d?.removed ?? []), ...(ev?.type === "nodes" ? [] : [...(d?.rewired ?? []), ...(d?.linked ?? [])])];
+      const self = !ev?.type || ev.type === "full" || !d || stopped.includes(node.id) || (node.z !== undefined && (d.flowChanged ?? []).includes(node.z));
+      if (self) failSafe();
+      // Only a node this one drives is redeployed: low now, and this shaper goes on afterwards.
+      else if (stopped.some((id) => downstream.includes(id))) output.stop();
     };
     const stopListening = onFlowsStopping(onStopping);
     const firedCounters = (): Record<string, number> => ({ ...output.counters, on_time_ms: Math.round(measure.totalOnMs * 1000) / 1000 });
@@ -459,7 +462,7 @@ const closeGuards = new WeakMap<Node, Set<() => number>>();
  * Runs `f` before `target`'s close() whenever Node-RED stops it; `f` returns how many ms the
  * close should wait (for an edge just handed on to be taken). Returns the undo.
  */
-function guardClose(clock: Clock, target: Node, f: () => number): () => void {
+function guardClose(target: Node, f: () => number): () => void {
   let set = closeGuards.get(target);
   if (!set) {
     const guards = new Set<() => number>();
@@ -471,7 +474,8 @@ function guardClose(clock: Clock, target: Node, f: () => number): () => void {
         let wait = 0;
         for (const g of [...guards]) wait = Math.max(wait, g());
         if (wait <= 0) return close.call(this, removed);
-        return new Promise<void>((resolve) => clock.setTimer(() => resolve(), wait)).then(() => close.call(this, removed));
+        // Real time, whatever clock the flow runs on: a helper process reads the pipe.
+        return new Promise<void>((resolve) => realClock.setTimer(() => resolve(), wait)).then(() => close.call(this, removed));
       };
     }
   }

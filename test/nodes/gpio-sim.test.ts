@@ -113,7 +113,10 @@ describe("rpi-gpio out on the simulated GPIO", { skip: !gpio.simulated && "a rea
     const emit = events.emit;
     let dropped = 0;
     events.emit = function (this: unknown, name: string, ...args: unknown[]) {
-      if (name === "flows:stopping") return Boolean(++dropped) && false;
+      if (name === "flows:stopping") {
+        dropped++;
+        return false;
+      }
       return emit.call(this, name, ...args);
     };
     try {

@@ -175,3 +175,28 @@ describe("pulse-shaper node", () => {
     await deploy(); // afterEach unloads
   });
 });
+
+describe("pulse-shaper when only the node it drives is redeployed", () => {
+  afterEach(async () => helper.unload());
+
+  it("goes low for the redeploy and goes on pulsing into the new node", async () => {
+    helper.settings({});
+    const flow = (name: string) => [
+      { id: "f", type: "tab" },
+      { id: "ps", z: "f", type: "pulse-shaper", width: 30, maxOn: 100, measureEvery: 0, wires: [["out"], []] },
+      { id: "out", z: "f", type: "helper", name },
+    ];
+    await helper.load(pulseShaper, flow("first"));
+    const levels: string[] = [];
+    const listen = () => helper.getNode("out").on("input", (m: Record<string, unknown>) => levels.push(`${String(helper.getNode("out").name)}:${String(m.payload)}`));
+    listen();
+    helper.getNode("ps").receive({ topic: "proton_collision" });
+    await new Promise((r) => setTimeout(r, 10));
+    // Mid-pulse, a deploy of modified nodes changes only the driven node.
+    await helper.setFlows(flow("second"), "nodes");
+    listen();
+    helper.getNode("ps").receive({ topic: "proton_collision" });
+    await new Promise((r) => setTimeout(r, 80));
+    assert.deepEqual(levels, ["first:1", "first:0", "second:1", "second:0"], "cut low before the old node closed, then a whole pulse into the new one");
+  });
+});
