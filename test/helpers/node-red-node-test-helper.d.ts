@@ -16,6 +16,8 @@ declare module "node-red-node-test-helper" {
     settings(s: Record<string, unknown>): Record<string, unknown>;
     load(nodeModules: unknown, flow: Array<Record<string, unknown>>, credentials?: Record<string, unknown>): Promise<void>;
     unload(): Promise<void>;
+    /** Deploys a changed flow into the loaded Node-RED, as the editor does ("full", "nodes" or "flows"). */
+    setFlows(flow: Array<Record<string, unknown>>, type?: "full" | "nodes" | "flows", credentials?: Record<string, unknown>): Promise<void>;
     getNode(id: string): TestNode;
     startServer(): Promise<void>;
     stopServer(): Promise<void>;
