@@ -3,10 +3,10 @@
 // Exit 0: every pin within its limits; 1: a violation; 2: a usage or file problem.
 
 import * as fs from "node:fs";
-import { parseArgs } from "node:util";
 import { auditPin, byPin, DEFAULT_ALLOWANCE, formatAudit, limitsFromFlow, parsePinLog, type AuditLimits, type PinAudit } from "../lib/pulse/audit";
 import { DEFAULT_LIMITS } from "../lib/pulse/output";
 import { checkNumber, type NumberRule } from "../lib/settings";
+import { parseCommand } from "./args";
 
 export const AUDIT_USAGE = `sqi-dc audit PINLOG [--flow FLOW.json] [--pin N]... [limits] [allowance] [--format text|json]
   Checks what each pin did (a pin log of the simulated GPIO: one JSON line {t, pin, value} per change).
@@ -40,22 +40,13 @@ const numbers = {
 type NumberOption = keyof typeof numbers;
 
 export function audit(args: string[], out: (s: string) => void, err: (s: string) => void): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        flow: { type: "string" },
-        pin: { type: "string", multiple: true },
-        format: { type: "string", default: "text" },
-        ...(Object.fromEntries(Object.keys(numbers).map((k) => [k, { type: "string" }])) as Record<NumberOption, { type: "string" }>),
-      },
-    });
-  } catch (e) {
-    return usageError(`audit: ${(e as Error).message}`, err);
-  }
+  const parsed = parseCommand(args, {
+    flow: { type: "string" },
+    pin: { type: "string", multiple: true },
+    format: { type: "string", default: "text" },
+    ...(Object.fromEntries(Object.keys(numbers).map((k) => [k, { type: "string" }])) as Record<NumberOption, { type: "string" }>),
+  });
+  if (typeof parsed === "string") return usageError(`audit: ${parsed}`, err);
   const { values, positionals } = parsed;
   if (positionals.length !== 1) return usageError(positionals.length ? `audit takes one PINLOG, got ${positionals.length}` : "audit needs a PINLOG", err);
   if (values.format !== "text" && values.format !== "json") return usageError(`--format must be text or json, got ${values.format}`, err);

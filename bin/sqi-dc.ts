@@ -7,11 +7,11 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { RealClock, VirtualClock, type Clock } from "../lib/clock";
 import { loadContainerFile, MAX_CONTAINER_BYTES, parseContainerText, type LoadResult, type Problem } from "../lib/container/format";
 import { MAX_SPEED, Player } from "../lib/container/player";
 import { packageRoot } from "../lib/paths";
+import { parseCommand } from "./args";
 import { audit, AUDIT_USAGE } from "./audit";
 
 const VALIDATE_USAGE = `sqi-dc validate [--format text|json] FILE...
@@ -52,16 +52,6 @@ function usage(problem: string, command?: string): number {
   return 2;
 }
 
-/** parseArgs' own messages are long; the gist and the option are enough. */
-function parseError(e: unknown): string {
-  const m = (e as Error).message;
-  const option = /'(?:-\w, )?(--?[^' ]*)/.exec(m)?.[1];
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${option ?? m}`;
-  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") return option ? `${option} needs a value` : m;
-  return m.split("\n")[0]!;
-}
-
 function version(): string {
   return (JSON.parse(fs.readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string }).version;
 }
@@ -94,12 +84,8 @@ function problemLine(file: string, p: Problem): string {
 }
 
 async function validate(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, allowPositionals: true, strict: true, options: { format: { type: "string", default: "text" }, help: { type: "boolean", short: "h" } } });
-  } catch (e) {
-    return usage(parseError(e), "validate");
-  }
+  const parsed = parseCommand(args, { format: { type: "string", default: "text" }, help: { type: "boolean", short: "h" } });
+  if (typeof parsed === "string") return usage(parsed, "validate");
   const { values, positionals: files } = parsed;
   if (values.help) return help("validate");
   if (values.format !== "text" && values.format !== "json") return usage(`--format must be text or json, got ${JSON.stringify(values.format)}`, "validate");
@@ -126,17 +112,8 @@ async function validate(args: string[]): Promise<number> {
 }
 
 async function play(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: { ticks: { type: "string" }, speed: { type: "string" }, "no-wait": { type: "boolean" }, help: { type: "boolean", short: "h" } },
-    });
-  } catch (e) {
-    return usage(parseError(e), "play");
-  }
+  const parsed = parseCommand(args, { ticks: { type: "string" }, speed: { type: "string" }, "no-wait": { type: "boolean" }, help: { type: "boolean", short: "h" } });
+  if (typeof parsed === "string") return usage(parsed, "play");
   const { values, positionals } = parsed;
   if (values.help) return help("play");
   if (positionals.length === 0) return usage("needs a FILE (or - for stdin)", "play");

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { checkShape, MAX_JSON_DEPTH } from "../limits";
 import { schemasDir } from "../paths";
-import { lineAndColumn, locateJsonSyntaxError, offsetOfPath } from "./json-position";
+import { JsonLocator, linesAndColumns, locateJsonSyntaxError } from "./json-position";
 
 export interface Glyph {
   tick: number;
@@ -148,12 +148,11 @@ export function parseContainerText(text: string): LoadResult {
   }
   const r = validateContainer(value);
   if (!r.ok) {
-    // Every problem gets a line and column: where its value (or the object lacking a key) starts.
-    for (const p of r.problems) {
-      const where = lineAndColumn(body, p.at ? offsetOfPath(body, p.at) : 0);
-      p.line = where.line;
-      p.column = where.column;
-    }
+    // Every problem gets a line and column: where its value (or the object lacking a key)
+    // starts; for a container nested too deep, where it goes past the limit; else the start.
+    const locate = new JsonLocator(body);
+    const offsets = r.problems.map((p) => (p.at ? locate.offsetOf(p.at) : p.message.startsWith("is nested") ? (locateJsonSyntaxError(body)?.offset ?? 0) : 0));
+    linesAndColumns(body, offsets).forEach((where, k) => Object.assign(r.problems[k]!, where));
   }
   return r;
 }

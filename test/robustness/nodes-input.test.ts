@@ -108,7 +108,8 @@ describe("containers that are too deep, too big, or not files", () => {
         execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (e, stdout, stderr) => resolve({ code: e ? ((e as { code?: number }).code ?? null) : 0, out: stdout + stderr }));
       });
       assert.equal(r.code, 1, `${args[0]}: ${r.out}`);
-      assert.match(r.out, /glyphs\[1\]\.payload\.x(\[0\])+: is nested more than 32 levels deep/);
+      // FILE:LINE:COL at the 33rd level, the rule, and the path.
+      assert.match(r.out, /deep-cli\.dc:1:\d+: is nested more than 32 levels deep \(at most 32\) \(glyphs\[1\]\.payload\.x(\[0\])+\)/);
       assert.doesNotMatch(r.out, /Maximum call stack/);
     }
   });
