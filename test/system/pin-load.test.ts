@@ -131,7 +131,9 @@ describe("the package's own work never stretches a pulse (example 03 in a real N
     }
   });
 
-  it("a 2-minute flood of about 2,000 events/s", async (t) => {
+  // The compatibility legs of CI run a shorter flood (SQI_FLOOD_SECONDS): the same load, less of it.
+  const floodS = Number(process.env.SQI_FLOOD_SECONDS ?? 120);
+  it(`a ${floodS} s flood of about 2,000 events/s`, async (t) => {
     const server = await master();
     let seq = 0;
     let sent = 0;
@@ -139,7 +141,7 @@ describe("the package's own work never stretches a pulse (example 03 in a real N
     try {
       const run = await runAndAudit(piFlow(server.port, statsFile), 1, undefined, {}, async () => {
         await piJoined(server);
-        const end = Date.now() + 120_000;
+        const end = Date.now() + floodS * 1000;
         const names = ["proton_collision", "waveform_emit", "time_dilation", "fusion_tick", "atom_spin_flip"];
         while (Date.now() < end) {
           // 20 events every 10 ms, due 100 ms from now; every 50th an LED flash.
@@ -153,8 +155,8 @@ describe("the package's own work never stretches a pulse (example 03 in a real N
         await new Promise((r) => setTimeout(r, 5000)); // the listener's next stats
       });
       const own = ownStalls(statsFile);
-      t.diagnostic(`${sent} events sent in 120 s; the listener's own longest stall: decoding a frame ${own.receive} ms, handing on a slice ${own.hand_on} ms\n${run.text}`);
-      assert.ok(sent > 150_000, `about 2,000 events/s: ${sent}`);
+      t.diagnostic(`${sent} events sent in ${floodS} s; the listener's own longest stall: decoding a frame ${own.receive} ms, handing on a slice ${own.hand_on} ms\n${run.text}`);
+      assert.ok(sent > floodS * 1250, `about 2,000 events/s: ${sent} in ${floodS} s`);
       for (const pin of [COIL, LED]) assert.ok((run.pins.find((a) => a.pin === pin)?.pulses ?? 0) > 50, `pin ${pin} pulsed through the flood\n${run.text}`);
       assertNeverLonger(run, "flood", true);
       assert.ok(own.receive <= OWN_STALL_MS.receive && own.hand_on <= OWN_STALL_MS.hand_on, `the listener's own stalls: ${JSON.stringify(own)}`);
