@@ -12,6 +12,7 @@ import { bundledContainers, containerCandidates, resolveContainerPath } from "..
 import { checkNumber } from "../lib/settings";
 import { clip, statusText } from "../lib/status";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
+import { fromGlyph } from "../lib/sqi";
 
 /** Where a loaded container came from, so that `reload` can read it again. */
 type Source = { kind: "file"; file: string } | { kind: "inline"; text: string } | { kind: "object"; value: object };
@@ -69,15 +70,7 @@ module.exports = function (RED: RED) {
     });
 
     function toMessage(g: PlayedGlyph): NodeMessage {
-      const sqi: Record<string, unknown> = { container: g.container, tick: g.tick, loop: g.loop, seq: g.seq, at: g.at };
-      if (g.clone !== undefined) sqi.clone = g.clone;
-      if (g.count !== undefined) {
-        sqi.count = g.count;
-        sqi.window_ms = g.window_ms;
-        sqi.rate_hz = (g.count * 1000) / g.window_ms!;
-        sqi.clones = player.clones;
-      }
-      return { topic: g.event, payload: g.payload, sqi };
+      return { topic: g.event, payload: g.payload, sqi: fromGlyph(g, player.clones) };
     }
 
     function read(src: Source): { result: LoadResult; label: string } {

@@ -8,6 +8,7 @@ import { Decimator, namePattern, tooLate, type FilterRule } from "../lib/filter/
 import { checkNumber } from "../lib/settings";
 import type { DoneFn, JsonataExpression, Node, NodeDef, NodeMessage, RED } from "./red";
 import { clip, statusText } from "../lib/status";
+import { eventsIn, scaleCount, sqiOf } from "../lib/sqi";
 
 const STATUS_EVERY_MS = 500;
 /** Messages waiting for their JSONata conditions at most; more are dropped and counted. */
@@ -115,13 +116,13 @@ module.exports = function (RED: RED) {
     function admit(msg: NodeMessage): boolean {
       counts.in++;
       touch();
-      const sqi = typeof msg.sqi === "object" && msg.sqi !== null ? (msg.sqi as { at?: unknown; count?: unknown }) : undefined;
-      // An aggregated message (dc-container clones) stands for `count` events: decimation scales the count.
-      const count = typeof sqi?.count === "number" && Number.isInteger(sqi.count) && sqi.count > 0 ? sqi.count : undefined;
-      const kept = decimator.take(count ?? 1);
-      counts.decimated += (count ?? 1) - kept;
+      const sqi = sqiOf(msg);
+      // An aggregated message (dc-container clones) stands for `count` events: decimation scales the count (and its rate).
+      const events = eventsIn(sqi);
+      const kept = decimator.take(events);
+      counts.decimated += events - kept;
       if (kept === 0) return false;
-      if (count !== undefined && kept !== count) sqi!.count = kept;
+      if (sqi && kept !== events) scaleCount(sqi, kept);
       if (tooLate(sqi?.at, clock.now(), lateLimit)) {
         counts.late_dropped++;
         return false;

@@ -27,9 +27,8 @@ import { TrainPlanner, type TrainItem } from "../lib/pulse/train";
 import { scope, sharedPublisher } from "../lib/scope";
 import type { FlowsEvent, Node, NodeDef, NodeMessage, NodeStatus, RED } from "./red";
 import { clip, statusText } from "../lib/status";
+import { LATE_TOLERANCE_MS, readCount, sqiOf } from "../lib/sqi";
 
-/** Events up to this far past their `at` are fired at once without counting as late: timer jitter. */
-const LATE_TOLERANCE_MS = 2;
 /** Events due further ahead than this are refused: a wrong clock, not a plan. */
 const MAX_AHEAD_MS = 60_000;
 const STATUS_EVERY_MS = 500;
@@ -377,7 +376,7 @@ module.exports = function (RED: RED) {
           counts.ignored++;
         } else {
           const now = clock.now();
-          const sqi = typeof msg.sqi === "object" && msg.sqi !== null ? (msg.sqi as Record<string, unknown>) : undefined;
+          const sqi = sqiOf(msg);
           const aggregated = readCount(sqi);
           if (typeof aggregated === "string") {
             counts.rejected++;
@@ -481,17 +480,6 @@ function guardClose(target: Node, f: () => number): () => void {
   }
   set.add(f);
   return () => void set.delete(f);
-}
-
-/** An aggregated message's count and window (from dc-container clones), undefined for one event, or what is wrong. */
-function readCount(sqi: Record<string, unknown> | undefined): { count: number; windowMs: number } | undefined | string {
-  if (sqi?.count === undefined) return undefined;
-  const count = sqi.count;
-  const windowMs = sqi.window_ms;
-  if (typeof count !== "number" || !Number.isInteger(count) || count < 1) return `msg.sqi.count must be a positive whole number of events, got ${JSON.stringify(count)}`;
-  if (typeof windowMs !== "number" || !Number.isFinite(windowMs) || windowMs <= 0 || windowMs > 3_600_000)
-    return `msg.sqi.window_ms must be the frame's length in ms (above 0, at most one hour) when msg.sqi.count is set, got ${JSON.stringify(windowMs)}`;
-  return { count, windowMs };
 }
 
 function fmtHz(hz: number): string {

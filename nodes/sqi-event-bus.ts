@@ -20,10 +20,9 @@ import { checkNumber } from "../lib/settings";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
 import type { BusConfigNode } from "./sqi-bus";
 import { clip, statusText } from "../lib/status";
+import { fromFrame, LATE_TOLERANCE_MS, sqiOf } from "../lib/sqi";
 
 const STATUS_EVERY_MS = 500;
-/** An event more than this past its at on arrival is late (timer jitter is not lateness). */
-const LATE_TOLERANCE_MS = 2;
 
 type TlsNode = Node & { addTLSOptions(opts: Record<string, unknown>): void };
 
@@ -155,8 +154,7 @@ module.exports = function (RED: RED) {
           done();
           return;
         }
-        const sqi = typeof msg.sqi === "object" && msg.sqi !== null ? (msg.sqi as Record<string, unknown>) : undefined;
-        server.send(eventFrame(msg.topic, msg.payload, sqi, ++seq));
+        server.send(eventFrame(msg.topic, msg.payload, sqiOf(msg), ++seq));
         if (!statusTimer) statusTimer = clock.setTimer(render, STATUS_EVERY_MS);
         done();
       });
@@ -221,8 +219,7 @@ module.exports = function (RED: RED) {
     /** One event as the flow gets it, or undefined (and counted) when it is not to be fired. */
     function toMessage(e: EventFrame, receivedAt: number): NodeMessage | undefined {
       if (tracker.see(e.seq) === "duplicate") return undefined;
-      const sqi: Record<string, unknown> = {};
-      for (const k of ["container", "tick", "loop", "seq", "count", "window_ms"] as const) if (e[k] !== undefined) sqi[k] = e[k];
+      const sqi = fromFrame(e);
       if (e.at !== undefined) {
         const local = client.sync.toLocal(e.at);
         if (local === undefined) {

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { jsonPath } from "../container/format";
 import { MAX_JSON_DEPTH, withinDepth } from "../limits";
 import { schemasDir } from "../paths";
+import { toFrameFields, type Sqi } from "../sqi";
 
 export const PROTOCOL = 1;
 
@@ -106,13 +107,7 @@ export function decodeDownstream(text: string): Decoded<DownstreamFrame> {
 }
 
 /** The event frame for a dc-container message: {event, payload} plus seq, at, container, tick, loop (and counts). */
-export function eventFrame(topic: string, payload: unknown, sqi: Record<string, unknown> | undefined, seq: number): EventFrame {
+export function eventFrame(topic: string, payload: unknown, sqi: Sqi | undefined, seq: number): EventFrame {
   const f: EventFrame = { event: topic, payload: typeof payload === "object" && payload !== null && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {}, seq };
-  if (sqi) {
-    for (const k of ["at", "container", "tick", "loop", "count", "window_ms"] as const) {
-      const v = sqi[k];
-      if (v !== undefined) (f as unknown as Record<string, unknown>)[k] = v;
-    }
-  }
-  return f;
+  return Object.assign(f, toFrameFields(sqi));
 }

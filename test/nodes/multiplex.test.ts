@@ -94,6 +94,9 @@ describe("1,000 clones through filter and shaper", () => {
     assert.doesNotMatch(lastStatus(status), /⚠/);
     const [, out, decimated] = /out (\d+) · decimated (\d+)/.exec(lastStatus(filterStatus))!;
     assert.equal(Number(decimated), 19 * Number(out), "each counted message of 20 events keeps 1 and counts 19 as decimated");
+    // The envelope the pin's edges carry: count and rate scaled together (rate_hz stayed at 1,000 before lib/sqi.ts).
+    const sqi = edges[0]!.sqi as unknown as { count: number; window_ms: number; rate_hz: number };
+    assert.deepEqual([sqi.count, sqi.window_ms, sqi.rate_hz], [1, 20, 50]);
   });
 
   it("on a PWM output the 1 kHz becomes a duty, capped at the 50 % maximum less the pin guard's 1 % reserve, without a flood of edges", async () => {
