@@ -177,8 +177,14 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
       const folder = dialog.locator(".red-ui-treeList-label", { hasText: "@sqi/node-red-pulse" }).first();
       const entry = dialog.locator(".red-ui-treeList-label", { hasText: name }).first();
       if (!(await entry.isVisible())) await folder.click();
-      await entry.click();
-      await page.click("#red-ui-clipboard-dialog-ok");
+      // The editor enables Import once the chosen example has loaded. A click while the folder
+      // is still opening can miss (seen once in CI): choose it again until Import is enabled.
+      const importButton = page.locator("#red-ui-clipboard-dialog-ok:enabled");
+      for (let attempt = 0; attempt < 3 && !(await importButton.isVisible()); attempt++) {
+        await entry.click();
+        await importButton.waitFor({ timeout: 5000 }).catch(() => undefined);
+      }
+      await importButton.click();
       await deploy();
       await page.waitForTimeout(1000);
       assert.equal(await page.locator(".red-ui-notification-error").count(), 0, `${name}: no error notification`);
