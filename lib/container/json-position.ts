@@ -258,8 +258,3 @@ export class JsonLocator {
     return i;
   }
 }
-
-/** Where the value at `path` starts (see JsonLocator; for one path). */
-export function offsetOfPath(text: string, path: readonly string[]): number {
-  return new JsonLocator(text).offsetOf(path);
-}

@@ -13,7 +13,7 @@ import {
   validateContainer,
   type LoadResult,
 } from "../../lib/container/format";
-import { JsonLocator, lineAndColumn, locateJsonSyntaxError, offsetOfPath } from "../../lib/container/json-position";
+import { JsonLocator, lineAndColumn, locateJsonSyntaxError } from "../../lib/container/json-position";
 import { Player } from "../../lib/container/player";
 import { bundledContainersDir } from "../../lib/paths";
 import { starCore } from "../helpers/containers";
@@ -161,8 +161,8 @@ describe(".dc format: text and files", () => {
     const r = parseContainerText(text);
     assert.ok(!r.ok);
     assert.deepEqual(r.problems.map((p) => [p.path, p.line, p.column]), [["glyphs[1].tick", 5, 15]]);
-    assert.equal(offsetOfPath(text, ["glyphs", "0", "payload", "n", "1", "x"]), text.indexOf("2}]"));
-    assert.equal(offsetOfPath(text, ["glyphs", "7", "tick"]), text.indexOf("["), "a step that is not there: its nearest ancestor");
+    assert.equal(new JsonLocator(text).offsetOf(["glyphs", "0", "payload", "n", "1", "x"]), text.indexOf("2}]"));
+    assert.equal(new JsonLocator(text).offsetOf(["glyphs", "7", "tick"]), text.indexOf("["), "a step that is not there: its nearest ancestor");
     // One locator, many paths, in any order: what it remembers of a walked array is right.
     const big = JSON.stringify({ glyphs: Array.from({ length: 100 }, (_, i) => ({ tick: i, event: `e${i}`, payload: { s: "]}\\\"{" } })) }, null, 1);
     const locator = new JsonLocator(big);
