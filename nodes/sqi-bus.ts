@@ -6,21 +6,9 @@
 // environment variables named in the panel (tokenEnv, userEnv, passwordEnv), read through
 // Node-RED's environment: the group's, the flow's, the global one, then the process's.
 
+import type { BusConfig } from "../lib/bus/transport";
 import { checkNumber } from "../lib/settings";
 import type { Node, NodeDef, RED } from "./red";
-
-export interface BusConfig {
-  transport: "ws" | "mqtt";
-  host: string;
-  port: number;
-  path: string;
-  url: string;
-  token: string;
-  maxFrame: number;
-  tls?: string;
-  mqtt: { url: string; clientId: string; username: string; password: string; qos: 0 | 1; prefix: string; keepaliveS: number };
-  errors: string[];
-}
 
 export type BusConfigNode = Node & { bus: BusConfig };
 

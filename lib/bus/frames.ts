@@ -3,13 +3,10 @@
 // {"event", "payload"}, so a client that never says hello (the seed's Python bridge) gets
 // exactly what it expects; listeners of this package say hello and may get batches.
 
-import Ajv, { type ErrorObject, type ValidateFunction } from "ajv";
+import type { ErrorObject, ValidateFunction } from "ajv";
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { jsonPath } from "../container/format";
 import { MAX_JSON_DEPTH, withinDepth } from "../limits";
-import { schemasDir } from "../paths";
+import { jsonPath, loadSchema, validatorOf } from "../schema";
 import { toFrameFields, type Sqi } from "../sqi";
 
 export const PROTOCOL = 1;
@@ -65,11 +62,8 @@ export function prepareFrames(): void {
 
 function compiled(): { up: ValidateFunction; down: ValidateFunction } {
   if (!validators) {
-    const schema = JSON.parse(fs.readFileSync(path.join(schemasDir, "bus-frame.schema.json"), "utf8"));
-    const ajv = new Ajv({ allErrors: false, verbose: true, strict: false });
-    ajv.addKeyword({ keyword: "errorMessage", schemaType: "string" });
-    ajv.addSchema(schema);
-    validators = { up: ajv.getSchema(`${schema.$id}#/definitions/upstream`)!, down: ajv.getSchema(`${schema.$id}#/definitions/downstream`)! };
+    const loaded = loadSchema("bus-frame.schema.json", { allErrors: false, verbose: true, strict: false });
+    validators = { up: validatorOf(loaded, "#/definitions/upstream"), down: validatorOf(loaded, "#/definitions/downstream") };
   }
   return validators;
 }
@@ -110,4 +104,97 @@ export function decodeDownstream(text: string): Decoded<DownstreamFrame> {
 export function eventFrame(topic: string, payload: unknown, sqi: Sqi | undefined, seq: number): EventFrame {
   const f: EventFrame = { event: topic, payload: typeof payload === "object" && payload !== null && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {}, seq };
   return Object.assign(f, toFrameFields(sqi));
+}
+
+/** Events in one batch frame at most; a listener refuses a bigger batch (schemas/bus-frame.schema.json says the same). */
+export const MAX_EVENTS_PER_FRAME = 2000;
+
+/** Events serialised once, to be shared by every listener: each as JSON text and its size. */
+export interface Serialised {
+  texts: string[];
+  bytes: number[];
+  /** events too big for any frame (the caller counts them) */
+  dropped: number;
+}
+
+/** Each event as JSON text, once; an event too big for any frame is dropped (counted by the caller). */
+export function serialise(events: EventFrame[], maxPayload: number): Serialised {
+  const texts: string[] = [];
+  const bytes: number[] = [];
+  let dropped = 0;
+  for (const e of events) {
+    const t = JSON.stringify(e);
+    const n = Buffer.byteLength(t);
+    if (n + 64 > maxPayload) {
+      dropped++;
+      continue;
+    }
+    texts.push(t);
+    bytes.push(n);
+  }
+  return { texts, bytes, dropped };
+}
+
+/** A frame's text and how many events it carries. */
+export interface FrameText {
+  text: string;
+  events: number;
+}
+
+/**
+ * Batch frames of serialised events, cut so that none is over the frame limit (a listener
+ * would close on it): what a listener that said hello gets (and every MQTT listener). A batch
+ * of one is sent as the plain event frame with `sent` (and the run).
+ */
+export function batchTexts(s: Serialised, sent: number, maxPayload: number, run: string | undefined): FrameText[] {
+  const { texts, bytes } = s;
+  const out: FrameText[] = [];
+  const tail = run ? `,"run":"${run}"` : "";
+  const head = `{"type":"batch","sent":${sent}${tail},"events":[`;
+  let from = 0;
+  while (from < texts.length) {
+    // The first event always goes: serialise kept only events that fit a frame as a plain one
+    // (the head of a batch is longer than that margin: waiting for room would loop for ever).
+    let size = head.length + 2 + (bytes[from] ?? 0) + 1;
+    let to = from + 1;
+    for (; to < texts.length && to - from < MAX_EVENTS_PER_FRAME; to++) {
+      const n = bytes[to] ?? 0;
+      if (size + n + 1 > maxPayload) break;
+      size += n + 1;
+    }
+    const first = texts[from];
+    out.push({ text: to - from === 1 && first !== undefined ? `${first.slice(0, -1)},"sent":${sent}${tail}}` : `${head}${texts.slice(from, to).join(",")}]}`, events: to - from });
+    from = to;
+  }
+  return out;
+}
+
+/** One plain event frame per event, with the run: what a client that never said hello gets (the seed's bridge). */
+export function plainTexts(s: Serialised, run: string | undefined): string[] {
+  return run ? s.texts.map((t) => `${t.slice(0, -1)},"run":"${run}"}`) : s.texts;
+}
+
+/** A report with only the keys the protocol knows, as the master passes it on (the schema has already refused any other). */
+export function knownReport(f: ReportFrame): ReportFrame {
+  const out: ReportFrame = { type: "report", name: f.name, counters: { ...f.counters } };
+  if (f.offset_ms !== undefined) out.offset_ms = f.offset_ms;
+  if (f.rtt_ms !== undefined) out.rtt_ms = f.rtt_ms;
+  if (f.instance !== undefined) out.instance = f.instance;
+  if (f.run !== undefined) out.run = f.run;
+  return out;
+}
+
+/** The master's answer to a hello: its protocol, name and run. */
+export function welcomeText(master: string | undefined, run: string | undefined): string {
+  return JSON.stringify({ type: "welcome", protocol: PROTOCOL, ...(master ? { master } : {}), ...(run ? { run } : {}) });
+}
+
+/** The master's answer to a ping: t1 when it came, t2 when the answer leaves. */
+export function pongText(ping: { id: number; t0: number }, t1: number, t2: number): string {
+  return JSON.stringify({ type: "pong", id: ping.id, t0: ping.t0, t1, t2 });
+}
+
+/** A listener's hello. */
+export function helloText(name: string, instance: string | undefined): string {
+  return JSON.stringify({ type: "hello", name, protocol: PROTOCOL, ...(instance ? { instance } : {}) });
 }

@@ -1,11 +1,15 @@
 // What both transports do the same way around their sockets. On a listener: ping the
 // master for clock sync (quickly after connecting, then steadily), report upstream every
-// few seconds while connected, and back off between reconnects. On the master: gather the
-// events sent in one turn of the event loop, so that they go out as one batch.
+// few seconds while connected, read what the master sends, and back off between
+// reconnects. On the master: gather the events sent in one turn of the event loop, so that
+// they go out as one batch, answer pings, pass reports on, and keep the last errors.
 
 import type { Clock, TimerHandle } from "../clock";
-import type { ClockSync } from "./clock-sync";
-import type { EventFrame, UpstreamFrame } from "./frames";
+import { ClockSync } from "./clock-sync";
+import { batchTexts, decodeDownstream, knownReport, pongText, prepareFrames, serialise, type EventFrame, type FrameText, type Serialised, type UpstreamFrame } from "./frames";
+import type { FrameRates } from "./rates";
+import { WARM_UP } from "./slices";
+import type { LinkStatus, ListenerCounters, ListenerOptions, ListenerTransport, MasterCounters, MasterOptions } from "./transport";
 
 /** Capped exponential backoff with jitter, so that many Pis do not reconnect in lock-step. */
 export function backoff(attempt: number, capMs: number): number {
@@ -85,5 +89,143 @@ export class TurnBatcher {
     const events = this.pending;
     this.pending = [];
     if (events.length) this.flush(events);
+  }
+}
+
+/** Listeners and plain clients a master knows at most, each with its own socket or rates. */
+export const DEFAULT_MAX_CLIENTS = 2000;
+/** Bytes waiting on one socket above which its frames are dropped. */
+export const DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024;
+
+export function masterCounters(): MasterCounters {
+  return { connections: 0, unauthorized: 0, rejected: 0, oversize: 0, disconnected_for_abuse: 0, events: 0, frames_dropped: 0, events_dropped: 0, bad_requests: 0, refused_full: 0, replies_dropped: 0, silent_closed: 0, replaced: 0 };
+}
+
+/**
+ * What a master does the same way on every transport: counts, keeps the last 20 errors in
+ * words, gathers one turn's events into one batch, answers pings and passes reports on. A
+ * transport adds its sockets: how frames reach the listeners and how theirs come in.
+ */
+export abstract class MasterBase {
+  readonly counters: MasterCounters = masterCounters();
+  readonly lastErrors: string[] = [];
+  private readonly queue: TurnBatcher;
+
+  constructor(protected readonly opts: MasterOptions) {
+    prepareFrames();
+    this.queue = new TurnBatcher(opts.clock, (events) => this.flushEvents(events));
+  }
+
+  /** Queues an event; everything queued in one turn of the event loop goes out as one batch. */
+  send(frame: EventFrame): void {
+    this.queue.push(frame);
+  }
+
+  /** Sends what is queued now, without waiting for the end of this turn. */
+  flush(): void {
+    this.queue.now();
+  }
+
+  /** One turn's events, each serialised once (an event over the frame limit is dropped and counted), to go out. */
+  private flushEvents(events: EventFrame[]): void {
+    this.counters.events += events.length;
+    const s = serialise(events, this.maxPayload);
+    if (s.dropped) {
+      this.counters.events_dropped += s.dropped;
+      this.note(`dropped ${s.dropped} event frame(s) over the ${this.maxPayload}-byte frame limit`);
+    }
+    this.broadcast(s, this.opts.clock.now());
+  }
+
+  /** The batch frames of a turn's events, as a listener that said hello gets them. */
+  protected batches(s: Serialised, sent: number): FrameText[] {
+    return batchTexts(s, sent, this.maxPayload, this.opts.run);
+  }
+
+  protected abstract readonly maxPayload: number;
+  /** Sends a turn's serialised events to the listeners. */
+  protected abstract broadcast(s: Serialised, sent: number): void;
+
+  /**
+   * A checked upstream frame from a listener, which came at t1: over its rate, or refused by
+   * the transport's own `check`, it is refused (the reason is returned); a ping is answered
+   * through `reply`, a report passed on. A hello is the transport's own business.
+   */
+  protected answer(f: UpstreamFrame, t1: number, limits: FrameRates, remote: string, reply: (text: string) => void, check?: () => string | undefined): string | undefined {
+    const refused = limits.over(f.type, t1) ?? check?.();
+    if (refused) return refused;
+    if (f.type === "ping") reply(pongText(f, t1, this.opts.clock.now()));
+    else if (f.type === "report") this.opts.onReport?.({ ...knownReport(f), remote });
+    return undefined;
+  }
+
+  protected note(text: string): void {
+    this.lastErrors.push(text);
+    if (this.lastErrors.length > 20) this.lastErrors.shift();
+  }
+}
+
+/**
+ * What a listener does the same way on every transport: keeps its clock offset, counts, says
+ * hello and pings and reports while connected (ListenerUpkeep), times how long each frame
+ * holds the event loop, and reads the master's frames. A transport adds its connection.
+ */
+export abstract class ListenerBase implements ListenerTransport {
+  readonly sync = new ClockSync();
+  readonly counters: ListenerCounters = { connects: 0, reconnects: 0, rejected: 0, frames: 0, events: 0 };
+  longestReceiveMs = 0;
+  protected readonly upkeep: ListenerUpkeep;
+  private received = 0;
+
+  constructor(
+    protected readonly opts: ListenerOptions,
+    send: (f: UpstreamFrame) => void,
+  ) {
+    prepareFrames();
+    this.upkeep = new ListenerUpkeep({ ...opts, sync: this.sync, send });
+  }
+
+  abstract readonly status: LinkStatus;
+  abstract start(): void;
+  abstract stop(): void;
+
+  /** A new connection to the master is up: counted, and the offset measured afresh. */
+  protected connected(): void {
+    this.counters.connects++;
+    if (this.counters.connects > 1) this.counters.reconnects++;
+    this.sync.reset();
+  }
+
+  /**
+   * One frame from the master (null: not text). `on` is where it came: the one WebSocket
+   * ("socket": pongs and events, a welcome is taken and ignored), or an MQTT topic ("events",
+   * "pong"), where anything else is rejected. Timed: a listener's own stall of the event loop.
+   */
+  protected take(text: string | null, on: "socket" | "events" | "pong"): void {
+    const now = this.opts.clock.now();
+    this.counters.frames++;
+    this.read(text, on, now);
+    if (++this.received > WARM_UP) this.longestReceiveMs = Math.max(this.longestReceiveMs, this.opts.clock.now() - now);
+  }
+
+  private read(text: string | null, on: "socket" | "events" | "pong", now: number): void {
+    const decoded = text === null ? ({ ok: false, error: "binary frame" } as const) : decodeDownstream(text);
+    if (!decoded.ok) {
+      this.counters.rejected++;
+      return;
+    }
+    const f = decoded.frame;
+    if (!("type" in f)) {
+      if (on === "pong") this.counters.rejected++;
+      else this.events([f], f.sent, f.run, now);
+    } else if (f.type === "pong" && on !== "events") this.sync.add(f.t0, f.t1, f.t2, now);
+    else if (f.type === "batch" && on !== "pong") this.events(f.events, f.sent, f.run, now);
+    else if (on !== "socket" || f.type !== "welcome") this.counters.rejected++;
+  }
+
+  private events(events: EventFrame[], sent: number | undefined, run: string | undefined, now: number): void {
+    if (sent !== undefined) this.sync.addDownstream(sent, now);
+    this.counters.events += events.length;
+    this.opts.onEvents(events, now, run);
   }
 }

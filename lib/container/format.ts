@@ -3,11 +3,10 @@
 // plain-words rule (`glyphs[2].tick: must be a positive integer`). The rules live in
 // schemas/dc-container.schema.json, which editors such as VS Code can use as well.
 
-import Ajv, { type ErrorObject } from "ajv";
+import type { ErrorObject, ValidateFunction } from "ajv";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { checkShape, MAX_JSON_DEPTH } from "../limits";
-import { schemasDir } from "../paths";
+import { jsonPath, loadSchema, pointerSteps, validatorOf, type SchemaNode } from "../schema";
 import { JsonLocator, linesAndColumns, locateJsonSyntaxError } from "./json-position";
 
 export interface Glyph {
@@ -48,39 +47,11 @@ export const DEFAULT_TICK_INTERVAL_MS = 500;
 /** More problems than this are summarised: a broken 100,000-glyph file must not flood the log. */
 export const MAX_LISTED_PROBLEMS = 50;
 
-interface SchemaNode {
-  errorMessage?: string;
-  properties?: Record<string, SchemaNode>;
-}
-
-let compiled: ReturnType<Ajv["compile"]> | undefined;
-function validator(): ReturnType<Ajv["compile"]> {
-  if (!compiled) {
-    const schema = JSON.parse(fs.readFileSync(path.join(schemasDir, "dc-container.schema.json"), "utf8"));
-    // errorMessage is the plain-words rule; VS Code shows the same keyword in its JSON editor.
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
-    ajv.addKeyword({ keyword: "errorMessage", schemaType: "string" });
-    compiled = ajv.compile(schema);
-  }
+let compiled: ValidateFunction | undefined;
+function validator(): ValidateFunction {
+  // errorMessage is the plain-words rule; VS Code shows the same keyword in its JSON editor.
+  compiled ??= validatorOf(loadSchema("dc-container.schema.json", { allErrors: true, verbose: true, strict: true, allowUnionTypes: true }), "");
   return compiled;
-}
-
-/** `/glyphs/2/tick` -> ["glyphs", "2", "tick"]. */
-function pointerSteps(instancePath: string): string[] {
-  return instancePath === "" ? [] : instancePath.slice(1).split("/").map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
-}
-
-/** `/glyphs/2/tick` -> `glyphs[2].tick`; keys that are not identifiers are quoted. */
-export function jsonPath(instancePath: string, extraKey?: string): string {
-  const parts = pointerSteps(instancePath);
-  if (extraKey !== undefined) parts.push(extraKey);
-  let out = "";
-  for (const p of parts) {
-    if (/^(0|[1-9][0-9]*)$/.test(p)) out += `[${p}]`;
-    else if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(p)) out += out === "" ? p : `.${p}`;
-    else out += `[${JSON.stringify(p)}]`;
-  }
-  return out === "" ? "(root)" : out;
 }
 
 function problemsFromAjv(errors: ErrorObject[]): Problem[] {

@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { realClock } from "../../lib/clock";
 import { newRunId, type ReportFrame } from "../../lib/bus/frames";
-import { BusServer } from "../../lib/bus/server";
+import { BusServer } from "../../lib/bus/ws-server";
 import { freePort, waitFor } from "../helpers/processes";
 import { mulberry32, mutate } from "../helpers/fuzz";
 

@@ -10,7 +10,7 @@ import { after, describe, it } from "node:test";
 import mqtt from "mqtt";
 import { realClock } from "../../lib/clock";
 import { newRunId, type ReportFrame } from "../../lib/bus/frames";
-import { MqttMaster } from "../../lib/bus/mqtt";
+import { MqttMaster } from "../../lib/bus/mqtt-master";
 import { mosquittoPath, startBroker } from "../../scripts/mosquitto";
 import { freePort, killAll, waitFor } from "../helpers/processes";
 

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { realClock } from "../../lib/clock";
 import type { EventFrame } from "../../lib/bus/frames";
-import { BusServer } from "../../lib/bus/server";
+import { BusServer } from "../../lib/bus/ws-server";
 import { packageRoot } from "../../lib/paths";
 import { runAndAudit, violationCount, type FlowNode, type PinRun } from "../helpers/pins";
 import { freePort, waitFor } from "../helpers/processes";

@@ -7,13 +7,13 @@ import { VirtualClock } from "../../lib/clock";
 import {
   MAX_CONTAINER_BYTES,
   formatProblems,
-  jsonPath,
   loadContainerFile,
   parseContainerText,
   validateContainer,
   type LoadResult,
 } from "../../lib/container/format";
 import { JsonLocator, lineAndColumn, locateJsonSyntaxError } from "../../lib/container/json-position";
+import { jsonPath } from "../../lib/schema";
 import { Player } from "../../lib/container/player";
 import { bundledContainersDir } from "../../lib/paths";
 import { starCore } from "../helpers/containers";

@@ -14,61 +14,25 @@ import * as http from "node:http";
 import * as https from "node:https";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
-import type { Clock, TimerHandle } from "../clock";
-import { decodeUpstream, prepareFrames, PROTOCOL, type EventFrame, type ReportFrame } from "./frames";
+import type { TimerHandle } from "../clock";
+import { decodeUpstream, plainTexts, welcomeText, type FrameText, type Serialised } from "./frames";
 import { FrameRates } from "./rates";
-import { TurnBatcher } from "./upkeep";
+import type { ListenerInfo, LinkStatus, MasterOptions, MasterTransport } from "./transport";
+import { DEFAULT_MAX_BUFFERED, DEFAULT_MAX_CLIENTS, MasterBase } from "./upkeep";
 
-export interface BusServerOptions {
-  clock: Clock;
+export interface BusServerOptions extends MasterOptions {
   host: string;
   port: number;
   path: string;
   /** Shared token; undefined or "" = an open bus. */
   token?: string;
   maxPayload: number;
-  /** Bytes waiting on one client's socket above which its frames are dropped. */
-  maxBuffered?: number;
   /** key/cert for wss. */
   tls?: https.ServerOptions;
-  name?: string;
   /** Bytes waiting on all sockets together above which frames to slow clients are dropped. */
   maxTotalBuffered?: number;
-  /** Connections at most (listeners and plain clients); more get 503. */
-  maxClients?: number;
-  /** A client that sends this many rejected frames is disconnected. */
-  maxRejected?: number;
-  /** This master's run (newRunId()), sent in the welcome and on every frame to listeners. */
-  run?: string;
   /** How often clients are pinged; one silent since the last time is closed (HEARTBEAT_MS). */
   heartbeatMs?: number;
-  onReport?: (report: ReportFrame & { remote: string }) => void;
-  onChange?: () => void;
-}
-
-export interface ServerCounters {
-  connections: number;
-  unauthorized: number;
-  rejected: number;
-  oversize: number;
-  disconnected_for_abuse: number;
-  events: number;
-  frames_dropped: number;
-  events_dropped: number;
-  /** upgrade requests refused as malformed (400) */
-  bad_requests: number;
-  /** connections refused because maxClients were connected (503) */
-  refused_full: number;
-  /** welcomes and pongs not sent to a client that does not read */
-  replies_dropped: number;
-  /** connections closed because they answered nothing for HEARTBEAT_MS twice (a Pi that lost power leaves one open) */
-  silent_closed: number;
-  /** connections closed because the same listener name said hello on a new one */
-  replaced: number;
-}
-
-export function serverCounters(): ServerCounters {
-  return { connections: 0, unauthorized: 0, rejected: 0, oversize: 0, disconnected_for_abuse: 0, events: 0, frames_dropped: 0, events_dropped: 0, bad_requests: 0, refused_full: 0, replies_dropped: 0, silent_closed: 0, replaced: 0 };
 }
 
 interface Peer {
@@ -85,30 +49,24 @@ interface Peer {
 /** Every this often each client is pinged (WebSocket ping); one that answered nothing since the last time is closed. */
 export const HEARTBEAT_MS = 10_000;
 
-export const DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024;
 /** All clients together: 64 MiB waiting at most (16 clients that stopped reading at 4 MiB each). */
 export const DEFAULT_MAX_TOTAL_BUFFERED = 64 * 1024 * 1024;
-/** Listeners and plain clients at most, each with its own socket and buffer. */
-export const DEFAULT_MAX_CLIENTS = 2000;
-/** Events in one batch frame at most; a listener refuses a bigger batch (schemas/bus-frame.schema.json says the same). */
-export const MAX_EVENTS_PER_FRAME = 2000;
 
-export class BusServer {
-  readonly counters: ServerCounters = serverCounters();
-  readonly lastErrors: string[] = [];
+export class BusServer extends MasterBase implements MasterTransport {
   private readonly peers = new Set<Peer>();
   private readonly http: http.Server | https.Server;
   private readonly wss: WebSocketServer;
-  private readonly queue: TurnBatcher;
+  private link: LinkStatus = { state: "connecting", detail: "starting" };
   /** Connections between the token check and the WebSocket handshake's end. */
   private upgrading = 0;
   /** Bytes waiting on all sockets, as of the last broadcast. */
   private totalBuffered = 0;
   private heartbeat: TimerHandle | undefined;
 
-  constructor(private readonly opts: BusServerOptions) {
-    prepareFrames();
-    this.queue = new TurnBatcher(opts.clock, (events) => this.broadcast(events));
+  declare protected readonly opts: BusServerOptions;
+
+  constructor(opts: BusServerOptions) {
+    super(opts);
     this.http = opts.tls ? https.createServer(opts.tls) : http.createServer();
     this.http.on("request", (_req, res) => {
       res.writeHead(426, { "Content-Type": "text/plain" });
@@ -175,9 +133,13 @@ export class BusServer {
   listen(): Promise<void> {
     return new Promise((resolve, reject) => {
       const fail = (e: Error) => reject(e);
-      this.http.once("error", fail);
+      this.http.once("error", (e: NodeJS.ErrnoException) => {
+        this.link = { state: "disconnected", detail: e.code === "EADDRINUSE" ? `port ${this.opts.port} is in use` : e.message };
+        fail(e);
+      });
       this.http.listen(this.opts.port, this.opts.host, () => {
-        this.http.off("error", fail);
+        this.http.removeAllListeners("error");
+        this.link = { state: "connected", detail: "" };
         this.beat();
         resolve();
       });
@@ -197,43 +159,41 @@ export class BusServer {
     return total;
   }
 
-  get clients(): Array<{ name?: string; remote: string; hello: boolean }> {
+  get clients(): ListenerInfo[] {
     return [...this.peers].map((p) => ({ ...(p.name ? { name: p.name } : {}), remote: p.remote, hello: p.hello }));
   }
 
-  /** Queues an event; everything queued in one turn of the event loop goes out as one batch. */
-  send(frame: EventFrame): void {
-    this.queue.push(frame);
+  get status(): LinkStatus {
+    return this.link;
   }
 
-  /** Sends what is queued now, without waiting for the end of this turn. */
-  flush(): void {
-    this.queue.now();
+  get where(): string {
+    return `:${this.port}`;
   }
 
-  private broadcast(events: EventFrame[]): void {
-    this.counters.events += events.length;
-    const sent = this.opts.clock.now();
-    // Each event is serialised once and shared by every peer.
-    const { texts, bytes, dropped } = serialise(events, this.opts.maxPayload);
-    if (dropped) {
-      this.counters.events_dropped += dropped;
-      this.note(`dropped ${dropped} event frame(s) over the ${this.opts.maxPayload}-byte frame limit`);
-    }
-    let batches: Array<{ text: string; events: number }> | undefined;
+  describe(): Record<string, unknown> {
+    return { port: this.port, buffered_bytes: this.buffered };
+  }
+
+  protected get maxPayload(): number {
+    return this.opts.maxPayload;
+  }
+
+  /** Each event was serialised once and is shared by every peer. */
+  protected broadcast(s: Serialised, sent: number): void {
+    let batches: FrameText[] | undefined;
     let plain: string[] | undefined;
     let total = 0;
     for (const p of this.peers) total += p.ws.bufferedAmount;
     this.totalBuffered = total;
     for (const p of this.peers) {
       if (p.hello) {
-        batches ??= batch(texts, bytes, sent, this.opts.maxPayload, this.opts.run);
+        batches ??= this.batches(s, sent);
         for (const b of batches) this.write(p, b.text, b.events);
       } else {
         // The seed's bridge: one frame per event, the same keys it reads. (A listener of this
         // package gets these too until its hello is read: they carry the run as well.)
-        const run = this.opts.run;
-        plain ??= run ? texts.map((t) => `${t.slice(0, -1)},"run":"${run}"}`) : texts;
+        plain ??= plainTexts(s, this.opts.run);
         for (const t of plain) this.write(p, t, 1);
       }
     }
@@ -261,6 +221,7 @@ export class BusServer {
   }
 
   close(): Promise<void> {
+    this.link = { state: "stopped", detail: "" };
     this.opts.clock.clearTimer(this.heartbeat);
     for (const p of this.peers) p.ws.terminate();
     this.peers.clear();
@@ -325,34 +286,27 @@ export class BusServer {
     const decoded = text === null ? ({ ok: false, error: "binary frames are not part of the protocol" } as const) : decodeUpstream(text);
     if (!decoded.ok) return this.reject(peer, decoded.error);
     const f = decoded.frame;
-    const over = peer.limits.over(f.type, t1);
-    if (over) return this.reject(peer, over);
     // A listener is who it said hello as (or first reported as): it cannot report for another.
-    if (f.type !== "ping" && peer.name !== undefined && f.name !== peer.name) return this.reject(peer, `a ${f.type} as ${JSON.stringify(f.name)} from the listener ${JSON.stringify(peer.name)}`);
-    switch (f.type) {
-      case "hello":
-        if (peer.hello) return this.reject(peer, "a second hello on one connection");
-        peer.hello = true;
-        peer.name = f.name;
-        // The same listener on a new connection (it reconnected before this one timed out): the new one wins.
-        for (const other of this.peers) {
-          if (other === peer || other.name !== f.name || !other.hello) continue;
-          this.counters.replaced++;
-          this.note(`closed an older connection of ${f.name}: it said hello again on a new one`);
-          other.ws.close(4000, "replaced by a new connection of the same listener");
-          other.name = undefined;
-        }
-        this.reply(peer, JSON.stringify({ type: "welcome", protocol: PROTOCOL, ...(this.opts.name ? { master: this.opts.name } : {}), ...(this.opts.run ? { run: this.opts.run } : {}) }));
-        this.opts.onChange?.();
-        break;
-      case "ping":
-        this.reply(peer, JSON.stringify({ type: "pong", id: f.id, t0: f.t0, t1, t2: this.opts.clock.now() }));
-        break;
-      case "report":
-        peer.name ??= f.name;
-        this.opts.onReport?.({ ...knownReport(f), remote: peer.remote });
-        break;
+    const refused = this.answer(f, t1, peer.limits, peer.remote, (text) => this.reply(peer, text), () => {
+      if (f.type !== "ping" && peer.name !== undefined && f.name !== peer.name) return `a ${f.type} as ${JSON.stringify(f.name)} from the listener ${JSON.stringify(peer.name)}`;
+      if (f.type === "hello" && peer.hello) return "a second hello on one connection";
+      if (f.type === "report") peer.name ??= f.name;
+      return undefined;
+    });
+    if (refused) return this.reject(peer, refused);
+    if (f.type !== "hello") return;
+    peer.hello = true;
+    peer.name = f.name;
+    // The same listener on a new connection (it reconnected before this one timed out): the new one wins.
+    for (const other of this.peers) {
+      if (other === peer || other.name !== f.name || !other.hello) continue;
+      this.counters.replaced++;
+      this.note(`closed an older connection of ${f.name}: it said hello again on a new one`);
+      other.ws.close(4000, "replaced by a new connection of the same listener");
+      other.name = undefined;
     }
+    this.reply(peer, welcomeText(this.opts.name, this.opts.run));
+    this.opts.onChange?.();
   }
 
   private reject(peer: Peer, why: string): void {
@@ -364,52 +318,6 @@ export class BusServer {
       peer.ws.close(1008, "too many rejected frames");
     }
   }
-
-  private note(text: string): void {
-    this.lastErrors.push(text);
-    if (this.lastErrors.length > 20) this.lastErrors.shift();
-  }
-}
-
-/** Each event as JSON text, once; an event too big for any frame is dropped (counted by the caller). */
-function serialise(events: EventFrame[], maxPayload: number): { texts: string[]; bytes: number[]; dropped: number } {
-  const texts: string[] = [];
-  const bytes: number[] = [];
-  let dropped = 0;
-  for (const e of events) {
-    const t = JSON.stringify(e);
-    const n = Buffer.byteLength(t);
-    if (n + 64 > maxPayload) {
-      dropped++;
-      continue;
-    }
-    texts.push(t);
-    bytes.push(n);
-  }
-  return { texts, bytes, dropped };
-}
-
-/** Batch frames of serialised events, cut so that none is over the frame limit (a listener would close on it). */
-function batch(texts: string[], bytes: number[], sent: number, maxPayload: number, run: string | undefined): Array<{ text: string; events: number }> {
-  const out: Array<{ text: string; events: number }> = [];
-  const tail = run ? `,"run":"${run}"` : "";
-  const head = `{"type":"batch","sent":${sent}${tail},"events":[`;
-  let from = 0;
-  while (from < texts.length) {
-    let size = head.length + 2;
-    let to = from;
-    while (to < texts.length && to - from < MAX_EVENTS_PER_FRAME && size + bytes[to]! + 1 <= maxPayload) size += bytes[to++]! + 1;
-    const one = to - from === 1;
-    out.push({ text: one ? `${texts[from]!.slice(0, -1)},"sent":${sent}${tail}}` : `${head}${texts.slice(from, to).join(",")}]}`, events: to - from });
-    from = to;
-  }
-  return out;
-}
-
-/** Events as the batch frames a listener that said hello gets (the MQTT transport sends these to everyone). */
-export function batchFrames(events: EventFrame[], maxPayload: number, sent: number, run?: string): { texts: Array<{ text: string; events: number }>; dropped: number } {
-  const s = serialise(events, maxPayload);
-  return { texts: batch(s.texts, s.bytes, sent, maxPayload, run), dropped: s.dropped };
 }
 
 /** The request's path and query, or undefined when it is not a URL path (`//`, `http://[`, ...). */
@@ -420,16 +328,6 @@ function parseRequestUrl(raw: string | undefined): URL | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A report with only the keys the protocol knows, as the master passes it on (the schema has already refused any other). */
-export function knownReport(f: ReportFrame): ReportFrame {
-  const out: ReportFrame = { type: "report", name: f.name, counters: { ...f.counters } };
-  if (f.offset_ms !== undefined) out.offset_ms = f.offset_ms;
-  if (f.rtt_ms !== undefined) out.rtt_ms = f.rtt_ms;
-  if (f.instance !== undefined) out.instance = f.instance;
-  if (f.run !== undefined) out.run = f.run;
-  return out;
 }
 
 function sameSecret(given: string | null | undefined, token: string): boolean {

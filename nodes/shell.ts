@@ -1,0 +1,140 @@
+// What every node shell of this package does the same way: the one Clock (a test's virtual
+// clock from settings.sqiClock, else real time), refusing its inputs after a configuration
+// error, a status redrawn at most every STATUS_EVERY_MS, a rate meter, timers that repeat,
+// and errors said at most once a second each. The decisions live in lib/; this is wiring.
+
+import { realClock, type Clock, type TimerHandle } from "../lib/clock";
+import { clip } from "../lib/status";
+import type { Node, NodeMessage, NodeStatus, RED } from "./red";
+
+/** How often a busy node's status is redrawn at most. */
+export const STATUS_EVERY_MS = 500;
+/** The same error is logged at most once a second, with how many were held back. */
+export const ERROR_EVERY_MS = 1000;
+
+/** The Clock the whole runtime uses: settings.sqiClock (tests run on virtual time) or real time. */
+export function clockOf(red: RED): Clock {
+  return (red.settings.sqiClock as Clock | undefined) ?? realClock;
+}
+
+/**
+ * A node whose configuration is wrong: says why in the log and in a red status, and answers
+ * every message with the same error (tied to the message, so a catch node sees it). Nothing is
+ * passed on.
+ */
+export function refuseInputs(node: Node, type: string, problems: string[]): void {
+  const text = `${type}: ${problems.join("; ")}`;
+  node.error(text);
+  node.status({ fill: "red", shape: "ring", text: clip(problems[0] ?? "configuration error") });
+  node.on("input", (msg, _send, done) => {
+    node.error(text, msg);
+    done();
+  });
+}
+
+/**
+ * A status drawn by `draw`, at most every STATUS_EVERY_MS: `soon()` asks for a redraw (one
+ * timer at most), `now()` draws at once. When `draw` returns true it draws again after the
+ * interval (while something moves), else it waits for the next `soon()`.
+ */
+export class StatusTicker {
+  private timer: TimerHandle | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly node: Pick<Node, "status">,
+    private readonly draw: () => { status: NodeStatus; again?: boolean },
+  ) {}
+
+  soon(): void {
+    if (!this.timer && !this.stopped) this.timer = this.clock.setTimer(() => this.now(), STATUS_EVERY_MS);
+  }
+
+  now(): void {
+    this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+    if (this.stopped) return;
+    const { status, again } = this.draw();
+    this.node.status(status);
+    if (again) this.soon();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/** Per second since the last reading, of a total that only grows (events, pulses). */
+export class RateMeter {
+  private mark: { at: number; total: number };
+
+  constructor(private readonly clock: Clock) {
+    this.mark = { at: clock.now(), total: 0 };
+  }
+
+  /** The rate since the last reading (or since `reset`), and a new mark. */
+  read(total: number): number {
+    const now = this.clock.now();
+    const r = ((total - this.mark.total) * 1000) / Math.max(1, now - this.mark.at);
+    this.mark = { at: now, total };
+    return r;
+  }
+
+  /** Starts over from `total` now, without a reading. */
+  reset(total: number): void {
+    this.mark = { at: this.clock.now(), total };
+  }
+
+  /** ms since the last reading. */
+  get age(): number {
+    return this.clock.now() - this.mark.at;
+  }
+}
+
+/** Runs `f` every `ms` (never when ms <= 0) until the returned stop is called. */
+export function every(clock: Clock, ms: number, f: () => void): () => void {
+  let timer: TimerHandle | undefined;
+  let stopped = false;
+  const next = (): void => {
+    timer = clock.setTimer(() => {
+      if (stopped) return;
+      f();
+      next();
+    }, ms);
+  };
+  if (ms > 0) next();
+  return () => {
+    stopped = true;
+    clock.clearTimer(timer);
+  };
+}
+
+/**
+ * node.error for errors that may come at the rate of the input (a bad event 1,000 times a
+ * second): the same text once per ERROR_EVERY_MS, then with how many like it were held back.
+ */
+export class ThrottledErrors {
+  private readonly shown = new Map<string, { at: number; held: number }>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly node: Pick<Node, "error">,
+    private readonly prefix: string,
+  ) {}
+
+  error(text: string, msg?: NodeMessage): void {
+    const now = this.clock.now();
+    const seen = this.shown.get(text);
+    if (seen && now - seen.at < ERROR_EVERY_MS) {
+      seen.held++;
+      return;
+    }
+    if (this.shown.size > 100) this.shown.clear();
+    const held = seen?.held ? ` (and ${seen.held} more like this in the last second)` : "";
+    this.shown.set(text, { at: now, held: 0 });
+    this.node.error(`${this.prefix}: ${text}${held}`, msg);
+  }
+}
