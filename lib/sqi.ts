@@ -98,3 +98,8 @@ export function fromFrame(frame: { seq?: number } & Partial<Record<(typeof FRAME
   if (typeof sqi.count === "number" && typeof sqi.window_ms === "number" && sqi.window_ms > 0) sqi.rate_hz = (sqi.count * 1000) / sqi.window_ms;
   return sqi as Sqi;
 }
+
+/** The envelope of a pin edge a pulse-shaper sends: its event's envelope, and the edge's level, planned and sent times. */
+export function withEdge(sqi: Sqi | undefined, edge: { level: number; planned: number; sent: number }): Sqi {
+  return { ...(sqi ?? {}), edge: { level: edge.level, planned: edge.planned, sent: edge.sent } };
+}

@@ -4,6 +4,13 @@
 
 export const STATUS_MAX_CHARS = 40;
 
+/** A node's status as Node-RED draws it: a coloured dot or ring and a short text. */
+export interface StatusLine {
+  fill: "red" | "green" | "yellow" | "blue" | "grey";
+  shape: "dot" | "ring";
+  text: string;
+}
+
 const length = (s: string): number => [...s].length;
 
 /** `text` cut to `max` characters, with "…" where it was cut. */

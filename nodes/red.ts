@@ -79,6 +79,8 @@ export interface RED {
     evaluateNodeProperty(value: string, type: "env", node: Node, msg: NodeMessage): unknown;
   };
   log: { info(t: string): void; warn(t: string): void; error(t: string): void };
+  /** Node-RED 1.3 and later: a module's plugins (package.json "node-red": { "plugins": ... }). */
+  plugins: { registerPlugin(id: string, definition: { type?: string; onadd?: () => void }): void };
 }
 
 export type JsonataExpression = object;

@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { VirtualClock } from "../../lib/clock";
+import { Arrivals, type Arrival } from "../../lib/bus/arrivals";
+import { batchTexts, MAX_EVENTS_PER_FRAME, serialise, type EventFrame, type Serialised, type UpstreamFrame } from "../../lib/bus/frames";
+import { FrameRates, MAX_PER_SECOND } from "../../lib/bus/rates";
+import type { LinkStatus, ListenerOptions } from "../../lib/bus/transport";
+import { ListenerBase, MasterBase } from "../../lib/bus/upkeep";
+import { T0 } from "../helpers/containers";
+
+/** A master with no sockets: what it would broadcast, and what it answers. */
+class FakeMaster extends MasterBase {
+  readonly sent: Array<{ s: Serialised; at: number }> = [];
+  protected readonly maxPayload = 4096;
+  protected broadcast(s: Serialised, sent: number): void {
+    this.sent.push({ s, at: sent });
+  }
+  take(f: UpstreamFrame, t1: number, limits: FrameRates, reply: (t: string) => void, check?: () => string | undefined): string | undefined {
+    return this.answer(f, t1, limits, "pi", reply, check);
+  }
+  batchesOf(s: Serialised, at: number) {
+    return this.batches(s, at);
+  }
+  say(text: string): void {
+    this.note(text);
+  }
+}
+
+/** A listener with no socket: frames are given to it as a transport would. */
+class FakeListener extends ListenerBase {
+  readonly up: UpstreamFrame[] = [];
+  status: LinkStatus = { state: "connected", detail: "" };
+  constructor(o: ListenerOptions) {
+    super(o, (f) => this.up.push(f));
+  }
+  start(): void {
+    this.connected();
+    this.upkeep.start();
+  }
+  stop(): void {
+    this.upkeep.stop();
+  }
+  give(text: string | null, on: "socket" | "events" | "pong"): void {
+    this.take(text, on);
+  }
+}
+
+const ev = (seq: number, extra: Partial<EventFrame> = {}): EventFrame => ({ event: "e", payload: {}, seq, ...extra });
+
+describe("lib/bus/frames: batching", () => {
+  it("cuts batches at the frame limit and at MAX_EVENTS_PER_FRAME, and carries every event once", () => {
+    const events = Array.from({ length: 5000 }, (_, i) => ev(i + 1));
+    const s = serialise(events, 64 * 1024);
+    const frames = batchTexts(s, T0, 64 * 1024, "0123456789abcdef");
+    assert.ok(frames.every((f) => Buffer.byteLength(f.text) <= 64 * 1024));
+    assert.ok(frames.every((f) => f.events <= MAX_EVENTS_PER_FRAME));
+    const seqs = frames.flatMap((f) => (JSON.parse(f.text) as { events: EventFrame[] }).events.map((e) => e.seq));
+    assert.deepEqual(seqs, events.map((e) => e.seq));
+  });
+
+  it("an event just under the frame limit goes alone as a plain frame (it used to loop for ever)", () => {
+    const max = 1024;
+    const big = ev(1, { payload: { p: "x".repeat(max - 64 - 40) } });
+    const s = serialise([big, big, ev(2)], max);
+    assert.equal(s.dropped, 0);
+    const frames = batchTexts(s, T0 + 0.123456, max, "0123456789abcdef");
+    assert.deepEqual(frames.map((f) => f.events), [1, 1, 1]);
+    for (const f of frames) {
+      assert.ok(Buffer.byteLength(f.text) <= max, `${Buffer.byteLength(f.text)} bytes`);
+      const plain = JSON.parse(f.text) as EventFrame;
+      assert.equal(plain.run, "0123456789abcdef");
+      assert.equal(plain.sent, T0 + 0.123456);
+    }
+  });
+});
+
+describe("lib/bus/upkeep: what every master transport shares", () => {
+  it("one turn's events go out as one broadcast, serialised once; one over the limit is dropped and counted", () => {
+    const clock = new VirtualClock(T0);
+    const m = new FakeMaster({ clock, run: "r1" });
+    m.send(ev(1));
+    m.send(ev(2, { payload: { p: "x".repeat(5000) } }));
+    m.send(ev(3));
+    assert.equal(m.sent.length, 0, "not before the turn ends");
+    clock.advance(0);
+    assert.equal(m.sent.length, 1);
+    assert.deepEqual([m.counters.events, m.counters.events_dropped], [3, 1]);
+    assert.match(m.lastErrors[0] ?? "", /dropped 1 event frame\(s\) over the 4096-byte frame limit/);
+    const [b] = m.batchesOf(m.sent[0]!.s, m.sent[0]!.at);
+    assert.deepEqual((JSON.parse(b!.text) as { events: EventFrame[]; run: string }).events.map((e) => e.seq), [1, 3]);
+  });
+
+  it("answers a ping with t1 and t2, passes on only a report's known keys, refuses a flood and what the transport refuses", () => {
+    const clock = new VirtualClock(T0);
+    const reports: unknown[] = [];
+    const m = new FakeMaster({ clock, onReport: (r) => reports.push(r) });
+    const limits = new FrameRates();
+    const replies: string[] = [];
+    assert.equal(m.take({ type: "ping", id: 7, t0: 5 }, T0, limits, (t) => replies.push(t)), undefined);
+    assert.deepEqual(JSON.parse(replies[0]!), { type: "pong", id: 7, t0: 5, t1: T0, t2: T0 });
+    const report = { type: "report", name: "pi", counters: { a: 1 }, extra: "x" } as unknown as UpstreamFrame;
+    m.take(report, T0, limits, () => undefined);
+    assert.deepEqual(reports, [{ type: "report", name: "pi", counters: { a: 1 }, remote: "pi" }]);
+    assert.equal(m.take({ type: "hello", name: "pi", protocol: 1 }, T0, limits, () => undefined, () => "not you"), "not you");
+    let refused: string | undefined;
+    for (let i = 0; i < MAX_PER_SECOND.ping + 1; i++) refused = m.take({ type: "ping", id: i, t0: 1 }, T0, limits, () => undefined);
+    assert.equal(refused, `more than ${MAX_PER_SECOND.ping} ping frames a second`);
+    for (let i = 0; i < 30; i++) m.say(`e${i}`);
+    assert.deepEqual([m.lastErrors.length, m.lastErrors[0], m.lastErrors[19]], [20, "e10", "e29"], "the last 20 errors");
+  });
+});
+
+describe("lib/bus/upkeep: what every listener transport shares", () => {
+  function listener() {
+    const clock = new VirtualClock(T0);
+    const got: Array<{ seqs: Array<number | undefined>; run: string | undefined }> = [];
+    const l = new FakeListener({ clock, name: "pi-1", instance: "i1", onEvents: (events, _at, run) => got.push({ seqs: events.map((e) => e.seq), run }), report: () => ({ x: 1 }), reportEveryMs: 2000 });
+    return { clock, l, got };
+  }
+
+  it("on its socket: events and batches go on, a pong feeds the clock sync, a welcome is taken quietly; junk is rejected", () => {
+    const { l, got } = listener();
+    l.give(JSON.stringify(ev(1, { run: "r" })), "socket");
+    l.give(JSON.stringify({ type: "batch", sent: T0 - 5, run: "r", events: [ev(2), ev(3)] }), "socket");
+    l.give(JSON.stringify({ type: "welcome", protocol: 1 }), "socket");
+    l.give(JSON.stringify({ type: "pong", id: 1, t0: T0 - 2, t1: T0 - 1, t2: T0 - 1 }), "socket");
+    l.give("{", "socket");
+    l.give(null, "socket");
+    assert.deepEqual(got, [{ seqs: [1], run: "r" }, { seqs: [2, 3], run: "r" }]);
+    assert.deepEqual(l.counters, { connects: 0, reconnects: 0, rejected: 2, frames: 6, events: 3 });
+    assert.ok(l.sync.estimate(), "a pong and a batch's send time make an estimate");
+  });
+
+  it("on MQTT topics: a pong on the events topic, an event or welcome on the pong topic are rejected", () => {
+    const { l, got } = listener();
+    l.give(JSON.stringify({ type: "pong", id: 1, t0: 1, t1: 2, t2: 2 }), "events");
+    l.give(JSON.stringify({ type: "welcome", protocol: 1 }), "events");
+    l.give(JSON.stringify(ev(1)), "pong");
+    l.give(JSON.stringify({ type: "batch", events: [ev(2)] }), "pong");
+    assert.equal(got.length, 0);
+    assert.equal(l.counters.rejected, 4);
+  });
+
+  it("once connected: hello is the transport's, then pings at once and a report every 2 s, with its life and run", () => {
+    const { clock, l } = listener();
+    l.start();
+    assert.deepEqual(l.up[0], { type: "ping", id: 1, t0: T0 });
+    clock.advance(2000);
+    const report = l.up.find((f) => f.type === "report");
+    assert.deepEqual(report, { type: "report", name: "pi-1", counters: { x: 1 }, instance: "i1" });
+    l.stop();
+    const n = l.up.length;
+    clock.advance(10_000);
+    assert.equal(l.up.length, n, "nothing after stop");
+    l.start();
+    assert.deepEqual([l.counters.connects, l.counters.reconnects], [2, 1]);
+  });
+});
+
+describe("lib/bus/arrivals: the listener's arrival policy", () => {
+  function rig(late: "fire" | "drop" = "fire", offset: number | null = 0) {
+    const clock = new VirtualClock(T0);
+    const out: Arrival[] = [];
+    const a = new Arrivals(clock, { late, toLocal: (at) => (offset === null ? undefined : at - offset), emit: (m) => out.push(m) });
+    a.linked("connected");
+    return { clock, a, out };
+  }
+
+  it("hands each event on once, in order, with msg.sqi.at on this clock and the master's time kept", () => {
+    const r = rig("fire", 1000);
+    r.a.push([ev(5, { at: T0 + 1100, container: "c", tick: 3 }), ev(6, { at: T0 + 1200 }), ev(5, { at: T0 + 1100 })], T0, "run1");
+    assert.deepEqual(
+      r.out.map((m) => [m.topic, m.sqi.seq, m.sqi.at, m.sqi.master_at]),
+      [
+        ["e", 5, T0 + 100, T0 + 1100],
+        ["e", 6, T0 + 200, T0 + 1200],
+      ],
+    );
+    assert.equal(r.out[0]!.sqi.container, "c");
+    assert.equal(r.a.counters().duplicates, 1);
+    assert.equal(r.a.run, "run1");
+  });
+
+  it("without a clock offset an event with a time is not fired: unsynced", () => {
+    const r = rig("fire", null);
+    r.a.push([ev(1, { at: T0 + 50 }), ev(2)], T0, undefined);
+    assert.deepEqual(r.out.map((m) => m.sqi.seq), [2], "an event without a time goes on");
+    assert.equal(r.a.counts.unsynced, 1);
+  });
+
+  it("late: fired at its arrival under 'fire', dropped under 'drop'; due before the link came up: missed, never fired", () => {
+    const fire = rig("fire");
+    fire.clock.advance(100);
+    fire.a.push([ev(1, { at: T0 + 150 }), ev(2, { at: T0 + 60 })], T0 + 100, undefined);
+    assert.deepEqual(fire.out.map((m) => m.sqi.at), [T0 + 150, T0 + 100]);
+    assert.equal(fire.a.counts.late, 1);
+    const drop = rig("drop");
+    drop.clock.advance(100);
+    drop.a.push([ev(1, { at: T0 + 60 })], T0 + 100, undefined);
+    assert.equal(drop.out.length, 0);
+    assert.deepEqual([drop.a.counts.late, drop.a.counts.late_dropped], [1, 1]);
+    const back = rig("fire");
+    back.a.linked("disconnected");
+    back.clock.advance(1000);
+    back.a.linked("connected");
+    back.a.push([ev(1, { at: T0 + 500 })], T0 + 1000, undefined);
+    assert.equal(back.out.length, 0);
+    assert.equal(back.a.counts.missed, 1);
+    assert.deepEqual(back.a.losses(), ["missed 1"]);
+  });
+
+  it("a big frame goes on in slices, a turn each, and clear() drops what still waits", () => {
+    const r = rig();
+    r.a.push(Array.from({ length: 100 }, (_, i) => ev(i + 1)), T0, undefined);
+    assert.equal(r.out.length, 25, "one slice now, the rest on later turns");
+    r.clock.advance(0);
+    assert.equal(r.out.length, 100);
+    r.a.push(Array.from({ length: 100 }, (_, i) => ev(i + 101)), T0, undefined);
+    r.a.clear();
+    r.clock.advance(10);
+    assert.equal(r.out.length, 125, "the first slice went at once; the rest was dropped by clear()");
+  });
+});
