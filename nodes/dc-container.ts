@@ -3,16 +3,17 @@
 // glyphs into messages, and reports through status and node.error. No timing lives here.
 
 import * as path from "node:path";
-import { realClock, type Clock, type TimerHandle } from "../lib/clock";
+import type { TimerHandle } from "../lib/clock";
 import { parseCloneSettings } from "../lib/container/clones";
 import { parseCommand, type Command } from "../lib/container/commands";
 import { formatProblems, loadContainerFile, parseContainerText, validateContainer, type Container, type LoadResult } from "../lib/container/format";
 import { DEFAULT_ACCEL_FACTOR, DEFAULT_LEAD_MS, MAX_SPEED, Player, type PlayedGlyph } from "../lib/container/player";
 import { bundledContainers, containerCandidates, resolveContainerPath } from "../lib/container/source";
 import { checkNumber } from "../lib/settings";
-import { clip, statusText } from "../lib/status";
-import type { Node, NodeDef, NodeMessage, RED } from "./red";
 import { fromGlyph } from "../lib/sqi";
+import { clip, statusText, type StatusLine } from "../lib/status";
+import type { Node, NodeDef, NodeMessage, RED } from "./red";
+import { clockOf, RateMeter, refuseInputs, STATUS_EVERY_MS, StatusTicker } from "./shell";
 
 /** Where a loaded container came from, so that `reload` can read it again. */
 type Source = { kind: "file"; file: string } | { kind: "inline"; text: string } | { kind: "object"; value: object };
@@ -22,7 +23,6 @@ interface Loaded {
   label: string;
 }
 
-const STATUS_EVERY_MS = 500;
 /** Long enough for the GPIO helpers of rpi-gpio out nodes deployed with it to start (edges sent before that come out of their pipe at once). */
 const DEFAULT_START_DELAY_S = 2;
 
@@ -30,7 +30,7 @@ module.exports = function (RED: RED) {
   function DcContainerNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const clock: Clock = (RED.settings.sqiClock as Clock | undefined) ?? realClock;
+    const clock = clockOf(RED);
     const baseDir = RED.settings.userDir ?? process.cwd();
 
     const lead = checkNumber(def.lead, { label: "Lead time", min: 0, max: 60_000, default: DEFAULT_LEAD_MS, unit: "ms" });
@@ -43,29 +43,20 @@ module.exports = function (RED: RED) {
     let loaded: Loaded | undefined;
     let source: Source = configured;
     let lastError: string | undefined;
-    let statusTimer: TimerHandle | undefined;
     let autostartTimer: TimerHandle | undefined;
-    let rateMark = { at: clock.now(), emitted: 0 };
+    const rateMeter = new RateMeter(clock);
     let rate = 0;
 
     const clones = parseCloneSettings(def);
-    const configError = [...[lead, accel, startDelay].map((c) => (c.ok ? undefined : c.error)), ...(clones.ok ? [] : clones.errors)].filter((e) => e !== undefined).join("; ") || undefined;
-    if (configError) {
-      node.error(configError);
-      node.status({ fill: "red", shape: "ring", text: clip(configError) });
-      node.on("input", (msg, _send, done) => {
-        node.error(configError, msg);
-        done();
-      });
-      return;
-    }
+    const configErrors = [...[lead, accel, startDelay].flatMap((c) => (c.ok ? [] : [c.error])), ...(clones.ok ? [] : clones.errors)];
+    if (configErrors.length) return refuseInputs(node, "", configErrors);
 
     const player = new Player({
       clock,
       leadMs: lead.ok ? lead.value : DEFAULT_LEAD_MS,
       accelFactor: accel.ok ? accel.value : DEFAULT_ACCEL_FACTOR,
       onGlyph: (g) => node.send(toMessage(g)),
-      onStateChange: () => renderStatus(),
+      onStateChange: () => status.now(),
       ...(clones.ok ? { clones: clones.settings } : {}),
     });
 
@@ -103,37 +94,25 @@ module.exports = function (RED: RED) {
         lastError = lines.length > 1 ? `${lines[0]} (+${lines.length - 1} more)` : lines[0];
         if (msg) node.error(lines.join("\n"), msg);
         else node.error(lines.join("\n"));
-        renderStatus();
+        status.now();
         return false;
       }
       lastError = undefined;
       loaded = { container: result.container, label };
       source = src;
       player.load(result.container);
-      renderStatus();
+      status.now();
       return true;
     }
 
-    function renderStatus(): void {
-      const now = clock.now();
+    const status = new StatusTicker(clock, node, () => ({ status: draw(), again: player.state === "playing" }));
+    function draw(): StatusLine {
       const st = player.state;
-      if (st === "playing") {
-        const dt = now - rateMark.at;
-        if (dt >= STATUS_EVERY_MS * 0.8) {
-          rate = ((player.stats.events - rateMark.emitted) * 1000) / dt;
-          rateMark = { at: now, emitted: player.stats.events };
-        }
-        if (!statusTimer) statusTimer = clock.setTimer(tickStatus, STATUS_EVERY_MS);
-      } else {
-        clock.clearTimer(statusTimer);
-        statusTimer = undefined;
-        rateMark = { at: now, emitted: player.stats.events };
+      if (st !== "playing") {
+        rateMeter.reset(player.stats.events);
         rate = 0;
-      }
-      if (!loaded) {
-        node.status({ fill: "red", shape: "ring", text: clip(lastError ?? "no container loaded") });
-        return;
-      }
+      } else if (rateMeter.age >= STATUS_EVERY_MS * 0.8) rate = rateMeter.read(player.stats.events);
+      if (!loaded) return { fill: "red", shape: "ring", text: clip(lastError ?? "no container loaded") };
       // Short enough to sit under the node; the full error is in the debug sidebar, and the
       // intended rate of clones and frames/s in the shapers' measurements and the SQI scope.
       const id = loaded.container.container_id;
@@ -154,12 +133,7 @@ module.exports = function (RED: RED) {
               ? statusText(`finished · ${player.stats.events} events`, extras)
               : statusText(`stopped · ${id}`, extras.slice(0, 1));
       const fill = lastError ? "yellow" : st === "playing" ? "green" : st === "paused" ? "yellow" : "grey";
-      node.status({ fill, shape: st === "playing" ? "dot" : "ring", text });
-    }
-
-    function tickStatus(): void {
-      statusTimer = undefined;
-      renderStatus();
+      return { fill, shape: st === "playing" ? "dot" : "ring", text };
     }
 
     function run(cmd: Command, msg?: NodeMessage): void {
@@ -195,7 +169,7 @@ module.exports = function (RED: RED) {
           player.setSpeed(cmd.speed);
           break;
       }
-      renderStatus();
+      status.now();
     }
 
     // Used by the editor's button and by the launcher's graceful stop.
@@ -218,8 +192,7 @@ module.exports = function (RED: RED) {
     node.on("close", (_removed, done) => {
       clock.clearTimer(autostartTimer);
       player.dispose();
-      clock.clearTimer(statusTimer);
-      statusTimer = undefined;
+      status.stop();
       node.status({});
       done();
     });
@@ -230,7 +203,7 @@ module.exports = function (RED: RED) {
         if (player.state === "stopped") player.start();
       }, (startDelay.ok ? startDelay.value : DEFAULT_START_DELAY_S) * 1000);
     }
-    renderStatus();
+    status.now();
   }
 
   RED.nodes.registerType("dc-container", DcContainerNode);

@@ -3,14 +3,12 @@
 // evaluator), first match or all matches, every-Nth decimation and a late-event drop.
 // Everything not passed on is counted and shown.
 
-import { realClock, type Clock, type TimerHandle } from "../lib/clock";
-import { Decimator, namePattern, tooLate, type FilterRule } from "../lib/filter/rules";
+import { Decimator, namePattern, route, tooLate, type FilterRule } from "../lib/filter/rules";
 import { checkNumber } from "../lib/settings";
-import type { DoneFn, JsonataExpression, Node, NodeDef, NodeMessage, RED } from "./red";
-import { clip, statusText } from "../lib/status";
 import { eventsIn, scaleCount, sqiOf } from "../lib/sqi";
-
-const STATUS_EVERY_MS = 500;
+import { statusText } from "../lib/status";
+import type { DoneFn, JsonataExpression, Node, NodeDef, NodeMessage, RED } from "./red";
+import { clockOf, refuseInputs, StatusTicker } from "./shell";
 /** Messages waiting for their JSONata conditions at most; more are dropped and counted. */
 const MAX_WAITING = 10_000;
 
@@ -23,7 +21,7 @@ module.exports = function (RED: RED) {
   function EventFilterNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const clock: Clock = (RED.settings.sqiClock as Clock | undefined) ?? realClock;
+    const clock = clockOf(RED);
     const errors: string[] = [];
     const every = checkNumber(def.every, { label: "Decimation", min: 1, max: 1_000_000, integer: true, default: 1 });
     const maxLate = checkNumber(def.maxLate, { label: "Late limit", min: 0, max: 3_600_000, default: 0, unit: "ms" });
@@ -43,26 +41,17 @@ module.exports = function (RED: RED) {
       rules.push(rule);
     });
     if (rules.length === 0) errors.push("add at least one rule: each rule is one output");
-    if (errors.length) {
-      node.error(`event-filter: ${errors.join("; ")}`);
-      node.status({ fill: "red", shape: "ring", text: clip(errors[0]!) });
-      node.on("input", (msg, _send, done) => {
-        node.error(`event-filter: ${errors.join("; ")}`, msg);
-        done();
-      });
-      return;
-    }
+    if (errors.length) return refuseInputs(node, "event-filter", errors);
     const firstOnly = def.checkall !== "all";
     const decimator = new Decimator(every.ok ? every.value : 1);
     const lateLimit = maxLate.ok ? maxLate.value : 0;
     const hasConditions = rules.some((r) => r.condition);
+    const matchers = rules.map((r) => r.matches);
     const counts = { in: 0, out: 0, unmatched: 0, decimated: 0, late_dropped: 0, dropped: 0, condition_errors: 0 };
-    let statusTimer: TimerHandle | undefined;
     const waiting: Array<{ msg: NodeMessage; send: (m: Array<NodeMessage | null>) => void; done: DoneFn }> = [];
     let busy = false;
 
-    function renderStatus(): void {
-      statusTimer = undefined;
+    const status = new StatusTicker(clock, node, () => {
       const lost = [
         counts.unmatched ? `unmatched ${counts.unmatched}` : "",
         counts.decimated ? `decimated ${counts.decimated}` : "",
@@ -70,16 +59,14 @@ module.exports = function (RED: RED) {
         counts.dropped ? `dropped ${counts.dropped}` : "",
         counts.condition_errors ? `errors ${counts.condition_errors}` : "",
       ].filter(Boolean);
-      node.status({ fill: counts.dropped || counts.condition_errors ? "yellow" : "green", shape: "dot", text: statusText(`in ${counts.in} · out ${counts.out}`, lost) });
-    }
-    function touch(): void {
-      if (!statusTimer) statusTimer = clock.setTimer(renderStatus, STATUS_EVERY_MS);
-    }
+      return { status: { fill: counts.dropped || counts.condition_errors ? "yellow" : "green", shape: "dot", text: statusText(`in ${counts.in} · out ${counts.out}`, lost) } };
+    });
+    const touch = (): void => status.soon();
 
-    function evaluate(rule: CompiledRule, msg: NodeMessage): Promise<boolean> {
-      if (!rule.condition) return Promise.resolve(true);
+    /** A rule's JSONata condition on the message (Node-RED's evaluator): async; an error counts and fails the rule. */
+    function holds(condition: JsonataExpression, msg: NodeMessage): Promise<boolean> {
       return new Promise((resolve) => {
-        RED.util.evaluateJSONataExpression(rule.condition!, msg, (err, value) => {
+        RED.util.evaluateJSONataExpression(condition, msg, (err, value) => {
           if (err) {
             counts.condition_errors++;
             node.error(`event-filter: JSONata condition failed: ${err.message}`, msg);
@@ -89,16 +76,13 @@ module.exports = function (RED: RED) {
       });
     }
 
-    /** Which outputs get the message; async only when a rule has a JSONata condition. */
-    async function route(msg: NodeMessage): Promise<boolean[]> {
+    /** Which outputs get the message: at once without JSONata conditions, else in a promise. */
+    function outputsFor(msg: NodeMessage): boolean[] | Promise<boolean[]> {
       const name = typeof msg.topic === "string" ? msg.topic : "";
-      const hits: boolean[] = [];
-      for (const rule of rules) {
-        const hit = rule.matches(name) && (await evaluate(rule, msg));
-        hits.push(hit);
-        if (hit && firstOnly) break;
-      }
-      return hits;
+      return route(matchers, name, firstOnly, (i) => {
+        const condition = rules[i]?.condition;
+        return condition ? holds(condition, msg) : true;
+      });
     }
 
     function deliver(msg: NodeMessage, hits: boolean[], send: (m: Array<NodeMessage | null>) => void): void {
@@ -133,9 +117,10 @@ module.exports = function (RED: RED) {
     async function drain(): Promise<void> {
       busy = true;
       while (waiting.length) {
-        const item = waiting.shift()!;
+        const item = waiting.shift();
+        if (!item) break;
         try {
-          deliver(item.msg, await route(item.msg), item.send);
+          deliver(item.msg, await outputsFor(item.msg), item.send);
           item.done();
         } catch (e) {
           item.done(e as Error);
@@ -149,15 +134,9 @@ module.exports = function (RED: RED) {
         done();
         return;
       }
-      if (!hasConditions) {
-        // No JSONata: route at once, in order, without promises.
-        const name = typeof msg.topic === "string" ? msg.topic : "";
-        const hits: boolean[] = [];
-        for (const rule of rules) {
-          const hit = rule.matches(name);
-          hits.push(hit);
-          if (hit && firstOnly) break;
-        }
+      const hits = hasConditions ? undefined : outputsFor(msg);
+      if (Array.isArray(hits)) {
+        // No JSONata: routed at once, in order, without promises.
         deliver(msg, hits, send as (m: Array<NodeMessage | null>) => void);
         done();
         return;
@@ -174,8 +153,7 @@ module.exports = function (RED: RED) {
     });
 
     node.on("close", (_removed, done) => {
-      clock.clearTimer(statusTimer);
-      statusTimer = undefined;
+      status.stop();
       waiting.length = 0;
       done();
     });

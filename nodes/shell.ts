@@ -18,12 +18,12 @@ export function clockOf(red: RED): Clock {
 }
 
 /**
- * A node whose configuration is wrong: says why in the log and in a red status, and answers
- * every message with the same error (tied to the message, so a catch node sees it). Nothing is
- * passed on.
+ * A node whose configuration is wrong: says why in the log (after `prefix: `, when given) and
+ * in a red status, and answers every message with the same error (tied to the message, so a
+ * catch node sees it). Nothing is passed on.
  */
-export function refuseInputs(node: Node, type: string, problems: string[]): void {
-  const text = `${type}: ${problems.join("; ")}`;
+export function refuseInputs(node: Node, prefix: string, problems: string[]): void {
+  const text = `${prefix ? `${prefix}: ` : ""}${problems.join("; ")}`;
   node.error(text);
   node.status({ fill: "red", shape: "ring", text: clip(problems[0] ?? "configuration error") });
   node.on("input", (msg, _send, done) => {

@@ -47,3 +47,28 @@ export class Decimator {
 export function tooLate(at: unknown, now: number, maxLateMs: number): boolean {
   return maxLateMs > 0 && typeof at === "number" && Number.isFinite(at) && now - at > maxLateMs;
 }
+
+/**
+ * Which outputs get a message named `name`: each rule whose pattern matches and whose
+ * condition `holds`; with firstOnly, only the first such (later rules are not asked). `holds`
+ * answers at once, or later for a JSONata condition: then so does route, in rule order.
+ */
+export function route(matches: ReadonlyArray<(name: string) => boolean>, name: string, firstOnly: boolean, holds: (rule: number) => boolean | Promise<boolean>): boolean[] | Promise<boolean[]> {
+  const hits: boolean[] = [];
+  const from = (start: number): boolean[] | Promise<boolean[]> => {
+    for (let i = start; i < matches.length; i++) {
+      const match = matches[i];
+      const h = match && match(name) ? holds(i) : false;
+      if (typeof h !== "boolean") {
+        return h.then((hit) => {
+          hits.push(hit);
+          return hit && firstOnly ? hits : from(i + 1);
+        });
+      }
+      hits.push(h);
+      if (h && firstOnly) break;
+    }
+    return hits;
+  };
+  return from(0);
+}
