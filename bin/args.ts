@@ -21,5 +21,5 @@ function parseError(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${option ?? m}`;
   if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") return option ? `${option} needs a value` : m;
-  return m.split("\n")[0]!;
+  return m.split("\n")[0] ?? m;
 }

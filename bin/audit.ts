@@ -48,7 +48,8 @@ export function audit(args: string[], out: (s: string) => void, err: (s: string)
   });
   if (typeof parsed === "string") return usageError(`audit: ${parsed}`, err);
   const { values, positionals } = parsed;
-  if (positionals.length !== 1) return usageError(positionals.length ? `audit takes one PINLOG, got ${positionals.length}` : "audit needs a PINLOG", err);
+  const [logFile] = positionals;
+  if (logFile === undefined || positionals.length !== 1) return usageError(positionals.length ? `audit takes one PINLOG, got ${positionals.length}` : "audit needs a PINLOG", err);
   if (values.format !== "text" && values.format !== "json") return usageError(`--format must be text or json, got ${values.format}`, err);
   const given: Partial<Record<NumberOption, number>> = {};
   for (const k of Object.keys(numbers) as NumberOption[]) {
@@ -62,7 +63,6 @@ export function audit(args: string[], out: (s: string) => void, err: (s: string)
   const badPin = (values.pin ?? []).find((p) => !/^\d{1,3}$/.test(p));
   if (badPin !== undefined) return usageError(`--pin needs a BCM pin number, got ${JSON.stringify(badPin)}`, err);
 
-  const logFile = positionals[0]!;
   const text = readBounded(logFile, MAX_LOG_BYTES, err);
   if (text === undefined) return 2;
   const { records, malformed } = parsePinLog(text);

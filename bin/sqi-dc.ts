@@ -116,7 +116,8 @@ async function play(args: string[]): Promise<number> {
   if (typeof parsed === "string") return usage(parsed, "play");
   const { values, positionals } = parsed;
   if (values.help) return help("play");
-  if (positionals.length === 0) return usage("needs a FILE (or - for stdin)", "play");
+  const [file] = positionals;
+  if (file === undefined) return usage("needs a FILE (or - for stdin)", "play");
   if (positionals.length > 1) return usage(`takes one FILE, got a second: ${positionals[1]}`, "play");
   let ticks: number | undefined;
   let speed: number | undefined;
@@ -128,7 +129,6 @@ async function play(args: string[]): Promise<number> {
     speed = Number(values.speed);
     if (values.speed.trim() === "" || !Number.isFinite(speed) || speed <= 0 || speed > MAX_SPEED) return usage(`--speed needs a positive number up to ${MAX_SPEED}, got ${values.speed}`, "play");
   }
-  const file = positionals[0]!;
   const r = await load(file);
   if (!r.ok) {
     for (const p of r.problems) err(`${problemLine(shown(file), p)}\n`);

@@ -93,7 +93,7 @@ export class Scope {
     this.listeners.set(key, l);
     const c = r.counters;
     l.history.push({ t, pulses: c.fired_pulses ?? 0, onMs: c.fired_on_time_ms ?? 0 });
-    while (l.history.length > 2 && l.history[0]!.t < t - HISTORY_MS) l.history.shift();
+    while (l.history.length > 2 && (l.history[0]?.t ?? t) < t - HISTORY_MS) l.history.shift();
     l.offset_ms = r.offset_ms;
     l.rtt_ms = r.rtt_ms;
     l.lost = (c.missing ?? 0) + (c.late ?? 0) + (c.missed ?? 0) + (c.unsynced ?? 0) + (c.fired_dropped ?? 0) + (c.fired_skipped ?? 0) + (c.lost_while_away ?? 0);

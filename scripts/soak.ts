@@ -166,7 +166,7 @@ async function main(): Promise<void> {
       const b = balance(c, c.last_seq ?? 0);
       return `${name} seq ${b.before + 1}-${c.last_seq ?? 0}: received ${b.received} + lost ${b.lost} (unaccounted ${b.unaccounted})`;
     });
-    const over = cluster!.pis.map((m) => {
+    const over = cluster.pis.map((m) => {
       const o = overOnTime(m, piFlow);
       return `${m.name} ${o.over} of ${o.pulses}`;
     });

@@ -37,7 +37,7 @@ export class Slices<T> {
   push(items: readonly T[]): void {
     const room = Math.max(0, this.max - this.waiting);
     if (items.length > room) this.dropped += items.length - room;
-    for (let i = 0; i < Math.min(room, items.length); i++) this.items.push(items[i]!);
+    for (const item of items.length > room ? items.slice(0, room) : items) this.items.push(item);
     if (!this.scheduled) this.run();
   }
 

@@ -331,7 +331,7 @@ export class PulseOutput {
     const record: PulseRecord = { rise: p.rise!, fall: now, fraction: this.fractionOf(p.level), plannedWidth: p.end - p.start, cut };
     this.history.push(record);
     const horizon = now - this.limits.dutyWindowMs;
-    while (this.history.length && this.history[0]!.fall < horizon) this.history.shift();
+    while ((this.history[0]?.fall ?? horizon) < horizon) this.history.shift();
     this.counters.pulses++;
     this.counters.edges++;
     this.onEdge({ level: 0, planned, sent: now, origin: p.origin });

@@ -167,14 +167,14 @@ export function planEvent(event: unknown, payload: unknown, cfg: ShapeConfig): P
       if (typeof slow === "object") return { kind: "rejected", error: slow.error };
       const fastWidth = W / (fast ?? 10);
       rateClamp = burst(0, row.count ?? 5, 1000 / (2 * fastWidth), 0.5, cfg, segments);
-      const burstEnd = segments.length ? segments[segments.length - 1]!.end : 0;
+      const burstEnd = segments.at(-1)?.end ?? 0;
       const slowStart = burstEnd + Math.max(W, cfg.edgeSpacingMs);
       segments.push({ start: slowStart, end: slowStart + W * (slow ?? 5), level: on });
       break;
     }
     case "combined": {
       rateClamp = burst(0, row.count ?? 5, row.frequency ?? 100, row.duty ?? 0.5, cfg, segments);
-      const burstEnd = segments.length ? segments[segments.length - 1]!.end : 0;
+      const burstEnd = segments.at(-1)?.end ?? 0;
       const period = 1000 / (row.frequency ?? 100);
       const longStart = burstEnd + Math.max(period * (1 - (row.duty ?? 0.5)), cfg.edgeSpacingMs);
       segments.push({ start: longStart, end: longStart + W, level: on });

@@ -141,7 +141,7 @@ export class TrainPlanner {
         const it = items[i]!;
         const due = (this.credit.get(it.name) ?? 0) + (room * it.count) / total;
         quota[i] = Math.min(it.count, Math.floor(due + 1e-9));
-        this.credit.set(it.name, due - quota[i]!);
+        this.credit.set(it.name, due - quota[i]);
       }
       inOrder(quota);
       // A unit that was due but did not fit (the periods differ) goes first next time.

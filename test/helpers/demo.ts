@@ -44,8 +44,8 @@ export async function startDemo(extraEnv: Record<string, string> = {}, prepare?:
   const env = { ...process.env, PORT: String(port), SQI_USER_DIR: userDir, SQI_PIN_LOG: pinLog, ...extraEnv, ...(prepare ? prepare(userDir) : {}) };
   const child = spawn(process.execPath, [path.join(packageRoot, "dist", "scripts", "start.js")], { env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
   const demo: Demo = {
     child,
     port,

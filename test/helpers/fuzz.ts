@@ -14,7 +14,10 @@ export function mutate(input: Buffer, rand: () => number): Buffer {
     const at = Math.floor(rand() * (b.length + 1));
     switch (Math.floor(rand() * 6)) {
       case 0:
-        if (b.length) b[Math.min(at, b.length - 1)] ^= 1 << Math.floor(rand() * 8);
+        if (b.length) {
+          const i = Math.min(at, b.length - 1);
+          b[i] = (b[i] ?? 0) ^ (1 << Math.floor(rand() * 8));
+        }
         break;
       case 1:
         b = Buffer.concat([b.subarray(0, at), Buffer.from([Math.floor(rand() * 256)]), b.subarray(at)]);

@@ -330,7 +330,7 @@ describe("sqi-event-bus node", () => {
       "a report with the fired pulse",
       () => mstats.find((m) => m.topic === "report" && ((m.payload as { counters: Record<string, number> }).counters.fired_pulses ?? 0) >= 1),
       10_000,
-    ))!.payload as { name: string; counters: Record<string, number>; offset_ms: number };
+    )).payload as { name: string; counters: Record<string, number>; offset_ms: number };
     assert.equal(report.name, "pi-a");
     assert.equal(report.counters.received, 20);
     assert.equal(report.counters.fired_pulses, 1, "20 events due at the same moment merge into one pulse");

@@ -49,10 +49,15 @@ async function run(ms: number) {
   }
 }
 
-async function measurements(meas: Array<{ payload: Record<string, number> }>) {
+/** The keys of a pulse-shaper's measurements these tests read (the report always has them). */
+type Measured = Record<"train_events" | "train_clamped" | "pulses" | "queued" | "late" | "train_intended_hz" | "train_delivered_hz", number>;
+
+async function measurements(meas: Array<{ payload: Record<string, number> }>): Promise<Measured> {
   helper.getNode("ps").receive({ measure: true });
   await settle();
-  return meas[meas.length - 1]!.payload;
+  const m = meas[meas.length - 1]?.payload;
+  assert.ok(m, "a measurements message");
+  return m as Measured;
 }
 
 describe("1,000 clones through filter and shaper", () => {

@@ -141,7 +141,7 @@ describe("pulse-shaper node", () => {
     edges.forEach((e, i) => assert.equal(e.payload, i % 2 === 0 ? 1 : 0, "alternating"));
     assert.equal(edges[edges.length - 1]!.payload, 0, "ends low");
     await send({ measure: true });
-    const p = meas[0]!.payload as Record<string, number>;
+    const p = meas[0]!.payload as Record<"queued" | "clamped" | "skipped" | "dropped" | "edges", number>;
     assert.equal(p.queued, 0);
     assert.ok(p.clamped + p.skipped + p.dropped > 0, JSON.stringify(p));
     assert.equal(p.edges, edges.length);

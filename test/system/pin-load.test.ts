@@ -76,7 +76,7 @@ function assertNeverLonger(run: PinRun, what: string, rareStalls: boolean): void
     assert.ok(seen.widthMs, `${what}: pin ${seen.pin} pulsed\n${run.text}`);
     const over = (a: typeof seen) => a.widthList.filter((w) => w > MAX_ON_MS + 2).length;
     assert.ok(over(sent) <= stalls.node, `${what}: pin ${seen.pin}: handed on, no pulse over ${MAX_ON_MS} + 2 ms but where Node-RED stalled (${over(sent)} over, widest ${sent.widthMs!.max} ms)\n${run.text}`);
-    assert.ok(over(seen) <= stalls.node + stalls.helper, `${what}: pin ${seen.pin}: at the pin, no pulse over ${MAX_ON_MS} + 2 ms but where a process stalled (${over(seen)} over, widest ${seen.widthMs!.max} ms)\n${run.text}`);
+    assert.ok(over(seen) <= stalls.node + stalls.helper, `${what}: pin ${seen.pin}: at the pin, no pulse over ${MAX_ON_MS} + 2 ms but where a process stalled (${over(seen)} over, widest ${seen.widthMs.max} ms)\n${run.text}`);
     if (rareStalls) assert.ok(stalls.node <= Math.max(2, stalls.edges * 0.05), `${what}: pin ${seen.pin}: Node-RED handed edges on late rarely (${stalls.node} of ${stalls.edges})\n${run.text}`);
     assert.ok(violationCount(seen) <= 2 * (stalls.node + stalls.helper), `${what}: pin ${seen.pin} within the limits, but where a process stalled\n${run.text}`);
   }

@@ -74,8 +74,8 @@ describe("the packed tarball, installed into a fresh Node-RED user directory", {
       fs.writeFileSync(settings, `module.exports = ${JSON.stringify(config, null, 2)};\n`);
       const child = spawn(target.node(), [redJs, "--userDir", userDir, "--settings", settings], { env: gpioEnv(pinLog).env, stdio: ["ignore", "pipe", "pipe"], detached: true });
       let log = "";
-      child.stdout!.on("data", (d) => (log += d));
-      child.stderr!.on("data", (d) => (log += d));
+      child.stdout.on("data", (d) => (log += d));
+      child.stderr.on("data", (d) => (log += d));
       const base = `http://127.0.0.1:${port}`;
       let pins: number[] = [];
       const api = async (p: string, init?: RequestInit): Promise<Response> => fetch(`${base}${p}`, { ...init, signal: AbortSignal.timeout(10_000) });
