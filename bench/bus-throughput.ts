@@ -17,7 +17,9 @@ import { mosquittoPath, startBroker, type Broker } from "../scripts/mosquitto";
 import { cpuSeconds } from "./proc";
 import { masterMqtt, masterTransports, piMqtt, piTransports } from "./transports";
 
-const RATES = (process.env.BENCH_RATES ?? "5000,10000,15000,20000,25000,30000,40000,50000,60000,70000,85000,100000,120000,150000,200000,300000,400000").split(",").map(Number);
+const RATES = (process.env.BENCH_RATES ?? "5000,10000,15000,20000,25000,30000,40000,50000,60000,70000,85000,100000,120000,150000,200000,300000,400000")
+  .split(",")
+  .map(Number);
 const STEP_S = Number(process.env.BENCH_STEP_S ?? 3);
 const LISTENERS = 3;
 const MAX_P99_MS = 50;
@@ -35,14 +37,28 @@ const masterFlow = (corePath: string) => [
   { id: "gen.bus", z: "m", type: "bench-generator", wires: [["m.broadcast"]] },
   { id: "gen.core", z: "m", type: "bench-generator", wires: [["m.wsout"]] },
   ...(mosquittoPath()
-    ? [...masterMqtt([0, 1]), { id: "gen.mqtt0", z: "m", type: "bench-generator", wires: [["m.mqtt0"]] }, { id: "gen.mqtt1", z: "m", type: "bench-generator", wires: [["m.mqtt1"]] }]
+    ? [
+        ...masterMqtt([0, 1]),
+        { id: "gen.mqtt0", z: "m", type: "bench-generator", wires: [["m.mqtt0"]] },
+        { id: "gen.mqtt1", z: "m", type: "bench-generator", wires: [["m.mqtt1"]] },
+      ]
     : []),
 ];
 
 const piFlow = [
   { id: "p", type: "tab", label: "throughput pi" },
   ...piTransports(16777216),
-  { id: "p.listen", z: "p", type: "sqi-event-bus", role: "listen", bus: "p.bus", listenerName: "${SQI_NODE_NAME}", late: "fire", statsEvery: 0, wires: [["p.countBus"], []] },
+  {
+    id: "p.listen",
+    z: "p",
+    type: "sqi-event-bus",
+    role: "listen",
+    bus: "p.bus",
+    listenerName: "${SQI_NODE_NAME}",
+    late: "fire",
+    statsEvery: 0,
+    wires: [["p.countBus"], []],
+  },
   { id: "p.countBus", z: "p", type: "bench-counter", file: "bus.jsonl", wires: [] },
   { id: "p.wsin", z: "p", type: "websocket in", server: "", client: "p.core", wires: [["p.countCore"]] },
   { id: "p.countCore", z: "p", type: "bench-counter", file: "core.jsonl", wires: [] },
@@ -64,13 +80,21 @@ function lastLine(file: string): { count: number; p99: number } | undefined {
 async function nodeRedLadder(name: string, gen: string, file: string, port: number, userDirs: string[], pids: Array<number | undefined>): Promise<Step[]> {
   const steps: Step[] = [];
   // Warm up (JIT, sockets) at a low rate first; not counted.
-  await fetch(`http://127.0.0.1:${port}/bench-gen/${gen}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ rate: 2000, seconds: 2 }) });
+  await fetch(`http://127.0.0.1:${port}/bench-gen/${gen}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ rate: 2000, seconds: 2 }),
+  });
   await new Promise((res) => setTimeout(res, 5000));
   for (const rate of RATES) {
     const cpu0 = pids.map(cpuSeconds);
     const t0 = Date.now();
     for (const d of userDirs) fs.rmSync(path.join(d, file), { force: true });
-    const r = await fetch(`http://127.0.0.1:${port}/bench-gen/${gen}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ rate, seconds: STEP_S }) });
+    const r = await fetch(`http://127.0.0.1:${port}/bench-gen/${gen}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ rate, seconds: STEP_S }),
+    });
     if (!r.ok) throw new Error(`generator ${gen}: HTTP ${r.status}`);
     const deadline = Date.now() + (STEP_S + 20) * 1000;
     let results: Array<{ count: number; p99: number } | undefined> = [];
@@ -86,7 +110,9 @@ async function nodeRedLadder(name: string, gen: string, file: string, port: numb
     steps.push({ rate, counts, p99, ok });
     const secs = (Date.now() - t0) / 1000;
     const cpu = pids.map((pid, i) => (((cpuSeconds(pid) - cpu0[i]!) / secs) * 100).toFixed(0)).join("/");
-    process.stdout.write(`  ${name.padEnd(30)} ${String(rate).padStart(7)}/s  received ${counts.join(" / ")} of ${expected}  p99 ${Number.isFinite(p99) ? p99.toFixed(1) : "-"} ms  ${ok ? "ok" : "FAIL"}  CPU% master/pis ${cpu}\n`);
+    process.stdout.write(
+      `  ${name.padEnd(30)} ${String(rate).padStart(7)}/s  received ${counts.join(" / ")} of ${expected}  p99 ${Number.isFinite(p99) ? p99.toFixed(1) : "-"} ms  ${ok ? "ok" : "FAIL"}  CPU% master/pis ${cpu}\n`,
+    );
     if (!ok) break;
     await new Promise((res) => setTimeout(res, 1000));
   }
@@ -146,7 +172,9 @@ async function rawLadder(perFrame: number): Promise<Step[]> {
     const p99 = Math.max(...results.map((x) => x?.p99 ?? Infinity));
     const ok = counts.every((c) => c === total) && p99 < MAX_P99_MS;
     steps.push({ rate, counts, p99, ok });
-    process.stdout.write(`  ${`raw ws, ${perFrame}/frame`.padEnd(30)} ${String(rate).padStart(7)}/s  received ${counts.join(" / ")} of ${total}  p99 ${Number.isFinite(p99) ? p99.toFixed(1) : "-"} ms  ${ok ? "ok" : "FAIL"}\n`);
+    process.stdout.write(
+      `  ${`raw ws, ${perFrame}/frame`.padEnd(30)} ${String(rate).padStart(7)}/s  received ${counts.join(" / ")} of ${total}  p99 ${Number.isFinite(p99) ? p99.toFixed(1) : "-"} ms  ${ok ? "ok" : "FAIL"}\n`,
+    );
     if (!ok) break;
   }
   return steps;
@@ -161,7 +189,9 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(dir, "pi.json"), JSON.stringify(piFlow));
   process.env.SQI_EXTRA_NODES_DIR = path.join(packageRoot, "bench", "nodes");
   process.env.SQI_CORE_WS_URL = `ws://127.0.0.1:${basePort}/bench-core`;
-  process.stdout.write(`bus throughput: ${LISTENERS} listener Node-RED processes, ${STEP_S} s per rate, pass = nothing lost at any listener and p99 latency < ${MAX_P99_MS} ms\n`);
+  process.stdout.write(
+    `bus throughput: ${LISTENERS} listener Node-RED processes, ${STEP_S} s per rate, pass = nothing lost at any listener and p99 latency < ${MAX_P99_MS} ms\n`,
+  );
   let broker: Broker | undefined;
   if (mosquittoPath()) {
     broker = await startBroker({ dir: path.join(dir, "broker"), port: basePort + 60 });
@@ -169,7 +199,16 @@ async function main(): Promise<void> {
   } else {
     process.stdout.write("(no mosquitto here: the MQTT rows are left out; sudo apt-get install -y mosquitto)\n");
   }
-  const cluster = await startCluster({ pis: LISTENERS, jitterMs: 0, clockOffsetMs: 0, dir, basePort, busPort: basePort + 50, masterFlow: path.join(dir, "master.json"), piFlow: path.join(dir, "pi.json") });
+  const cluster = await startCluster({
+    pis: LISTENERS,
+    jitterMs: 0,
+    clockOffsetMs: 0,
+    dir,
+    basePort,
+    busPort: basePort + 50,
+    masterFlow: path.join(dir, "master.json"),
+    piFlow: path.join(dir, "pi.json"),
+  });
   let bus: Step[] = [];
   let core: Step[] = [];
   let mqtt0: Step[] = [];

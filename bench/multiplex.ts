@@ -96,7 +96,21 @@ async function runPlayer(clones: number, spread: Spread): Promise<Result> {
     clones: { ...DEFAULT_CLONES, clones, spread, emission: "aggregate", seed: 1 },
     onGlyph: (g) => {
       // the message dc-container sends for it
-      const msg = { topic: g.event, payload: g.payload, sqi: { container: g.container, tick: g.tick, loop: g.loop, seq: g.seq, at: g.at, count: g.count, window_ms: g.window_ms, rate_hz: (g.count! * 1000) / g.window_ms!, clones } };
+      const msg = {
+        topic: g.event,
+        payload: g.payload,
+        sqi: {
+          container: g.container,
+          tick: g.tick,
+          loop: g.loop,
+          seq: g.seq,
+          at: g.at,
+          count: g.count,
+          window_ms: g.window_ms,
+          rate_hz: (g.count! * 1000) / g.window_ms!,
+          clones,
+        },
+      };
       if (!counting || !msg.topic) return;
       messages++;
       events += g.count!;
@@ -185,9 +199,43 @@ async function runNodeRed(clones: number): Promise<Result> {
     flowFile,
     JSON.stringify([
       { id: "mx", type: "tab", label: "multiplex bench" },
-      { id: "mx.player", z: "mx", type: "dc-container", source: "file", file: "synthetic_star_core.dc", autostart: true, startDelay: 0.5, lead: 50, accel: 10, clones, spread: "even", spreadOver: "tick", seed: 1, emission: "aggregate", aggregateAbove: 100, frameMs, wires: [["mx.shaper", "mx.log"]] },
+      {
+        id: "mx.player",
+        z: "mx",
+        type: "dc-container",
+        source: "file",
+        file: "synthetic_star_core.dc",
+        autostart: true,
+        startDelay: 0.5,
+        lead: 50,
+        accel: 10,
+        clones,
+        spread: "even",
+        spreadOver: "tick",
+        seed: 1,
+        emission: "aggregate",
+        aggregateAbove: 100,
+        frameMs,
+        wires: [["mx.shaper", "mx.log"]],
+      },
       { id: "mx.log", z: "mx", type: "bench-frame-log", lead: 50, wires: [] },
-      { id: "mx.shaper", z: "mx", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["mx.pin"], []] },
+      {
+        id: "mx.shaper",
+        z: "mx",
+        type: "pulse-shaper",
+        width: 5,
+        output: "digital",
+        unknown: "pulse",
+        late: "fire",
+        rows: [],
+        maxOn: 100,
+        maxDuty: 50,
+        dutyWindow: 1000,
+        minOff: 1,
+        maxRate: 500,
+        measureEvery: 0,
+        wires: [["mx.pin"], []],
+      },
       { id: "mx.pin", z: "mx", type: "rpi-gpio out", pin: "18", set: true, level: "0", out: "out", bcm: true, wires: [] },
     ]),
   );
@@ -212,7 +260,9 @@ async function runNodeRed(clones: number): Promise<Result> {
     const seconds = (to - from) / 1000;
     const cpuPct = ((cpuSeconds(pid) - cpu0) / seconds) * 100;
     const got = (await (await fetch(api)).json()) as { messages: number; events: number; p99: number | null; max: number | null };
-    const pulses = parsePinLog(fs.readFileSync(cluster.master.pinLog, "utf8")).filter((r) => r.pin === 18 && r.value === 1 && r.event === undefined && r.t >= from && r.t <= to).length;
+    const pulses = parsePinLog(fs.readFileSync(cluster.master.pinLog, "utf8")).filter(
+      (r) => r.pin === 18 && r.value === 1 && r.event === undefined && r.t >= from && r.t <= to,
+    ).length;
     const expected = clones * PER_CLONE_HZ * seconds;
     const p99 = got.p99 ?? Infinity;
     return {
@@ -251,7 +301,9 @@ function runCase(spec: string): Result {
 
 async function main(): Promise<void> {
   process.stdout.write(`multiplex: the star core at 10x (${PER_CLONE_HZ} events/s per clone), ${SECONDS} s per case, each case in its own process\n\n`);
-  process.stdout.write(`${"".padEnd(31)} ${"clones".padStart(9)} ${"setup ms".padStart(8)} ${"CPU %".padStart(6)} ${"+RSS MB".padStart(8)} ${"events/s".padStart(12)} ${"frames/s".padStart(8)} ${"msgs/s".padStart(10)} ${"real time".padStart(9)}\n`);
+  process.stdout.write(
+    `${"".padEnd(31)} ${"clones".padStart(9)} ${"setup ms".padStart(8)} ${"CPU %".padStart(6)} ${"+RSS MB".padStart(8)} ${"events/s".padStart(12)} ${"frames/s".padStart(8)} ${"msgs/s".padStart(10)} ${"real time".padStart(9)}\n`,
+  );
   const ours: Result[] = [];
   for (const n of SIZES) {
     const r = runCase(`player:even:${n}`);
@@ -289,7 +341,9 @@ async function main(): Promise<void> {
   const lastNaive = naive.filter((r) => r.realTime).pop();
   if (lastNaive) {
     const same = ours.find((r) => r.clones === lastNaive.clones)!;
-    process.stdout.write(`at ${lastNaive.clones.toLocaleString("en")} clones, the largest N the naive baseline kept up with: ${(lastNaive.cpuPct / Math.max(same.cpuPct, 0.01)).toFixed(0)}x the CPU of this package\n`);
+    process.stdout.write(
+      `at ${lastNaive.clones.toLocaleString("en")} clones, the largest N the naive baseline kept up with: ${(lastNaive.cpuPct / Math.max(same.cpuPct, 0.01)).toFixed(0)}x the CPU of this package\n`,
+    );
   }
 }
 

@@ -87,14 +87,18 @@ function setIntervalLateness(): Promise<number[]> {
 
 async function main(): Promise<void> {
   const loads = (await loadTime()).sort((a, b) => a - b);
-  process.stdout.write(`load: 100,000-glyph container, file to first message: median ${loads[2]!.toFixed(0)} ms (runs: ${loads.map((x) => x.toFixed(0)).join(", ")}; target < 1000 ms)\n\n`);
+  process.stdout.write(
+    `load: 100,000-glyph container, file to first message: median ${loads[2]!.toFixed(0)} ms (runs: ${loads.map((x) => x.toFixed(0)).join(", ")}; target < 1000 ms)\n\n`,
+  );
 
   const ours = stats(await playerLateness());
   const anchor = stats(await setIntervalLateness());
   const row = (name: string, s: ReturnType<typeof stats>) =>
     `${name.padEnd(34)} ${String(s.n).padStart(6)} ${s.median.toFixed(2).padStart(8)} ${s.p99.toFixed(2).padStart(8)} ${s.max.toFixed(2).padStart(8)} ${s.drift.toFixed(2).padStart(10)}`;
   process.stdout.write(`drift: ${PERIOD_MS} ms ticks for ${RUN_MS / 1000} s; lateness = sent - ideal (ms)\n`);
-  process.stdout.write(`${"".padEnd(34)} ${"events".padStart(6)} ${"median".padStart(8)} ${"p99".padStart(8)} ${"max".padStart(8)} ${"end drift".padStart(10)}\n`);
+  process.stdout.write(
+    `${"".padEnd(34)} ${"events".padStart(6)} ${"median".padStart(8)} ${"p99".padStart(8)} ${"max".padStart(8)} ${"end drift".padStart(10)}\n`,
+  );
   process.stdout.write(`${row("dc-container player", ours)}\n${row("anchor: setInterval (inject repeat)", anchor)}\n`);
   // 0.1 ms is below what a timer can resolve here: drift smaller than that counts as 0.1.
   const ratio = Math.abs(anchor.drift) / Math.max(0.1, Math.abs(ours.drift));

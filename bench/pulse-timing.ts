@@ -44,8 +44,44 @@ function clockTicks(): string {
 const anchorFlow = [
   { id: "a.tab", type: "tab", label: "(a) inject -> trigger" },
   { id: "a.pin", z: "a.tab", type: "rpi-gpio out", name: "", pin: "20", set: true, level: "0", freq: "", out: "out", bcm: true, x: 500, y: 80, wires: [] },
-  { id: "a.inject", z: "a.tab", type: "inject", name: "", props: [{ p: "payload" }], repeat: "0.02", crontab: "", once: true, onceDelay: "0.5", topic: "", payload: "", payloadType: "date", x: 100, y: 80, wires: [["a.trigger"]] },
-  { id: "a.trigger", z: "a.tab", type: "trigger", name: "", op1: "1", op2: "0", op1type: "num", op2type: "num", duration: "5", extend: false, overrideDelay: false, units: "ms", reset: "", bytopic: "all", topic: "topic", outputs: 1, x: 300, y: 80, wires: [["a.pin"]] },
+  {
+    id: "a.inject",
+    z: "a.tab",
+    type: "inject",
+    name: "",
+    props: [{ p: "payload" }],
+    repeat: "0.02",
+    crontab: "",
+    once: true,
+    onceDelay: "0.5",
+    topic: "",
+    payload: "",
+    payloadType: "date",
+    x: 100,
+    y: 80,
+    wires: [["a.trigger"]],
+  },
+  {
+    id: "a.trigger",
+    z: "a.tab",
+    type: "trigger",
+    name: "",
+    op1: "1",
+    op2: "0",
+    op1type: "num",
+    op2type: "num",
+    duration: "5",
+    extend: false,
+    overrideDelay: false,
+    units: "ms",
+    reset: "",
+    bytopic: "all",
+    topic: "topic",
+    outputs: 1,
+    x: 300,
+    y: 80,
+    wires: [["a.pin"]],
+  },
 ];
 
 const ourFlow = [
@@ -58,7 +94,13 @@ const ourFlow = [
     name: "",
     source: "inline",
     file: "",
-    json: JSON.stringify({ container_id: "fifty_hz", glyphs: [{ tick: 1, event: "proton_collision" }], loop: true, tick_interval_ms: PERIOD, metadata: { runtime_speed: "realtime" } }),
+    json: JSON.stringify({
+      container_id: "fifty_hz",
+      glyphs: [{ tick: 1, event: "proton_collision" }],
+      loop: true,
+      tick_interval_ms: PERIOD,
+      metadata: { runtime_speed: "realtime" },
+    }),
     autostart: true,
     startDelay: 0.5,
     lead: 50,
@@ -67,10 +109,58 @@ const ourFlow = [
     y: 80,
     wires: [["b.shaper"]],
   },
-  { id: "b.shaper", z: "b.tab", type: "pulse-shaper", name: "", width: WIDTH, output: "digital", unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, volts: "", ohms: "", measureEvery: 0, x: 300, y: 80, wires: [["b.pin"], ["b.report"]] },
+  {
+    id: "b.shaper",
+    z: "b.tab",
+    type: "pulse-shaper",
+    name: "",
+    width: WIDTH,
+    output: "digital",
+    unknown: "pulse",
+    late: "fire",
+    rows: [],
+    maxOn: 100,
+    maxDuty: 50,
+    dutyWindow: 1000,
+    minOff: 1,
+    maxRate: 500,
+    volts: "",
+    ohms: "",
+    measureEvery: 0,
+    x: 300,
+    y: 80,
+    wires: [["b.pin"], ["b.report"]],
+  },
   // The shaper's own view of its edges (sent vs planned), to tell its timing from the GPIO helper's.
-  { id: "b.report", z: "b.tab", type: "file", name: "", filename: "", filenameType: "env", appendNewline: true, createDir: false, overwriteFile: "false", encoding: "none", x: 500, y: 140, wires: [] },
-  { id: "b.ask", z: "b.tab", type: "inject", name: "", props: [{ p: "measure", v: "true", vt: "bool" }], repeat: "", crontab: "", once: false, topic: "", x: 100, y: 140, wires: [["b.shaper"]] },
+  {
+    id: "b.report",
+    z: "b.tab",
+    type: "file",
+    name: "",
+    filename: "",
+    filenameType: "env",
+    appendNewline: true,
+    createDir: false,
+    overwriteFile: "false",
+    encoding: "none",
+    x: 500,
+    y: 140,
+    wires: [],
+  },
+  {
+    id: "b.ask",
+    z: "b.tab",
+    type: "inject",
+    name: "",
+    props: [{ p: "measure", v: "true", vt: "bool" }],
+    repeat: "",
+    crontab: "",
+    once: false,
+    topic: "",
+    x: 100,
+    y: 140,
+    wires: [["b.shaper"]],
+  },
 ];
 
 /** A dc-container -> pulse-shaper -> rpi-gpio out chain, one event per tick. */
@@ -86,7 +176,13 @@ function shaperChain(key: string, label: string, pin: number, tickMs: number, ev
       name: "",
       source: "inline",
       file: "",
-      json: JSON.stringify({ container_id: key.replace(/\W/g, "_"), glyphs: [{ tick: 1, event }], loop: true, tick_interval_ms: tickMs, metadata: { runtime_speed: "realtime" } }),
+      json: JSON.stringify({
+        container_id: key.replace(/\W/g, "_"),
+        glyphs: [{ tick: 1, event }],
+        loop: true,
+        tick_interval_ms: tickMs,
+        metadata: { runtime_speed: "realtime" },
+      }),
       autostart: true,
       startDelay: 2,
       lead: 50,
@@ -95,13 +191,37 @@ function shaperChain(key: string, label: string, pin: number, tickMs: number, ev
       y: 80,
       wires: [[`${key}.shaper`]],
     },
-    { id: `${key}.shaper`, z, type: "pulse-shaper", name: label, output: "digital", unknown: "pulse", late: "fire", maxOn: 100, maxDuty: 50, dutyWindow: 1000, volts: "", ohms: "", measureEvery: 0, ...shaper, x: 300, y: 80, wires: [[`${key}.pin`], []] },
+    {
+      id: `${key}.shaper`,
+      z,
+      type: "pulse-shaper",
+      name: label,
+      output: "digital",
+      unknown: "pulse",
+      late: "fire",
+      maxOn: 100,
+      maxDuty: 50,
+      dutyWindow: 1000,
+      volts: "",
+      ohms: "",
+      measureEvery: 0,
+      ...shaper,
+      x: 300,
+      y: 80,
+      wires: [[`${key}.pin`], []],
+    },
   ];
 }
 
 // 8 ms on / 2 ms off: with edges allowed 1 ms apart (1,000 edges/s) and a 1 ms minimum off-time,
 // the 1 ms pin guard leaves exactly 2 ms. 80 ms on in every 200 ms: 40 % duty.
-const burstFlow = shaperChain("c", "(c) bursts 8 ms on / 2 ms off", 22, 200, "burst", { width: 5, maxRate: 1000, minOff: 1, pinGuard: 1, rows: [{ event: "burst", shape: "burst", count: 10, frequency: 100, duty: 0.8 }] });
+const burstFlow = shaperChain("c", "(c) bursts 8 ms on / 2 ms off", 22, 200, "burst", {
+  width: 5,
+  maxRate: 1000,
+  minOff: 1,
+  pinGuard: 1,
+  rows: [{ event: "burst", shape: "burst", count: 10, frequency: 100, duty: 0.8 }],
+});
 // 1 ms pulses: the edge spacing (0.5 ms at 2,000 edges/s) plus a 0.5 ms guard still lets a 1 ms pulse through.
 const shortFlow = shaperChain("d", "(d) 1 ms pulses at 100 Hz", 23, 10, "tick", { width: 1, maxRate: 2000, minOff: 1, pinGuard: 0.5, rows: [] });
 
@@ -136,7 +256,17 @@ function plannedEdges(flow: Array<Record<string, unknown>>, pin: number, tickMs:
 }
 
 /** Width and off-time errors against the nominal ones, at the pin and in the plan, and the audits. */
-function shapeRow(name: string, flow: Array<Record<string, unknown>>, pinLog: string, pin: number, from: number, to: number, on: number, off: number, tickMs: number): Shape {
+function shapeRow(
+  name: string,
+  flow: Array<Record<string, unknown>>,
+  pinLog: string,
+  pin: number,
+  from: number,
+  to: number,
+  on: number,
+  off: number,
+  tickMs: number,
+): Shape {
   const limits = limitsFromFlow(flow).pins.get(pin)!.limits;
   const errors = (recs: PinRecord[]) => {
     const widths: number[] = [];
@@ -153,7 +283,13 @@ function shapeRow(name: string, flow: Array<Record<string, unknown>>, pinLog: st
   const planned = plannedEdges(flow, pin, tickMs, (to - from) / 1000);
   const audit = auditPin(pin, atPin, limits, DEFAULT_ALLOWANCE);
   const plannedAudit = auditPin(pin, planned, limits, { jitterMs: 0, share: 0, onMs: 0 });
-  return { name, pulses: audit.pulses, ...errors(atPin), planned: { ...errors(planned), violations: plannedAudit.violations.length }, violations: audit.violations };
+  return {
+    name,
+    pulses: audit.pulses,
+    ...errors(atPin),
+    planned: { ...errors(planned), violations: plannedAudit.violations.length },
+    violations: audit.violations,
+  };
 }
 
 interface Row {
@@ -236,25 +372,37 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-pulse-"));
   const log = path.join(dir, "pins.jsonl");
   const port = 18000 + Math.floor(Math.random() * 2000);
-  fs.writeFileSync(path.join(dir, "settings.js"), `module.exports = ${JSON.stringify({ uiPort: port, uiHost: "127.0.0.1", flowFile: "flows.json", nodesDir: [packageRoot], logging: { console: { level: "warn" } }, telemetry: { enabled: false }, editorTheme: { projects: { enabled: false }, tours: false } })};\n`);
+  fs.writeFileSync(
+    path.join(dir, "settings.js"),
+    `module.exports = ${JSON.stringify({ uiPort: port, uiHost: "127.0.0.1", flowFile: "flows.json", nodesDir: [packageRoot], logging: { console: { level: "warn" } }, telemetry: { enabled: false }, editorTheme: { projects: { enabled: false }, tours: false } })};\n`,
+  );
   fs.writeFileSync(path.join(dir, "flows.json"), "[]");
   const gpio = gpioEnv(log);
   const reportFile = path.join(dir, "shaper-report.jsonl");
   gpio.env.SQI_BENCH_REPORT = reportFile;
   (ourFlow.find((n) => n.id === "b.report") as { filename: string }).filename = "SQI_BENCH_REPORT";
-  const red = spawn(process.execPath, [resolveNodeRed("node-red/red.js"), "--userDir", dir, "--settings", path.join(dir, "settings.js")], { env: gpio.env, stdio: ["ignore", "inherit", "inherit"] });
+  const red = spawn(process.execPath, [resolveNodeRed("node-red/red.js"), "--userDir", dir, "--settings", path.join(dir, "settings.js")], {
+    env: gpio.env,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
   try {
     await waitUp(port);
-    process.stdout.write(`pulse timing: 5 ms pulses at 50 Hz, bursts, 1 ms pulses; ${SECONDS} s per chain after ${WARMUP_S} s warm-up, one Node-RED ${red.pid} on the ${gpio.simulated ? "simulated" : "real"} GPIO\n`);
+    process.stdout.write(
+      `pulse timing: 5 ms pulses at 50 Hz, bursts, 1 ms pulses; ${SECONDS} s per chain after ${WARMUP_S} s warm-up, one Node-RED ${red.pid} on the ${gpio.simulated ? "simulated" : "real"} GPIO\n`,
+    );
     const a = await phase(red.pid!, port, anchorFlow);
     const b = await phase(red.pid!, port, ourFlow);
     await fetch(`http://127.0.0.1:${port}/inject/b.ask`, { method: "POST" });
     await new Promise((r) => setTimeout(r, 500));
     const c = await phase(red.pid!, port, burstFlow);
     const d = await phase(red.pid!, port, shortFlow);
-    const own = fs.existsSync(reportFile) ? (JSON.parse(fs.readFileSync(reportFile, "utf8").trim().split("\n").pop()!) as { timing_error_ms: Spread | null; width_error_ms: Spread | null }) : undefined;
+    const own = fs.existsSync(reportFile)
+      ? (JSON.parse(fs.readFileSync(reportFile, "utf8").trim().split("\n").pop()!) as { timing_error_ms: Spread | null; width_error_ms: Spread | null })
+      : undefined;
     const rows = [analyse("(a) inject -> trigger", log, 20, a.from, a.to, a.cpu), analyse("(b) dc-container -> pulse-shaper", log, 21, b.from, b.to, b.cpu)];
-    process.stdout.write(`\n${"chain".padEnd(34)} ${"expected".padStart(8)} ${"seen".padStart(6)} | ${"|width err| ms: median".padStart(22)} ${"p99".padStart(7)} ${"max".padStart(7)} | ${"|period err| ms: median".padStart(23)} ${"p99".padStart(7)} ${"max".padStart(7)} | ${"mean period".padStart(11)} | ${"CPU %".padStart(6)}\n`);
+    process.stdout.write(
+      `\n${"chain".padEnd(34)} ${"expected".padStart(8)} ${"seen".padStart(6)} | ${"|width err| ms: median".padStart(22)} ${"p99".padStart(7)} ${"max".padStart(7)} | ${"|period err| ms: median".padStart(23)} ${"p99".padStart(7)} ${"max".padStart(7)} | ${"mean period".padStart(11)} | ${"CPU %".padStart(6)}\n`,
+    );
     for (const r of rows) {
       process.stdout.write(
         `${r.name.padEnd(34)} ${String(r.expected).padStart(8)} ${String(r.seen).padStart(6)} | ${f(r.width, "median").padStart(22)} ${f(r.width, "p99").padStart(7)} ${f(r.width, "max").padStart(7)} | ${f(r.period, "median").padStart(23)} ${f(r.period, "p99").padStart(7)} ${f(r.period, "max").padStart(7)} | ${r.meanPeriod.toFixed(4).padStart(11)} | ${r.cpu.toFixed(1).padStart(6)}\n`,
@@ -274,10 +422,16 @@ async function main(): Promise<void> {
       shapeRow("(d) 1 ms pulses at 100 Hz", shortFlow, log, 23, d.from, d.to, 1, 9, 10),
     ];
     const g = (x: Distribution | null) => (x ? `${x.median.toFixed(3)} / ${x.p99.toFixed(3)} / ${x.max.toFixed(3)}` : "-");
-    process.stdout.write(`\n${"shape (at the pin; planned)".padEnd(32)} ${"pulses".padStart(6)} | ${"|width err| ms med / p99 / max".padStart(30)} | ${"|off-time err| ms med / p99 / max".padStart(33)} | violations\n`);
+    process.stdout.write(
+      `\n${"shape (at the pin; planned)".padEnd(32)} ${"pulses".padStart(6)} | ${"|width err| ms med / p99 / max".padStart(30)} | ${"|off-time err| ms med / p99 / max".padStart(33)} | violations\n`,
+    );
     for (const r of shapes) {
-      process.stdout.write(`${r.name.padEnd(32)} ${String(r.pulses).padStart(6)} | ${g(r.width).padStart(30)} | ${g(r.off).padStart(33)} | ${r.violations.length}${r.violations.length ? ` (${r.violations.join("; ")})` : ""}\n`);
-      process.stdout.write(`${"  planned by the shaper".padEnd(32)} ${"".padStart(6)} | ${g(r.planned.width).padStart(30)} | ${g(r.planned.off).padStart(33)} | ${r.planned.violations}\n`);
+      process.stdout.write(
+        `${r.name.padEnd(32)} ${String(r.pulses).padStart(6)} | ${g(r.width).padStart(30)} | ${g(r.off).padStart(33)} | ${r.violations.length}${r.violations.length ? ` (${r.violations.join("; ")})` : ""}\n`,
+      );
+      process.stdout.write(
+        `${"  planned by the shaper".padEnd(32)} ${"".padStart(6)} | ${g(r.planned.width).padStart(30)} | ${g(r.planned.off).padStart(33)} | ${r.planned.violations}\n`,
+      );
     }
     const [pb, pc] = shapes as [Shape, Shape, Shape];
     const ok = (cond: boolean) => (cond ? "met" : "MISSED");

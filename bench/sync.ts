@@ -36,14 +36,43 @@ const OFFSET = Number(process.env.BENCH_OFFSET_MS ?? 200);
 const WARMUP_S = 8;
 
 const MQTT = mosquittoPath() !== undefined;
-const onePulse = ["proton_collision", "atom_spin_flip", "waveform_emit", "time_dilation", "fusion_tick"].map((event) => ({ event, shape: "pulse", width: "5" }));
+const onePulse = ["proton_collision", "atom_spin_flip", "waveform_emit", "time_dilation", "fusion_tick"].map((event) => ({
+  event,
+  shape: "pulse",
+  width: "5",
+}));
 
 const masterFlow = [
   { id: "m", type: "tab", label: "sync bench master" },
   ...masterTransports("/sqi-core"),
   ...(MQTT ? masterMqtt([0]) : []),
-  { id: "m.player", z: "m", type: "dc-container", source: "file", file: "synthetic_star_core.dc", autostart: true, startDelay: 0.5, lead: 100, accel: 2, wires: [["m.broadcast", "m.wsout"]] },
-  ...(MQTT ? [{ id: "m.player2", z: "m", type: "dc-container", source: "file", file: "synthetic_star_core.dc", autostart: false, lead: 100, accel: 2, wires: [["m.mqtt0"]] }] : []),
+  {
+    id: "m.player",
+    z: "m",
+    type: "dc-container",
+    source: "file",
+    file: "synthetic_star_core.dc",
+    autostart: true,
+    startDelay: 0.5,
+    lead: 100,
+    accel: 2,
+    wires: [["m.broadcast", "m.wsout"]],
+  },
+  ...(MQTT
+    ? [
+        {
+          id: "m.player2",
+          z: "m",
+          type: "dc-container",
+          source: "file",
+          file: "synthetic_star_core.dc",
+          autostart: false,
+          lead: 100,
+          accel: 2,
+          wires: [["m.mqtt0"]],
+        },
+      ]
+    : []),
 ];
 
 const piFlow = [
@@ -52,19 +81,78 @@ const piFlow = [
   // pins first: the order Node-RED closes them in is the hard case for the shapers' fail-safe
   { id: "p.pinA", z: "p", type: "rpi-gpio out", pin: "18", set: true, level: "0", out: "out", bcm: true, wires: [] },
   { id: "p.pinB", z: "p", type: "rpi-gpio out", pin: "19", set: true, level: "0", out: "out", bcm: true, wires: [] },
-  { id: "p.listen", z: "p", type: "sqi-event-bus", role: "listen", bus: "p.bus", listenerName: "${SQI_NODE_NAME}", late: "fire", statsEvery: 0, wires: [["p.shaper"], []] },
-  { id: "p.shaper", z: "p", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: onePulse, maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["p.pinA", "p.edgesA"], []] },
+  {
+    id: "p.listen",
+    z: "p",
+    type: "sqi-event-bus",
+    role: "listen",
+    bus: "p.bus",
+    listenerName: "${SQI_NODE_NAME}",
+    late: "fire",
+    statsEvery: 0,
+    wires: [["p.shaper"], []],
+  },
+  {
+    id: "p.shaper",
+    z: "p",
+    type: "pulse-shaper",
+    width: 5,
+    output: "digital",
+    unknown: "pulse",
+    late: "fire",
+    rows: onePulse,
+    maxOn: 100,
+    maxDuty: 50,
+    dutyWindow: 1000,
+    minOff: 1,
+    maxRate: 500,
+    measureEvery: 0,
+    wires: [["p.pinA", "p.edgesA"], []],
+  },
   { id: "p.edgesA", z: "p", type: "bench-edge-log", file: "edges-a.jsonl", wires: [] },
   { id: "p.wsin", z: "p", type: "websocket in", server: "", client: "p.core", wires: [["p.trigger"]] },
   ...(MQTT
     ? [
         { id: "p.pinC", z: "p", type: "rpi-gpio out", pin: "20", set: true, level: "0", out: "out", bcm: true, wires: [] },
         ...piMqtt([0], { 0: "p.shaperC" }),
-        { id: "p.shaperC", z: "p", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: onePulse, maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["p.pinC", "p.edgesC"], []] },
+        {
+          id: "p.shaperC",
+          z: "p",
+          type: "pulse-shaper",
+          width: 5,
+          output: "digital",
+          unknown: "pulse",
+          late: "fire",
+          rows: onePulse,
+          maxOn: 100,
+          maxDuty: 50,
+          dutyWindow: 1000,
+          minOff: 1,
+          maxRate: 500,
+          measureEvery: 0,
+          wires: [["p.pinC", "p.edgesC"], []],
+        },
         { id: "p.edgesC", z: "p", type: "bench-edge-log", file: "edges-c.jsonl", wires: [] },
       ]
     : []),
-  { id: "p.trigger", z: "p", type: "trigger", op1: "1", op2: "0", op1type: "num", op2type: "num", duration: "5", extend: false, overrideDelay: false, units: "ms", reset: "", bytopic: "all", topic: "topic", outputs: 1, wires: [["p.pinB"]] },
+  {
+    id: "p.trigger",
+    z: "p",
+    type: "trigger",
+    op1: "1",
+    op2: "0",
+    op1type: "num",
+    op2type: "num",
+    duration: "5",
+    extend: false,
+    overrideDelay: false,
+    units: "ms",
+    reset: "",
+    bytopic: "all",
+    topic: "topic",
+    outputs: 1,
+    wires: [["p.pinB"]],
+  },
 ];
 
 /** Rising edges on `pin` in each listener's pin log (true time), within [from, to]. */
@@ -117,7 +205,9 @@ async function main(): Promise<void> {
   // The core websocket path goes through its own jitter proxy, in front of the master's editor port.
   const coreProxy = await startJitterProxy({ port: 0, targetPort: basePort, jitterMs: JITTER });
   process.env.SQI_CORE_WS_URL = `ws://127.0.0.1:${coreProxy.port}/sqi-core`;
-  process.stdout.write(`sync: 1 master + ${PIS} listeners, clock offsets within +-${OFFSET} ms, jitter 0-${JITTER} ms each way, ${SECONDS} s after ${WARMUP_S} s warm-up\n`);
+  process.stdout.write(
+    `sync: 1 master + ${PIS} listeners, clock offsets within +-${OFFSET} ms, jitter 0-${JITTER} ms each way, ${SECONDS} s after ${WARMUP_S} s warm-up\n`,
+  );
   // MQTT: the master reaches the broker directly, the Pis through a jitter proxy, as they reach the master.
   const broker = MQTT ? await startBroker({ dir: path.join(dir, "broker"), port: basePort + 60 }) : undefined;
   const brokerProxy = broker ? await startJitterProxy({ port: 0, targetPort: broker.port, jitterMs: JITTER }) : undefined;
@@ -127,7 +217,16 @@ async function main(): Promise<void> {
   } else {
     process.stdout.write("(no mosquitto here: the MQTT row is left out; sudo apt-get install -y mosquitto)\n");
   }
-  const cluster = await startCluster({ pis: PIS, jitterMs: JITTER, clockOffsetMs: OFFSET, dir, basePort, busPort, masterFlow: path.join(dir, "master.json"), piFlow: path.join(dir, "pi.json") });
+  const cluster = await startCluster({
+    pis: PIS,
+    jitterMs: JITTER,
+    clockOffsetMs: OFFSET,
+    dir,
+    basePort,
+    busPort,
+    masterFlow: path.join(dir, "master.json"),
+    piFlow: path.join(dir, "pi.json"),
+  });
   try {
     process.stdout.write(`offsets (ms): ${cluster.pis.map((p) => p.offsetMs.toFixed(1)).join(", ")}\n`);
     await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
@@ -159,14 +258,21 @@ async function main(): Promise<void> {
     const q = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
     const row = (name: string, r: { skews: number[]; edges: number }, s: ReturnType<typeof spread>) =>
       `${name.padEnd(46)} ${String(r.skews.length).padStart(5)}/${String(r.edges).padEnd(5)} ${(s?.median ?? NaN).toFixed(3).padStart(8)} ${q(r.skews, 0.9).toFixed(3).padStart(8)} ${(s?.p99 ?? NaN).toFixed(3).padStart(8)} ${(s?.max ?? NaN).toFixed(3).padStart(8)}`;
-    process.stdout.write(`\n${"rising-edge skew over the listeners (ms)".padEnd(46)} ${"matched".padStart(11)} ${"median".padStart(8)} ${"p90".padStart(8)} ${"p99".padStart(8)} ${"max".padStart(8)}\n`);
+    process.stdout.write(
+      `\n${"rising-edge skew over the listeners (ms)".padEnd(46)} ${"matched".padStart(11)} ${"median".padStart(8)} ${"p90".padStart(8)} ${"p99".padStart(8)} ${"max".padStart(8)}\n`,
+    );
     process.stdout.write(`${row("(a) sqi-event-bus + clock sync -> pulse-shaper", a, sa)}\n${row("(b) core websocket -> trigger, on receipt", b, sb)}\n`);
     if (c) process.stdout.write(`${row("(c) over MQTT (Mosquitto, QoS 0), played after", c, sc)}\n`);
     // One part of (a)'s and (c)'s skew: the shaper sending its edge after the planned time.
-    for (const [name, late] of [["(a)", lateA], ["(c)", lateC]] as const) {
+    for (const [name, late] of [
+      ["(a)", lateA],
+      ["(c)", lateC],
+    ] as const) {
       if (!late) continue;
       const s = spread(late);
-      process.stdout.write(`${`${name} the shaper sent its rising edge late by (ms)`.padEnd(46)} ${String(late.length).padStart(11)} ${(s?.median ?? NaN).toFixed(3).padStart(8)} ${q(late, 0.9).toFixed(3).padStart(8)} ${(s?.p99 ?? NaN).toFixed(3).padStart(8)} ${(s?.max ?? NaN).toFixed(3).padStart(8)}\n`);
+      process.stdout.write(
+        `${`${name} the shaper sent its rising edge late by (ms)`.padEnd(46)} ${String(late.length).padStart(11)} ${(s?.median ?? NaN).toFixed(3).padStart(8)} ${q(late, 0.9).toFixed(3).padStart(8)} ${(s?.p99 ?? NaN).toFixed(3).padStart(8)} ${(s?.max ?? NaN).toFixed(3).padStart(8)}\n`,
+      );
     }
     process.stdout.write(`(a) each listener's median distance from the middle edge (clock estimate bias), ms: ${a.bias.map((x) => x.toFixed(3)).join(", ")}\n`);
     if (c) process.stdout.write(`(c) the same over MQTT, ms: ${c.bias.map((x) => x.toFixed(3)).join(", ")}\n`);
@@ -175,7 +281,10 @@ async function main(): Promise<void> {
         `\nratios (b)/(a): median ${(sb.median / Math.max(sa.median, 0.001)).toFixed(1)}x, p99 ${(sb.p99 / Math.max(sa.p99, 0.001)).toFixed(1)}x\n` +
           `targets for (a): median <= 0.25 ms, p90 <= 1 ms, p99 <= 3 ms; >= 20x better median and >= 5x better p99 than (b)\n`,
       );
-      if (sc) process.stdout.write(`ratios (b)/(c): median ${(sb.median / Math.max(sc.median, 0.001)).toFixed(1)}x, p99 ${(sb.p99 / Math.max(sc.p99, 0.001)).toFixed(1)}x\n`);
+      if (sc)
+        process.stdout.write(
+          `ratios (b)/(c): median ${(sb.median / Math.max(sc.median, 0.001)).toFixed(1)}x, p99 ${(sb.p99 / Math.max(sc.p99, 0.001)).toFixed(1)}x\n`,
+        );
     }
   } finally {
     await cluster.stop();

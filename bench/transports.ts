@@ -26,7 +26,17 @@ export function piTransports(maxFrame: number): Array<Record<string, unknown>> {
  */
 export function masterMqtt(qos: Array<0 | 1>): Array<Record<string, unknown>> {
   return qos.flatMap((q) => [
-    { id: `m.mqttbus${q}`, type: "sqi-bus", name: `bench${q}`, transport: "mqtt", broker: "${SQI_BENCH_BROKER_MASTER}", qos: q, keepalive: 15, topicPrefix: `sqi/bench${q}`, maxFrame: 16777216 },
+    {
+      id: `m.mqttbus${q}`,
+      type: "sqi-bus",
+      name: `bench${q}`,
+      transport: "mqtt",
+      broker: "${SQI_BENCH_BROKER_MASTER}",
+      qos: q,
+      keepalive: 15,
+      topicPrefix: `sqi/bench${q}`,
+      maxFrame: 16777216,
+    },
     { id: `m.mqtt${q}`, z: "m", type: "sqi-event-bus", role: "broadcast", bus: `m.mqttbus${q}`, statsEvery: 0, wires: [[], []] },
   ]);
 }
@@ -34,7 +44,27 @@ export function masterMqtt(qos: Array<0 | 1>): Array<Record<string, unknown>> {
 /** Pi side of masterMqtt: bus configs toward $SQI_BENCH_BROKER_PI and listeners "p.mqtt0"/"p.mqtt1" wired to `sinks[q]`. */
 export function piMqtt(qos: Array<0 | 1>, sinks: Record<number, string>): Array<Record<string, unknown>> {
   return qos.flatMap((q) => [
-    { id: `p.mqttbus${q}`, type: "sqi-bus", name: `bench${q}`, transport: "mqtt", broker: "${SQI_BENCH_BROKER_PI}", qos: q, keepalive: 15, topicPrefix: `sqi/bench${q}`, maxFrame: 16777216 },
-    { id: `p.mqtt${q}`, z: "p", type: "sqi-event-bus", role: "listen", bus: `p.mqttbus${q}`, listenerName: "${SQI_NODE_NAME}", late: "fire", statsEvery: 0, wires: [[sinks[q]], []] },
+    {
+      id: `p.mqttbus${q}`,
+      type: "sqi-bus",
+      name: `bench${q}`,
+      transport: "mqtt",
+      broker: "${SQI_BENCH_BROKER_PI}",
+      qos: q,
+      keepalive: 15,
+      topicPrefix: `sqi/bench${q}`,
+      maxFrame: 16777216,
+    },
+    {
+      id: `p.mqtt${q}`,
+      z: "p",
+      type: "sqi-event-bus",
+      role: "listen",
+      bus: `p.mqttbus${q}`,
+      listenerName: "${SQI_NODE_NAME}",
+      late: "fire",
+      statsEvery: 0,
+      wires: [[sinks[q]], []],
+    },
   ]);
 }

@@ -49,7 +49,8 @@ export function audit(args: string[], out: (s: string) => void, err: (s: string)
   if (typeof parsed === "string") return usageError(`audit: ${parsed}`, err);
   const { values, positionals } = parsed;
   const [logFile] = positionals;
-  if (logFile === undefined || positionals.length !== 1) return usageError(positionals.length ? `audit takes one PINLOG, got ${positionals.length}` : "audit needs a PINLOG", err);
+  if (logFile === undefined || positionals.length !== 1)
+    return usageError(positionals.length ? `audit takes one PINLOG, got ${positionals.length}` : "audit needs a PINLOG", err);
   if (values.format !== "text" && values.format !== "json") return usageError(`--format must be text or json, got ${values.format}`, err);
   const given: Partial<Record<NumberOption, number>> = {};
   for (const k of Object.keys(numbers) as NumberOption[]) {
@@ -120,7 +121,13 @@ export function audit(args: string[], out: (s: string) => void, err: (s: string)
   else {
     for (const a of audits) out(`${formatAudit(a).join("\n")}${a.shapers ? `\n  driven by ${a.shapers}` : ""}\n`);
     for (const n of notes) out(`note: ${n}\n`);
-    out(audits.length === 0 ? "no pin audited\n" : violations === 0 ? `ok: ${audits.length} pin${audits.length === 1 ? "" : "s"} within the limits\n` : `${violations} violation${violations === 1 ? "" : "s"}\n`);
+    out(
+      audits.length === 0
+        ? "no pin audited\n"
+        : violations === 0
+          ? `ok: ${audits.length} pin${audits.length === 1 ? "" : "s"} within the limits\n`
+          : `${violations} violation${violations === 1 ? "" : "s"}\n`,
+    );
   }
   if (audits.length === 0) return 2;
   return violations === 0 ? 0 : 1;

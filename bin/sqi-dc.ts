@@ -112,7 +112,12 @@ async function validate(args: string[]): Promise<number> {
 }
 
 async function play(args: string[]): Promise<number> {
-  const parsed = parseCommand(args, { ticks: { type: "string" }, speed: { type: "string" }, "no-wait": { type: "boolean" }, help: { type: "boolean", short: "h" } });
+  const parsed = parseCommand(args, {
+    ticks: { type: "string" },
+    speed: { type: "string" },
+    "no-wait": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
   if (typeof parsed === "string") return usage(parsed, "play");
   const { values, positionals } = parsed;
   if (values.help) return help("play");
@@ -123,11 +128,13 @@ async function play(args: string[]): Promise<number> {
   let speed: number | undefined;
   if (values.ticks !== undefined) {
     ticks = Number(values.ticks);
-    if (!/^\d+$/.test(values.ticks) || !Number.isSafeInteger(ticks) || ticks < 1) return usage(`--ticks needs a positive whole number, got ${values.ticks}`, "play");
+    if (!/^\d+$/.test(values.ticks) || !Number.isSafeInteger(ticks) || ticks < 1)
+      return usage(`--ticks needs a positive whole number, got ${values.ticks}`, "play");
   }
   if (values.speed !== undefined) {
     speed = Number(values.speed);
-    if (values.speed.trim() === "" || !Number.isFinite(speed) || speed <= 0 || speed > MAX_SPEED) return usage(`--speed needs a positive number up to ${MAX_SPEED}, got ${values.speed}`, "play");
+    if (values.speed.trim() === "" || !Number.isFinite(speed) || speed <= 0 || speed > MAX_SPEED)
+      return usage(`--speed needs a positive number up to ${MAX_SPEED}, got ${values.speed}`, "play");
   }
   const r = await load(file);
   if (!r.ok) {

@@ -53,11 +53,14 @@ export class RealClock implements Clock {
    */
   private arm(id: number, fn: () => void, due: number): void {
     const wait = Math.max(0, due - this.now());
-    const t = setTimeout(() => {
-      if (wait > MAX_TIMEOUT_MS) return this.arm(id, fn, due);
-      this.timers.delete(id);
-      fn();
-    }, Math.min(wait, MAX_TIMEOUT_MS));
+    const t = setTimeout(
+      () => {
+        if (wait > MAX_TIMEOUT_MS) return this.arm(id, fn, due);
+        this.timers.delete(id);
+        fn();
+      },
+      Math.min(wait, MAX_TIMEOUT_MS),
+    );
     this.timers.set(id, t);
   }
 
@@ -93,7 +96,10 @@ export class RealClock implements Clock {
 
 /** A clock shifted by a fixed offset: how a simulated Pi with a wrong clock sees time. */
 export class OffsetClock implements Clock {
-  constructor(private readonly base: Clock, public offsetMs: number) {}
+  constructor(
+    private readonly base: Clock,
+    public offsetMs: number,
+  ) {}
   now(): number {
     return this.base.now() + this.offsetMs;
   }
@@ -132,7 +138,11 @@ export class VirtualClock implements Clock {
   /** With `blocking`, blockUntil moves time on without firing a timer, as a real blocked thread does. */
   readonly blockUntil?: (deadline: number) => void;
 
-  constructor(startMs = 0, private readonly lateness: () => number = () => 0, options: { blocking?: boolean } = {}) {
+  constructor(
+    startMs = 0,
+    private readonly lateness: () => number = () => 0,
+    options: { blocking?: boolean } = {},
+  ) {
     this.t = startMs;
     if (options.blocking) {
       this.blockUntil = (deadline) => {

@@ -31,7 +31,12 @@ export function validatorOf(loaded: { ajv: Ajv; schema: { $id: string } }, ref: 
 
 /** `/glyphs/2/tick` -> ["glyphs", "2", "tick"]. */
 export function pointerSteps(instancePath: string): string[] {
-  return instancePath === "" ? [] : instancePath.slice(1).split("/").map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
+  return instancePath === ""
+    ? []
+    : instancePath
+        .slice(1)
+        .split("/")
+        .map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"));
 }
 
 /** `/glyphs/2/tick` -> `glyphs[2].tick`; keys that are not identifiers are quoted. */

@@ -88,7 +88,8 @@ export class Scope {
   report(master: string, t: number, r: { name: string; counters: Record<string, number>; offset_ms?: number; rtt_ms?: number }): void {
     const key = `${master}/${r.name}`;
     let l = this.listeners.get(key);
-    if (l) this.listeners.delete(key); // re-inserted: the map stays in order of last report
+    if (l)
+      this.listeners.delete(key); // re-inserted: the map stays in order of last report
     else l = { master, history: [], lost: 0 };
     this.listeners.set(key, l);
     const c = r.counters;
@@ -96,7 +97,8 @@ export class Scope {
     while (l.history.length > 2 && (l.history[0]?.t ?? t) < t - HISTORY_MS) l.history.shift();
     l.offset_ms = r.offset_ms;
     l.rtt_ms = r.rtt_ms;
-    l.lost = (c.missing ?? 0) + (c.late ?? 0) + (c.missed ?? 0) + (c.unsynced ?? 0) + (c.fired_dropped ?? 0) + (c.fired_skipped ?? 0) + (c.lost_while_away ?? 0);
+    l.lost =
+      (c.missing ?? 0) + (c.late ?? 0) + (c.missed ?? 0) + (c.unsynced ?? 0) + (c.fired_dropped ?? 0) + (c.fired_skipped ?? 0) + (c.lost_while_away ?? 0);
     // Names that went silent are forgotten, and there are never more than the cap: one
     // connection reporting under 50,000 names (before names were bound) kept them all.
     for (const [k, x] of this.listeners) {
@@ -158,7 +160,14 @@ export class Scope {
         const slot = Math.round((now - b.t) / 1000) * 1000;
         sums.set(slot, (sums.get(slot) ?? 0) + rate);
       }
-      listeners.push({ name: key.slice(l.master.length + 1), master: l.master, samples, ...(l.offset_ms !== undefined ? { offset_ms: l.offset_ms } : {}), ...(l.rtt_ms !== undefined ? { rtt_ms: l.rtt_ms } : {}), lost: l.lost });
+      listeners.push({
+        name: key.slice(l.master.length + 1),
+        master: l.master,
+        samples,
+        ...(l.offset_ms !== undefined ? { offset_ms: l.offset_ms } : {}),
+        ...(l.rtt_ms !== undefined ? { rtt_ms: l.rtt_ms } : {}),
+        lost: l.lost,
+      });
     }
     const sum = [...sums.entries()].sort((a, b) => b[0] - a[0]).map(([ago, hz]) => [ago, Math.round(hz * 10) / 10] as [number, number]);
     return { t: now, window_ms: SCOPE_WINDOW_MS, shapers, listeners, sum };

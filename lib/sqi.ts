@@ -65,7 +65,8 @@ function setCount(sqi: Sqi, count: number, windowMs: number): void {
 export function readCount(sqi: Sqi | undefined): { count: number; windowMs: number } | undefined | string {
   if (sqi?.count === undefined) return undefined;
   const { count, window_ms: windowMs } = sqi;
-  if (typeof count !== "number" || !Number.isInteger(count) || count < 1) return `msg.sqi.count must be a positive whole number of events, got ${JSON.stringify(count)}`;
+  if (typeof count !== "number" || !Number.isInteger(count) || count < 1)
+    return `msg.sqi.count must be a positive whole number of events, got ${JSON.stringify(count)}`;
   if (typeof windowMs !== "number" || !Number.isFinite(windowMs) || windowMs <= 0 || windowMs > MAX_WINDOW_MS)
     return `msg.sqi.window_ms must be the frame's length in ms (above 0, at most one hour) when msg.sqi.count is set, got ${JSON.stringify(windowMs)}`;
   return { count, windowMs };

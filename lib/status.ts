@@ -16,7 +16,12 @@ const length = (s: string): number => [...s].length;
 /** `text` cut to `max` characters, with "…" where it was cut. */
 export function clip(text: string, max = STATUS_MAX_CHARS): string {
   const chars = [...text];
-  return chars.length <= max ? text : `${chars.slice(0, max - 1).join("").trimEnd()}…`;
+  return chars.length <= max
+    ? text
+    : `${chars
+        .slice(0, max - 1)
+        .join("")
+        .trimEnd()}…`;
 }
 
 /**

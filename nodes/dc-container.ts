@@ -38,7 +38,8 @@ module.exports = function (RED: RED) {
     // Like inject's "once after 0.1 s": GPIO helpers spawned on deploy need a moment before
     // they read their first level, or the first pulse is squashed in their input pipe.
     const startDelay = checkNumber(def.startDelay, { label: "Start delay", min: 0, max: 3600, default: DEFAULT_START_DELAY_S, unit: "s" });
-    const configured: Source = def.source === "inline" ? { kind: "inline", text: String(def.json ?? "") } : { kind: "file", file: String(def.file ?? "").trim() };
+    const configured: Source =
+      def.source === "inline" ? { kind: "inline", text: String(def.json ?? "") } : { kind: "file", file: String(def.file ?? "").trim() };
 
     let loaded: Loaded | undefined;
     let source: Source = configured;
@@ -74,7 +75,11 @@ module.exports = function (RED: RED) {
           return { result: result.ok ? { ok: true, container: structuredClone(result.container) } : result, label: "msg.container" };
         }
         case "file": {
-          if (src.file === "") return { result: { ok: false, problems: [{ path: "", message: "no file is set: choose a .dc file or paste JSON in the node's panel" }] }, label: "dc-container" };
+          if (src.file === "")
+            return {
+              result: { ok: false, problems: [{ path: "", message: "no file is set: choose a .dc file or paste JSON in the node's panel" }] },
+              label: "dc-container",
+            };
           const resolved = resolveContainerPath(src.file, baseDir);
           const result = loadContainerFile(resolved);
           if (!result.ok && result.problems[0]?.message === "file not found") {
@@ -198,10 +203,13 @@ module.exports = function (RED: RED) {
     });
 
     if (load(configured) && def.autostart !== false) {
-      autostartTimer = clock.setTimer(() => {
-        autostartTimer = undefined;
-        if (player.state === "stopped") player.start();
-      }, (startDelay.ok ? startDelay.value : DEFAULT_START_DELAY_S) * 1000);
+      autostartTimer = clock.setTimer(
+        () => {
+          autostartTimer = undefined;
+          if (player.state === "stopped") player.start();
+        },
+        (startDelay.ok ? startDelay.value : DEFAULT_START_DELAY_S) * 1000,
+      );
     }
     status.now();
   }

@@ -59,7 +59,13 @@ module.exports = function (RED: RED) {
         counts.dropped ? `dropped ${counts.dropped}` : "",
         counts.condition_errors ? `errors ${counts.condition_errors}` : "",
       ].filter(Boolean);
-      return { status: { fill: counts.dropped || counts.condition_errors ? "yellow" : "green", shape: "dot", text: statusText(`in ${counts.in} · out ${counts.out}`, lost) } };
+      return {
+        status: {
+          fill: counts.dropped || counts.condition_errors ? "yellow" : "green",
+          shape: "dot",
+          text: statusText(`in ${counts.in} · out ${counts.out}`, lost),
+        },
+      };
     });
     const touch = (): void => status.soon();
 
@@ -158,7 +164,11 @@ module.exports = function (RED: RED) {
       done();
     });
 
-    node.status({ fill: "grey", shape: "ring", text: statusText(`${rules.length} rule${rules.length === 1 ? "" : "s"}`, [firstOnly ? "first match" : "all matches"]) });
+    node.status({
+      fill: "grey",
+      shape: "ring",
+      text: statusText(`${rules.length} rule${rules.length === 1 ? "" : "s"}`, [firstOnly ? "first match" : "all matches"]),
+    });
   }
 
   RED.nodes.registerType("event-filter", EventFilterNode);

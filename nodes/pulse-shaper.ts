@@ -43,7 +43,10 @@ module.exports = function (RED: RED) {
       failed: (e) => node.error(`pulse-shaper: ${e.message}`),
     });
     const status = new StatusTicker(clock, node, () => shaper.status());
-    const trace = scope.addShaper(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => ({ ...shaper.output.counters, ...shaper.counts }));
+    const trace = scope.addShaper(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => ({
+      ...shaper.output.counters,
+      ...shaper.counts,
+    }));
 
     /**
      * Hands an edge straight to the nodes wired to the first output, in this call (see the
@@ -108,7 +111,9 @@ module.exports = function (RED: RED) {
         // Its status text is a message key ("rpi-gpio.status.stopped"): the last word says it.
         const said = String(st.text ?? "").replace(/^rpi-gpio\.status\./, "") || "failed";
         if (st.fill === "red" && shaper.pinDown(said)) {
-          node.error(`pulse-shaper: rpi-gpio out ${said}: its helper is not running; pulses are not counted as fired. The pin may be left where the helper left it: check the hardware guard (pull-down on the gate).`);
+          node.error(
+            `pulse-shaper: rpi-gpio out ${said}: its helper is not running; pulses are not counted as fired. The pin may be left where the helper left it: check the hardware guard (pull-down on the gate).`,
+          );
           status.now();
         } else if (downPins.size === 0 && shaper.pinUp()) {
           node.log("pulse-shaper: rpi-gpio out runs again; pulses are counted as fired again");

@@ -30,9 +30,17 @@ module.exports = function (RED: RED) {
     };
     const rawTransport = String(def.transport ?? "").trim();
     const transport = rawTransport === "mqtt" ? "mqtt" : "ws";
-    if (rawTransport !== "" && rawTransport !== "ws" && rawTransport !== "mqtt") errors.push(`Transport must be "ws" or "mqtt", got ${JSON.stringify(rawTransport)}`);
+    if (rawTransport !== "" && rawTransport !== "ws" && rawTransport !== "mqtt")
+      errors.push(`Transport must be "ws" or "mqtt", got ${JSON.stringify(rawTransport)}`);
     const port = checkNumber(def.port, { label: "Bus port", min: 1, max: 65535, integer: true, default: 8765 });
-    const maxFrame = checkNumber(def.maxFrame, { label: "Maximum frame size", min: 1024, max: 100 * 1024 * 1024, integer: true, default: 1024 * 1024, unit: "bytes" });
+    const maxFrame = checkNumber(def.maxFrame, {
+      label: "Maximum frame size",
+      min: 1024,
+      max: 100 * 1024 * 1024,
+      integer: true,
+      default: 1024 * 1024,
+      unit: "bytes",
+    });
     const qos = checkNumber(def.qos, { label: "QoS", min: 0, max: 1, integer: true, default: 0 });
     const keepalive = checkNumber(def.keepalive, { label: "Keepalive", min: 1, max: 3600, integer: true, default: 15, unit: "s" });
     for (const c of transport === "mqtt" ? [maxFrame, qos, keepalive] : [port, maxFrame]) if (!c.ok) errors.push(c.error);
@@ -45,7 +53,8 @@ module.exports = function (RED: RED) {
     const brokerUrl = String(def.broker ?? "").trim();
     const prefix = String(def.topicPrefix ?? "").trim() || `sqi/${String(def.name ?? "").trim() || "bus"}`;
     if (transport === "mqtt") {
-      if (!/^(mqtts?|wss?):\/\/[^\s]+$/.test(brokerUrl)) errors.push(`Broker URL must be mqtt://, mqtts://, ws:// or wss:// with a host, got ${JSON.stringify(brokerUrl)}`);
+      if (!/^(mqtts?|wss?):\/\/[^\s]+$/.test(brokerUrl))
+        errors.push(`Broker URL must be mqtt://, mqtts://, ws:// or wss:// with a host, got ${JSON.stringify(brokerUrl)}`);
       if (/[+#]/.test(prefix) || prefix.endsWith("/")) errors.push(`Topic prefix may not hold + or # or end with /, got ${JSON.stringify(prefix)}`);
     }
     this.bus = {

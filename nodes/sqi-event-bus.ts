@@ -55,7 +55,8 @@ module.exports = function (RED: RED) {
 
     if (role === "broadcast") {
       let seq = 0;
-      if (bus.transport === "ws" && !bus.token) node.warn(`sqi-event-bus: the bus on port ${bus.port} is open: any client on the network can connect and listen. Set a token in the bus config.`);
+      if (bus.transport === "ws" && !bus.token)
+        node.warn(`sqi-event-bus: the bus on port ${bus.port} is open: any client on the network can connect and listen. Set a token in the bus config.`);
       // A new run each deploy: a listener knows this master's seqs begin again, whenever it reconnects.
       const run = newRunId();
       const ledger = new AbsenceLedger(run);
@@ -66,11 +67,22 @@ module.exports = function (RED: RED) {
         if (st.state !== "connected") return { status: notConnected(st, server.where, bus) };
         const c = server.counters;
         const refused = c.unauthorized + c.bad_requests + c.refused_full;
-        const lost = [c.events_dropped ? `dropped ${c.events_dropped}` : "", c.rejected ? `rejected ${c.rejected}` : "", refused ? `refused ${refused}` : "", c.oversize ? `oversize ${c.oversize}` : ""];
+        const lost = [
+          c.events_dropped ? `dropped ${c.events_dropped}` : "",
+          c.rejected ? `rejected ${c.rejected}` : "",
+          refused ? `refused ${refused}` : "",
+          c.oversize ? `oversize ${c.oversize}` : "",
+        ];
         const open = bus.transport === "ws" && !bus.token;
         const n = server.clients.length;
         const head = `${short(server.where)} · ${n} listener${n === 1 ? "" : "s"}`;
-        return { status: { fill: open || lost.some(Boolean) ? "yellow" : "green", shape: "dot", text: statusText(head, [open ? "no token" : "", ...lost, `${rate.read(c.events).toFixed(0)} ev/s`]) } };
+        return {
+          status: {
+            fill: open || lost.some(Boolean) ? "yellow" : "green",
+            shape: "dot",
+            text: statusText(head, [open ? "no token" : "", ...lost, `${rate.read(c.events).toFixed(0)} ev/s`]),
+          },
+        };
       });
       const server = openMaster(bus, tls, {
         clock,
@@ -86,7 +98,20 @@ module.exports = function (RED: RED) {
         onAuthFailure: authFailure,
       });
       const stats = (): void =>
-        node.send([null, { topic: "stats", payload: { role, transport: bus.transport, ...server.describe(), listeners: server.clients, counters: { ...server.counters }, recent: [...server.lastErrors] } }]);
+        node.send([
+          null,
+          {
+            topic: "stats",
+            payload: {
+              role,
+              transport: bus.transport,
+              ...server.describe(),
+              listeners: server.clients,
+              counters: { ...server.counters },
+              recent: [...server.lastErrors],
+            },
+          },
+        ]);
       server.listen().then(
         () => status.now(),
         (e: NodeJS.ErrnoException) => {
@@ -96,10 +121,15 @@ module.exports = function (RED: RED) {
         },
       );
       stops.push(every(clock, statsMs, stats));
-      notices(MASTER_NOTICES, () => ({ ...server.counters }), () => server.lastErrors[server.lastErrors.length - 1]);
+      notices(
+        MASTER_NOTICES,
+        () => ({ ...server.counters }),
+        () => server.lastErrors[server.lastErrors.length - 1],
+      );
       node.on("input", (msg, _send, done) => {
         if (msg.stats === true) stats();
-        else if (typeof msg.topic !== "string" || msg.topic.trim() === "") node.error("sqi-event-bus: msg.topic must be the event name (a non-empty string)", msg);
+        else if (typeof msg.topic !== "string" || msg.topic.trim() === "")
+          node.error("sqi-event-bus: msg.topic must be the event name (a non-empty string)", msg);
         else {
           server.send(eventFrame(msg.topic, msg.payload, sqiOf(msg), ++seq));
           status.soon();
@@ -110,7 +140,10 @@ module.exports = function (RED: RED) {
         status.stop();
         for (const stop of stops) stop();
         scope.removeMaster(node.id);
-        server.close().then(() => done(), () => done());
+        server.close().then(
+          () => done(),
+          () => done(),
+        );
       });
       status.now();
       return;
@@ -121,15 +154,33 @@ module.exports = function (RED: RED) {
     // One send per message: Node-RED deep-clones every message after the first of an array sent
     // at once (the listener's largest cost in a profile at 85,000 events/s). Each message is a
     // new object, so nothing is shared without the clone.
-    const arrivals = new Arrivals(clock, { late: def.late === "drop" ? "drop" : "fire", toLocal: (at) => client.sync.toLocal(at), emit: (m) => node.send([m, null]) });
+    const arrivals = new Arrivals(clock, {
+      late: def.late === "drop" ? "drop" : "fire",
+      toLocal: (at) => client.sync.toLocal(at),
+      emit: (m) => node.send([m, null]),
+    });
     const status = new StatusTicker(clock, node, (): { status: NodeStatus; again?: boolean } => {
       const st = client.status;
-      if (st.state !== "connected") return { status: { fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: clip(st.state === "connecting" ? `connecting to ${short(st.detail)}` : `${st.state}${st.detail ? `: ${short(st.detail)}` : ""}`) } };
+      if (st.state !== "connected")
+        return {
+          status: {
+            fill: st.state === "connecting" ? "yellow" : "red",
+            shape: "ring",
+            text: clip(st.state === "connecting" ? `connecting to ${short(st.detail)}` : `${st.state}${st.detail ? `: ${short(st.detail)}` : ""}`),
+          },
+        };
       const e = client.sync.estimate();
       const lost = [...arrivals.losses(), client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
       // The clock offset first (what synchronises the pins); rtt and every counter are in the stats output.
       const head = e ? `offset ${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "connected · measuring";
-      return { status: { fill: lost.length ? "yellow" : "green", shape: "dot", text: statusText(head, [...lost, `${rate.read(client.counters.events).toFixed(0)} ev/s`]) }, again: true };
+      return {
+        status: {
+          fill: lost.length ? "yellow" : "green",
+          shape: "dot",
+          text: statusText(head, [...lost, `${rate.read(client.counters.events).toFixed(0)} ev/s`]),
+        },
+        again: true,
+      };
     });
     const client = openListener(bus, tls, {
       clock,
@@ -149,17 +200,44 @@ module.exports = function (RED: RED) {
       // What arrived, and what this Pi's pulse-shapers fired: the master sees the whole array.
       report: () => {
         const { first_seq, last_seq } = arrivals.tracker.stream;
-        return { ...arrivals.counters(), reconnects: client.counters.reconnects, rejected: client.counters.rejected, ...(first_seq !== undefined ? { first_seq } : {}), ...(last_seq !== undefined ? { last_seq } : {}), ...firedTotals() };
+        return {
+          ...arrivals.counters(),
+          reconnects: client.counters.reconnects,
+          rejected: client.counters.rejected,
+          ...(first_seq !== undefined ? { first_seq } : {}),
+          ...(last_seq !== undefined ? { last_seq } : {}),
+          ...firedTotals(),
+        };
       },
     });
     const stats = (): void => {
       const e = client.sync.estimate();
       const { state, detail } = client.status;
       const longest_stall_ms = { receive: round3(client.longestReceiveMs), hand_on: round3(arrivals.longestHandOnMs) };
-      node.send([null, { topic: "stats", payload: { role, name, state, detail, offset_ms: e?.offsetMs ?? null, rtt_ms: e?.rttMs ?? null, uncertainty_ms: e?.uncertaintyMs ?? null, counters: { ...arrivals.counters(), ...client.counters }, longest_stall_ms } }]);
+      node.send([
+        null,
+        {
+          topic: "stats",
+          payload: {
+            role,
+            name,
+            state,
+            detail,
+            offset_ms: e?.offsetMs ?? null,
+            rtt_ms: e?.rttMs ?? null,
+            uncertainty_ms: e?.uncertaintyMs ?? null,
+            counters: { ...arrivals.counters(), ...client.counters },
+            longest_stall_ms,
+          },
+        },
+      ]);
     };
     stops.push(every(clock, statsMs, stats));
-    notices(LISTENER_NOTICES, () => ({ ...arrivals.counters(), rejected: client.counters.rejected }), () => undefined);
+    notices(
+      LISTENER_NOTICES,
+      () => ({ ...arrivals.counters(), rejected: client.counters.rejected }),
+      () => undefined,
+    );
     node.on("input", (msg, _send, done) => {
       if (msg.stats === true) stats();
       else node.error("sqi-event-bus: a listening bus node sends nothing upstream but pings and reports; send msg.stats = true for its stats", msg);

@@ -113,7 +113,12 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   fs.mkdirSync(o.dir, { recursive: true });
   const common: Record<string, string> = { ...(o.token ? { SQI_TOKEN: o.token } : {}), SQI_TRANSPORT: o.mqtt ? "mqtt" : "ws" };
   const broker = o.mqtt ? await startBroker({ dir: path.join(o.dir, "broker"), port: o.busPort }) : undefined;
-  const masterEnv = { ...common, SQI_BUS_PORT: String(o.busPort), SQI_BROKER_URL: `mqtt://127.0.0.1:${o.busPort}`, ...(o.masterFlow ? { SQI_FLOW: o.masterFlow } : {}) };
+  const masterEnv = {
+    ...common,
+    SQI_BUS_PORT: String(o.busPort),
+    SQI_BROKER_URL: `mqtt://127.0.0.1:${o.busPort}`,
+    ...(o.masterFlow ? { SQI_FLOW: o.masterFlow } : {}),
+  };
   let master = launch("master", "master", o.basePort, o.dir, masterEnv);
   const members: Member[] = [master];
   let proxy: JitterProxy | undefined;
@@ -130,7 +135,14 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     const pis: Member[] = [];
     for (let i = 1; i <= o.pis; i++) {
       const offset = Math.round((random() * 2 - 1) * o.clockOffsetMs * 1000) / 1000;
-      const env: Record<string, string> = { ...common, SQI_MASTER_URL: busUrl, SQI_BROKER_URL: busUrl, SQI_NODE_NAME: `pi-${i}`, SQI_CLOCK_OFFSET_MS: String(offset), ...(o.piFlow ? { SQI_FLOW: o.piFlow } : {}) };
+      const env: Record<string, string> = {
+        ...common,
+        SQI_MASTER_URL: busUrl,
+        SQI_BROKER_URL: busUrl,
+        SQI_NODE_NAME: `pi-${i}`,
+        SQI_CLOCK_OFFSET_MS: String(offset),
+        ...(o.piFlow ? { SQI_FLOW: o.piFlow } : {}),
+      };
       const m = launch(`pi-${i}`, "pi", o.basePort + i, o.dir, env);
       members.push(m);
       pis.push(m);
@@ -196,9 +208,13 @@ async function main(): Promise<void> {
   };
   process.on("SIGINT", () => void finish("SIGINT"));
   process.on("SIGTERM", () => void finish("SIGTERM"));
-  process.stdout.write(`[cluster] bus ${c.busUrl}${c.proxy ? ` (jitter proxy, 0-${opts.jitterMs} ms, in front of :${opts.busPort})` : ""}${c.broker ? ` (Mosquitto pid ${c.broker.pid}, started for this cluster)` : ""}\n`);
+  process.stdout.write(
+    `[cluster] bus ${c.busUrl}${c.proxy ? ` (jitter proxy, 0-${opts.jitterMs} ms, in front of :${opts.busPort})` : ""}${c.broker ? ` (Mosquitto pid ${c.broker.pid}, started for this cluster)` : ""}\n`,
+  );
   for (const m of [c.master, ...c.pis]) {
-    process.stdout.write(`[cluster] ${m.name.padEnd(7)} editor http://localhost:${m.port}  clock offset ${String(m.offsetMs).padStart(9)} ms  pins ${m.pinLog}  log ${m.log}\n`);
+    process.stdout.write(
+      `[cluster] ${m.name.padEnd(7)} editor http://localhost:${m.port}  clock offset ${String(m.offsetMs).padStart(9)} ms  pins ${m.pinLog}  log ${m.log}\n`,
+    );
   }
   if (duration > 0) setTimeout(() => void finish(`${duration} s are up`), duration * 1000);
   else process.stdout.write("[cluster] running; Ctrl-C stops everything\n");

@@ -32,7 +32,11 @@ export function ensure(name: CompatName): string {
   fs.writeFileSync(path.join(prefix, "package.json"), `${JSON.stringify({ name: `sqi-compat-${name.replace(/\W/g, "-")}`, private: true })}\n`);
   const npm = process.platform === "win32" ? "npm.cmd" : "npm";
   // Node-RED 5 says engines node >= 22.9; it is installed here and run by the Node 22/24 binaries.
-  const r = spawnSync(npm, ["install", "--no-audit", "--no-fund", "--no-save", "--engine-strict=false", "--loglevel=error", ...specs], { cwd: prefix, stdio: ["ignore", 2, 2], timeout: 600_000 });
+  const r = spawnSync(npm, ["install", "--no-audit", "--no-fund", "--no-save", "--engine-strict=false", "--loglevel=error", ...specs], {
+    cwd: prefix,
+    stdio: ["ignore", 2, 2],
+    timeout: 600_000,
+  });
   if (r.status !== 0) throw new Error(`npm install ${specs.join(" ")} in ${prefix} failed (${r.status ?? r.signal ?? r.error?.message})`);
   fs.writeFileSync(marker, specs.join(" "));
   return prefix;

@@ -40,7 +40,13 @@ function delayedPipe(from: net.Socket, to: net.Socket, jitterMs: number, random:
   from.on("error", () => to.destroy());
 }
 
-export function startJitterProxy(opts: { port: number; targetPort: number; targetHost?: string; jitterMs: number; random?: () => number }): Promise<JitterProxy> {
+export function startJitterProxy(opts: {
+  port: number;
+  targetPort: number;
+  targetHost?: string;
+  jitterMs: number;
+  random?: () => number;
+}): Promise<JitterProxy> {
   const random = opts.random ?? Math.random;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {

@@ -28,7 +28,10 @@ function walk(dir, out = []) {
   return out;
 }
 
-const eachLine = (file, fn) => readFileSync(file, "utf8").split("\n").forEach((l, i) => fn(l, i + 1));
+const eachLine = (file, fn) =>
+  readFileSync(file, "utf8")
+    .split("\n")
+    .forEach((l, i) => fn(l, i + 1));
 
 // One Clock, a pure core, nothing left for later.
 for (const file of [...walk(join(root, "lib")), ...walk(join(root, "nodes"))].filter((f) => f.endsWith(".ts"))) {
@@ -52,7 +55,8 @@ for (const file of walk(join(root, "nodes")).filter((f) => f.endsWith(".ts"))) {
   const text = readFileSync(file, "utf8");
   if (!/module\.exports\s*=/.test(text)) continue;
   eachLine(file, (line, n) => {
-    if (/^export\s+(function|const|let|var|class|enum)\b/.test(line)) report(file, n, "a value exported beside module.exports is lost at run time: move it to lib/");
+    if (/^export\s+(function|const|let|var|class|enum)\b/.test(line))
+      report(file, n, "a value exported beside module.exports is lost at run time: move it to lib/");
   });
 }
 
@@ -102,9 +106,13 @@ for (const [type, js] of Object.entries(pkg["node-red"].nodes)) {
   // sections, and References as links.
   const help = new RegExp(`data-help-name="${type}">([\\s\\S]*?)</script>`).exec(html)?.[1] ?? "";
   if (/<(b|i|strong|em)>/.test(help)) report(join(root, "nodes", `${base}.html`), 0, `help of ${type} uses <b>/<i>/<strong>/<em> for emphasis`);
-  for (const h of help.matchAll(/<h3>([^<]*)<\/h3>/g)) if (!["Inputs", "Outputs", "Details", "References"].includes(h[1])) report(join(root, "nodes", `${base}.html`), 0, `help of ${type}: <h3>${h[1]}</h3> is not one of Inputs, Outputs, Details, References (use h4)`);
+  for (const h of help.matchAll(/<h3>([^<]*)<\/h3>/g))
+    if (!["Inputs", "Outputs", "Details", "References"].includes(h[1]))
+      report(join(root, "nodes", `${base}.html`), 0, `help of ${type}: <h3>${h[1]}</h3> is not one of Inputs, Outputs, Details, References (use h4)`);
   const references = /<h3>References<\/h3>([\s\S]*)/.exec(help)?.[1] ?? "";
-  for (const li of references.matchAll(/<li>([\s\S]*?)<\/li>/g)) if (!/<a href="https?:\/\//.test(li[1])) report(join(root, "nodes", `${base}.html`), 0, `help of ${type}: a reference without a link: ${li[1].slice(0, 60)}`);
+  for (const li of references.matchAll(/<li>([\s\S]*?)<\/li>/g))
+    if (!/<a href="https?:\/\//.test(li[1]))
+      report(join(root, "nodes", `${base}.html`), 0, `help of ${type}: a reference without a link: ${li[1].slice(0, 60)}`);
   // The editor runs these scripts; a syntax error there only shows up as a missing node in the palette.
   for (const m of html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)) {
     try {
@@ -116,7 +124,9 @@ for (const [type, js] of Object.entries(pkg["node-red"].nodes)) {
 }
 
 // JSON that ships must parse.
-for (const file of [...walk(join(root, "schemas")), ...walk(join(root, "examples")), ...walk(join(root, "containers"))].filter((f) => f.endsWith(".json") || f.endsWith(".dc"))) {
+for (const file of [...walk(join(root, "schemas")), ...walk(join(root, "examples")), ...walk(join(root, "containers"))].filter(
+  (f) => f.endsWith(".json") || f.endsWith(".dc"),
+)) {
   try {
     JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {

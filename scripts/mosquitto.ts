@@ -68,7 +68,16 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   const conf = path.join(o.dir, "mosquitto.conf");
   // As root, mosquitto would switch to its own user, who cannot read this private temp
   // directory: it stays the user that started it (a plain user cannot switch anyway).
-  const lines = [`user ${os.userInfo().username}`, `listener ${o.port} 127.0.0.1`, "persistence false", "set_tcp_nodelay true", `log_dest file ${path.join(o.dir, "mosquitto.log")}`, "log_type error", "log_type warning", "log_type notice"];
+  const lines = [
+    `user ${os.userInfo().username}`,
+    `listener ${o.port} 127.0.0.1`,
+    "persistence false",
+    "set_tcp_nodelay true",
+    `log_dest file ${path.join(o.dir, "mosquitto.log")}`,
+    "log_type error",
+    "log_type warning",
+    "log_type notice",
+  ];
   if (o.tls) lines.push(`certfile ${o.tls.cert}`, `keyfile ${o.tls.key}`);
   if (o.users) {
     const passwd = path.join(o.dir, "passwd");

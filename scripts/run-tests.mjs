@@ -11,7 +11,10 @@ let failed = false;
 for (const suite of suites) {
   const dir = join(root, "dist", "test", suite);
   if (!existsSync(dir)) continue;
-  const files = readdirSync(dir).filter((f) => f.endsWith(".test.js")).sort().map((f) => join(dir, f));
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(".test.js"))
+    .sort()
+    .map((f) => join(dir, f));
   if (files.length === 0) continue;
   process.stdout.write(`\n== ${suite} (${files.length} files) ==\n`);
   const r = spawnSync(process.execPath, ["--test", "--test-reporter=spec", "--test-concurrency=1", ...files], { stdio: "inherit", cwd: root });

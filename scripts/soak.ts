@@ -47,8 +47,31 @@ function masterFlow(rate: number, reports: string): unknown[] {
     if (n.type === "sqi-event-bus") n.wires = [[], ["m.reports", "soak.file"]];
   }
   flow.push(
-    { id: "soak.stop", z: "m.tab", type: "inject", name: "stop", props: [{ p: "payload" }], payload: "stop", payloadType: "str", repeat: "", once: false, wires: [["m.player"]] },
-    { id: "soak.file", z: "m.tab", type: "file", name: "", filename: reports, filenameType: "str", appendNewline: true, createDir: false, overwriteFile: "false", encoding: "none", wires: [] },
+    {
+      id: "soak.stop",
+      z: "m.tab",
+      type: "inject",
+      name: "stop",
+      props: [{ p: "payload" }],
+      payload: "stop",
+      payloadType: "str",
+      repeat: "",
+      once: false,
+      wires: [["m.player"]],
+    },
+    {
+      id: "soak.file",
+      z: "m.tab",
+      type: "file",
+      name: "",
+      filename: reports,
+      filenameType: "str",
+      appendNewline: true,
+      createDir: false,
+      overwriteFile: "false",
+      encoding: "none",
+      wires: [],
+    },
   );
   return flow;
 }
@@ -119,7 +142,16 @@ function overOnTime(m: Member, piFlow: unknown): { over: number; pulses: number 
 async function main(): Promise<void> {
   let args;
   try {
-    args = parseArgs({ options: { minutes: { type: "string" }, rate: { type: "string" }, pis: { type: "string" }, "bus-port": { type: "string" }, "base-port": { type: "string" } }, strict: true });
+    args = parseArgs({
+      options: {
+        minutes: { type: "string" },
+        rate: { type: "string" },
+        pis: { type: "string" },
+        "bus-port": { type: "string" },
+        "base-port": { type: "string" },
+      },
+      strict: true,
+    });
   } catch (e) {
     usage((e as Error).message);
   }
@@ -148,7 +180,15 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void stop(130));
   process.on("SIGTERM", () => void stop(143));
 
-  cluster = await startCluster({ pis, jitterMs: 0, clockOffsetMs: 0, dir, basePort: num(args.values["base-port"], 1890, "base-port", 1024, 65000), busPort: num(args.values["bus-port"], 8775, "bus-port", 1024, 65000), masterFlow: flowFile });
+  cluster = await startCluster({
+    pis,
+    jitterMs: 0,
+    clockOffsetMs: 0,
+    dir,
+    basePort: num(args.values["base-port"], 1890, "base-port", 1024, 65000),
+    busPort: num(args.values["bus-port"], 8775, "bus-port", 1024, 65000),
+    masterFlow: flowFile,
+  });
   const members = [cluster.master, ...cluster.pis];
   const rss = new Map<string, number[]>(members.map((m) => [m.name, []]));
   const began = Date.now();
@@ -195,7 +235,9 @@ async function main(): Promise<void> {
     }
     const b = balance(c, sent);
     const o = overOnTime(m, piFlow);
-    say(`${m.name}: received ${b.received}, counted lost ${b.lost} (missing ${c.missing ?? 0}, while away ${c.lost_while_away ?? 0}), before it joined ${b.before}, unreported ${b.tail}: unaccounted ${b.unaccounted}; duplicates ${c.duplicates ?? 0}, late ${c.late ?? 0}, backlog dropped ${c.backlog_dropped ?? 0}; pulses ${o.pulses}, over the maximum on-time ${o.over}`);
+    say(
+      `${m.name}: received ${b.received}, counted lost ${b.lost} (missing ${c.missing ?? 0}, while away ${c.lost_while_away ?? 0}), before it joined ${b.before}, unreported ${b.tail}: unaccounted ${b.unaccounted}; duplicates ${c.duplicates ?? 0}, late ${c.late ?? 0}, backlog dropped ${c.backlog_dropped ?? 0}; pulses ${o.pulses}, over the maximum on-time ${o.over}`,
+    );
     if (b.unaccounted !== 0 || b.tail !== 0 || o.over > 0) failed = true;
   }
   for (const [name, list] of rss) {
@@ -203,7 +245,9 @@ async function main(): Promise<void> {
     const first = third[0] ?? NaN;
     const last = third[third.length - 1] ?? NaN;
     const growth = (last - first) / first;
-    say(`${name}: RSS ${list.map((v) => v.toFixed(0)).join(" ")} MiB; from a third of the way to the end ${growth >= 0 ? "+" : ""}${(growth * 100).toFixed(1)}%`);
+    say(
+      `${name}: RSS ${list.map((v) => v.toFixed(0)).join(" ")} MiB; from a third of the way to the end ${growth >= 0 ? "+" : ""}${(growth * 100).toFixed(1)}%`,
+    );
     if (list.length >= 6 && growth > 0.25) failed = true;
   }
   say(failed ? "FAILED: see above" : "ok: every event accounted for, no pulse over the maximum on-time, no RSS grew 25 % or more after the first third");

@@ -136,9 +136,13 @@ function main(): void {
   const gpio = gpioEnv(pinLog);
   if (role !== "demo" && mqtt) {
     const broker = process.env.SQI_BROKER_URL!.replace(/\/\/[^@/]*@/, "//");
-    log(`role ${role}: the bus over MQTT through ${broker}${role === "pi" ? ` as ${process.env.SQI_NODE_NAME}` : ""}${process.env.SQI_BROKER_USER ? ` as user ${process.env.SQI_BROKER_USER}` : " (anonymous)"}`);
+    log(
+      `role ${role}: the bus over MQTT through ${broker}${role === "pi" ? ` as ${process.env.SQI_NODE_NAME}` : ""}${process.env.SQI_BROKER_USER ? ` as user ${process.env.SQI_BROKER_USER}` : " (anonymous)"}`,
+    );
   } else if (role !== "demo") {
-    log(`role ${role}: ${role === "master" ? `bus on port ${process.env.SQI_BUS_PORT}` : `listening to ${process.env.SQI_MASTER_URL} as ${process.env.SQI_NODE_NAME}`}${process.env.SQI_TOKEN ? " with a token" : " (no token: an open bus)"}`);
+    log(
+      `role ${role}: ${role === "master" ? `bus on port ${process.env.SQI_BUS_PORT}` : `listening to ${process.env.SQI_MASTER_URL} as ${process.env.SQI_NODE_NAME}`}${process.env.SQI_TOKEN ? " with a token" : " (no token: an open bus)"}`,
+    );
   }
   if (Number(process.env.SQI_CLOCK_OFFSET_MS || 0)) log(`simulated clock offset: ${process.env.SQI_CLOCK_OFFSET_MS} ms`);
   if (gpio.simulated) log(`simulated GPIO (no RPi.GPIO here): pin changes are logged to ${gpio.pinLog}`);

@@ -30,10 +30,14 @@ module.exports = function (RED) {
         for (; sent < due; sent++) node.send({ topic: "proton_collision", payload: { t: Date.now(), i: sent }, sqi: { at: Date.now() + 50 } });
         if (sent >= total) {
           clearInterval(tick);
-          setTimeout(function () { node.send({ topic: "__end", payload: { t: Date.now(), end: true } }); }, 1500);
+          setTimeout(function () {
+            node.send({ topic: "__end", payload: { t: Date.now(), end: true } });
+          }, 1500);
         }
       }, 5);
-      node.on("close", function () { clearInterval(tick); });
+      node.on("close", function () {
+        clearInterval(tick);
+      });
     };
   }
   RED.nodes.registerType("bench-generator", BenchGenerator);
@@ -53,11 +57,24 @@ module.exports = function (RED) {
     this.on("input", function (msg) {
       // Core websocket in delivers only the payload, as text: the markers travel in it.
       let p = msg.payload;
-      if (typeof p === "string") { try { p = JSON.parse(p); } catch (e) { p = {}; } }
-      if (p && p.reset) { count = 0; return; }
+      if (typeof p === "string") {
+        try {
+          p = JSON.parse(p);
+        } catch (e) {
+          p = {};
+        }
+      }
+      if (p && p.reset) {
+        count = 0;
+        return;
+      }
       if (p && p.end) {
-        const xs = Array.from(lat.subarray(0, Math.min(count, lat.length))).sort(function (a, b) { return a - b; });
-        const q = function (p) { return xs.length ? xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] : null; };
+        const xs = Array.from(lat.subarray(0, Math.min(count, lat.length))).sort(function (a, b) {
+          return a - b;
+        });
+        const q = function (p) {
+          return xs.length ? xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] : null;
+        };
         fs.appendFileSync(file, JSON.stringify({ count: count, p50: q(0.5), p99: q(0.99), max: q(1) }) + "\n");
         return;
       }
@@ -116,8 +133,12 @@ module.exports = function (RED) {
   RED.httpAdmin.get("/bench-frame-log/:id", function (req, res) {
     const n = RED.nodes.getNode(req.params.id);
     if (!n || !n.reset) return res.sendStatus(404);
-    const xs = n.late.slice().sort(function (a, b) { return a - b; });
-    const q = function (p) { return xs.length ? xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] : null; };
+    const xs = n.late.slice().sort(function (a, b) {
+      return a - b;
+    });
+    const q = function (p) {
+      return xs.length ? xs[Math.min(xs.length - 1, Math.floor(p * xs.length))] : null;
+    };
     res.json({ messages: n.messages, events: n.events, p99: q(0.99), max: q(1) });
   });
 };

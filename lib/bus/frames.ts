@@ -102,7 +102,11 @@ export function decodeDownstream(text: string): Decoded<DownstreamFrame> {
 
 /** The event frame for a dc-container message: {event, payload} plus seq, at, container, tick, loop (and counts). */
 export function eventFrame(topic: string, payload: unknown, sqi: Sqi | undefined, seq: number): EventFrame {
-  const f: EventFrame = { event: topic, payload: typeof payload === "object" && payload !== null && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {}, seq };
+  const f: EventFrame = {
+    event: topic,
+    payload: typeof payload === "object" && payload !== null && !Array.isArray(payload) ? (payload as Record<string, unknown>) : {},
+    seq,
+  };
   return Object.assign(f, toFrameFields(sqi));
 }
 
@@ -163,7 +167,10 @@ export function batchTexts(s: Serialised, sent: number, maxPayload: number, run:
       size += n + 1;
     }
     const first = texts[from];
-    out.push({ text: to - from === 1 && first !== undefined ? `${first.slice(0, -1)},"sent":${sent}${tail}}` : `${head}${texts.slice(from, to).join(",")}]}`, events: to - from });
+    out.push({
+      text: to - from === 1 && first !== undefined ? `${first.slice(0, -1)},"sent":${sent}${tail}}` : `${head}${texts.slice(from, to).join(",")}]}`,
+      events: to - from,
+    });
     from = to;
   }
   return out;

@@ -115,13 +115,16 @@ export function open(
     if (conn.detail === s.url) conn.detail = "the broker went away";
     hooks.onState();
     clock.clearTimer(retry);
-    retry = clock.setTimer(() => {
-      retry = undefined;
-      if (stopped) return;
-      conn.state = "connecting";
-      hooks.onState();
-      client.reconnect();
-    }, backoff(attempt++, maxBackoffMs));
+    retry = clock.setTimer(
+      () => {
+        retry = undefined;
+        if (stopped) return;
+        conn.state = "connecting";
+        hooks.onState();
+        client.reconnect();
+      },
+      backoff(attempt++, maxBackoffMs),
+    );
   });
   const stop = (): void => {
     stopped = true;

@@ -27,7 +27,8 @@ export class MqttListener extends ListenerBase {
 
   get status(): LinkStatus {
     if (!this.conn) return { state: "disconnected", detail: "" };
-    if (this.conn.state === "connected" && this.masterPresent === false) return { state: "connected", detail: "the broker is up, but no master has announced itself" };
+    if (this.conn.state === "connected" && this.masterPresent === false)
+      return { state: "connected", detail: "the broker is up, but no master has announced itself" };
     return { state: this.conn.state, detail: this.conn.detail };
   }
 

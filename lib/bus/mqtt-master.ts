@@ -139,7 +139,8 @@ export class MqttMaster extends MasterBase implements MasterTransport {
     const f = decoded.frame;
     const expected = kind === "sync" ? "ping" : kind;
     if (f.type !== expected) return this.reject(who, `a ${f.type} frame on the ${kind} topic`);
-    if ((f.type === "hello" || f.type === "report") && topicLevel(f.name) !== who) return this.reject(who, `the frame names ${JSON.stringify(f.name)} but came on ${topic}`);
+    if ((f.type === "hello" || f.type === "report") && topicLevel(f.name) !== who)
+      return this.reject(who, `the frame names ${JSON.stringify(f.name)} but came on ${topic}`);
     // Each listener that said hello has its own rates; the number of them is capped.
     let l = this.listeners.get(who);
     // A ping or report may overtake its listener's hello (another topic), or come from a client

@@ -104,7 +104,11 @@ export class SequenceTracker {
 
   /** The first and highest seq of the current run, and the run: what a report tells the master about this stream. */
   get stream(): { first_seq?: number; last_seq?: number; run?: string } {
-    return { ...(this.first !== undefined ? { first_seq: this.first } : {}), ...(this.highest !== undefined ? { last_seq: this.highest } : {}), ...(this.run !== undefined ? { run: this.run } : {}) };
+    return {
+      ...(this.first !== undefined ? { first_seq: this.first } : {}),
+      ...(this.highest !== undefined ? { last_seq: this.highest } : {}),
+      ...(this.run !== undefined ? { run: this.run } : {}),
+    };
   }
 
   private remember(seq: number): void {

@@ -6,7 +6,18 @@
 
 import type { Clock, TimerHandle } from "../clock";
 import { ClockSync } from "./clock-sync";
-import { batchTexts, decodeDownstream, knownReport, pongText, prepareFrames, serialise, type EventFrame, type FrameText, type Serialised, type UpstreamFrame } from "./frames";
+import {
+  batchTexts,
+  decodeDownstream,
+  knownReport,
+  pongText,
+  prepareFrames,
+  serialise,
+  type EventFrame,
+  type FrameText,
+  type Serialised,
+  type UpstreamFrame,
+} from "./frames";
 import type { FrameRates } from "./rates";
 import { WARM_UP } from "./slices";
 import type { LinkStatus, ListenerCounters, ListenerOptions, ListenerTransport, MasterCounters, MasterOptions } from "./transport";
@@ -60,7 +71,14 @@ export class ListenerUpkeep {
     this.reportTimer = this.o.clock.setTimer(() => {
       const e = this.o.sync.estimate();
       const run = this.o.run?.();
-      this.o.send({ type: "report", name: this.o.name, counters: report(), ...(this.o.instance ? { instance: this.o.instance } : {}), ...(run ? { run } : {}), ...(e ? { offset_ms: e.offsetMs, rtt_ms: e.rttMs } : {}) });
+      this.o.send({
+        type: "report",
+        name: this.o.name,
+        counters: report(),
+        ...(this.o.instance ? { instance: this.o.instance } : {}),
+        ...(run ? { run } : {}),
+        ...(e ? { offset_ms: e.offsetMs, rtt_ms: e.rttMs } : {}),
+      });
       this.scheduleReport();
     }, this.o.reportEveryMs ?? 2000);
   }
@@ -98,7 +116,21 @@ export const DEFAULT_MAX_CLIENTS = 2000;
 export const DEFAULT_MAX_BUFFERED = 4 * 1024 * 1024;
 
 export function masterCounters(): MasterCounters {
-  return { connections: 0, unauthorized: 0, rejected: 0, oversize: 0, disconnected_for_abuse: 0, events: 0, frames_dropped: 0, events_dropped: 0, bad_requests: 0, refused_full: 0, replies_dropped: 0, silent_closed: 0, replaced: 0 };
+  return {
+    connections: 0,
+    unauthorized: 0,
+    rejected: 0,
+    oversize: 0,
+    disconnected_for_abuse: 0,
+    events: 0,
+    frames_dropped: 0,
+    events_dropped: 0,
+    bad_requests: 0,
+    refused_full: 0,
+    replies_dropped: 0,
+    silent_closed: 0,
+    replaced: 0,
+  };
 }
 
 /**
@@ -151,7 +183,14 @@ export abstract class MasterBase {
    * the transport's own `check`, it is refused (the reason is returned); a ping is answered
    * through `reply`, a report passed on. A hello is the transport's own business.
    */
-  protected answer(f: UpstreamFrame, t1: number, limits: FrameRates, remote: string, reply: (text: string) => void, check?: () => string | undefined): string | undefined {
+  protected answer(
+    f: UpstreamFrame,
+    t1: number,
+    limits: FrameRates,
+    remote: string,
+    reply: (text: string) => void,
+    check?: () => string | undefined,
+  ): string | undefined {
     const refused = limits.over(f.type, t1) ?? check?.();
     if (refused) return refused;
     if (f.type === "ping") reply(pongText(f, t1, this.opts.clock.now()));

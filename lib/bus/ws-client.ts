@@ -82,7 +82,12 @@ export class BusClient extends ListenerBase {
       ws.terminate();
     });
     ws.on("error", (e: NodeJS.ErrnoException) => {
-      why ||= e.code === "ENOTFOUND" ? `cannot resolve ${new URL(this.opts.url).hostname}` : e.code === "ECONNREFUSED" ? "connection refused: is the master running?" : e.message;
+      why ||=
+        e.code === "ENOTFOUND"
+          ? `cannot resolve ${new URL(this.opts.url).hostname}`
+          : e.code === "ECONNREFUSED"
+            ? "connection refused: is the master running?"
+            : e.message;
     });
     ws.on("open", () => {
       this.connected();
@@ -96,7 +101,8 @@ export class BusClient extends ListenerBase {
       this.upkeep.stop();
       if (this.ws === ws) this.ws = undefined;
       if (this.stopped) return;
-      const text = why || (code === 1009 ? "a frame from the master was over the size limit" : `closed (${code}${reason.length ? ` ${reason.toString()}` : ""})`);
+      const text =
+        why || (code === 1009 ? "a frame from the master was over the size limit" : `closed (${code}${reason.length ? ` ${reason.toString()}` : ""})`);
       this.setState("disconnected", text);
       this.retry();
     });

@@ -287,12 +287,20 @@ export class BusServer extends MasterBase implements MasterTransport {
     if (!decoded.ok) return this.reject(peer, decoded.error);
     const f = decoded.frame;
     // A listener is who it said hello as (or first reported as): it cannot report for another.
-    const refused = this.answer(f, t1, peer.limits, peer.remote, (text) => this.reply(peer, text), () => {
-      if (f.type !== "ping" && peer.name !== undefined && f.name !== peer.name) return `a ${f.type} as ${JSON.stringify(f.name)} from the listener ${JSON.stringify(peer.name)}`;
-      if (f.type === "hello" && peer.hello) return "a second hello on one connection";
-      if (f.type === "report") peer.name ??= f.name;
-      return undefined;
-    });
+    const refused = this.answer(
+      f,
+      t1,
+      peer.limits,
+      peer.remote,
+      (text) => this.reply(peer, text),
+      () => {
+        if (f.type !== "ping" && peer.name !== undefined && f.name !== peer.name)
+          return `a ${f.type} as ${JSON.stringify(f.name)} from the listener ${JSON.stringify(peer.name)}`;
+        if (f.type === "hello" && peer.hello) return "a second hello on one connection";
+        if (f.type === "report") peer.name ??= f.name;
+        return undefined;
+      },
+    );
     if (refused) return this.reject(peer, refused);
     if (f.type !== "hello") return;
     peer.hello = true;

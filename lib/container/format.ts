@@ -88,7 +88,18 @@ export function validateContainer(value: unknown): LoadResult {
   // Before the schema and before anything that recurses over it (a glyph payload is cloned on
   // every emit): the depth, and the size a file would have (an object from msg.container has no file size).
   const shape = checkShape(value, { maxDepth: MAX_JSON_DEPTH, maxBytes: MAX_CONTAINER_BYTES });
-  if (shape) return { ok: false, problems: [{ path: shape.path, message: shape.message.startsWith("is over") ? `is over the ${MAX_CONTAINER_BYTES / 1024 / 1024} MiB limit for .dc containers` : `${shape.message} (at most ${MAX_JSON_DEPTH})` }] };
+  if (shape)
+    return {
+      ok: false,
+      problems: [
+        {
+          path: shape.path,
+          message: shape.message.startsWith("is over")
+            ? `is over the ${MAX_CONTAINER_BYTES / 1024 / 1024} MiB limit for .dc containers`
+            : `${shape.message} (at most ${MAX_JSON_DEPTH})`,
+        },
+      ],
+    };
   const validate = validator();
   if (validate(value)) return { ok: true, container: value as Container };
   let problems = problemsFromAjv(validate.errors ?? []);
@@ -105,7 +116,8 @@ export function parseContainerText(text: string): LoadResult {
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > MAX_CONTAINER_BYTES) return { ok: false, problems: [{ ...tooBig(bytes), line: 1, column: 1 }] };
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  if (body.trim() === "") return { ok: false, problems: [{ path: "", message: "is empty: a container is a JSON object with container_id and glyphs", line: 1, column: 1 }] };
+  if (body.trim() === "")
+    return { ok: false, problems: [{ path: "", message: "is empty: a container is a JSON object with container_id and glyphs", line: 1, column: 1 }] };
   let value: unknown;
   try {
     value = JSON.parse(body);
@@ -114,7 +126,14 @@ export function parseContainerText(text: string): LoadResult {
     const detail = where ? where.reason : (e as Error).message;
     return {
       ok: false,
-      problems: [{ path: where ? `line ${where.line}, column ${where.column}` : "", message: `not valid JSON: ${detail}`, line: where?.line ?? 1, column: where?.column ?? 1 }],
+      problems: [
+        {
+          path: where ? `line ${where.line}, column ${where.column}` : "",
+          message: `not valid JSON: ${detail}`,
+          line: where?.line ?? 1,
+          column: where?.column ?? 1,
+        },
+      ],
     };
   }
   const r = validateContainer(value);
@@ -144,7 +163,11 @@ export function loadContainerFile(file: string): LoadResult {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     const st = fs.fstatSync(fd);
     if (st.isDirectory()) return { ok: false, problems: [{ path: "", message: "is a directory, not a .dc file", unreadable: true }] };
-    if (!st.isFile()) return { ok: false, problems: [{ path: "", message: "is not a regular file (a FIFO, socket or device): a .dc container must be a file", unreadable: true }] };
+    if (!st.isFile())
+      return {
+        ok: false,
+        problems: [{ path: "", message: "is not a regular file (a FIFO, socket or device): a .dc container must be a file", unreadable: true }],
+      };
     if (st.size > MAX_CONTAINER_BYTES) return { ok: false, problems: [{ ...tooBig(st.size), line: 1, column: 1 }] };
     const buf = Buffer.alloc(MAX_CONTAINER_BYTES + 1);
     let n = 0;
@@ -153,7 +176,10 @@ export function loadContainerFile(file: string): LoadResult {
     return parseContainerText(buf.toString("utf8", 0, n));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return { ok: false, problems: [{ path: "", message: code === "ENOENT" ? "file not found" : `cannot be read (${code ?? (e as Error).message})`, unreadable: true }] };
+    return {
+      ok: false,
+      problems: [{ path: "", message: code === "ENOENT" ? "file not found" : `cannot be read (${code ?? (e as Error).message})`, unreadable: true }],
+    };
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
   }

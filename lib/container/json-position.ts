@@ -77,7 +77,8 @@ export function locateJsonSyntaxError(text: string): JsonSyntaxError | null {
       }
       for (;;) {
         ws();
-        if (text[i] !== '"') fail(text[i] === "}" ? "a comma before } is not allowed" : `expected a "quoted" property name, found ${describe().replace("unexpected ", "")}`);
+        if (text[i] !== '"')
+          fail(text[i] === "}" ? "a comma before } is not allowed" : `expected a "quoted" property name, found ${describe().replace("unexpected ", "")}`);
         string();
         ws();
         if (text[i] !== ":") fail("expected ':' after a property name");
@@ -146,7 +147,10 @@ export function locateJsonSyntaxError(text: string): JsonSyntaxError | null {
 }
 
 class LocatedError extends Error {
-  constructor(readonly offset: number, readonly reason: string) {
+  constructor(
+    readonly offset: number,
+    readonly reason: string,
+  ) {
     super(reason);
   }
 }

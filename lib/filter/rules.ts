@@ -18,7 +18,12 @@ export function namePattern(pattern: string): (name: string) => boolean {
   if (alternatives.length === 0) return () => true;
   const tests = alternatives.map((p) => {
     if (!/[*?]/.test(p)) return (n: string) => n === p;
-    const re = new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`);
+    const re = new RegExp(
+      `^${p
+        .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+        .replace(/\*/g, ".*")
+        .replace(/\?/g, ".")}$`,
+    );
     return (n: string) => re.test(n);
   });
   return (name) => tests.some((t) => t(name));
@@ -53,7 +58,12 @@ export function tooLate(at: unknown, now: number, maxLateMs: number): boolean {
  * condition `holds`; with firstOnly, only the first such (later rules are not asked). `holds`
  * answers at once, or later for a JSONata condition: then so does route, in rule order.
  */
-export function route(matches: ReadonlyArray<(name: string) => boolean>, name: string, firstOnly: boolean, holds: (rule: number) => boolean | Promise<boolean>): boolean[] | Promise<boolean[]> {
+export function route(
+  matches: ReadonlyArray<(name: string) => boolean>,
+  name: string,
+  firstOnly: boolean,
+  holds: (rule: number) => boolean | Promise<boolean>,
+): boolean[] | Promise<boolean[]> {
   const hits: boolean[] = [];
   const from = (start: number): boolean[] | Promise<boolean[]> => {
     for (let i = start; i < matches.length; i++) {

@@ -85,7 +85,13 @@ export function distribution(xs: readonly number[]): Distribution | null {
   if (xs.length === 0) return null;
   const s = Float64Array.from(xs).sort();
   const r = (x: number) => Math.round(x * 1000) / 1000;
-  return { n: s.length, min: r(s[0]!), median: r(s[Math.floor(s.length / 2)]!), p99: r(s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]!), max: r(s[s.length - 1]!) };
+  return {
+    n: s.length,
+    min: r(s[0]!),
+    median: r(s[Math.floor(s.length / 2)]!),
+    p99: r(s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]!),
+    max: r(s[s.length - 1]!),
+  };
 }
 
 interface Pulse {
@@ -111,7 +117,15 @@ export function parsePinLog(text: string): { records: PinRecord[]; malformed: nu
       r = undefined;
     }
     const rec = r as PinRecord | undefined;
-    if (rec && typeof rec === "object" && typeof rec.t === "number" && Number.isFinite(rec.t) && Number.isInteger(rec.pin) && (rec.value === null || typeof rec.value === "number")) records.push(rec);
+    if (
+      rec &&
+      typeof rec === "object" &&
+      typeof rec.t === "number" &&
+      Number.isFinite(rec.t) &&
+      Number.isInteger(rec.pin) &&
+      (rec.value === null || typeof rec.value === "number")
+    )
+      records.push(rec);
     else malformed++;
   }
   return { records, malformed };
@@ -131,7 +145,8 @@ export function byPin(records: readonly PinRecord[]): Map<number, PinRecord[]> {
 
 /** Audits one pin's records (in time order) against the limits. */
 export function auditPin(pin: number, records: readonly PinRecord[], limits: AuditLimits, allowance: Allowance = DEFAULT_ALLOWANCE): PinAudit {
-  const pwm = records.some((r) => r.event === "pwm") || records.some((r) => r.event === undefined && typeof r.value === "number" && r.value !== 0 && r.value !== 1);
+  const pwm =
+    records.some((r) => r.event === "pwm") || records.some((r) => r.event === undefined && typeof r.value === "number" && r.value !== 0 && r.value !== 1);
   const spacingMs = 1000 / limits.maxEdgeRate;
   const edgeTimes: number[] = [];
   const pulses: Pulse[] = [];
@@ -158,14 +173,18 @@ export function auditPin(pin: number, records: readonly PinRecord[], limits: Aud
   const lastT = records.length ? records[records.length - 1]!.t : 0;
   if (open) pulses.push({ ...open, fall: Math.max(open.rise, lastT) }); // still high at the end of the log
 
-  const spacing = checkGaps(edgeTimes.slice(1).map((t, i) => [t - edgeTimes[i]!, t] as const), spacingMs, allowance);
+  const spacing = checkGaps(
+    edgeTimes.slice(1).map((t, i) => [t - edgeTimes[i]!, t] as const),
+    spacingMs,
+    allowance,
+  );
   const offs = pulses.slice(1).map((p, i) => [p.rise - pulses[i]!.fall, p.rise] as const);
   const off = checkGaps(offs, limits.minOffMs, allowance);
 
   // On-stretches: pulses joined while the gap between them is under the minimum off-time.
   let longestOn: PinAudit["longestOn"] = null;
   let overOn = 0;
-  for (let i = 0; i < pulses.length; ) {
+  for (let i = 0; i < pulses.length;) {
     let j = i;
     while (j + 1 < pulses.length && pulses[j + 1]!.rise - pulses[j]!.fall < limits.minOffMs) j++;
     const ms = pulses[j]!.fall - pulses[i]!.rise;
@@ -177,14 +196,24 @@ export function auditPin(pin: number, records: readonly PinRecord[], limits: Aud
   const maxDuty = highestDuty(pulses, limits.dutyWindowMs);
   const violations: string[] = [];
   const gapText = (c: GapCheck, what: string, limit: number): void => {
-    if (c.beyond > 0) violations.push(`${c.beyond} ${what} under ${fmt(limit)} ms by more than the ${fmt(allowance.jitterMs)} ms allowance (shortest ${fmt(c.shortest!.ms)} ms)`);
+    if (c.beyond > 0)
+      violations.push(
+        `${c.beyond} ${what} under ${fmt(limit)} ms by more than the ${fmt(allowance.jitterMs)} ms allowance (shortest ${fmt(c.shortest!.ms)} ms)`,
+      );
     const allowedHere = Math.floor(allowance.share * c.gaps + 1e-9);
-    if (c.tolerated > allowedHere) violations.push(`${c.tolerated} of ${c.gaps} ${what} under ${fmt(limit)} ms within the jitter allowance, more than the ${allowedHere} (${fmt(allowance.share * 100)}%) allowed`);
+    if (c.tolerated > allowedHere)
+      violations.push(
+        `${c.tolerated} of ${c.gaps} ${what} under ${fmt(limit)} ms within the jitter allowance, more than the ${allowedHere} (${fmt(allowance.share * 100)}%) allowed`,
+      );
   };
   gapText(spacing, "edge gaps", spacingMs);
   gapText(off, "off-times", limits.minOffMs);
-  if (overOn > 0) violations.push(`${overOn} on-stretches over the maximum on-time of ${fmt(limits.maxOnMs)} ms (longest ${fmt(longestOn!.ms)} ms of ${longestOn!.pulses} pulses)`);
-  if (maxDuty && maxDuty.duty > limits.maxDuty + 1e-9) violations.push(`duty reached ${fmt(maxDuty.duty * 100)}% over a ${fmt(limits.dutyWindowMs)} ms window, over the maximum of ${fmt(limits.maxDuty * 100)}%`);
+  if (overOn > 0)
+    violations.push(
+      `${overOn} on-stretches over the maximum on-time of ${fmt(limits.maxOnMs)} ms (longest ${fmt(longestOn!.ms)} ms of ${longestOn!.pulses} pulses)`,
+    );
+  if (maxDuty && maxDuty.duty > limits.maxDuty + 1e-9)
+    violations.push(`duty reached ${fmt(maxDuty.duty * 100)}% over a ${fmt(limits.dutyWindowMs)} ms window, over the maximum of ${fmt(limits.maxDuty * 100)}%`);
 
   return {
     pin,
@@ -270,8 +299,32 @@ function fmt(x: number): string {
 
 /** Header pin -> BCM number, as rpi-gpio out maps a pin when "BCM" is not ticked. */
 const BOARD_TO_BCM: Record<string, number> = {
-  3: 2, 5: 3, 7: 4, 8: 14, 10: 15, 11: 17, 12: 18, 13: 27, 15: 22, 16: 23, 18: 24, 19: 10, 21: 9, 22: 25,
-  23: 11, 24: 8, 26: 7, 29: 5, 31: 6, 32: 12, 33: 13, 35: 19, 36: 16, 37: 26, 38: 20, 40: 21,
+  3: 2,
+  5: 3,
+  7: 4,
+  8: 14,
+  10: 15,
+  11: 17,
+  12: 18,
+  13: 27,
+  15: 22,
+  16: 23,
+  18: 24,
+  19: 10,
+  21: 9,
+  22: 25,
+  23: 11,
+  24: 8,
+  26: 7,
+  29: 5,
+  31: 6,
+  32: 12,
+  33: 13,
+  35: 19,
+  36: 16,
+  37: 26,
+  38: 20,
+  40: 21,
 };
 
 export interface PinLimits {
@@ -328,7 +381,8 @@ export function limitsFromFlow(flow: unknown): { pins: Map<number, PinLimits>; p
 /** A pin audit as the lines a person reads. */
 export function formatAudit(a: Omit<PinAudit, "widthList">): string[] {
   const d = (x: Distribution | null) => (x ? `min ${fmt(x.min)} / median ${fmt(x.median)} / p99 ${fmt(x.p99)} / max ${fmt(x.max)} ms` : "-");
-  const g = (c: GapCheck) => `${c.tolerated + c.beyond} of ${c.gaps} short (${c.tolerated} within the allowance, ${c.beyond} beyond)${c.shortest ? `, shortest ${fmt(c.shortest.ms)} ms` : ""}`;
+  const g = (c: GapCheck) =>
+    `${c.tolerated + c.beyond} of ${c.gaps} short (${c.tolerated} within the allowance, ${c.beyond} beyond)${c.shortest ? `, shortest ${fmt(c.shortest.ms)} ms` : ""}`;
   const l = a.limits;
   return [
     `pin ${a.pin}${a.pwm ? " (PWM)" : ""}: ${a.pulses} pulses, ${a.edges} edges; limits: min off ${fmt(l.minOffMs)} ms, edges >= ${fmt(1000 / l.maxEdgeRate)} ms apart, max on ${fmt(l.maxOnMs)} ms, max duty ${fmt(l.maxDuty * 100)}% over ${fmt(l.dutyWindowMs)} ms`,

@@ -84,7 +84,11 @@ export function parseShaperSettings(def: Record<string, unknown>): { ok: true; s
     const w = optional(r.width, { ...rules.width, label: `${where} (${event}): width` }, errors);
     if (w !== undefined && w > maxOnMs) errors.push(`${where} (${event}): width ${w} ms is over the maximum on-time of ${maxOnMs} ms`);
     const count = optional(r.count, { label: `${where} (${event}): count`, min: 1, max: 10_000, integer: true, default: 1 }, errors);
-    const frequency = optional(r.frequency, { label: `${where} (${event}): frequency`, min: 0, max: 1e7, exclusiveMin: true, default: 100, unit: "Hz" }, errors);
+    const frequency = optional(
+      r.frequency,
+      { label: `${where} (${event}): frequency`, min: 0, max: 1e7, exclusiveMin: true, default: 100, unit: "Hz" },
+      errors,
+    );
     const duty = optional(r.duty, { label: `${where} (${event}): duty`, min: 0, max: 1, default: 0.5 }, errors);
     if (w !== undefined) row.width = w;
     if (count !== undefined) row.count = count;

@@ -18,7 +18,12 @@ export function spread(xs: readonly number[]): Spread | null {
   if (xs.length === 0) return null;
   const s = [...xs].sort((a, b) => a - b);
   const round = (x: number) => Math.round(x * 1000) / 1000;
-  return { median: round(s[Math.floor(s.length / 2)]!), p99: round(s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]!), max: round(s[s.length - 1]!), n: s.length };
+  return {
+    median: round(s[Math.floor(s.length / 2)]!),
+    p99: round(s[Math.min(s.length - 1, Math.floor(s.length * 0.99))]!),
+    max: round(s[s.length - 1]!),
+    n: s.length,
+  };
 }
 
 class Ring {
@@ -49,7 +54,10 @@ export class Measurements {
   private periodPulses = 0;
   private totalOnMs_ = 0;
 
-  constructor(now: number, private readonly coil?: Coil) {
+  constructor(
+    now: number,
+    private readonly coil?: Coil,
+  ) {
     this.periodStart = now;
   }
 

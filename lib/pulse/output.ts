@@ -44,7 +44,15 @@ export interface Limits {
  */
 export const PIN_GUARD_MS = 1;
 
-export const DEFAULT_LIMITS: Limits = { maxOnMs: 100, maxDuty: 0.5, dutyWindowMs: 1000, minOffMs: 1, maxEdgeRate: 500, maxQueue: 10_000, pinGuardMs: PIN_GUARD_MS };
+export const DEFAULT_LIMITS: Limits = {
+  maxOnMs: 100,
+  maxDuty: 0.5,
+  dutyWindowMs: 1000,
+  minOffMs: 1,
+  maxEdgeRate: 500,
+  maxQueue: 10_000,
+  pinGuardMs: PIN_GUARD_MS,
+};
 
 export interface Enforced {
   /** Consecutive edges are sent at least this far apart; also the narrowest pulse. */

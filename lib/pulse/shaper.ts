@@ -90,7 +90,8 @@ export class Shaper {
     if (typeof counted === "string") return this.reject(`${String(topic)}: ${counted}`);
     const at = sqi?.at;
     let t0 = typeof at === "number" && Number.isFinite(at) ? at : now;
-    if (t0 > now + MAX_AHEAD_MS) return this.reject(`${String(topic)}: msg.sqi.at is ${((t0 - now) / 1000).toFixed(1)} s ahead (more than ${MAX_AHEAD_MS / 1000} s): check the clocks`);
+    if (t0 > now + MAX_AHEAD_MS)
+      return this.reject(`${String(topic)}: msg.sqi.at is ${((t0 - now) / 1000).toFixed(1)} s ahead (more than ${MAX_AHEAD_MS / 1000} s): check the clocks`);
     if (t0 < now - LATE_TOLERANCE_MS) {
       this.counts.late++;
       if (this.s.late === "drop") {
@@ -103,7 +104,10 @@ export class Shaper {
       this.counts.rate_clamped++;
       const r = plan.rateClamp;
       const duty = plan.segments[0]?.level ?? 0;
-      this.rateClamp = { at: now, text: r.asDuty ? `⚠ ${fmtHz(r.intendedHz)} as ${duty.toFixed(0)}% duty` : `⚠ ${fmtHz(r.intendedHz)} in, ${fmtHz(r.deliveredHz)} delivered` };
+      this.rateClamp = {
+        at: now,
+        text: r.asDuty ? `⚠ ${fmtHz(r.intendedHz)} as ${duty.toFixed(0)}% duty` : `⚠ ${fmtHz(r.intendedHz)} in, ${fmtHz(r.deliveredHz)} delivered`,
+      };
     }
     const origin: Origin = { event: String(topic), ...(sqi ? { sqi: { ...sqi } } : {}) };
     if (counted) this.queueTrain({ name: origin.event, unit: plan.segments, count: counted.count, origin }, counted.windowMs, t0);
@@ -238,7 +242,13 @@ export class Shaper {
     if (t.clamped > 0) {
       const dt = Math.max(1, now - t.at);
       const intended = (t.events * 1000) / dt;
-      this.rateClamp = { at: now, text: t.duty !== undefined ? `⚠ ${fmtHz(intended)} as ${t.duty.toFixed(0)}% duty (capped)` : `⚠ ${fmtHz(intended)} in, ${fmtHz((t.delivered * 1000) / dt)} delivered` };
+      this.rateClamp = {
+        at: now,
+        text:
+          t.duty !== undefined
+            ? `⚠ ${fmtHz(intended)} as ${t.duty.toFixed(0)}% duty (capped)`
+            : `⚠ ${fmtHz(intended)} in, ${fmtHz((t.delivered * 1000) / dt)} delivered`,
+      };
     }
     this.tally = { at: now, events: 0, delivered: 0, clamped: 0, duty: undefined };
     this.statusMark = { at: now, pulses: c.pulses };

@@ -92,7 +92,13 @@ export const MIN_BURST_HZ = 0.1;
 /** time_dilation's slow factor at most: its pulse is cut at the maximum on-time anyway. */
 export const MAX_FACTOR = 1000;
 
-function payloadNumber(event: string, payload: Record<string, unknown>, key: string, check: (n: number) => boolean, rule: string): number | undefined | { error: string } {
+function payloadNumber(
+  event: string,
+  payload: Record<string, unknown>,
+  key: string,
+  check: (n: number) => boolean,
+  rule: string,
+): number | undefined | { error: string } {
   if (!(key in payload) || payload[key] === undefined) return undefined;
   const v = payload[key];
   if (typeof v !== "number" || !Number.isFinite(v) || !check(v)) return { error: `${event}: msg.payload.${key} ${rule}, got ${describe(v)}` };
@@ -104,7 +110,14 @@ function payloadNumber(event: string, payload: Record<string, unknown>, key: str
  * rate whose high and low parts are both at least edgeSpacingMs. PWM: if too fast for edges, one
  * segment at the burst's duty for the burst's intended length.
  */
-function burst(start: number, count: number, hz: number, duty: number, cfg: ShapeConfig, out: Segment[]): { intendedHz: number; deliveredHz: number; asDuty: boolean } | undefined {
+function burst(
+  start: number,
+  count: number,
+  hz: number,
+  duty: number,
+  cfg: ShapeConfig,
+  out: Segment[],
+): { intendedHz: number; deliveredHz: number; asDuty: boolean } | undefined {
   const d = Math.min(Math.max(duty, 0), 1);
   if (count <= 0 || d === 0) return undefined;
   const s = cfg.edgeSpacingMs;

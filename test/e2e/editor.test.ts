@@ -74,7 +74,11 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
     await shot("a2-deployed");
     assert.equal(await page.locator(".red-ui-notification-error").count(), 0, "no error notification");
     assert.deepEqual(errors, [], "no script error in the page");
-    await waitFor("pulses at the simulated coil pin", () => widths(parsePinLog(fs.existsSync(demo.pinLog) ? fs.readFileSync(demo.pinLog, "utf8") : ""), 18).length >= 5, 20_000);
+    await waitFor(
+      "pulses at the simulated coil pin",
+      () => widths(parsePinLog(fs.existsSync(demo.pinLog) ? fs.readFileSync(demo.pinLog, "utf8") : ""), 18).length >= 5,
+      20_000,
+    );
   });
 
   it("(b) a pulse width of 20 ms set in the panel is 20 ms at the pin (+-1 ms)", async (t) => {
@@ -105,10 +109,15 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
     await shot("b1-width-20");
     await page.click("#node-dialog-ok");
     const deployedAt = await deploy();
-    const recurring = await waitFor("five recurring 20 ms pulses at the pin", () => {
-      const r = periodic20(pulses(deployedAt));
-      return r.length >= 5 ? r : undefined;
-    }, 30_000, 250);
+    const recurring = await waitFor(
+      "five recurring 20 ms pulses at the pin",
+      () => {
+        const r = periodic20(pulses(deployedAt));
+        return r.length >= 5 ? r : undefined;
+      },
+      30_000,
+      250,
+    );
     await shot("b2-deployed-20");
     const widths = recurring.map((p) => p.width).sort((a, b) => a - b);
     const median = widths[widths.length >> 1]!;
@@ -130,7 +139,13 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
     const node = page.locator("g.red-ui-flow-node-group", { hasText: "coil pulses" }).first();
     await page.waitForTimeout(300);
     // (runs in the page: the editor hides the triangle with a class, or with display: none)
-    const flagged = await node.locator(".red-ui-flow-node-error").evaluate((el) => !el.classList.contains("hide") && (globalThis as unknown as { getComputedStyle(e: unknown): { display: string } }).getComputedStyle(el).display !== "none");
+    const flagged = await node
+      .locator(".red-ui-flow-node-error")
+      .evaluate(
+        (el) =>
+          !el.classList.contains("hide") &&
+          (globalThis as unknown as { getComputedStyle(e: unknown): { display: string } }).getComputedStyle(el).display !== "none",
+      );
     await shot("c2-node-flagged");
     assert.ok(flagged, "the node shows the red invalid triangle");
     // put it right again, as a user would before the next deploy
@@ -138,7 +153,17 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
     await page.fill("#node-input-width", "12");
     await page.click("#node-dialog-ok");
     await page.waitForTimeout(300);
-    assert.equal(await node.locator(".red-ui-flow-node-error").evaluate((el) => el.classList.contains("hide") || (globalThis as unknown as { getComputedStyle(e: unknown): { display: string } }).getComputedStyle(el).display === "none"), true, "valid again");
+    assert.equal(
+      await node
+        .locator(".red-ui-flow-node-error")
+        .evaluate(
+          (el) =>
+            el.classList.contains("hide") ||
+            (globalThis as unknown as { getComputedStyle(e: unknown): { display: string } }).getComputedStyle(el).display === "none",
+        ),
+      true,
+      "valid again",
+    );
   });
 
   it("(d) the SQI scope tab draws live pulse traces", async () => {
@@ -147,13 +172,22 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
     await page.click("#menu-item-view-menu-sqi-scope");
     const trace = page.locator(".sqi-scope-trace", { hasText: "coil pulses" });
     await trace.first().waitFor({ timeout: 15_000 });
-    await waitFor("a trace with pulses", async () => /[1-9][\d.]* p\/s/.test((await trace.first().locator(".sqi-scope-stats").textContent()) ?? ""), 15_000, 250);
+    await waitFor(
+      "a trace with pulses",
+      async () => /[1-9][\d.]* p\/s/.test((await trace.first().locator(".sqi-scope-stats").textContent()) ?? ""),
+      15_000,
+      250,
+    );
     const drawn = await trace
       .first()
       .locator("canvas")
       .evaluate((el) => {
         // (runs in the page) which pixel rows of the canvas hold anything drawn
-        const c = el as unknown as { width: number; height: number; getContext(kind: "2d"): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
+        const c = el as unknown as {
+          width: number;
+          height: number;
+          getContext(kind: "2d"): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } };
+        };
         const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
         const rows = new Set<number>();
         for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) rows.add(Math.floor((i - 3) / 4 / c.width));

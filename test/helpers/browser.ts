@@ -8,7 +8,8 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 
 export const CHROMIUM = "/usr/bin/chromium";
 export const chromiumInstalled = fs.existsSync(CHROMIUM);
-if (!chromiumInstalled && process.env.SQI_CI) throw new Error(`chromium is missing under .ci/run (${CHROMIUM}): it must install it (apt-get install -y chromium)`);
+if (!chromiumInstalled && process.env.SQI_CI)
+  throw new Error(`chromium is missing under .ci/run (${CHROMIUM}): it must install it (apt-get install -y chromium)`);
 if (!chromiumInstalled) process.stderr.write("\n!!! Browser tests SKIPPED: chromium is not installed. Install it with: sudo apt-get install -y chromium\n\n");
 
 /** The `skip` option for a describe of browser tests. */
@@ -27,7 +28,16 @@ export async function openBrowser(): Promise<Browser> {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1400, height: 900 },
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
   const page = context.pages()[0] ?? (await context.newPage());
   return {

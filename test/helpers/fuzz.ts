@@ -4,7 +4,7 @@
 
 export { mulberry32 } from "../../lib/container/clones";
 
-const INTERESTING = ["\u0000", "\r\n", "//", "%", "[", "{", "\"", "\\", "\uffff", "9e999", "-1", "[[[[[[[[", "{\"a\":", "\r\n\r\n", " ".repeat(50)];
+const INTERESTING = ["\u0000", "\r\n", "//", "%", "[", "{", '"', "\\", "\uffff", "9e999", "-1", "[[[[[[[[", '{"a":', "\r\n\r\n", " ".repeat(50)];
 
 /** One to four random edits of `input`: flipped, inserted, deleted or repeated bytes, a cut, or an interesting string spliced in. */
 export function mutate(input: Buffer, rand: () => number): Buffer {

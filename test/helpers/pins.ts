@@ -13,16 +13,64 @@ import { killAll } from "./processes";
 
 export type FlowNode = Record<string, unknown>;
 
-const SHAPER_DEFAULTS = { output: "digital", unknown: "pulse", late: "fire", maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, volts: "", ohms: "", measureEvery: 0 };
+const SHAPER_DEFAULTS = {
+  output: "digital",
+  unknown: "pulse",
+  late: "fire",
+  maxOn: 100,
+  maxDuty: 50,
+  dutyWindow: 1000,
+  minOff: 1,
+  maxRate: 500,
+  volts: "",
+  ohms: "",
+  measureEvery: 0,
+};
 
 /** dc-container (a looping inline container) -> pulse-shaper -> rpi-gpio out, on one tab. */
-export function chain(tab: string, key: string, o: { pin: number; tickMs: number; glyphs: unknown[]; shaper?: FlowNode; pinOut?: "out" | "pwm"; player?: FlowNode }): FlowNode[] {
+export function chain(
+  tab: string,
+  key: string,
+  o: { pin: number; tickMs: number; glyphs: unknown[]; shaper?: FlowNode; pinOut?: "out" | "pwm"; player?: FlowNode },
+): FlowNode[] {
   const id = (s: string) => `${key}.${s}`;
-  const container = { container_id: key.replace(/\W/g, "_"), glyphs: o.glyphs, loop: true, tick_interval_ms: o.tickMs, metadata: { runtime_speed: "realtime" } };
+  const container = {
+    container_id: key.replace(/\W/g, "_"),
+    glyphs: o.glyphs,
+    loop: true,
+    tick_interval_ms: o.tickMs,
+    metadata: { runtime_speed: "realtime" },
+  };
   return [
-    { id: id("player"), z: tab, type: "dc-container", name: key, source: "inline", file: "", json: JSON.stringify(container), autostart: true, startDelay: 3, lead: 50, accel: 10, ...o.player, wires: [[id("shaper")]] },
+    {
+      id: id("player"),
+      z: tab,
+      type: "dc-container",
+      name: key,
+      source: "inline",
+      file: "",
+      json: JSON.stringify(container),
+      autostart: true,
+      startDelay: 3,
+      lead: 50,
+      accel: 10,
+      ...o.player,
+      wires: [[id("shaper")]],
+    },
     { id: id("shaper"), z: tab, type: "pulse-shaper", name: key, width: 5, rows: [], ...SHAPER_DEFAULTS, ...o.shaper, wires: [[id("pin")], []] },
-    { id: id("pin"), z: tab, type: "rpi-gpio out", name: key, pin: String(o.pin), set: true, level: "0", freq: o.pinOut === "pwm" ? "100" : "", out: o.pinOut ?? "out", bcm: true, wires: [] },
+    {
+      id: id("pin"),
+      z: tab,
+      type: "rpi-gpio out",
+      name: key,
+      pin: String(o.pin),
+      set: true,
+      level: "0",
+      freq: o.pinOut === "pwm" ? "100" : "",
+      out: o.pinOut ?? "out",
+      bcm: true,
+      wires: [],
+    },
   ];
 }
 
@@ -45,11 +93,20 @@ export function shapesFlow(): FlowNode[] {
     { id: tab, type: "tab", label: "every shape at the pin" },
     ...chain(tab, "pulse", { pin: 5, tickMs: 10, glyphs: [{ tick: 1, event: "proton_collision" }] }),
     ...chain(tab, "pulse-saturated", { pin: 6, tickMs: 3, glyphs: [{ tick: 1, event: "proton_collision" }] }),
-    ...chain(tab, "burst-saturated", { pin: 12, tickMs: 150, glyphs: [{ tick: 1, event: "waveform_emit", payload: { frequency_hz: 50_000, amplitude: 0.8 } }] }),
+    ...chain(tab, "burst-saturated", {
+      pin: 12,
+      tickMs: 150,
+      glyphs: [{ tick: 1, event: "waveform_emit", payload: { frequency_hz: 50_000, amplitude: 0.8 } }],
+    }),
     ...chain(tab, "burst", { pin: 13, tickMs: 60, glyphs: [{ tick: 1, event: "waveform_emit", payload: { frequency_hz: 200, amplitude: 0.5 } }] }),
     ...chain(tab, "split", { pin: 16, tickMs: 80, glyphs: [{ tick: 1, event: "time_dilation", payload: { factor_fast: 10, factor_slow: 5 } }] }),
     ...chain(tab, "combined", { pin: 19, tickMs: 150, glyphs: [{ tick: 1, event: "fusion_tick" }] }),
-    ...chain(tab, "pwm-digital", { pin: 20, tickMs: 10, glyphs: [{ tick: 1, event: "glow", payload: { amplitude: 0.3 } }], shaper: { rows: [{ event: "glow", shape: "pwm", width: 10 }] } }),
+    ...chain(tab, "pwm-digital", {
+      pin: 20,
+      tickMs: 10,
+      glyphs: [{ tick: 1, event: "glow", payload: { amplitude: 0.3 } }],
+      shaper: { rows: [{ event: "glow", shape: "pwm", width: 10 }] },
+    }),
     ...chain(tab, "pwm-output", {
       pin: 21,
       tickMs: 25,
@@ -61,7 +118,12 @@ export function shapesFlow(): FlowNode[] {
         { tick: 3, event: "waveform_emit", payload: { frequency_hz: 50_000, amplitude: 0.6 } },
       ],
     }),
-    ...chain(tab, "trains", { pin: 26, tickMs: 20, glyphs: [{ tick: 1, event: "proton_collision" }], player: { clones: 1000, spread: "even", spreadOver: "tick", seed: 1, emission: "auto", aggregateAbove: 100, frameMs: 20 } }),
+    ...chain(tab, "trains", {
+      pin: 26,
+      tickMs: 20,
+      glyphs: [{ tick: 1, event: "proton_collision" }],
+      player: { clones: 1000, spread: "even", spreadOver: "tick", seed: 1, emission: "auto", aggregateAbove: 100, frameMs: 20 },
+    }),
   ];
 }
 
@@ -103,7 +165,13 @@ export function violationCount(a: PinAudit): number {
  * the pin log (what the GPIO helper did), and the times the edges were handed to rpi-gpio out,
  * taken by a function node the shaper delivers to just before the pin (what this package did).
  */
-export async function runAndAudit(flow: FlowNode[], seconds: number, allowance?: Partial<Allowance>, extraEnv: Record<string, string> = {}, during?: () => Promise<void>): Promise<PinRun> {
+export async function runAndAudit(
+  flow: FlowNode[],
+  seconds: number,
+  allowance?: Partial<Allowance>,
+  extraEnv: Record<string, string> = {},
+  during?: () => Promise<void>,
+): Promise<PinRun> {
   const dir = fs.mkdtempSync(path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir(), "sqi-pins-"));
   const flowFile = path.join(dir, "flow.json");
   const arrivalsFile = path.join(dir, "arrivals.jsonl");
@@ -192,7 +260,9 @@ function countStalls(pinLog: string, arrivalLog: string): Map<number, Stalls> {
       edges: sent.length,
       node: sent.filter((r) => r.t - r.sent > NODE_STALL_MS || r.sent - r.planned > TIMER_STALL_MS).length,
       helper: d.filter((x) => x > HELPER_STALL_MS).length,
-      helperDelay: n ? { p50: sorted[Math.floor(n / 2)]!, p99: sorted[Math.min(n - 1, Math.floor(n * 0.99))]!, max: sorted[n - 1]! } : { p50: NaN, p99: NaN, max: NaN },
+      helperDelay: n
+        ? { p50: sorted[Math.floor(n / 2)]!, p99: sorted[Math.min(n - 1, Math.floor(n * 0.99))]!, max: sorted[n - 1]! }
+        : { p50: NaN, p99: NaN, max: NaN },
     });
   }
   return out;
@@ -220,6 +290,8 @@ export function auditLog(log: string, flow: unknown, allowance?: Partial<Allowan
 
 /** One busy-loop process per core (each ends by itself after 10 minutes), until stop(), by pid. */
 export function loadEveryCore(): { stop: () => void } {
-  const kids: ChildProcess[] = os.cpus().map(() => spawn(process.execPath, ["-e", "const end = Date.now() + 600000; while (Date.now() < end) {}"], { stdio: "ignore" }));
+  const kids: ChildProcess[] = os
+    .cpus()
+    .map(() => spawn(process.execPath, ["-e", "const end = Date.now() + 600000; while (Date.now() < end) {}"], { stdio: "ignore" }));
   return { stop: () => killAll(...kids.map((k) => k.pid)) };
 }

@@ -26,7 +26,12 @@ export function isAlive(pid: number | undefined): boolean {
 }
 
 /** Resolves when `test` passes, polling every `everyMs`; rejects with `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, test: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  test: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await test();

@@ -33,7 +33,15 @@ async function server(extra: Partial<ConstructorParameters<typeof BusServer>[0]>
 
 function client(port: number, extra: Partial<ConstructorParameters<typeof BusClient>[0]> = {}) {
   const got: EventFrame[] = [];
-  const c = new BusClient({ clock: realClock, url: `ws://127.0.0.1:${port}/`, name: "pi-test", maxPayload: 1024 * 1024, onEvents: (ev) => got.push(...ev), maxBackoffMs: 300, ...extra });
+  const c = new BusClient({
+    clock: realClock,
+    url: `ws://127.0.0.1:${port}/`,
+    name: "pi-test",
+    maxPayload: 1024 * 1024,
+    onEvents: (ev) => got.push(...ev),
+    maxBackoffMs: 300,
+    ...extra,
+  });
   open.push({ close: () => c.stop() });
   c.start();
   return { c, got };
@@ -43,7 +51,27 @@ function client(port: number, extra: Partial<ConstructorParameters<typeof BusCli
 function selfSignedCert(dir: string): { key: string; cert: string } {
   const key = path.join(dir, "key.pem");
   const cert = path.join(dir, "cert.pem");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ],
+    { stdio: "ignore" },
+  );
   return { key, cert };
 }
 
@@ -63,7 +91,10 @@ describe("bus over WebSocket (lib)", () => {
     await waitFor("connected", () => s.clients.some((x) => x.hello));
     for (let i = 1; i <= 500; i++) s.send({ event: i % 2 ? "proton_collision" : "atom_spin_flip", payload: { i }, seq: i, at: Date.now() + 50 });
     await waitFor("500 events", () => got.length >= 500);
-    assert.deepEqual(got.map((e) => e.seq), Array.from({ length: 500 }, (_, i) => i + 1));
+    assert.deepEqual(
+      got.map((e) => e.seq),
+      Array.from({ length: 500 }, (_, i) => i + 1),
+    );
     assert.ok(c.counters.frames < 50, `sent as a few batches, not 500 frames (${c.counters.frames})`);
   });
 
@@ -76,7 +107,10 @@ describe("bus over WebSocket (lib)", () => {
     for (let i = 1; i <= 5000; i++) s.send({ event: "proton_collision", payload: { pad, arrow: "up→down" }, seq: i });
     (c as unknown as { ws: { on(e: string, f: (d: Buffer) => void): void } }).ws.on("message", (d) => sizes.push(d.length));
     await waitFor("5000 events", () => got.length >= 5000);
-    assert.deepEqual(got.map((e) => e.seq), Array.from({ length: 5000 }, (_, i) => i + 1));
+    assert.deepEqual(
+      got.map((e) => e.seq),
+      Array.from({ length: 5000 }, (_, i) => i + 1),
+    );
     assert.ok(sizes.length > 10 && Math.max(...sizes) <= 64 * 1024, `${sizes.length} frames, largest ${Math.max(...sizes)} bytes`);
     assert.equal(c.status.state, "connected");
     const huge = { event: "waveform_emit", payload: { pad: "y".repeat(70 * 1024) }, seq: 5001 };
@@ -103,7 +137,13 @@ describe("bus over WebSocket (lib)", () => {
     s.send({ event: "fusion_tick", payload: {}, seq: 2, at: 5 });
     await waitFor("two frames", () => frames.length >= 2);
     const parsed = frames.map((f) => JSON.parse(f));
-    assert.deepEqual(parsed.map((p) => [p.event, p.payload]), [["proton_collision", { energy_mev: 14.1 }], ["fusion_tick", {}]]);
+    assert.deepEqual(
+      parsed.map((p) => [p.event, p.payload]),
+      [
+        ["proton_collision", { energy_mev: 14.1 }],
+        ["fusion_tick", {}],
+      ],
+    );
   });
 
   it("a token is checked on the upgrade: missing or wrong -> 401 before any frame; Bearer or ?token= -> in", async () => {
@@ -148,7 +188,10 @@ describe("bus over WebSocket (lib)", () => {
     ws.send(JSON.stringify({ event: "proton_collision", payload: {} }));
     ws.send("not json at all");
     await waitFor("two rejected", () => s.counters.rejected === 2);
-    assert.ok(s.lastErrors.some((e) => e.includes("listeners may not send events") || e.includes("type: is missing")), s.lastErrors.join("\n"));
+    assert.ok(
+      s.lastErrors.some((e) => e.includes("listeners may not send events") || e.includes("type: is missing")),
+      s.lastErrors.join("\n"),
+    );
     const closed = new Promise<number>((r) => ws.once("close", (code) => r(code)));
     for (let i = 0; i < 8; i++) ws.send("{}");
     assert.equal(await closed, 1008);
@@ -312,9 +355,13 @@ describe("sqi-event-bus node", () => {
       return (pstats[pstats.length - 1]?.payload as { offset_ms: number | null } | undefined)?.offset_ms != null ? true : undefined;
     });
     const at = Date.now() + 100;
-    for (let i = 0; i < 20; i++) helper.getNode("master").receive({ topic: "proton_collision", payload: { i }, sqi: { container: "c", tick: 1, loop: i, seq: 900 + i, at } });
+    for (let i = 0; i < 20; i++)
+      helper.getNode("master").receive({ topic: "proton_collision", payload: { i }, sqi: { container: "c", tick: 1, loop: i, seq: 900 + i, at } });
     await waitFor("20 events", () => events.length >= 20);
-    assert.deepEqual(events.map((m) => (m.sqi as { seq: number }).seq), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.deepEqual(
+      events.map((m) => (m.sqi as { seq: number }).seq),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
     const sqi = events[0]!.sqi as Record<string, number | string>;
     assert.equal(sqi.master_at, at);
     assert.ok(Math.abs((sqi.at as number) - at) < 2, `same clock: at converted to ${sqi.at} (master ${at})`);
@@ -323,14 +370,19 @@ describe("sqi-event-bus node", () => {
     helper.getNode("master").receive({ stats: true });
     await waitFor("master stats", () => mstats.some((m) => m.topic === "stats"));
     const st = mstats.find((m) => m.topic === "stats")!.payload as { listeners: Array<{ name: string }>; counters: { events: number } };
-    assert.deepEqual(st.listeners.map((l) => l.name), ["pi-a"]);
+    assert.deepEqual(
+      st.listeners.map((l) => l.name),
+      ["pi-a"],
+    );
     assert.equal(st.counters.events, 20);
     // The listener's report tells the master what arrived and what this Pi's shaper fired.
-    const report = (await waitFor(
-      "a report with the fired pulse",
-      () => mstats.find((m) => m.topic === "report" && ((m.payload as { counters: Record<string, number> }).counters.fired_pulses ?? 0) >= 1),
-      10_000,
-    )).payload as { name: string; counters: Record<string, number>; offset_ms: number };
+    const report = (
+      await waitFor(
+        "a report with the fired pulse",
+        () => mstats.find((m) => m.topic === "report" && ((m.payload as { counters: Record<string, number> }).counters.fired_pulses ?? 0) >= 1),
+        10_000,
+      )
+    ).payload as { name: string; counters: Record<string, number>; offset_ms: number };
     assert.equal(report.name, "pi-a");
     assert.equal(report.counters.received, 20);
     assert.equal(report.counters.fired_pulses, 1, "20 events due at the same moment merge into one pulse");
@@ -365,13 +417,23 @@ describe("sqi-event-bus node", () => {
     const at = Date.now() + 200;
     const counts = [20, 19, 21];
     counts.forEach((count, i) =>
-      helper.getNode("master").receive({ topic: "proton_collision", payload: {}, sqi: { container: "c", tick: 1, loop: 0, seq: i + 1, at: at + 20 * i, count, window_ms: 20, rate_hz: count * 50, clones: 1000 } }),
+      helper.getNode("master").receive({
+        topic: "proton_collision",
+        payload: {},
+        sqi: { container: "c", tick: 1, loop: 0, seq: i + 1, at: at + 20 * i, count, window_ms: 20, rate_hz: count * 50, clones: 1000 },
+      }),
     );
     await waitFor("3 events at the listener", () => events.length >= 3);
     await waitFor("3 plain frames", () => plain.frames.length >= 3);
-    assert.deepEqual(events.map((m) => [m.topic, m.sqi.count, m.sqi.window_ms]), counts.map((c) => ["proton_collision", c, 20]));
+    assert.deepEqual(
+      events.map((m) => [m.topic, m.sqi.count, m.sqi.window_ms]),
+      counts.map((c) => ["proton_collision", c, 20]),
+    );
     const frames = plain.frames.map((f) => JSON.parse(f) as Record<string, unknown>);
-    assert.deepEqual(frames.map((f) => [f.event, f.count, f.window_ms]), counts.map((c) => ["proton_collision", c, 20]));
+    assert.deepEqual(
+      frames.map((f) => [f.event, f.count, f.window_ms]),
+      counts.map((c) => ["proton_collision", c, 20]),
+    );
     assert.equal(events.length, 3, "one event per counted message, never one per clone");
   });
 });
@@ -396,7 +458,16 @@ describe("sqi-bus secrets from Node-RED's environment", () => {
             { name: "SQI_TEST_PASS", value: "pass-from-flow", type: "str" },
           ],
         },
-        { id: "bus", z: "f", type: "sqi-bus", transport: "mqtt", broker: "mqtt://127.0.0.1:1", tokenEnv: "SQI_TEST_TOKEN", userEnv: "SQI_TEST_BROKER_USER", passwordEnv: "SQI_TEST_UNSET" },
+        {
+          id: "bus",
+          z: "f",
+          type: "sqi-bus",
+          transport: "mqtt",
+          broker: "mqtt://127.0.0.1:1",
+          tokenEnv: "SQI_TEST_TOKEN",
+          userEnv: "SQI_TEST_BROKER_USER",
+          passwordEnv: "SQI_TEST_UNSET",
+        },
         { id: "bus2", z: "f", type: "sqi-bus", transport: "mqtt", broker: "mqtt://127.0.0.1:1", userEnv: "SQI_TEST_BROKER_USER" },
         { id: "l1", z: "f", x: 100, y: 100, type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-env", statsEvery: 0, wires: [[], []] },
         { id: "l2", z: "f", x: 100, y: 200, type: "sqi-event-bus", role: "listen", bus: "bus2", listenerName: "pi-env2", statsEvery: 0, wires: [[], []] },
@@ -406,6 +477,10 @@ describe("sqi-bus secrets from Node-RED's environment", () => {
     const bus = (helper.getNode("bus") as unknown as { bus: { token: string; mqtt: { username: string; password: string } } }).bus;
     assert.deepEqual([bus.token, bus.mqtt.username, bus.mqtt.password], ["token-from-flow", "user-from-process", ""]);
     const bus2 = (helper.getNode("bus2") as unknown as { bus: { mqtt: { username: string; password: string } } }).bus;
-    assert.deepEqual([bus2.mqtt.username, bus2.mqtt.password], ["own-user", "pass-from-flow"], "a credential wins over its variable; ${NAME} in it is substituted from the flow's env");
+    assert.deepEqual(
+      [bus2.mqtt.username, bus2.mqtt.password],
+      ["own-user", "pass-from-flow"],
+      "a credential wins over its variable; ${NAME} in it is substituted from the flow's env",
+    );
   });
 });

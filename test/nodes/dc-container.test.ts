@@ -16,7 +16,28 @@ let userDir: string;
 function dcNode(props: Record<string, unknown>) {
   return [
     { id: "flow", type: "tab" },
-    { id: "dc", type: "dc-container", z: "flow", name: "", source: "inline", json: JSON.stringify(container([{ tick: 1, event: "a" }, { tick: 2, event: "b" }], { loop: true })), autostart: true, startDelay: 0, lead: 50, accel: 10, wires: [["out"]], ...props },
+    {
+      id: "dc",
+      type: "dc-container",
+      z: "flow",
+      name: "",
+      source: "inline",
+      json: JSON.stringify(
+        container(
+          [
+            { tick: 1, event: "a" },
+            { tick: 2, event: "b" },
+          ],
+          { loop: true },
+        ),
+      ),
+      autostart: true,
+      startDelay: 0,
+      lead: 50,
+      accel: 10,
+      wires: [["out"]],
+      ...props,
+    },
     { id: "out", type: "helper", z: "flow" },
   ];
 }
@@ -138,7 +159,10 @@ describe("dc-container node", () => {
       await send({ payload: "speed", speed: 4 });
       await advance(100);
       const gaps = r.messages.slice(1).map((m, i) => (m.sqi as { at: number }).at - (r.messages[i]!.sqi as { at: number }).at);
-      assert.ok(gaps.every((g) => g === 25), `25 ms per tick at 4x, got ${gaps}`);
+      assert.ok(
+        gaps.every((g) => g === 25),
+        `25 ms per tick at 4x, got ${gaps}`,
+      );
       assert.match(lastStatus(r), / x4$/);
       await send({ payload: "speed", speed: null });
       assert.doesNotMatch(lastStatus(r), / x4$/);
@@ -187,7 +211,14 @@ describe("dc-container node", () => {
 
   describe("bad input", () => {
     it("a bad container in the config: a red status and an error naming the path and rule; nothing plays", async () => {
-      const bad = JSON.stringify({ container_id: "x", glyphs: [{ tick: 1, event: "a" }, { tick: 1, event: "b" }, { tick: 0, event: "c" }] });
+      const bad = JSON.stringify({
+        container_id: "x",
+        glyphs: [
+          { tick: 1, event: "a" },
+          { tick: 1, event: "b" },
+          { tick: 0, event: "c" },
+        ],
+      });
       const r = await deploy({ json: bad });
       await advance(1000);
       assert.equal(r.messages.length, 0);
@@ -219,7 +250,10 @@ describe("dc-container node", () => {
       await advance(300);
       assert.deepEqual(events(r), ["good", "good", "good", "good"], "still playing the good one");
       assert.equal(r.errors[0], "good.dc: line 1, column 65: not valid JSON: expected ',' or ']' after an array element");
-      assert.deepEqual(r.errors[1]!.split("\n"), ["msg.container: container_id: must be a non-empty string", "msg.container: glyphs: must be a non-empty array of glyphs"]);
+      assert.deepEqual(r.errors[1]!.split("\n"), [
+        "msg.container: container_id: must be a non-empty string",
+        "msg.container: glyphs: must be a non-empty array of glyphs",
+      ]);
       assert.match(r.errors[2]!, /^absent\.dc: file not found/);
       assert.match(lastStatus(r), /^▶ tick .* · ⚠ see debug/);
       await settle(10);

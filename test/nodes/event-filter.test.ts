@@ -44,7 +44,10 @@ describe("event-filter rules (core)", () => {
   });
   it("decimates every Nth and detects late events", () => {
     const d = new Decimator(3);
-    assert.deepEqual(Array.from({ length: 7 }, () => d.pass()), [true, false, false, true, false, false, true]);
+    assert.deepEqual(
+      Array.from({ length: 7 }, () => d.pass()),
+      [true, false, false, true, false, false, true],
+    );
     assert.equal(tooLate(100, 200, 50), true);
     assert.equal(tooLate(100, 140, 50), false);
     assert.equal(tooLate(100, 10_000, 0), false, "0 keeps everything");
@@ -80,8 +83,14 @@ describe("event-filter node", () => {
     const { got } = await deploy({ rules: [{ event: "proton_collision", condition: "payload.energy_mev > 10" }, { event: "proton_collision" }] });
     await send(...[14.1, 2.2, 20, 5].map((e, i) => ({ topic: "proton_collision", payload: { energy_mev: e }, n: i })));
     await settle(20);
-    assert.deepEqual(got[0]!.map((m) => m.n), [0, 2]);
-    assert.deepEqual(got[1]!.map((m) => m.n), [1, 3]);
+    assert.deepEqual(
+      got[0]!.map((m) => m.n),
+      [0, 2],
+    );
+    assert.deepEqual(
+      got[1]!.map((m) => m.n),
+      [1, 3],
+    );
   });
 
   it("decimates and drops late events, counting both", async () => {

@@ -26,13 +26,33 @@ describe("rpi-gpio out on the simulated GPIO", { skip: !gpio.simulated && "a rea
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it("a container's on/off events reach the pin as edges, each within a few ms of its at", async (t) => {
-    const c = { container_id: "blink", glyphs: [{ tick: 1, event: "on" }, { tick: 2, event: "off" }], loop: true, tick_interval_ms: 100, metadata: { runtime_speed: "realtime" } };
+    const c = {
+      container_id: "blink",
+      glyphs: [
+        { tick: 1, event: "on" },
+        { tick: 2, event: "off" },
+      ],
+      loop: true,
+      tick_interval_ms: 100,
+      metadata: { runtime_speed: "realtime" },
+    };
     const ats: number[] = [];
     await helper.load(
       [dcContainer, piGpio, change],
       [
         { id: "f", type: "tab" },
-        { id: "dc", z: "f", type: "dc-container", source: "inline", json: JSON.stringify(c), autostart: true, startDelay: 1.5, lead: 0, accel: 10, wires: [["level", "tap"]] },
+        {
+          id: "dc",
+          z: "f",
+          type: "dc-container",
+          source: "inline",
+          json: JSON.stringify(c),
+          autostart: true,
+          startDelay: 1.5,
+          lead: 0,
+          accel: 10,
+          wires: [["level", "tap"]],
+        },
         { id: "level", z: "f", type: "change", rules: [{ t: "set", p: "payload", pt: "msg", to: 'topic = "on" ? 1 : 0', tot: "jsonata" }], wires: [["pin"]] },
         { id: "pin", z: "f", type: "rpi-gpio out", pin: "18", set: true, level: "0", out: "out", bcm: true, wires: [] },
         { id: "tap", z: "f", type: "helper" },

@@ -24,9 +24,41 @@ async function chain(every: number, output = "digital", json = oneHz, rule = "pr
     [dcContainer, eventFilter, pulseShaper],
     [
       { id: "f", type: "tab" },
-      { id: "dc", z: "f", type: "dc-container", source: "inline", json, autostart: true, startDelay: 0, lead: 50, clones: 1000, spread: "even", spreadOver: "tick", emission: "auto", aggregateAbove: 100, frameMs: 20, wires: [["ef"]] },
+      {
+        id: "dc",
+        z: "f",
+        type: "dc-container",
+        source: "inline",
+        json,
+        autostart: true,
+        startDelay: 0,
+        lead: 50,
+        clones: 1000,
+        spread: "even",
+        spreadOver: "tick",
+        emission: "auto",
+        aggregateAbove: 100,
+        frameMs: 20,
+        wires: [["ef"]],
+      },
       { id: "ef", z: "f", type: "event-filter", rules: [{ event: rule }], checkall: "first", every, maxLate: 0, wires: [["ps"]] },
-      { id: "ps", z: "f", type: "pulse-shaper", width: 5, output, unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, measureEvery: 0, wires: [["edges"], ["meas"]] },
+      {
+        id: "ps",
+        z: "f",
+        type: "pulse-shaper",
+        width: 5,
+        output,
+        unknown: "pulse",
+        late: "fire",
+        rows: [],
+        maxOn: 100,
+        maxDuty: 50,
+        dutyWindow: 1000,
+        minOff: 1,
+        maxRate: 500,
+        measureEvery: 0,
+        wires: [["edges"], ["meas"]],
+      },
       { id: "edges", z: "f", type: "helper" },
       { id: "meas", z: "f", type: "helper" },
     ],
@@ -76,16 +108,31 @@ describe("1,000 clones through filter and shaper", () => {
     // 5 ms pulses within 50 % duty over any second, less the 1 % the pin guard holds back (495 ms):
     // one every 1000 x 5 / (495 - 5) = 10.2 ms at most, so about 980 in 10 s.
     assert.ok(rises.length >= 970 && rises.length <= 981, `${rises.length} pulses in 10 s`);
-    assert.ok(rises.every((t, i) => i === 0 || t - rises[i - 1]! >= 10.2 - 1e-6), "never faster than the pin's limits allow");
-    assert.ok(falls.every((t, i) => Math.abs(t - rises[i]! - 5) < 1e-6), "every pulse 5 ms wide");
-    assert.ok(edges.every((e, i) => e.payload === (i % 2 === 0 ? 1 : 0)), "edges alternate: no pin left high between pulses");
+    assert.ok(
+      rises.every((t, i) => i === 0 || t - rises[i - 1]! >= 10.2 - 1e-6),
+      "never faster than the pin's limits allow",
+    );
+    assert.ok(
+      falls.every((t, i) => Math.abs(t - rises[i]! - 5) < 1e-6),
+      "every pulse 5 ms wide",
+    );
+    assert.ok(
+      edges.every((e, i) => e.payload === (i % 2 === 0 ? 1 : 0)),
+      "edges alternate: no pin left high between pulses",
+    );
     assert.ok(m.train_events >= 9_900 && m.train_events <= 10_050, `${m.train_events} events represented`);
     assert.ok(m.train_clamped > 8_900, `${m.train_clamped} clamped`);
-    assert.ok(Math.abs(m.train_events - m.train_clamped - m.pulses - (m.queued ?? 0) / 1) <= 2, `events ${m.train_events} = clamped ${m.train_clamped} + pulses ${m.pulses} (+ queued)`);
+    assert.ok(
+      Math.abs(m.train_events - m.train_clamped - m.pulses - (m.queued ?? 0) / 1) <= 2,
+      `events ${m.train_events} = clamped ${m.train_clamped} + pulses ${m.pulses} (+ queued)`,
+    );
     assert.ok(m.queued <= 8, `the queue holds no more than the lead and one frame: (50 + 20) / 10.2 + 1, got ${m.queued}`);
     assert.equal(m.late, 0);
     assert.match(lastStatus(status), /^⚠ 1\.0 kHz in, (97|98|99) Hz delivered/);
-    assert.ok(Math.abs(m.train_intended_hz - 1000) < 15 && Math.abs(m.train_delivered_hz - 98) < 2, `report: intended ${m.train_intended_hz} Hz, delivered ${m.train_delivered_hz} Hz`);
+    assert.ok(
+      Math.abs(m.train_intended_hz - 1000) < 15 && Math.abs(m.train_delivered_hz - 98) < 2,
+      `report: intended ${m.train_intended_hz} Hz, delivered ${m.train_delivered_hz} Hz`,
+    );
   });
 
   it("decimated by 20 in the filter, the same clones ask for 50 Hz, which the pin delivers whole", async () => {
@@ -108,7 +155,10 @@ describe("1,000 clones through filter and shaper", () => {
     const { edges, status } = await chain(1, "pwm");
     await run(2_000);
     assert.ok(edges.length < 100, `${edges.length} edges in 2 s`);
-    assert.ok(edges.filter((e) => e.payload > 0).every((e) => e.payload === 49.5), "held at the maximum duty, 49.5 %");
+    assert.ok(
+      edges.filter((e) => e.payload > 0).every((e) => e.payload === 49.5),
+      "held at the maximum duty, 49.5 %",
+    );
     assert.match(lastStatus(status), /^⚠ 1\.0 kHz as 50% duty \(capped\)/);
   });
   it("two event names on one saturated pin share it by their counts (1 : 3), not first come, first served", async () => {
@@ -132,7 +182,10 @@ describe("1,000 clones through filter and shaper", () => {
     assert.ok(alpha + beta >= 970 && alpha + beta <= 981, `${alpha + beta} pulses in 10 s`);
     assert.ok(Math.abs(beta - 3 * alpha) <= 8, `alpha ${alpha}, beta ${beta}: 1 : 3 as the counts`);
     assert.ok(m.train_events >= 39_600 && m.train_events <= 40_200, `${m.train_events} events represented`);
-    assert.ok(Math.abs(m.train_events - m.train_clamped - m.pulses - m.queued) <= 2, `events ${m.train_events} = clamped ${m.train_clamped} + pulses ${m.pulses} + queued ${m.queued}`);
+    assert.ok(
+      Math.abs(m.train_events - m.train_clamped - m.pulses - m.queued) <= 2,
+      `events ${m.train_events} = clamped ${m.train_clamped} + pulses ${m.pulses} + queued ${m.queued}`,
+    );
   });
 
   it("example 04 as shipped (its rpi-gpio out and debug stood in for): saturated at about 98 pulses a second, pin edges alternating", async () => {

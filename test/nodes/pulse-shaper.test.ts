@@ -12,7 +12,26 @@ let clock: VirtualClock;
 async function deploy(props: Record<string, unknown> = {}) {
   await helper.load(pulseShaper, [
     { id: "f", type: "tab" },
-    { id: "ps", z: "f", type: "pulse-shaper", width: 5, output: "digital", unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, volts: "", ohms: "", measureEvery: 0, wires: [["edges"], ["meas"]], ...props },
+    {
+      id: "ps",
+      z: "f",
+      type: "pulse-shaper",
+      width: 5,
+      output: "digital",
+      unknown: "pulse",
+      late: "fire",
+      rows: [],
+      maxOn: 100,
+      maxDuty: 50,
+      dutyWindow: 1000,
+      minOff: 1,
+      maxRate: 500,
+      volts: "",
+      ohms: "",
+      measureEvery: 0,
+      wires: [["edges"], ["meas"]],
+      ...props,
+    },
     { id: "edges", z: "f", type: "helper" },
     { id: "meas", z: "f", type: "helper" },
   ]);
@@ -31,7 +50,7 @@ async function advance(ms: number) {
   clock.advance(ms);
   await settle();
 }
-const levels = (edges: Array<Record<string, unknown>>) => edges.map((e) => `${e.payload}@${((e.sqi as { edge: { sent: number } }).edge.sent - T0)}`).join(" ");
+const levels = (edges: Array<Record<string, unknown>>) => edges.map((e) => `${e.payload}@${(e.sqi as { edge: { sent: number } }).edge.sent - T0}`).join(" ");
 
 describe("pulse-shaper node", () => {
   beforeEach(() => {
@@ -107,7 +126,10 @@ describe("pulse-shaper node", () => {
     await send({ topic: "proton_collision" });
     await advance(10);
     assert.equal(levels(edges), "1@0 0@5");
-    assert.deepEqual(r.errors, ["pulse-shaper: msg.topic must be the event name (a non-empty string), got undefined", "pulse-shaper: waveform_emit: msg.payload.frequency_hz must be at least 0.1 Hz, got 0"]);
+    assert.deepEqual(r.errors, [
+      "pulse-shaper: msg.topic must be the event name (a non-empty string), got undefined",
+      "pulse-shaper: waveform_emit: msg.payload.frequency_hz must be at least 0.1 Hz, got 0",
+    ]);
     await send({ measure: true });
     assert.equal((meas[0]!.payload as { rejected: number }).rejected, 3, "the held-back repeat is still counted");
   });
@@ -133,7 +155,8 @@ describe("pulse-shaper node", () => {
   it("100,000 events in one second: the flow keeps running, drops are counted and the output ends low", async () => {
     const { edges, meas } = await deploy({ measureEvery: 0 });
     const node = helper.getNode("ps");
-    for (let i = 0; i < 100_000; i++) node.receive({ topic: i % 3 ? "proton_collision" : "fusion_tick", payload: {}, sqi: { at: T0 + 50 + ((i * 7919) % 1000) } });
+    for (let i = 0; i < 100_000; i++)
+      node.receive({ topic: i % 3 ? "proton_collision" : "fusion_tick", payload: {}, sqi: { at: T0 + 50 + ((i * 7919) % 1000) } });
     await settle(20);
     await advance(3000);
     await settle(20);
@@ -157,7 +180,10 @@ describe("pulse-shaper node", () => {
       await settle(5);
       await helper.unload();
       await settle(5);
-      assert.deepEqual(warnings.filter((w) => w === "MaxListenersExceededWarning"), []);
+      assert.deepEqual(
+        warnings.filter((w) => w === "MaxListenersExceededWarning"),
+        [],
+      );
     } finally {
       process.off("warning", onWarning);
     }
@@ -188,7 +214,8 @@ describe("pulse-shaper when only the node it drives is redeployed", () => {
     ];
     await helper.load(pulseShaper, flow("first"));
     const levels: string[] = [];
-    const listen = () => helper.getNode("out").on("input", (m: Record<string, unknown>) => levels.push(`${String(helper.getNode("out").name)}:${String(m.payload)}`));
+    const listen = () =>
+      helper.getNode("out").on("input", (m: Record<string, unknown>) => levels.push(`${String(helper.getNode("out").name)}:${String(m.payload)}`));
     listen();
     helper.getNode("ps").receive({ topic: "proton_collision" });
     await new Promise((r) => setTimeout(r, 10));

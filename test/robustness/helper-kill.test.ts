@@ -30,7 +30,25 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
       [pulseShaper, piGpio],
       [
         { id: "f", type: "tab" },
-        { id: "ps", z: "f", type: "pulse-shaper", width: 40, output: "digital", unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, volts: "", ohms: "", measureEvery: 0, wires: [["pin"], []] },
+        {
+          id: "ps",
+          z: "f",
+          type: "pulse-shaper",
+          width: 40,
+          output: "digital",
+          unknown: "pulse",
+          late: "fire",
+          rows: [],
+          maxOn: 100,
+          maxDuty: 50,
+          dutyWindow: 1000,
+          minOff: 1,
+          maxRate: 500,
+          volts: "",
+          ohms: "",
+          measureEvery: 0,
+          wires: [["pin"], []],
+        },
         { id: "pin", z: "f", type: "rpi-gpio out", pin: "25", set: true, level: "0", out: "out", bcm: true, wires: [] },
       ],
     );
@@ -60,7 +78,9 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
         await new Promise((r) => setTimeout(r, 1500));
         const after = firedTotals();
         const recs = parsePinLog(fs.readFileSync(pinLog, "utf8")).filter((r) => r.pin === 25 && r.event === undefined);
-        t.diagnostic(`fired before the kill ${firedBefore}, after ${after.fired_pulses} (unfired ${after.fired_unfired_pulses}); the pin's last level ${recs[recs.length - 1]?.value}; shaper status "${lastStatus(shaper)}"`);
+        t.diagnostic(
+          `fired before the kill ${firedBefore}, after ${after.fired_pulses} (unfired ${after.fired_unfired_pulses}); the pin's last level ${recs[recs.length - 1]?.value}; shaper status "${lastStatus(shaper)}"`,
+        );
         assert.ok((after.fired_pulses ?? 0) <= firedBefore + 1, `no pulse counted as fired once the helper died: ${firedBefore} -> ${after.fired_pulses}`);
         assert.ok((after.fired_unfired_pulses ?? 0) >= 10, `what was planned meanwhile is unfired: ${after.fired_unfired_pulses}`);
         assert.match(lastStatus(shaper), /^pin stopped: nothing fired$/);

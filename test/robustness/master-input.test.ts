@@ -25,7 +25,17 @@ interface Rig {
 async function rig(extra: Partial<ConstructorParameters<typeof BusServer>[0]> = {}): Promise<Rig> {
   const port = await freePort();
   const reports: Rig["reports"] = [];
-  const server = new BusServer({ clock: realClock, host: "127.0.0.1", port, path: "/", token: TOKEN, maxPayload: 1024 * 1024, run: newRunId(), onReport: (r) => reports.push(r), ...extra });
+  const server = new BusServer({
+    clock: realClock,
+    host: "127.0.0.1",
+    port,
+    path: "/",
+    token: TOKEN,
+    maxPayload: 1024 * 1024,
+    run: newRunId(),
+    onReport: (r) => reports.push(r),
+    ...extra,
+  });
   await server.listen();
   return { server, port, reports };
 }
@@ -52,7 +62,17 @@ function raw(port: number, bytes: string | Buffer, timeoutMs = 2000): Promise<st
 }
 
 const upgrade = (target: string, headers: Record<string, string> = {}): string =>
-  [`GET ${target} HTTP/1.1`, "Host: 127.0.0.1", "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), "", ""].join("\r\n");
+  [
+    `GET ${target} HTTP/1.1`,
+    "Host: 127.0.0.1",
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    "Sec-WebSocket-Version: 13",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+    "",
+    "",
+  ].join("\r\n");
 
 /** A well-behaved listener: connects with the token, says hello, gets its welcome. */
 async function listener(port: number, name: string): Promise<{ ws: WebSocket; frames: Array<Record<string, unknown>> }> {
@@ -102,7 +122,10 @@ describe("the master's upgrade handler, before authentication", () => {
         answers.set(key, (answers.get(key) ?? 0) + 1);
       }
     }
-    assert.ok([...answers.keys()].every((k) => k === "(closed)" || k.startsWith("HTTP/1.1 ")), JSON.stringify([...answers]));
+    assert.ok(
+      [...answers.keys()].every((k) => k === "(closed)" || k.startsWith("HTTP/1.1 ")),
+      JSON.stringify([...answers]),
+    );
     await stillServes(r, "after fuzzed upgrades");
   });
 
@@ -144,8 +167,14 @@ describe("hostile frames and reports", () => {
     l.ws.send(JSON.stringify({ type: "report", name: "pi-2", counters: { fired_pulses: 3 } }));
     await waitFor("pi-2's own report", () => r.reports.length > before, 5000, 10);
     await new Promise((res) => setTimeout(res, 100));
-    assert.deepEqual(r.reports.slice(before).map((x) => [x.name, x.counters.fired_pulses]), [["pi-2", 3]]);
-    assert.ok(r.server.lastErrors.some((e) => e.includes('a report as "pi-1" from the listener "pi-2"')), r.server.lastErrors.join("\n"));
+    assert.deepEqual(
+      r.reports.slice(before).map((x) => [x.name, x.counters.fired_pulses]),
+      [["pi-2", 3]],
+    );
+    assert.ok(
+      r.server.lastErrors.some((e) => e.includes('a report as "pi-1" from the listener "pi-2"')),
+      r.server.lastErrors.join("\n"),
+    );
     l.ws.terminate();
   });
 
@@ -180,7 +209,12 @@ describe("hostile frames and reports", () => {
         ws.send(mutate(Buffer.from(samples[i % samples.length]!), rand).toString("latin1"));
         if (i % 100 === 99) await new Promise((res) => setTimeout(res, 60)); // within the rates of what is valid
       }
-      await waitFor("every fuzzed frame answered or counted", () => f.server.counters.rejected + f.reports.length + pongs + (f.server.clients[0]?.hello ? 1 : 0) >= 2000 - 50, 10_000, 20);
+      await waitFor(
+        "every fuzzed frame answered or counted",
+        () => f.server.counters.rejected + f.reports.length + pongs + (f.server.clients[0]?.hello ? 1 : 0) >= 2000 - 50,
+        10_000,
+        20,
+      );
       assert.ok(f.server.counters.rejected > 1000, `rejected ${f.server.counters.rejected} of 2,000`);
       ws.terminate();
       await stillServes(f, "after fuzzed frames");
@@ -210,7 +244,14 @@ describe("the master's run on every frame", () => {
       await waitFor("the batch", () => frames.length === 3, 5000, 10);
       const run = frames[1]!.run;
       assert.equal(typeof run, "string");
-      assert.deepEqual(frames.map((f) => [f.type ?? f.event, f.run]), [["a", run], ["welcome", run], ["batch", run]]);
+      assert.deepEqual(
+        frames.map((f) => [f.type ?? f.event, f.run]),
+        [
+          ["a", run],
+          ["welcome", run],
+          ["batch", run],
+        ],
+      );
       ws.terminate();
     } finally {
       await r.server.close();
@@ -233,7 +274,10 @@ describe("connections whose other end is gone", () => {
       const pinger = setInterval(() => l.ws.send(JSON.stringify({ type: "ping", id: 1, t0: Date.now() })), 50);
       await new Promise((res) => setTimeout(res, 700));
       clearInterval(pinger);
-      assert.deepEqual(r.server.clients.map((c) => c.name), ["alive"]);
+      assert.deepEqual(
+        r.server.clients.map((c) => c.name),
+        ["alive"],
+      );
       assert.equal(r.server.counters.silent_closed, 1);
       l.ws.terminate();
     } finally {

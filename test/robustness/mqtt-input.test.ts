@@ -23,13 +23,22 @@ describe("the MQTT master against a hostile client of the broker", { skip: !inst
   it("hello names are capped, foreign keys, deep values, other names and floods are rejected and counted", async () => {
     const broker = await startBroker({ dir: path.join(dir, "b"), port: await freePort() });
     const reports: ReportFrame[] = [];
-    const m = new MqttMaster({ clock: realClock, settings: { url: broker.url, qos: 0, prefix: "sqi/h", keepaliveS: 5, maxPayload: 1024 * 1024 }, name: "master", run: newRunId(), maxClients: 100, maxBackoffMs: 300, onReport: (r) => reports.push(r) });
+    const m = new MqttMaster({
+      clock: realClock,
+      settings: { url: broker.url, qos: 0, prefix: "sqi/h", keepaliveS: 5, maxPayload: 1024 * 1024 },
+      name: "master",
+      run: newRunId(),
+      maxClients: 100,
+      maxBackoffMs: 300,
+      onReport: (r) => reports.push(r),
+    });
     void m.listen();
     const rogue = mqtt.connect(broker.url, { reconnectPeriod: 0 });
     try {
       await waitFor("the master connected", () => m.status.state === "connected", 10_000, 20);
       await waitFor("the hostile client connected", () => rogue.connected, 10_000, 20);
-      const publish = (topic: string, body: string): Promise<void> => new Promise((res, rej) => rogue.publish(topic, body, { qos: 1 }, (e) => (e ? rej(e) : res())));
+      const publish = (topic: string, body: string): Promise<void> =>
+        new Promise((res, rej) => rogue.publish(topic, body, { qos: 1 }, (e) => (e ? rej(e) : res())));
       // 3,000 hello names: at most 100 are kept.
       for (let i = 0; i < 3000; i++) void publish(`sqi/h/hello/spoof-${i}`, JSON.stringify({ type: "hello", name: `spoof-${i}`, protocol: 1 }));
       await waitFor("every hello seen", () => m.clients.length + m.counters.refused_full >= 3000, 20_000, 50);
@@ -45,7 +54,10 @@ describe("the MQTT master against a hostile client of the broker", { skip: !inst
       await new Promise((r) => setTimeout(r, 1100)); // a new second for spoof-1's rate
       await publish("sqi/h/report/spoof-1", JSON.stringify({ type: "report", name: "spoof-1", counters: { received: 7 } }));
       await waitFor("the good report", () => reports.some((r) => r.name === "spoof-1"), 10_000, 20);
-      assert.ok(reports.filter((r) => r.name === "spoof-3").length <= 5, `at most 5 reports a second taken: ${reports.filter((r) => r.name === "spoof-3").length}`);
+      assert.ok(
+        reports.filter((r) => r.name === "spoof-3").length <= 5,
+        `at most 5 reports a second taken: ${reports.filter((r) => r.name === "spoof-3").length}`,
+      );
       assert.ok(!reports.some((r) => r.name === "spoof-2"), "no report under another listener's name");
       assert.deepEqual(Object.keys(reports.find((r) => r.name === "spoof-1")!).sort(), ["counters", "name", "remote", "type"]);
     } finally {

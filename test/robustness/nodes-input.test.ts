@@ -22,7 +22,8 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 afterEach(async () => helper.unload());
 
 const deep = (n: number): string => "[".repeat(n) + "]".repeat(n);
-const deepContainer = (n: number): string => `{"container_id":"deep","tick_interval_ms":100,"glyphs":[{"tick":1,"event":"a"},{"tick":2,"event":"b","payload":{"x":${deep(n)}}}]}`;
+const deepContainer = (n: number): string =>
+  `{"container_id":"deep","tick_interval_ms":100,"glyphs":[{"tick":1,"event":"a"},{"tick":2,"event":"b","payload":{"x":${deep(n)}}}]}`;
 
 describe("a master's report output wired to two nodes", () => {
   it("a report with a 20,000-deep extra key is rejected before it reaches the flow; good reports go on with only known keys", async () => {
@@ -58,7 +59,20 @@ describe("containers that are too deep, too big, or not files", () => {
   async function deploy(extra: Record<string, unknown>) {
     await helper.load(dcContainer, [
       { id: "flow", type: "tab" },
-      { id: "dc", z: "flow", type: "dc-container", name: "test", source: "file", file: "", autostart: false, startDelay: 0, lead: 0, accel: 10, wires: [["out"], []], ...extra },
+      {
+        id: "dc",
+        z: "flow",
+        type: "dc-container",
+        name: "test",
+        source: "file",
+        file: "",
+        autostart: false,
+        startDelay: 0,
+        lead: 0,
+        accel: 10,
+        wires: [["out"], []],
+        ...extra,
+      },
       { id: "out", z: "flow", type: "helper" },
     ]);
     return record("dc", "out");
@@ -85,7 +99,9 @@ describe("containers that are too deep, too big, or not files", () => {
     await settle(10);
     assert.match(r.errors[0] ?? "", /is not a regular file \(a FIFO, socket or device\)/);
     const t0 = performance.now();
-    helper.getNode("dc").receive({ payload: "load", container: { container_id: "big", glyphs: Array.from({ length: 1_000_000 }, (_, i) => ({ tick: i + 1, event: "x" })) } });
+    helper
+      .getNode("dc")
+      .receive({ payload: "load", container: { container_id: "big", glyphs: Array.from({ length: 1_000_000 }, (_, i) => ({ tick: i + 1, event: "x" })) } });
     await settle(10);
     assert.match(r.errors[1] ?? "", /^msg\.container: .*is over the 5 MiB limit for \.dc containers/);
     assert.ok(performance.now() - t0 < 3000, "refused quickly");
@@ -103,9 +119,14 @@ describe("containers that are too deep, too big, or not files", () => {
     const file = path.join(dir, "deep-cli.dc");
     fs.writeFileSync(file, deepContainer(100_000));
     const cli = path.join(packageRoot, "dist", "bin", "sqi-dc.js");
-    for (const args of [["validate", file], ["play", file, "--speed", "1000"]]) {
+    for (const args of [
+      ["validate", file],
+      ["play", file, "--speed", "1000"],
+    ]) {
       const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
-        execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (e, stdout, stderr) => resolve({ code: e ? ((e as { code?: number }).code ?? null) : 0, out: stdout + stderr }));
+        execFile(process.execPath, [cli, ...args], { timeout: 20_000 }, (e, stdout, stderr) =>
+          resolve({ code: e ? ((e as { code?: number }).code ?? null) : 0, out: stdout + stderr }),
+        );
       });
       assert.equal(r.code, 1, `${args[0]}: ${r.out}`);
       // FILE:LINE:COL at the 33rd level, the rule, and the path.

@@ -57,10 +57,15 @@ async function startMaster(port: number, listeners = 0): Promise<Master> {
       { id: "out", z: "f", type: "helper" },
     ],
   );
-  helper.getNode("out").on("input", (m: { topic: string; payload: { name?: string; counters?: Record<string, number>; listeners?: Array<{ name?: string; hello: boolean }> } }) => {
-    if (m.topic === "report") reports.push({ name: m.payload.name!, counters: m.payload.counters! });
-    if (m.topic === "stats") for (const l of m.payload.listeners ?? []) if (l.hello && l.name && !hellos.has(l.name)) hellos.set(l.name, Date.now());
-  });
+  helper
+    .getNode("out")
+    .on(
+      "input",
+      (m: { topic: string; payload: { name?: string; counters?: Record<string, number>; listeners?: Array<{ name?: string; hello: boolean }> } }) => {
+        if (m.topic === "report") reports.push({ name: m.payload.name!, counters: m.payload.counters! });
+        if (m.topic === "stats") for (const l of m.payload.listeners ?? []) if (l.hello && l.name && !hellos.has(l.name)) hellos.set(l.name, Date.now());
+      },
+    );
   const bus = helper.getNode("bus");
   if (listeners) await waitFor(`${listeners} listeners' hellos`, () => hellos.size >= listeners, 60_000, 20);
   beat = setInterval(() => bus.receive({ topic: "proton_collision", payload: {}, sqi: { at: Date.now() + 100 } }), 50);
@@ -108,7 +113,10 @@ describe("a restarted master is heard at once", () => {
       master = await startMaster(port);
       await waitFor(`both Pis back after restart ${k}`, () => master!.hellos.size === 2, 30_000, 20);
       await new Promise((r) => setTimeout(r, 2500));
-      for (const [name, coil] of [["pi-1", 18], ["pi-2", 23]] as const) {
+      for (const [name, coil] of [
+        ["pi-1", 18],
+        ["pi-2", 23],
+      ] as const) {
         const hello = master.hellos.get(name)!;
         // The old master's last events fire up to 105 ms after it went down (at = sent + 100 ms, 5 ms pulses).
         const first = rises(pis!.pinLog, coil).find((x) => x > down + 200);
@@ -116,13 +124,20 @@ describe("a restarted master is heard at once", () => {
         // And keeps firing: 40 events went out in the 2 s after its hello (before run identities,
         // the new seqs the Pi had seen from the old master were dropped as duplicates).
         const next2s = rises(pis!.pinLog, coil).filter((x) => x > hello + 200 && x <= hello + 2200).length;
-        lines.push(`restart ${k}: ${name} said hello ${hello - down} ms after the master went down, fired ${(first - hello).toFixed(0)} ms after its hello, then ${next2s} pulses in 2 s`);
+        lines.push(
+          `restart ${k}: ${name} said hello ${hello - down} ms after the master went down, fired ${(first - hello).toFixed(0)} ms after its hello, then ${next2s} pulses in 2 s`,
+        );
         assert.ok(first - hello < 1000, `restart ${k}: ${name} fired within 1 s of its hello (${(first - hello).toFixed(0)} ms)`);
         assert.ok(next2s >= 30, `restart ${k}: ${name} fired ${next2s} of the 40 events of the 2 s after its hello`);
       }
       // Reports come every 2 s: wait for the first that has taken this run's events.
       const latest = (): Map<string, Record<string, number>> => new Map(master!.reports.map((x) => [x.name, x.counters]));
-      const r = await waitFor(`reports of restart ${k}`, () => (latest().size === 2 && [...latest().values()].every((c) => (c.restarts ?? 0) >= k) ? latest() : undefined), 10_000, 50).catch((e: Error) => {
+      const r = await waitFor(
+        `reports of restart ${k}`,
+        () => (latest().size === 2 && [...latest().values()].every((c) => (c.restarts ?? 0) >= k) ? latest() : undefined),
+        10_000,
+        50,
+      ).catch((e: Error) => {
         throw new Error(`${e.message}: ${JSON.stringify([...latest()])}\n${lines.join("\n")}`);
       });
       for (const [name, c] of r) {
@@ -152,7 +167,9 @@ describe("a Pi killed with kill -9 and started again", () => {
       master.reports.length = 0;
       pi = await startDemo({ SQI_FLOW: flow });
       const back = await waitFor("pi-1 reporting again with its loss", () => master.reports.find((r) => r.counters.first_seq !== undefined), 60_000, 50);
-      t.diagnostic(`last seq reported before the kill: ${lastBefore}; the new life's first seq ${back.counters.first_seq}; lost_while_away ${back.counters.lost_while_away}`);
+      t.diagnostic(
+        `last seq reported before the kill: ${lastBefore}; the new life's first seq ${back.counters.first_seq}; lost_while_away ${back.counters.lost_while_away}`,
+      );
       // Gone for about 3 s plus Node-RED's start: at 20 events/s, over 60 events.
       assert.equal(back.counters.lost_while_away, back.counters.first_seq! - 1 - lastBefore);
       assert.ok(back.counters.lost_while_away > 60, `lost_while_away ${back.counters.lost_while_away}`);

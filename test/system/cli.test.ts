@@ -24,7 +24,8 @@ function runWith(input: string | undefined, ...args: string[]) {
 
 describe("sqi-dc validate", () => {
   // Line 3 holds glyph 2 (its tick, 0, at column 82), line 4 the loop value (column 11).
-  const badText = '{\n  "container_id": "b",\n  "glyphs": [{ "tick": 1, "event": "a" }, { "tick": 2, "event": "b" }, { "tick": 0, "event": "c" }],\n  "loop": "no"\n}\n';
+  const badText =
+    '{\n  "container_id": "b",\n  "glyphs": [{ "tick": 1, "event": "a" }, { "tick": 2, "event": "b" }, { "tick": 0, "event": "c" }],\n  "loop": "no"\n}\n';
   const bad = path.join(dir, "bad.dc");
   fs.writeFileSync(bad, badText);
 
@@ -32,7 +33,10 @@ describe("sqi-dc validate", () => {
     const files = fs.readdirSync(bundledContainersDir).map((f) => path.join(bundledContainersDir, f));
     const r = run("validate", ...files);
     assert.equal(r.code, 0);
-    assert.deepEqual(r.out.trim().split("\n"), files.map((f) => `${f}: ok`));
+    assert.deepEqual(
+      r.out.trim().split("\n"),
+      files.map((f) => `${f}: ok`),
+    );
     assert.equal(r.err, "");
   });
 
@@ -44,9 +48,15 @@ describe("sqi-dc validate", () => {
     const missing = run("validate", path.join(dir, "missing-key.dc"));
     assert.equal(missing.code, 2, "an unreadable file is not an invalid one");
     fs.writeFileSync(path.join(dir, "no-id.dc"), '{\n  "glyphs": [{ "tick": 1, "event": "a" }]\n}');
-    assert.equal(run("validate", path.join(dir, "no-id.dc")).err, `${path.join(dir, "no-id.dc")}:1:1: is missing (it must be a non-empty string) (container_id)\n`);
+    assert.equal(
+      run("validate", path.join(dir, "no-id.dc")).err,
+      `${path.join(dir, "no-id.dc")}:1:1: is missing (it must be a non-empty string) (container_id)\n`,
+    );
     fs.writeFileSync(path.join(dir, "syntax.dc"), '{\n  "container_id": "s",\n  "glyphs": [,]\n}');
-    assert.match(run("validate", path.join(dir, "syntax.dc")).err, new RegExp(`^${path.join(dir, "syntax.dc").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:3:14: not valid JSON: .+\n$`));
+    assert.match(
+      run("validate", path.join(dir, "syntax.dc")).err,
+      new RegExp(`^${path.join(dir, "syntax.dc").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:3:14: not valid JSON: .+\n$`),
+    );
   });
 
   it("exits 2 with the reason on stderr for a file that cannot be read, even beside an invalid one", () => {
@@ -83,8 +93,14 @@ describe("sqi-dc validate", () => {
 
   it("usage problems exit 2 on stderr and point at --help; --help and --version answer on stdout", () => {
     const cases = [run("validate"), run("validate", "--frob", star), run("validate", "--format", "xml", star), run("frobnicate"), run()];
-    assert.deepEqual(cases.map((r) => r.code), [2, 2, 2, 2, 2]);
-    assert.ok(cases.every((r) => r.out === ""), "nothing on stdout");
+    assert.deepEqual(
+      cases.map((r) => r.code),
+      [2, 2, 2, 2, 2],
+    );
+    assert.ok(
+      cases.every((r) => r.out === ""),
+      "nothing on stdout",
+    );
     assert.match(cases[0]!.err, /^sqi-dc validate: needs at least one FILE \(or - for stdin\)\nTry 'sqi-dc validate --help'\.\n$/);
     assert.match(cases[1]!.err, /^sqi-dc validate: unknown option --frob\n/);
     assert.match(cases[2]!.err, /^sqi-dc validate: --format must be text or json, got "xml"\n/);
@@ -102,7 +118,11 @@ describe("sqi-dc validate", () => {
 });
 
 describe("sqi-dc play", () => {
-  const parse = (out: string) => out.trim().split("\n").map((l) => JSON.parse(l) as { at: number; tick: number; loop: number; event: string; payload: unknown });
+  const parse = (out: string) =>
+    out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { at: number; tick: number; loop: number; event: string; payload: unknown });
 
   it("--no-wait prints the timeline at once as JSON lines {at, tick, loop, event, payload}", () => {
     const t0 = Date.now();
@@ -151,12 +171,18 @@ describe("sqi-dc play", () => {
     const r = runWith(fs.readFileSync(star, "utf8"), "play", "--ticks=2", "--speed=1", "--no-wait", "-");
     assert.equal(r.code, 0, r.err);
     const lines = parse(r.out);
-    assert.deepEqual(lines.map((l) => l.event), ["proton_collision", "atom_spin_flip"]);
+    assert.deepEqual(
+      lines.map((l) => l.event),
+      ["proton_collision", "atom_spin_flip"],
+    );
     assert.equal(lines[1]!.at - lines[0]!.at, 500);
   });
 
   it("ends quietly when its reader closes the pipe early (| head -1)", async () => {
-    for (const wait of [["--no-wait", "--ticks=200000"], ["--ticks=100000", "--speed=1000"]]) {
+    for (const wait of [
+      ["--no-wait", "--ticks=200000"],
+      ["--ticks=100000", "--speed=1000"],
+    ]) {
       const child = spawn(process.execPath, [cli, "play", star, ...wait], { stdio: ["ignore", "pipe", "pipe"] });
       let stderr = "";
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -215,7 +241,13 @@ describe("sqi-dc audit", () => {
     assert.match(r.out, /VIOLATION: 2 off-times under 1 ms by more than the 0.5 ms allowance \(shortest 0.1 ms\)/);
     assert.match(r.out, /VIOLATION: 1 on-stretches over the maximum on-time of 25 ms \(longest 30.2 ms of 3 pulses\)/);
     const flow = path.join(auditDir, "flow.json");
-    fs.writeFileSync(flow, JSON.stringify([{ id: "s", type: "pulse-shaper", name: "coil", maxOn: 100, minOff: 0.05, maxRate: 10000, wires: [["p"], []] }, { id: "p", type: "rpi-gpio out", pin: "17", bcm: true }]));
+    fs.writeFileSync(
+      flow,
+      JSON.stringify([
+        { id: "s", type: "pulse-shaper", name: "coil", maxOn: 100, minOff: 0.05, maxRate: 10000, wires: [["p"], []] },
+        { id: "p", type: "rpi-gpio out", pin: "17", bcm: true },
+      ]),
+    );
     const j = run("audit", f, "--flow", flow, "--format", "json");
     assert.equal(j.code, 0, j.out);
     const report = JSON.parse(j.out) as { ok: boolean; pins: Array<{ pin: number; shapers: string; violations: string[] }>; notes: string[] };

@@ -28,7 +28,19 @@ describe("a master and two Pis on 127.0.0.1", () => {
     // The role master flow, with the listeners' reports written to a file for this test.
     const master = JSON.parse(fs.readFileSync(path.join(packageRoot, "flows", "master.json"), "utf8")) as Array<Record<string, unknown>>;
     master.find((n) => n.id === "m.broadcast")!.wires = [[], ["m.reports", "t.file"]];
-    master.push({ id: "t.file", z: "m.tab", type: "file", name: "", filename: reports, filenameType: "str", appendNewline: true, createDir: false, overwriteFile: "false", encoding: "none", wires: [] });
+    master.push({
+      id: "t.file",
+      z: "m.tab",
+      type: "file",
+      name: "",
+      filename: reports,
+      filenameType: "str",
+      appendNewline: true,
+      createDir: false,
+      overwriteFile: "false",
+      encoding: "none",
+      wires: [],
+    });
     const masterFlow = path.join(dir, "master-flow.json");
     fs.writeFileSync(masterFlow, JSON.stringify(master));
     const offsets = [1, 0]; // random() -> +150 ms for pi-1, -150 ms for pi-2
@@ -48,14 +60,31 @@ describe("a master and two Pis on 127.0.0.1", () => {
       return m;
     };
     try {
-      cluster = await startCluster({ pis: 2, jitterMs: 0, clockOffsetMs: 150, dir, basePort: await freePort(), busPort, token: "t0k3n", masterFlow, random: () => offsets.shift() ?? 0.5 });
-      assert.deepEqual(cluster.pis.map((p) => p.offsetMs), [150, -150]);
+      cluster = await startCluster({
+        pis: 2,
+        jitterMs: 0,
+        clockOffsetMs: 150,
+        dir,
+        basePort: await freePort(),
+        busPort,
+        token: "t0k3n",
+        masterFlow,
+        random: () => offsets.shift() ?? 0.5,
+      });
+      assert.deepEqual(
+        cluster.pis.map((p) => p.offsetMs),
+        [150, -150],
+      );
 
       // Reports arrive every 2 s; give the clock filter a few seconds of samples.
-      await waitFor("settled reports from both Pis", () => {
-        const r = latest();
-        return r.size === 2 && [...r.values()].every((x) => (x.counters.received ?? 0) > 10) ? r : undefined;
-      }, 30_000);
+      await waitFor(
+        "settled reports from both Pis",
+        () => {
+          const r = latest();
+          return r.size === 2 && [...r.values()].every((x) => (x.counters.received ?? 0) > 10) ? r : undefined;
+        },
+        30_000,
+      );
       // Steady state, after the start-up (three Node-REDs starting on two cores may make the
       // first events late, counted): over the next 4 s nothing is missing and nothing is late.
       const settled = latest();
@@ -66,7 +95,9 @@ describe("a master and two Pis on 127.0.0.1", () => {
         const was = settled.get(pi.name)!.counters;
         const delta = (k: string) => (rep.counters[k] ?? 0) - (was[k] ?? 0);
         const error = Math.abs(rep.offset_ms! + pi.offsetMs);
-        t.diagnostic(`${pi.name}: simulated offset ${pi.offsetMs} ms, estimated master-minus-Pi ${rep.offset_ms?.toFixed(3)} ms (error ${error.toFixed(3)} ms, best round trip ${rep.rtt_ms?.toFixed(3)} ms); ${JSON.stringify(rep.counters)}`);
+        t.diagnostic(
+          `${pi.name}: simulated offset ${pi.offsetMs} ms, estimated master-minus-Pi ${rep.offset_ms?.toFixed(3)} ms (error ${error.toFixed(3)} ms, best round trip ${rep.rtt_ms?.toFixed(3)} ms); ${JSON.stringify(rep.counters)}`,
+        );
         // The estimate can be wrong by at most half its best round trip (the delays either way
         // are not negative): that bound is what the filter promises, whatever the machine's load
         // (0.1-0.5 ms here, more on a loaded CI). And on 127.0.0.1 it stays well under 5 ms.
@@ -85,7 +116,9 @@ describe("a master and two Pis on 127.0.0.1", () => {
       const skews = a.map((x) => Math.min(...b.map((y) => Math.abs(y - x)))).filter((s) => s < 100);
       assert.ok(skews.length >= 5, `matched ${skews.length} LED flashes`);
       skews.sort((x, y) => x - y);
-      t.diagnostic(`LED rising-edge skew between the Pis: median ${skews[skews.length >> 1]!.toFixed(3)} ms, max ${skews[skews.length - 1]!.toFixed(3)} ms over ${skews.length}`);
+      t.diagnostic(
+        `LED rising-edge skew between the Pis: median ${skews[skews.length >> 1]!.toFixed(3)} ms, max ${skews[skews.length - 1]!.toFixed(3)} ms over ${skews.length}`,
+      );
       assert.ok(skews[skews.length >> 1]! < 5, "the Pis fire together");
 
       // A seed-style client: no hello, token in the query; and one without a token.
@@ -94,7 +127,10 @@ describe("a master and two Pis on 127.0.0.1", () => {
       plain.on("message", (d) => frames.push(JSON.parse(d.toString())));
       await waitFor("plain frames", () => frames.length >= 3, 10_000);
       plain.terminate();
-      assert.ok(frames.every((f) => typeof f.event === "string" && typeof f.payload === "object" && f.type === undefined), JSON.stringify(frames[0]));
+      assert.ok(
+        frames.every((f) => typeof f.event === "string" && typeof f.payload === "object" && f.type === undefined),
+        JSON.stringify(frames[0]),
+      );
       const refused = await new Promise<number>((resolve) => {
         const ws = new WebSocket(`ws://127.0.0.1:${busPort}/`);
         ws.on("unexpected-response", (_q, res) => resolve(res.statusCode ?? 0));
@@ -108,13 +144,23 @@ describe("a master and two Pis on 127.0.0.1", () => {
       const before = latest();
       await cluster.restartMaster({ kill9: true });
       fs.writeFileSync(reports, "");
-      const back = await waitFor("both Pis back, with a reconnect and the restart counted, firing again", () => {
-        const now = latest();
-        return now.size === 2 &&
-          [...now.values()].every((x) => x.counters.reconnects! >= 1 && x.counters.restarts! >= 1 && x.counters.received! > before.get(x.name)!.counters.received! + 8 && x.counters.fired_pulses! > before.get(x.name)!.counters.fired_pulses!)
-          ? now
-          : undefined;
-      }, 40_000);
+      const back = await waitFor(
+        "both Pis back, with a reconnect and the restart counted, firing again",
+        () => {
+          const now = latest();
+          return now.size === 2 &&
+            [...now.values()].every(
+              (x) =>
+                x.counters.reconnects! >= 1 &&
+                x.counters.restarts! >= 1 &&
+                x.counters.received! > before.get(x.name)!.counters.received! + 8 &&
+                x.counters.fired_pulses! > before.get(x.name)!.counters.fired_pulses!,
+            )
+            ? now
+            : undefined;
+        },
+        40_000,
+      );
       for (const [name, r] of back) {
         t.diagnostic(`${name} after the master's kill -9 and restart: ${JSON.stringify(r.counters)}`);
         assert.equal(r.counters.restarts, 1, `${name}: the restart counted once`);

@@ -17,12 +17,24 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       try {
         assert.match(demo.output(), /simulated GPIO \(no RPi\.GPIO here\): pin changes are logged to /);
 
-        const nodes = (await (await fetch(`http://127.0.0.1:${port}/nodes`, { headers: { Accept: "application/json" } })).json()) as Array<{ module: string; types: string[] }>;
+        const nodes = (await (await fetch(`http://127.0.0.1:${port}/nodes`, { headers: { Accept: "application/json" } })).json()) as Array<{
+          module: string;
+          types: string[];
+        }>;
         const ours = nodes.filter((n) => n.module === "@sqi/node-red-pulse") as Array<{ types: string[]; err?: string }>;
-        assert.deepEqual(ours.flatMap((n) => n.types).sort(), ["dc-container", "event-filter", "pulse-shaper", "sqi-bus", "sqi-event-bus"], "every node of the package is in the palette");
+        assert.deepEqual(
+          ours.flatMap((n) => n.types).sort(),
+          ["dc-container", "event-filter", "pulse-shaper", "sqi-bus", "sqi-event-bus"],
+          "every node of the package is in the palette",
+        );
         for (const n of ours) assert.equal(n.err, undefined, `${n.types}: loaded without error`);
-        assert.ok(nodes.some((n) => n.types.includes("rpi-gpio out")), "rpi-gpio out is in the palette");
-        const flows = (await (await fetch(`http://127.0.0.1:${port}/flows`, { headers: { "Node-RED-API-Version": "v1" } })).json()) as Array<Record<string, unknown>>;
+        assert.ok(
+          nodes.some((n) => n.types.includes("rpi-gpio out")),
+          "rpi-gpio out is in the palette",
+        );
+        const flows = (await (await fetch(`http://127.0.0.1:${port}/flows`, { headers: { "Node-RED-API-Version": "v1" } })).json()) as Array<
+          Record<string, unknown>
+        >;
         const outs = flows.filter((n) => n.type === "rpi-gpio out");
         assert.ok(outs.length >= 2);
         for (const o of outs) assert.deepEqual([o.set, o.level], [true, "0"], `${o.name}: Initialise pin state, low`);
@@ -41,9 +53,14 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
         const coil = widths(recs, 18);
         const led = widths(recs, 17).sort((a, b) => a - b);
         const ledMedian = led[Math.floor(led.length / 2)]!;
-        t.diagnostic(`coil pin: ${coil.length} pulses, widest ${Math.max(...coil).toFixed(2)} ms; LED pin: ${led.length} flashes, median ${ledMedian.toFixed(3)} ms (50 ms set)`);
+        t.diagnostic(
+          `coil pin: ${coil.length} pulses, widest ${Math.max(...coil).toFixed(2)} ms; LED pin: ${led.length} flashes, median ${ledMedian.toFixed(3)} ms (50 ms set)`,
+        );
         assert.ok(Math.abs(ledMedian - 50) < 2, `LED flashes are 50 ms wide at the pin, median ${ledMedian}`);
-        assert.ok(coil.some((w) => Math.abs(w - 5) < 1), "the proton_collision pulses are 5 ms wide at the pin");
+        assert.ok(
+          coil.some((w) => Math.abs(w - 5) < 1),
+          "the proton_collision pulses are 5 ms wide at the pin",
+        );
         assert.ok(Math.max(...coil) <= 100 + 3, "no coil pulse is longer than the 100 ms maximum on-time");
         for (const pin of [17, 18]) {
           const driven = recs.filter((x) => x.pin === pin && x.event === undefined).map((x) => x.value);
@@ -88,8 +105,43 @@ describe("redeploy in the middle of a pulse, in a real Node-RED", () => {
       { id: "t", type: "tab", label: "redeploy" },
       // rpi-gpio out first: Node-RED closes it before the shaper, the hard case for the fail-safe.
       { id: "pin", z: "t", type: "rpi-gpio out", name: "", pin: "24", set: true, level: "0", freq: "", out: "out", bcm: true, x: 500, y: 100, wires: [] },
-      { id: "go", z: "t", type: "inject", name: "", props: [{ p: "topic", vt: "str" }], repeat: "1", crontab: "", once: true, onceDelay: "0.5", topic: "proton_collision", x: 100, y: 100, wires: [["ps"]] },
-      { id: "ps", z: "t", type: "pulse-shaper", name: "", width: 90, output: "digital", unknown: "pulse", late: "fire", rows: [], maxOn: 100, maxDuty: 50, dutyWindow: 1000, minOff: 1, maxRate: 500, volts: "", ohms: "", measureEvery: 0, x: 300, y: 100, wires: [["pin"], []] },
+      {
+        id: "go",
+        z: "t",
+        type: "inject",
+        name: "",
+        props: [{ p: "topic", vt: "str" }],
+        repeat: "1",
+        crontab: "",
+        once: true,
+        onceDelay: "0.5",
+        topic: "proton_collision",
+        x: 100,
+        y: 100,
+        wires: [["ps"]],
+      },
+      {
+        id: "ps",
+        z: "t",
+        type: "pulse-shaper",
+        name: "",
+        width: 90,
+        output: "digital",
+        unknown: "pulse",
+        late: "fire",
+        rows: [],
+        maxOn: 100,
+        maxDuty: 50,
+        dutyWindow: 1000,
+        minOff: 1,
+        maxRate: 500,
+        volts: "",
+        ohms: "",
+        measureEvery: 0,
+        x: 300,
+        y: 100,
+        wires: [["pin"], []],
+      },
     ];
     const demo = await startDemo({}, (userDir) => {
       const flowFile = path.join(userDir, "source-flow.json");

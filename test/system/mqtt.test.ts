@@ -88,7 +88,10 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
     for (let i = 1; i <= 2000; i++) m.send({ event: i % 2 ? "proton_collision" : "atom_spin_flip", payload: { i }, seq: i, at: Date.now() + 100 });
     await waitFor("2000 events at both", () => a.got.length >= 2000 && b.got.length >= 2000);
     for (const x of [a, b]) {
-      assert.deepEqual(x.got.map((e) => e.seq), Array.from({ length: 2000 }, (_, i) => i + 1));
+      assert.deepEqual(
+        x.got.map((e) => e.seq),
+        Array.from({ length: 2000 }, (_, i) => i + 1),
+      );
       assert.ok(x.l.counters.frames < 100, `batched: ${x.l.counters.frames} frames for 2000 events`);
     }
     assert.deepEqual(m.clients.map((c) => c.name).sort(), ["pi-a", "pi-b"]);
@@ -154,10 +157,15 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       });
       events.length = 0;
       const at = Date.now() + 300;
-      for (let i = 0; i < 50; i++) helper.getNode("master").receive({ topic: "proton_collision", payload: { i }, sqi: { container: "c", tick: 1, loop: i, at } });
+      for (let i = 0; i < 50; i++)
+        helper.getNode("master").receive({ topic: "proton_collision", payload: { i }, sqi: { container: "c", tick: 1, loop: i, at } });
       await waitFor("50 events", () => events.length >= 50);
       const seqs = events.map((e) => e.sqi.seq);
-      assert.deepEqual(seqs, seqs.map((_, i) => seqs[0]! + i), "consecutive seq");
+      assert.deepEqual(
+        seqs,
+        seqs.map((_, i) => seqs[0]! + i),
+        "consecutive seq",
+      );
       assert.ok(Math.abs(events[0]!.sqi.at! - at) < 3, `same clock: at ${events[0]!.sqi.at} for ${at}`);
       assert.match(lastStatus(status), /^127\.0\.0\.1:\d+ · 1 listener/);
     } finally {
@@ -174,7 +182,17 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       [
         { id: "f", type: "tab" },
         busNode("dup", port, 1),
-        { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-d", late: "fire", statsEvery: 0, wires: [["events"], ["stats"]] },
+        {
+          id: "pi",
+          z: "f",
+          type: "sqi-event-bus",
+          role: "listen",
+          bus: "bus",
+          listenerName: "pi-d",
+          late: "fire",
+          statsEvery: 0,
+          wires: [["events"], ["stats"]],
+        },
         { id: "events", z: "f", type: "helper" },
         { id: "stats", z: "f", type: "helper" },
       ],
@@ -199,7 +217,10 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       await send(3);
       await waitFor("seq 3", () => events.some((e) => e.sqi.seq === 3));
       await new Promise((res) => setTimeout(res, 200));
-      assert.deepEqual(events.slice(first).map((e) => e.sqi.seq), [2, 3]);
+      assert.deepEqual(
+        events.slice(first).map((e) => e.sqi.seq),
+        [2, 3],
+      );
       helper.getNode("pi").receive({ stats: true });
       await waitFor("stats", () => stats.length > 0);
       assert.ok(stats[0]!.payload.counters.duplicates! >= 1, `duplicates ${stats[0]!.payload.counters.duplicates}`);
@@ -236,7 +257,10 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       assert.equal(m.counters.broker_reconnects, 1);
       assert.equal(a.l.counters.reconnects, 1);
       // every event arrived before it was due: nothing queued during the outage came late in a burst
-      assert.deepEqual(a.arrivedLate.map((e) => e.seq), []);
+      assert.deepEqual(
+        a.arrivedLate.map((e) => e.seq),
+        [],
+      );
     } finally {
       await broker.stop();
       killAll(broker.pid);
@@ -252,7 +276,17 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
         [
           { id: "f", type: "tab" },
           { id: "bus", type: "sqi-bus", transport: "mqtt", broker: broker.url, qos: 1, keepalive: 5, topicPrefix: "sqi/missed", maxFrame: 1048576 },
-          { id: "pi", z: "f", type: "sqi-event-bus", role: "listen", bus: "bus", listenerName: "pi-m", late: "fire", statsEvery: 0, wires: [["events"], ["stats"]] },
+          {
+            id: "pi",
+            z: "f",
+            type: "sqi-event-bus",
+            role: "listen",
+            bus: "bus",
+            listenerName: "pi-m",
+            late: "fire",
+            statsEvery: 0,
+            wires: [["events"], ["stats"]],
+          },
           { id: "events", z: "f", type: "helper" },
           { id: "stats", z: "f", type: "helper" },
         ],
@@ -263,11 +297,15 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       helper.getNode("stats").on("input", (x: (typeof stats)[number]) => stats.push(x));
       let seq = 0;
       const probe = async (what: string) =>
-        waitFor(what, async () => {
-          m.send({ event: "probe", payload: {}, seq: ++seq, at: realClock.now() + 100 });
-          await new Promise((r) => setTimeout(r, 150));
-          return events.some((e) => e.topic === "probe");
-        }, 20_000);
+        waitFor(
+          what,
+          async () => {
+            m.send({ event: "probe", payload: {}, seq: ++seq, at: realClock.now() + 100 });
+            await new Promise((r) => setTimeout(r, 150));
+            return events.some((e) => e.topic === "probe");
+          },
+          20_000,
+        );
       await probe("the listener is synced");
       await broker.stop();
       const away = realClock.now();
@@ -296,7 +334,27 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
     fs.mkdirSync(tdir, { recursive: true });
     const key = path.join(tdir, "key.pem");
     const cert = path.join(tdir, "cert.pem");
-    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+      ],
+      { stdio: "ignore" },
+    );
     const broker = await startBroker({ dir: tdir, port: await freePort(), tls: { cert, key } });
     try {
       assert.match(broker.url, /^mqtts:/);
@@ -321,11 +379,22 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
     const readme = fs.readFileSync(path.join(packageRoot, "README.md"), "utf8");
     const acl = /A broker-side ACL[\s\S]*?```\n([\s\S]*?)```/.exec(readme)?.[1];
     assert.ok(acl?.includes("pattern write sqi/pulse/report/%u"), "the README shows the ACL");
-    const broker = await startBroker({ dir: path.join(dir, "acl"), port: await freePort(), users: { master: "m-pass", "pi-1": "p1-pass", "pi-2": "p2-pass" }, acl });
+    const broker = await startBroker({
+      dir: path.join(dir, "acl"),
+      port: await freePort(),
+      users: { master: "m-pass", "pi-1": "p1-pass", "pi-2": "p2-pass" },
+      acl,
+    });
     const as = (username: string, password: string) => ({ prefix: "sqi/pulse", username, password });
     try {
       const reports: Array<{ name: string; counters: Record<string, number> }> = [];
-      const m = new MqttMaster({ clock: realClock, settings: settings(broker, as("master", "m-pass")), name: "master", maxBackoffMs: 300, onReport: (r) => reports.push(r) });
+      const m = new MqttMaster({
+        clock: realClock,
+        settings: settings(broker, as("master", "m-pass")),
+        name: "master",
+        maxBackoffMs: 300,
+        onReport: (r) => reports.push(r),
+      });
       void m.listen();
       stops.push(() => m.close());
       const pi = listener(broker, "pi-1", as("pi-1", "p1-pass"));
@@ -337,15 +406,24 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       const rogueSaw: string[] = [];
       rogue.on("message", (_topic, payload) => rogueSaw.push(payload.toString()));
       await new Promise<void>((res, rej) => rogue.once("connect", () => rogue.subscribe("sqi/pulse/events", { qos: 1 }, (e) => (e ? rej(e) : res()))));
-      const publish = (topic: string, body: unknown) => new Promise<void>((res, rej) => rogue.publish(topic, JSON.stringify(body), { qos: 1 }, (e) => (e ? rej(e) : res())));
+      const publish = (topic: string, body: unknown) =>
+        new Promise<void>((res, rej) => rogue.publish(topic, JSON.stringify(body), { qos: 1 }, (e) => (e ? rej(e) : res())));
       await publish("sqi/pulse/events", { event: "forged", payload: {}, seq: 999_999, at: realClock.now() + 100 });
       await publish("sqi/pulse/report/pi-1", { type: "report", name: "pi-1", counters: { forged: 1 } });
       // the control: its own report topic is allowed, and arrives after the denied ones would have
       await publish("sqi/pulse/report/pi-2", { type: "report", name: "pi-2", counters: { received: 0 } });
       await waitFor("the master gets pi-2's report on pi-2's own topic", () => reports.some((r) => r.name === "pi-2"), 10_000);
       m.send({ event: "real", payload: {}, seq: 1, at: realClock.now() + 100 });
-      await waitFor("the master's event at pi-1 and at the rogue", () => pi.got.some((e) => e.event === "real") && rogueSaw.some((t) => t.includes('"real"')), 10_000);
-      assert.deepEqual(pi.got.map((e) => e.event), ["real"], "pi-1 got the master's event and not the forged one");
+      await waitFor(
+        "the master's event at pi-1 and at the rogue",
+        () => pi.got.some((e) => e.event === "real") && rogueSaw.some((t) => t.includes('"real"')),
+        10_000,
+      );
+      assert.deepEqual(
+        pi.got.map((e) => e.event),
+        ["real"],
+        "pi-1 got the master's event and not the forged one",
+      );
       assert.ok(!rogueSaw.some((t) => t.includes("forged")), "the broker dropped the forged event: not even its sender got it back");
       assert.ok(!reports.some((r) => r.counters.forged), "the report forged under pi-1's name never reached the master");
     } finally {
@@ -357,7 +435,15 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
 
   it("npm run master and npm run pi with SQI_TRANSPORT=mqtt: the role flows through a Mosquitto, two Pis firing together", async (t) => {
     const cdir = path.join(dir, "cluster");
-    const cluster = await startCluster({ pis: 2, jitterMs: 0, clockOffsetMs: 100, dir: cdir, basePort: await freePort(), busPort: await freePort(), mqtt: true });
+    const cluster = await startCluster({
+      pis: 2,
+      jitterMs: 0,
+      clockOffsetMs: 100,
+      dir: cdir,
+      basePort: await freePort(),
+      busPort: await freePort(),
+      mqtt: true,
+    });
     try {
       const rises = (file: string) =>
         parsePinLog(fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "")

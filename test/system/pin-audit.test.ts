@@ -47,7 +47,10 @@ function assertAtPin(run: PinRun, pinsWanted: readonly number[], minEdges = 100,
     assert.ok(sent && seen && stalls, `${what} was audited\n${run.text}`);
     // Enough edges that the 1 % allowance means something, so an idle pin cannot pass.
     assert.ok(seen.edges >= minEdges, `${what}: ${seen.edges} edges at the pin, expected at least ${minEdges}\n${run.text}`);
-    assert.ok(stalls.node <= Math.max(2, stalls.edges * maxNodeStalls), `${what}: Node-RED handed edges on late rarely (${stalls.node} of ${stalls.edges} edges)\n${run.text}`);
+    assert.ok(
+      stalls.node <= Math.max(2, stalls.edges * maxNodeStalls),
+      `${what}: Node-RED handed edges on late rarely (${stalls.node} of ${stalls.edges} edges)\n${run.text}`,
+    );
     assert.ok(violationCount(sent) <= 2 * stalls.node, `${what}: handed to rpi-gpio out within every limit, but where Node-RED stalled\n${run.text}`);
     assert.ok(violationCount(seen) <= 2 * (stalls.node + stalls.helper), `${what}: at the pin within the allowance, but where a process stalled\n${run.text}`);
   }
@@ -74,7 +77,11 @@ const GROUPS = [
 ];
 
 function groupFlow(pins: number[]) {
-  const keys = new Set(shapesFlow().filter((n) => n.type === "rpi-gpio out" && pins.includes(Number(n.pin))).map((n) => String(n.id).split(".")[0]));
+  const keys = new Set(
+    shapesFlow()
+      .filter((n) => n.type === "rpi-gpio out" && pins.includes(Number(n.pin)))
+      .map((n) => String(n.id).split(".")[0]),
+  );
   return shapesFlow().filter((n) => n.type === "tab" || keys.has(String(n.id).split(".")[0]));
 }
 
@@ -142,17 +149,23 @@ describe("the demo and every bundled example that drives a pin, audited at the p
     assertFlowAtPin(run, flow);
   });
 
-  it("examples 05 (MQTT master and Pi listener) in one Node-RED, through a Mosquitto started here", { skip: mosquittoPath() ? false : "mosquitto is not installed" }, async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-pins-mqtt-"));
-    const broker = await startBroker({ dir, port: await freePort() });
-    try {
-      const flow = [...example("05 - MQTT master.json"), ...example("05 - MQTT Pi listener.json")].map((n) => (n.type === "sqi-bus" ? { ...n, broker: broker.url } : n));
-      const run = await runAndAudit(flow, EXAMPLE_SECONDS);
-      t.diagnostic(run.text);
-      assertFlowAtPin(run, flow);
-    } finally {
-      await broker.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it(
+    "examples 05 (MQTT master and Pi listener) in one Node-RED, through a Mosquitto started here",
+    { skip: mosquittoPath() ? false : "mosquitto is not installed" },
+    async (t) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-pins-mqtt-"));
+      const broker = await startBroker({ dir, port: await freePort() });
+      try {
+        const flow = [...example("05 - MQTT master.json"), ...example("05 - MQTT Pi listener.json")].map((n) =>
+          n.type === "sqi-bus" ? { ...n, broker: broker.url } : n,
+        );
+        const run = await runAndAudit(flow, EXAMPLE_SECONDS);
+        t.diagnostic(run.text);
+        assertFlowAtPin(run, flow);
+      } finally {
+        await broker.stop();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -23,103 +23,168 @@ interface Packed {
   files: Array<{ path: string }>;
 }
 
-describe("the packed tarball, installed into a fresh Node-RED user directory", { skip: process.env.SQI_NODE_RED_DIR ? "runs in the main suite, where it starts Node-RED 4.1 and 5.0 itself" : false }, () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-tarball-"));
-  const userDir = path.join(dir, "user");
-  let packed: Packed;
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+describe(
+  "the packed tarball, installed into a fresh Node-RED user directory",
+  { skip: process.env.SQI_NODE_RED_DIR ? "runs in the main suite, where it starts Node-RED 4.1 and 5.0 itself" : false },
+  () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-tarball-"));
+    const userDir = path.join(dir, "user");
+    let packed: Packed;
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  before(() => {
-    // dist/ is built by npm test; prepare would only build it again.
-    const r = spawnSync("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", dir], { cwd: packageRoot, encoding: "utf8", timeout: 120_000 });
-    assert.equal(r.status, 0, r.stderr);
-    packed = (JSON.parse(r.stdout) as Packed[])[0]!;
-  });
-
-  it("holds what a Node-RED install needs and no tests, benchmarks, screenshots or dev scripts", (t) => {
-    const files = packed.files.map((f) => f.path);
-    t.diagnostic(`${packed.filename}: ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked, ${files.length} files`);
-    process.stdout.write(`tarball ${packed.filename}: ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked, ${files.length} files\n`);
-    const unwanted = files.filter((f) => /^(test|bench|dist\/test|dist\/bench|dist\/scripts|scripts|sim|test-artifacts)\//.test(f) || /\.(png|jpe?g|ts)$/.test(f.replace(/\.d\.ts$/, "")));
-    assert.deepEqual(unwanted, []);
-    for (const f of ["package.json", "LICENSE", "CHANGELOG.md", "README.md", "dist/nodes/pulse-shaper.js", "dist/nodes/pulse-shaper.html", "dist/bin/sqi-dc.js", "schemas/dc-container.schema.json", `examples/${EXAMPLE}.json`, "containers/synthetic_star_core.dc"]) {
-      assert.ok(files.includes(f), `${f} is in the tarball`);
-    }
-    assert.ok(!files.some((f) => f.startsWith("examples/containers/")), "no folder under examples/ that Import > Examples would list empty");
-  });
-
-  it("installs with npm into a fresh user directory, as the README says", () => {
-    fs.mkdirSync(userDir, { recursive: true });
-    fs.writeFileSync(path.join(userDir, "package.json"), `${JSON.stringify({ name: "node-red-project", description: "A Node-RED Project", version: "0.0.1", private: true })}\n`);
-    const r = spawnSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", path.join(dir, packed.filename)], { cwd: userDir, encoding: "utf8", timeout: 300_000 });
-    assert.equal(r.status, 0, r.stderr);
-    const installed = JSON.parse(fs.readFileSync(path.join(userDir, "node_modules", MODULE, "package.json"), "utf8")) as { version: string };
-    assert.equal(installed.version, (JSON.parse(fs.readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string }).version);
-    for (const dep of ["ws", "ajv", "mqtt"]) assert.ok(fs.existsSync(path.join(userDir, "node_modules", dep, "package.json")), `${dep} installed`);
-  });
-
-  for (const target of [
-    { label: "Node-RED 4.1 on Node 20", node: () => process.execPath, redRoot: () => packageRoot, major: 4 },
-    { label: "Node-RED 5.0 on Node 24", node: () => nodeBinary("node24"), redRoot: () => ensure("node-red-5.0"), major: 5 },
-  ]) {
-    it(`${target.label}: loads the package, lists example 01 (and no empty folder), deploys it and pulses reach the pin`, async (t) => {
-      assert.ok(fs.existsSync(path.join(userDir, "node_modules", MODULE)), "installed by the test before");
-      const redJs = require.resolve("node-red/red.js", { paths: [target.redRoot()] });
-      const port = await freePort();
-      const pinLog = path.join(dir, `pins-${target.major}.jsonl`);
-      fs.writeFileSync(pinLog, "");
-      fs.rmSync(path.join(userDir, "flows.json"), { force: true });
-      const settings = path.join(userDir, "settings.js");
-      const config = { uiPort: port, uiHost: "127.0.0.1", flowFile: "flows.json", logging: { console: { level: "info", metrics: false, audit: false } }, telemetry: { enabled: false, updateNotification: false }, diagnostics: { enabled: false, ui: false }, editorTheme: { projects: { enabled: false }, tours: false } };
-      fs.writeFileSync(settings, `module.exports = ${JSON.stringify(config, null, 2)};\n`);
-      const child = spawn(target.node(), [redJs, "--userDir", userDir, "--settings", settings], { env: gpioEnv(pinLog).env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-      let log = "";
-      child.stdout.on("data", (d) => (log += d));
-      child.stderr.on("data", (d) => (log += d));
-      const base = `http://127.0.0.1:${port}`;
-      let pins: number[] = [];
-      const api = async (p: string, init?: RequestInit): Promise<Response> => fetch(`${base}${p}`, { ...init, signal: AbortSignal.timeout(10_000) });
-      try {
-        await waitFor("the editor", async () => (await api("/settings").catch(() => undefined))?.ok, 90_000, 250);
-        const version = ((await (await api("/settings")).json()) as { version: string }).version;
-        t.diagnostic(`${target.label}: Node-RED ${version}`);
-        assert.equal(Number(version.split(".")[0]), target.major);
-
-        // The palette: every node of the package, from the user directory, loaded without error.
-        const nodeSets = (await (await api("/nodes", { headers: { accept: "application/json" } })).json()) as Array<{ module: string; version: string; enabled: boolean; err?: string; types: string[] }>;
-        const ours = nodeSets.filter((s) => s.module === MODULE);
-        assert.deepEqual(ours.flatMap((s) => s.types).sort(), ["dc-container", "event-filter", "pulse-shaper", "sqi-bus", "sqi-event-bus"]);
-        assert.deepEqual(ours.filter((s) => !s.enabled || s.err).map((s) => `${s.types.join(",")}: ${s.err ?? "disabled"}`), [], "every node set enabled, none with an error");
-
-        // Import > Examples: the package's folder lists the example flows and no other folder.
-        const listing = (await (await api(`/library/examples/flows/${MODULE}`)).json()) as Array<string | { fn: string }>;
-        const names = listing.map((e) => (typeof e === "string" ? `${e}/` : e.fn));
-        assert.ok(names.includes(EXAMPLE), `example 01 listed: ${names.join(", ")}`);
-        assert.deepEqual(names.filter((n) => n.endsWith("/")), [], "no folder in the examples menu");
-        const example = (await (await api(`/library/examples/flows/${MODULE}/${encodeURIComponent(EXAMPLE)}`)).json()) as Array<{ type: string; pin?: string }>;
-        pins = example.filter((n) => n.type === "rpi-gpio out").map((n) => Number(n.pin));
-        assert.ok(pins.length > 0, "example 01 drives rpi-gpio out pins");
-
-        const deploy = await api("/flows", { method: "POST", headers: { "content-type": "application/json", "Node-RED-Deployment-Type": "full" }, body: JSON.stringify(example) });
-        assert.equal(deploy.status, 204, await deploy.text());
-        await waitFor("pulses on every pin of example 01", () => pins.every((p) => risesIn(pinLog, p).length >= 3), 30_000, 200);
-        t.diagnostic(`${target.label}: rises ${pins.map((p) => `pin ${p}: ${risesIn(pinLog, p).length}`).join(", ")}`);
-        assert.doesNotMatch(log, /\[error\]/, "no error in Node-RED's log");
-      } finally {
-        if (child.exitCode === null && child.signalCode === null) {
-          try {
-            process.kill(-child.pid!, "SIGTERM");
-          } catch {
-            /* gone */
-          }
-          await exited(child, 15_000).catch(() => killAll(child.pid));
-        }
-        killAll(child.pid);
-      }
-      // Stopped mid-run (SIGTERM): no pin is left high.
-      const records = parsePinLog(fs.readFileSync(pinLog, "utf8"));
-      const lastLevel = (pin: number) => records.filter((r) => r.pin === pin && r.value !== null).at(-1)?.value;
-      assert.deepEqual(pins.map(lastLevel), pins.map(() => 0), "every pin low after Node-RED stopped");
+    before(() => {
+      // dist/ is built by npm test; prepare would only build it again.
+      const r = spawnSync("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", dir], { cwd: packageRoot, encoding: "utf8", timeout: 120_000 });
+      assert.equal(r.status, 0, r.stderr);
+      packed = (JSON.parse(r.stdout) as Packed[])[0]!;
     });
-  }
-});
+
+    it("holds what a Node-RED install needs and no tests, benchmarks, screenshots or dev scripts", (t) => {
+      const files = packed.files.map((f) => f.path);
+      t.diagnostic(
+        `${packed.filename}: ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked, ${files.length} files`,
+      );
+      process.stdout.write(
+        `tarball ${packed.filename}: ${(packed.size / 1024).toFixed(1)} KiB packed, ${(packed.unpackedSize / 1024).toFixed(1)} KiB unpacked, ${files.length} files\n`,
+      );
+      const unwanted = files.filter(
+        (f) => /^(test|bench|dist\/test|dist\/bench|dist\/scripts|scripts|sim|test-artifacts)\//.test(f) || /\.(png|jpe?g|ts)$/.test(f.replace(/\.d\.ts$/, "")),
+      );
+      assert.deepEqual(unwanted, []);
+      for (const f of [
+        "package.json",
+        "LICENSE",
+        "CHANGELOG.md",
+        "README.md",
+        "dist/nodes/pulse-shaper.js",
+        "dist/nodes/pulse-shaper.html",
+        "dist/bin/sqi-dc.js",
+        "schemas/dc-container.schema.json",
+        `examples/${EXAMPLE}.json`,
+        "containers/synthetic_star_core.dc",
+      ]) {
+        assert.ok(files.includes(f), `${f} is in the tarball`);
+      }
+      assert.ok(!files.some((f) => f.startsWith("examples/containers/")), "no folder under examples/ that Import > Examples would list empty");
+    });
+
+    it("installs with npm into a fresh user directory, as the README says", () => {
+      fs.mkdirSync(userDir, { recursive: true });
+      fs.writeFileSync(
+        path.join(userDir, "package.json"),
+        `${JSON.stringify({ name: "node-red-project", description: "A Node-RED Project", version: "0.0.1", private: true })}\n`,
+      );
+      const r = spawnSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", path.join(dir, packed.filename)], {
+        cwd: userDir,
+        encoding: "utf8",
+        timeout: 300_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const installed = JSON.parse(fs.readFileSync(path.join(userDir, "node_modules", MODULE, "package.json"), "utf8")) as { version: string };
+      assert.equal(installed.version, (JSON.parse(fs.readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string }).version);
+      for (const dep of ["ws", "ajv", "mqtt"]) assert.ok(fs.existsSync(path.join(userDir, "node_modules", dep, "package.json")), `${dep} installed`);
+    });
+
+    for (const target of [
+      { label: "Node-RED 4.1 on Node 20", node: () => process.execPath, redRoot: () => packageRoot, major: 4 },
+      { label: "Node-RED 5.0 on Node 24", node: () => nodeBinary("node24"), redRoot: () => ensure("node-red-5.0"), major: 5 },
+    ]) {
+      it(`${target.label}: loads the package, lists example 01 (and no empty folder), deploys it and pulses reach the pin`, async (t) => {
+        assert.ok(fs.existsSync(path.join(userDir, "node_modules", MODULE)), "installed by the test before");
+        const redJs = require.resolve("node-red/red.js", { paths: [target.redRoot()] });
+        const port = await freePort();
+        const pinLog = path.join(dir, `pins-${target.major}.jsonl`);
+        fs.writeFileSync(pinLog, "");
+        fs.rmSync(path.join(userDir, "flows.json"), { force: true });
+        const settings = path.join(userDir, "settings.js");
+        const config = {
+          uiPort: port,
+          uiHost: "127.0.0.1",
+          flowFile: "flows.json",
+          logging: { console: { level: "info", metrics: false, audit: false } },
+          telemetry: { enabled: false, updateNotification: false },
+          diagnostics: { enabled: false, ui: false },
+          editorTheme: { projects: { enabled: false }, tours: false },
+        };
+        fs.writeFileSync(settings, `module.exports = ${JSON.stringify(config, null, 2)};\n`);
+        const child = spawn(target.node(), [redJs, "--userDir", userDir, "--settings", settings], {
+          env: gpioEnv(pinLog).env,
+          stdio: ["ignore", "pipe", "pipe"],
+          detached: true,
+        });
+        let log = "";
+        child.stdout.on("data", (d) => (log += d));
+        child.stderr.on("data", (d) => (log += d));
+        const base = `http://127.0.0.1:${port}`;
+        let pins: number[] = [];
+        const api = async (p: string, init?: RequestInit): Promise<Response> => fetch(`${base}${p}`, { ...init, signal: AbortSignal.timeout(10_000) });
+        try {
+          await waitFor("the editor", async () => (await api("/settings").catch(() => undefined))?.ok, 90_000, 250);
+          const version = ((await (await api("/settings")).json()) as { version: string }).version;
+          t.diagnostic(`${target.label}: Node-RED ${version}`);
+          assert.equal(Number(version.split(".")[0]), target.major);
+
+          // The palette: every node of the package, from the user directory, loaded without error.
+          const nodeSets = (await (await api("/nodes", { headers: { accept: "application/json" } })).json()) as Array<{
+            module: string;
+            version: string;
+            enabled: boolean;
+            err?: string;
+            types: string[];
+          }>;
+          const ours = nodeSets.filter((s) => s.module === MODULE);
+          assert.deepEqual(ours.flatMap((s) => s.types).sort(), ["dc-container", "event-filter", "pulse-shaper", "sqi-bus", "sqi-event-bus"]);
+          assert.deepEqual(
+            ours.filter((s) => !s.enabled || s.err).map((s) => `${s.types.join(",")}: ${s.err ?? "disabled"}`),
+            [],
+            "every node set enabled, none with an error",
+          );
+
+          // Import > Examples: the package's folder lists the example flows and no other folder.
+          const listing = (await (await api(`/library/examples/flows/${MODULE}`)).json()) as Array<string | { fn: string }>;
+          const names = listing.map((e) => (typeof e === "string" ? `${e}/` : e.fn));
+          assert.ok(names.includes(EXAMPLE), `example 01 listed: ${names.join(", ")}`);
+          assert.deepEqual(
+            names.filter((n) => n.endsWith("/")),
+            [],
+            "no folder in the examples menu",
+          );
+          const example = (await (await api(`/library/examples/flows/${MODULE}/${encodeURIComponent(EXAMPLE)}`)).json()) as Array<{
+            type: string;
+            pin?: string;
+          }>;
+          pins = example.filter((n) => n.type === "rpi-gpio out").map((n) => Number(n.pin));
+          assert.ok(pins.length > 0, "example 01 drives rpi-gpio out pins");
+
+          const deploy = await api("/flows", {
+            method: "POST",
+            headers: { "content-type": "application/json", "Node-RED-Deployment-Type": "full" },
+            body: JSON.stringify(example),
+          });
+          assert.equal(deploy.status, 204, await deploy.text());
+          await waitFor("pulses on every pin of example 01", () => pins.every((p) => risesIn(pinLog, p).length >= 3), 30_000, 200);
+          t.diagnostic(`${target.label}: rises ${pins.map((p) => `pin ${p}: ${risesIn(pinLog, p).length}`).join(", ")}`);
+          assert.doesNotMatch(log, /\[error\]/, "no error in Node-RED's log");
+        } finally {
+          if (child.exitCode === null && child.signalCode === null) {
+            try {
+              process.kill(-child.pid!, "SIGTERM");
+            } catch {
+              /* gone */
+            }
+            await exited(child, 15_000).catch(() => killAll(child.pid));
+          }
+          killAll(child.pid);
+        }
+        // Stopped mid-run (SIGTERM): no pin is left high.
+        const records = parsePinLog(fs.readFileSync(pinLog, "utf8"));
+        const lastLevel = (pin: number) => records.filter((r) => r.pin === pin && r.value !== null).at(-1)?.value;
+        assert.deepEqual(
+          pins.map(lastLevel),
+          pins.map(() => 0),
+          "every pin low after Node-RED stopped",
+        );
+      });
+    }
+  },
+);

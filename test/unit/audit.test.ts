@@ -9,7 +9,10 @@ const ALLOWANCE = { jitterMs: 0.5, share: 0.01, onMs: 0 };
 
 /** "1@0 0@5 ..." -> pin records on pin 18, after an "out" setup at -100. */
 function log(edges: string): PinRecord[] {
-  return [{ t: -100, pin: 18, value: 0, event: "out" }, ...edges.split(" ").map((e) => ({ t: Number(e.split("@")[1]), pin: 18, value: Number(e.split("@")[0]) }))];
+  return [
+    { t: -100, pin: 18, value: 0, event: "out" },
+    ...edges.split(" ").map((e) => ({ t: Number(e.split("@")[1]), pin: 18, value: Number(e.split("@")[0]) })),
+  ];
 }
 
 /** n pulses of `on` ms every `period` ms from t0. */
@@ -42,7 +45,10 @@ describe("pin-log auditor", () => {
     const ok = train(100, 5, 20) + " " + "1@2000 0@2005 1@2006.6 0@2011.6"; // one gap of 1.6 ms against 2: within
     assert.deepEqual(auditPin(18, log(ok), L, ALLOWANCE).violations, []);
     const twice = train(50, 5, 20) + " 1@1000 0@1005 1@1006.6 0@1011.6 1@1100 0@1105 1@1106.6 0@1111.6";
-    assert.match(auditPin(18, log(twice), L, ALLOWANCE).violations.join(), /2 of 107 edge gaps under 2 ms within the jitter allowance, more than the 1 \(1%\) allowed/);
+    assert.match(
+      auditPin(18, log(twice), L, ALLOWANCE).violations.join(),
+      /2 of 107 edge gaps under 2 ms within the jitter allowance, more than the 1 \(1%\) allowed/,
+    );
     const deep = train(100, 5, 20) + " 1@2000 0@2005 1@2006.4 0@2011.4"; // 1.4 ms: short by 0.6
     assert.match(auditPin(18, log(deep), L, ALLOWANCE).violations.join(), /1 edge gaps under 2 ms by more than the 0.5 ms allowance/);
   });
@@ -73,7 +79,9 @@ describe("pin-log auditor", () => {
   });
 
   it("a pin released high ends its pulse; torn and foreign lines are counted, not parsed", () => {
-    const { records, malformed } = parsePinLog('{"t": 1, "pin": 4, "value": 1}\n{"t": 2, "pin": 4, "val\n[1,2]\n{"t": 9, "pin": 4, "value": null, "event": "released"}\n');
+    const { records, malformed } = parsePinLog(
+      '{"t": 1, "pin": 4, "value": 1}\n{"t": 2, "pin": 4, "val\n[1,2]\n{"t": 9, "pin": 4, "value": null, "event": "released"}\n',
+    );
     assert.equal(malformed, 2);
     const a = auditPin(4, records, L, ALLOWANCE);
     assert.deepEqual([a.pulses, a.widthMs!.max], [1, 8]);
@@ -89,7 +97,11 @@ describe("pin-log auditor", () => {
     ];
     const { pins, problems } = limitsFromFlow(flow);
     assert.deepEqual(problems, ['pulse-shaper c: Maximum on-time must be a number above 0 and up to 60000 ms, got "soup"']);
-    assert.deepEqual(pins.get(18), { pin: 18, limits: { minOffMs: 2, maxEdgeRate: 250, maxOnMs: 50, maxDuty: 0.4, dutyWindowMs: 1000 }, shapers: ["coil", "pulse-shaper b"] });
+    assert.deepEqual(pins.get(18), {
+      pin: 18,
+      limits: { minOffMs: 2, maxEdgeRate: 250, maxOnMs: 50, maxDuty: 0.4, dutyWindowMs: 1000 },
+      shapers: ["coil", "pulse-shaper b"],
+    });
     assert.deepEqual(pins.get(12)?.limits.maxOnMs, 50);
   });
 });

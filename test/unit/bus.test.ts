@@ -6,7 +6,7 @@ import { MAX_GAP, SequenceTracker } from "../../lib/bus/sequence";
 import { firedTotals, registerFired } from "../../lib/pulse/fired";
 
 function rng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  return () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
 }
 
 describe("bus frames", () => {
@@ -15,7 +15,10 @@ describe("bus frames", () => {
     assert.equal(decodeUpstream('{"type":"ping","id":3,"t0":1700000000000.5}').ok, true);
     assert.equal(decodeUpstream('{"type":"report","name":"pi-1","counters":{"pulses":3},"offset_ms":-1.5,"rtt_ms":0.4}').ok, true);
     assert.deepEqual(decodeUpstream('{"event":"proton_collision","payload":{}}'), { ok: false, error: "type: is missing" });
-    assert.deepEqual(decodeUpstream('{"type":"batch","events":[]}'), { ok: false, error: 'type: must be "hello", "ping" or "report": listeners may not send events' });
+    assert.deepEqual(decodeUpstream('{"type":"batch","events":[]}'), {
+      ok: false,
+      error: 'type: must be "hello", "ping" or "report": listeners may not send events',
+    });
     assert.deepEqual(decodeUpstream("not json"), { ok: false, error: "not JSON" });
     assert.deepEqual(decodeUpstream("[1]"), { ok: false, error: "(root): must be a JSON object" });
     assert.deepEqual(decodeUpstream('{"type":"ping","id":"x","t0":1}'), { ok: false, error: "id: must be an integer" });
@@ -94,7 +97,10 @@ describe("clock sync", () => {
 describe("sequence accounting", () => {
   it("counts gaps and missing events, duplicates, late arrivals and a master restart", () => {
     const s = new SequenceTracker();
-    assert.deepEqual([1, 2, 3, 6, 7].map((n) => s.see(n)), ["new", "new", "new", "new", "new"]);
+    assert.deepEqual(
+      [1, 2, 3, 6, 7].map((n) => s.see(n)),
+      ["new", "new", "new", "new", "new"],
+    );
     assert.deepEqual({ gaps: s.counters.gaps, missing: s.counters.missing }, { gaps: 1, missing: 2 });
     assert.equal(s.see(7), "duplicate");
     assert.equal(s.see(4), "new", "4 came late, it is not a duplicate");
@@ -116,7 +122,10 @@ describe("sequence accounting", () => {
       s.follow("run-b");
       answers.push(s.see(i));
     }
-    assert.ok(answers.every((a) => a === "new"), `every event of the new run is new: ${answers.filter((a) => a !== "new").length} were not`);
+    assert.ok(
+      answers.every((a) => a === "new"),
+      `every event of the new run is new: ${answers.filter((a) => a !== "new").length} were not`,
+    );
     assert.equal(s.counters.restarts, 1);
     assert.equal(s.counters.duplicates, 0);
     // Seqs 1-10 of the new run went out while this listener reconnected: missing, not unaccounted.

@@ -31,7 +31,12 @@ function late(now: () => number, stallAt: number): () => number {
 }
 
 describe("clones: exact counts", () => {
-  const finite = container([{ tick: 1, event: "a" }, { tick: 2, event: "b" }, { tick: 2, event: "c" }, { tick: 5, event: "a" }]);
+  const finite = container([
+    { tick: 1, event: "a" },
+    { tick: 2, event: "b" },
+    { tick: 2, event: "c" },
+    { tick: 5, event: "a" },
+  ]);
   for (const spread of SPREADS) {
     for (const spreadOver of ["tick", "loop"] as const) {
       for (const clones of [7, 1000, 1_000_000]) {
@@ -57,7 +62,10 @@ describe("clones: exact counts", () => {
         const pairs = new Set(seen.map((g) => `${g.clone}:${g.tick}:${g.event}`));
         assert.equal(pairs.size, 200);
         const ats = seen.map((g) => g.at);
-        assert.deepEqual(ats, [...ats].sort((x, y) => x - y));
+        assert.deepEqual(
+          ats,
+          [...ats].sort((x, y) => x - y),
+        );
       });
     }
   }
@@ -65,7 +73,11 @@ describe("clones: exact counts", () => {
   for (const spread of SPREADS) {
     it(`1,000 clones of the looping star core, ${spread}: over 120 virtual s with late timers and a stall, sent + skipped = every clone event before the counted position`, () => {
       const ref = { now: () => 0 };
-      const { clock, player, seen } = play(starCore, { clones: 1000, spread, seed: 9, spreadOver: spread === "even" ? "loop" : "tick" }, late(() => ref.now(), T0 + 60_000));
+      const { clock, player, seen } = play(
+        starCore,
+        { clones: 1000, spread, seed: 9, spreadOver: spread === "even" ? "loop" : "tick" },
+        late(() => ref.now(), T0 + 60_000),
+      );
       ref.now = () => clock.now();
       player.start();
       clock.advance(120_000);
@@ -91,13 +103,20 @@ describe("clones: spreads, emission and control", () => {
     const ref = { now: () => 0 };
     // a timer 1.5 s late: past the 1 s stall limit, yet still inside the same 2 s frame
     const lateness = () => (stall && ref.now() >= T0 + 2000 ? ((stall = false), 1500) : 0);
-    const { clock, player, seen } = play(container([{ tick: 1, event: "x" }], { loop: true, tick_interval_ms: 1000 }), { clones: 200, frameMs: 2000 }, lateness);
+    const { clock, player, seen } = play(
+      container([{ tick: 1, event: "x" }], { loop: true, tick_interval_ms: 1000 }),
+      { clones: 200, frameMs: 2000 },
+      lateness,
+    );
     ref.now = () => clock.now();
     player.start();
     clock.advance(20_000);
     assert.ok(player.stats.frames >= 9, `${player.stats.frames} frames`);
     // the frame the late timer found (it began at T0 + 2050) went out late, as one frame, not skipped
-    assert.ok(seen.some((g) => g.at === T0 + 2050 && g.count! > 0), "the late frame was sent");
+    assert.ok(
+      seen.some((g) => g.at === T0 + 2050 && g.count! > 0),
+      "the late frame was sent",
+    );
     assert.equal(player.stats.skipped, 0, "a frame still in progress is sent, not skipped");
     assert.equal(total(seen) + player.stats.skipped, Math.round(player.countedPosition) * 200);
   });
@@ -136,7 +155,10 @@ describe("clones: spreads, emission and control", () => {
     };
     assert.deepEqual(ats(5), ats(5));
     assert.notDeepEqual(ats(5), ats(6));
-    assert.ok(ats(5).every((a) => a >= T0 + 50 && a < T0 + 150), "phases within one tick");
+    assert.ok(
+      ats(5).every((a) => a >= T0 + 50 && a < T0 + 150),
+      "phases within one tick",
+    );
   });
 
   it("switches to aggregated messages above the threshold (auto)", () => {
@@ -144,7 +166,12 @@ describe("clones: spreads, emission and control", () => {
       const { clock, player, seen } = play(container([{ tick: 1, event: "x" }]), { clones, aggregateAbove: 100 });
       player.start();
       clock.advance(1000);
-      return { each: seen.filter((g) => g.clone !== undefined).length, aggregated: seen.filter((g) => g.count !== undefined).length, total: total(seen), aggregatedMode: player.aggregated };
+      return {
+        each: seen.filter((g) => g.clone !== undefined).length,
+        aggregated: seen.filter((g) => g.count !== undefined).length,
+        total: total(seen),
+        aggregatedMode: player.aggregated,
+      };
     };
     assert.deepEqual(kinds(100), { each: 100, aggregated: 0, total: 100, aggregatedMode: false });
     const above = kinds(101);
@@ -159,17 +186,27 @@ describe("clones: spreads, emission and control", () => {
     player.start();
     clock.advance(1000);
     const frameStarts = [...new Set(seen.map((g) => g.at))];
-    assert.ok(frameStarts.every((a, k) => Math.abs(a - (T0 + 50 + 10 * k)) < 1e-6), "frames on a 10 ms grid from the lead");
+    assert.ok(
+      frameStarts.every((a, k) => Math.abs(a - (T0 + 50 + 10 * k)) < 1e-6),
+      "frames on a 10 ms grid from the lead",
+    );
     assert.ok(seen.every((g) => g.window_ms === 10));
     // 5 events per 250 ms loop x 1000 clones = 20,000 events/s: 200 per 10 ms frame, spread over the 5 names.
     // (the first loop is a ramp: clones spread over a loop join one after another)
     const perFrame = frameStarts.slice(25, 75).map((a) => seen.filter((g) => g.at === a).reduce((n, g) => n + g.count!, 0));
-    assert.ok(perFrame.every((n) => n === 200), `every frame holds 200 events: ${perFrame.join(",")}`);
+    assert.ok(
+      perFrame.every((n) => n === 200),
+      `every frame holds 200 events: ${perFrame.join(",")}`,
+    );
     assert.equal(player.intendedRate, 20_000);
   });
 
   it("pause, step, resume and a speed change keep the counts exact", () => {
-    const finite = container([{ tick: 1, event: "a" }, { tick: 3, event: "b" }, { tick: 6, event: "c" }]);
+    const finite = container([
+      { tick: 1, event: "a" },
+      { tick: 3, event: "b" },
+      { tick: 6, event: "c" },
+    ]);
     const { clock, player, seen } = play(finite, { clones: 777, spread: "random", seed: 3, emission: "aggregate" });
     player.start();
     clock.advance(137);

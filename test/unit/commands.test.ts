@@ -51,7 +51,13 @@ describe("config numbers", () => {
   it("says what is wrong in the panel's words", () => {
     assert.deepEqual(checkNumber("abc", lead), { ok: false, error: 'Lead time must be a number from 0 to 60000 ms, got "abc"' });
     assert.deepEqual(checkNumber(-1, lead), { ok: false, error: "Lead time must be a number from 0 to 60000 ms, got -1" });
-    assert.deepEqual(checkNumber(0, { label: "Speed", min: 0, max: 10, exclusiveMin: true, default: 1 }), { ok: false, error: "Speed must be a number above 0 and up to 10, got 0" });
-    assert.deepEqual(checkNumber(1.5, { label: "Clones", min: 1, max: 10, integer: true, default: 1 }), { ok: false, error: "Clones must be a whole number from 1 to 10, got 1.5" });
+    assert.deepEqual(checkNumber(0, { label: "Speed", min: 0, max: 10, exclusiveMin: true, default: 1 }), {
+      ok: false,
+      error: "Speed must be a number above 0 and up to 10, got 0",
+    });
+    assert.deepEqual(checkNumber(1.5, { label: "Clones", min: 1, max: 10, integer: true, default: 1 }), {
+      ok: false,
+      error: "Clones must be a whole number from 1 to 10, got 1.5",
+    });
   });
 });

@@ -4,14 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { VirtualClock } from "../../lib/clock";
-import {
-  MAX_CONTAINER_BYTES,
-  formatProblems,
-  loadContainerFile,
-  parseContainerText,
-  validateContainer,
-  type LoadResult,
-} from "../../lib/container/format";
+import { MAX_CONTAINER_BYTES, formatProblems, loadContainerFile, parseContainerText, validateContainer, type LoadResult } from "../../lib/container/format";
 import { JsonLocator, lineAndColumn, locateJsonSyntaxError } from "../../lib/container/json-position";
 import { jsonPath } from "../../lib/schema";
 import { Player } from "../../lib/container/player";
@@ -23,7 +16,8 @@ function lines(r: LoadResult, source = "t.dc"): string[] {
   return r.ok ? [] : formatProblems(source, r.problems);
 }
 
-const good = () => structuredClone(starCore) as unknown as Record<string, unknown> & { glyphs: Array<Record<string, unknown>>; metadata: Record<string, unknown> };
+const good = () =>
+  structuredClone(starCore) as unknown as Record<string, unknown> & { glyphs: Array<Record<string, unknown>>; metadata: Record<string, unknown> };
 
 describe(".dc format: valid containers", () => {
   it("accepts the seed's star core exactly as SPEC gives it, and the bundled file is that container", () => {
@@ -53,7 +47,14 @@ describe(".dc format: valid containers", () => {
   });
 
   it("allows glyphs to share a tick, a glyph without payload, and a numeric runtime_speed", () => {
-    const r = validateContainer({ container_id: "x", glyphs: [{ tick: 2, event: "a" }, { tick: 2, event: "b", payload: {} }], metadata: { runtime_speed: 2.5 } });
+    const r = validateContainer({
+      container_id: "x",
+      glyphs: [
+        { tick: 2, event: "a" },
+        { tick: 2, event: "b", payload: {} },
+      ],
+      metadata: { runtime_speed: 2.5 },
+    });
     assert.equal(r.ok, true);
   });
 
@@ -79,12 +80,32 @@ describe(".dc format: every rule, with its JSON path", () => {
     ["payload not an object", (c) => ((c.glyphs[4]!.payload = [1]), c), ["t.dc: glyphs[4].payload: must be a JSON object"]],
     ["a glyph not an object", (c) => ((c.glyphs[3] = "tick" as never), c), ["t.dc: glyphs[3]: must be an object with tick and event"]],
     ["loop not a boolean", (c) => ((c.loop = "yes"), c), ["t.dc: loop: must be true or false"]],
-    ["tick_interval_ms 0", (c) => ((c.tick_interval_ms = 0), c), ["t.dc: tick_interval_ms: must be a positive number of milliseconds, at most 86400000 (one day)"]],
-    ["tick_interval_ms negative", (c) => ((c.tick_interval_ms = -5), c), ["t.dc: tick_interval_ms: must be a positive number of milliseconds, at most 86400000 (one day)"]],
-    ["tick_interval_ms over a day", (c) => ((c.tick_interval_ms = 86_400_001), c), ["t.dc: tick_interval_ms: must be a positive number of milliseconds, at most 86400000 (one day)"]],
+    [
+      "tick_interval_ms 0",
+      (c) => ((c.tick_interval_ms = 0), c),
+      ["t.dc: tick_interval_ms: must be a positive number of milliseconds, at most 86400000 (one day)"],
+    ],
+    [
+      "tick_interval_ms negative",
+      (c) => ((c.tick_interval_ms = -5), c),
+      ["t.dc: tick_interval_ms: must be a positive number of milliseconds, at most 86400000 (one day)"],
+    ],
+    [
+      "tick_interval_ms over a day",
+      (c) => ((c.tick_interval_ms = 86_400_001), c),
+      ["t.dc: tick_interval_ms: must be a positive number of milliseconds, at most 86400000 (one day)"],
+    ],
     ["metadata not an object", (c) => ((c.metadata = "x" as never), c), ["t.dc: metadata: must be a JSON object"]],
-    ["runtime_speed unknown", (c) => ((c.metadata.runtime_speed = "warp"), c), ['t.dc: metadata.runtime_speed: must be "realtime", "accelerated" or a positive number up to 1000000']],
-    ["runtime_speed 0", (c) => ((c.metadata.runtime_speed = 0), c), ['t.dc: metadata.runtime_speed: must be "realtime", "accelerated" or a positive number up to 1000000']],
+    [
+      "runtime_speed unknown",
+      (c) => ((c.metadata.runtime_speed = "warp"), c),
+      ['t.dc: metadata.runtime_speed: must be "realtime", "accelerated" or a positive number up to 1000000'],
+    ],
+    [
+      "runtime_speed 0",
+      (c) => ((c.metadata.runtime_speed = 0), c),
+      ['t.dc: metadata.runtime_speed: must be "realtime", "accelerated" or a positive number up to 1000000'],
+    ],
   ];
   for (const [name, mutate, expected] of cases) {
     it(`refuses ${name}`, () => assert.deepEqual(lines(validateContainer(mutate(good()))), expected));
@@ -125,7 +146,7 @@ describe(".dc format: text and files", () => {
     assert.deepEqual(lines(parseContainerText('{\n  "container_id": "x",\n  "glyphs": [1,]\n}')), [
       "t.dc: line 3, column 16: not valid JSON: a comma before ] is not allowed",
     ]);
-    assert.deepEqual(lines(parseContainerText('{\n "a": tru\n}')), ['t.dc: line 2, column 10: not valid JSON: expected true, unexpected line break']);
+    assert.deepEqual(lines(parseContainerText('{\n "a": tru\n}')), ["t.dc: line 2, column 10: not valid JSON: expected true, unexpected line break"]);
     assert.deepEqual(lines(parseContainerText('{"a": 1')), ["t.dc: line 1, column 8: not valid JSON: expected ',' or '}' after a property value"]);
     assert.deepEqual(lines(parseContainerText("{'a': 1}")), [`t.dc: line 1, column 2: not valid JSON: expected a "quoted" property name, found "'"`]);
   });
@@ -157,20 +178,24 @@ describe(".dc format: text and files", () => {
   });
 
   it("gives every schema problem the line and column where its value starts", () => {
-    const text = '{\n  "container_id": "x",\n  "glyphs": [\n    { "tick": 1, "event": "a", "payload": { "s": "}]\\"{[", "n": [1, {"x": 2}] } },\n    { "tick": -3, "event": "b" }\n  ]\n}';
+    const text =
+      '{\n  "container_id": "x",\n  "glyphs": [\n    { "tick": 1, "event": "a", "payload": { "s": "}]\\"{[", "n": [1, {"x": 2}] } },\n    { "tick": -3, "event": "b" }\n  ]\n}';
     const r = parseContainerText(text);
     assert.ok(!r.ok);
-    assert.deepEqual(r.problems.map((p) => [p.path, p.line, p.column]), [["glyphs[1].tick", 5, 15]]);
+    assert.deepEqual(
+      r.problems.map((p) => [p.path, p.line, p.column]),
+      [["glyphs[1].tick", 5, 15]],
+    );
     assert.equal(new JsonLocator(text).offsetOf(["glyphs", "0", "payload", "n", "1", "x"]), text.indexOf("2}]"));
     assert.equal(new JsonLocator(text).offsetOf(["glyphs", "7", "tick"]), text.indexOf("["), "a step that is not there: its nearest ancestor");
     // One locator, many paths, in any order: what it remembers of a walked array is right.
-    const big = JSON.stringify({ glyphs: Array.from({ length: 100 }, (_, i) => ({ tick: i, event: `e${i}`, payload: { s: "]}\\\"{" } })) }, null, 1);
+    const big = JSON.stringify({ glyphs: Array.from({ length: 100 }, (_, i) => ({ tick: i, event: `e${i}`, payload: { s: ']}\\"{' } })) }, null, 1);
     const locator = new JsonLocator(big);
     for (const i of [57, 3, 99, 58, 0, 57]) {
       assert.equal(locator.offsetOf(["glyphs", String(i), "event"]), big.indexOf(`"e${i}"`), `glyphs[${i}].event`);
     }
     assert.equal(locator.offsetOf(["glyphs", "100"]), big.indexOf("["), "past the end: the array itself");
-    const missing = parseContainerText('[1]\n');
+    const missing = parseContainerText("[1]\n");
     assert.ok(!missing.ok);
     assert.deepEqual([missing.problems[0]!.line, missing.problems[0]!.column], [1, 1]);
   });

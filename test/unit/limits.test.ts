@@ -104,7 +104,10 @@ describe("upstream frames: only their own keys, nothing deep", () => {
   });
 
   it("an event payload from a master 20,000 levels deep is refused too (a Pi's flow clones it)", () => {
-    assert.deepEqual(decodeDownstream(`{"event":"x","payload":{"a":${deepArray(20_000)}}}`), { ok: false, error: "(root): is nested more than 32 levels deep" });
+    assert.deepEqual(decodeDownstream(`{"event":"x","payload":{"a":${deepArray(20_000)}}}`), {
+      ok: false,
+      error: "(root): is nested more than 32 levels deep",
+    });
     assert.equal(decodeDownstream(`{"type":"batch","run":"r1","events":[{"event":"x","payload":{"a":[[1]]}}]}`).ok, true);
   });
 });
@@ -143,7 +146,13 @@ describe("a timer longer than Node's 24.8 days", () => {
 });
 
 describe("the master's account of a listener's absences", () => {
-  const report = (instance: string, first: number, last: number, run = "run-1"): ReportFrame => ({ type: "report", name: "pi-1", instance, run, counters: { received: last - first + 1, first_seq: first, last_seq: last } });
+  const report = (instance: string, first: number, last: number, run = "run-1"): ReportFrame => ({
+    type: "report",
+    name: "pi-1",
+    instance,
+    run,
+    counters: { received: last - first + 1, first_seq: first, last_seq: last },
+  });
 
   it("what went by between one life's last report and the next life's first event is lost_while_away", () => {
     const l = new AbsenceLedger("run-1");
@@ -170,7 +179,10 @@ describe("refusals in the log", () => {
   it("one line a minute with the count of each kind since the last, nothing when nothing happened", () => {
     const n = new MinuteNotices(MASTER_NOTICES);
     assert.equal(n.line({ unauthorized: 0, rejected: 0 }), undefined);
-    assert.equal(n.line({ unauthorized: 3, rejected: 120, bad_requests: 1 }, "rejected a frame from x: not JSON"), "in the last minute: 3 connections refused without the right token, 1 malformed requests refused, 120 frames rejected (latest: rejected a frame from x: not JSON)");
+    assert.equal(
+      n.line({ unauthorized: 3, rejected: 120, bad_requests: 1 }, "rejected a frame from x: not JSON"),
+      "in the last minute: 3 connections refused without the right token, 1 malformed requests refused, 120 frames rejected (latest: rejected a frame from x: not JSON)",
+    );
     assert.equal(n.line({ unauthorized: 3, rejected: 121, bad_requests: 1 }), "in the last minute: 1 frames rejected");
     assert.equal(n.line({ unauthorized: 3, rejected: 121, bad_requests: 1 }), undefined);
   });

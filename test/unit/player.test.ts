@@ -46,14 +46,28 @@ describe("Player: schedule", () => {
   });
 
   it("fires glyphs that share a tick in file order, and lets empty ticks take their time", () => {
-    const { clock, player, seen } = setup(container([{ tick: 3, event: "a" }, { tick: 1, event: "b" }, { tick: 3, event: "c" }]));
+    const { clock, player, seen } = setup(
+      container([
+        { tick: 3, event: "a" },
+        { tick: 1, event: "b" },
+        { tick: 3, event: "c" },
+      ]),
+    );
     player.start();
     clock.advance(1000);
     assert.deepEqual(brief(seen), ["b@50", "a@250", "c@250"]);
   });
 
   it("loops: after the last tick it starts again at tick 1 and counts the loop", () => {
-    const { clock, player, seen } = setup(container([{ tick: 1, event: "x" }, { tick: 3, event: "y" }], { loop: true }));
+    const { clock, player, seen } = setup(
+      container(
+        [
+          { tick: 1, event: "x" },
+          { tick: 3, event: "y" },
+        ],
+        { loop: true },
+      ),
+    );
     player.start();
     clock.advance(899); // x@950 would be sent at 900
     assert.deepEqual(brief(seen), ["x@50", "y@250", "x@350", "y@550", "x@650", "y@850"]);
@@ -208,7 +222,13 @@ describe("Player: control", () => {
   });
 
   it("step sends the next tick holding glyphs at once and stays paused; resume continues after it", () => {
-    const { clock, player, seen } = setup(container([{ tick: 1, event: "a" }, { tick: 4, event: "b" }, { tick: 5, event: "c" }]));
+    const { clock, player, seen } = setup(
+      container([
+        { tick: 1, event: "a" },
+        { tick: 4, event: "b" },
+        { tick: 5, event: "c" },
+      ]),
+    );
     player.step();
     assert.equal(player.state, "paused");
     assert.deepEqual(brief(seen), ["a@50"]);
@@ -273,7 +293,13 @@ describe("Player: control", () => {
         if (g.event === "a") player.stop();
       },
     });
-    player.load(container([{ tick: 1, event: "a" }, { tick: 1, event: "b" }, { tick: 2, event: "c" }]));
+    player.load(
+      container([
+        { tick: 1, event: "a" },
+        { tick: 1, event: "b" },
+        { tick: 2, event: "c" },
+      ]),
+    );
     player.start();
     clock.advance(1000);
     assert.deepEqual(seen, ["a"]);

@@ -36,7 +36,10 @@ describe("pulse shapes: exact edge sequences on a virtual clock", () => {
     r.fire("proton_collision", {}, 10);
     r.clock.advance(1000);
     assert.equal(seq(r.edges), "1@10 0@15");
-    assert.ok(r.timing.every((e) => e === 0), "each edge exactly when planned");
+    assert.ok(
+      r.timing.every((e) => e === 0),
+      "each edge exactly when planned",
+    );
   });
 
   it("atom_spin_flip: one 50 ms pulse", () => {
@@ -95,7 +98,13 @@ describe("pulse shapes: exact edge sequences on a virtual clock", () => {
     assert.equal(seq(r.edges), "1@10 0@15");
     assert.deepEqual(planEvent("something_else", {}, { ...r.cfg, unknown: "ignore" }), { kind: "ignored" });
     const custom = planEvent("proton_collision", {}, { ...r.cfg, rows: [{ event: "proton_collision", shape: "burst", count: 2, frequency: 50, duty: 0.25 }] });
-    assert.deepEqual(custom, { kind: "segments", segments: [{ start: 0, end: 5, level: 1 }, { start: 20, end: 25, level: 1 }] });
+    assert.deepEqual(custom, {
+      kind: "segments",
+      segments: [
+        { start: 0, end: 5, level: 1 },
+        { start: 20, end: 25, level: 1 },
+      ],
+    });
   });
 
   it("refuses bad payloads with a message naming the field", () => {
@@ -168,7 +177,13 @@ describe("pulse output: a late rising edge", () => {
     const clock = new VirtualClock(T0, () => late);
     const edges: Array<[number, number, number]> = [];
     const widths: number[] = [];
-    const out = new PulseOutput(clock, { ...DEFAULT_LIMITS, pinGuardMs: 0, minOffMs: 1 }, false, (e) => edges.push([e.level, e.sent - T0, e.planned - T0]), (p) => widths.push(p.plannedWidth));
+    const out = new PulseOutput(
+      clock,
+      { ...DEFAULT_LIMITS, pinGuardMs: 0, minOffMs: 1 },
+      false,
+      (e) => edges.push([e.level, e.sent - T0, e.planned - T0]),
+      (p) => widths.push(p.plannedWidth),
+    );
     const cfg: ShapeConfig = { widthMs: 12, output: "digital", unknown: "pulse", rows: [], edgeSpacingMs: 2 };
     const plan = planEvent("proton_collision", {}, cfg);
     assert.equal(plan.kind, "segments");
@@ -246,8 +261,13 @@ describe("pulse output: safety limits clamp or skip, and count", () => {
   it("maximum edge rate: no two edges closer than 1/rate, even under 1,000 random overlapping events", () => {
     const r = rig({ maxEdgeRate: 200 }); // 5 ms apart
     let s = 7;
-    const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
-    for (let i = 0; i < 1000; i++) r.fire(["proton_collision", "waveform_emit", "fusion_tick", "atom_spin_flip"][i % 4]!, { frequency_hz: 1 + rnd() * 5000, amplitude: rnd() }, rnd() * 2000);
+    const rnd = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (let i = 0; i < 1000; i++)
+      r.fire(
+        ["proton_collision", "waveform_emit", "fusion_tick", "atom_spin_flip"][i % 4]!,
+        { frequency_hz: 1 + rnd() * 5000, amplitude: rnd() },
+        rnd() * 2000,
+      );
     r.clock.advance(5000);
     const gaps = r.edges.slice(1).map(([, t], i) => t - r.edges[i]![1]);
     assert.ok(Math.min(...gaps) >= 5 - 1e-6, `closest edges ${Math.min(...gaps)} ms apart`);
@@ -310,7 +330,11 @@ describe("measurements", () => {
 
 describe("pulse-shaper settings", () => {
   it("reads the panel and names every bad field", () => {
-    const ok = parseShaperSettings({ width: "5", output: "digital", rows: [{ event: "proton_collision", shape: "burst", count: "3", frequency: "", duty: "" }] });
+    const ok = parseShaperSettings({
+      width: "5",
+      output: "digital",
+      rows: [{ event: "proton_collision", shape: "burst", count: "3", frequency: "", duty: "" }],
+    });
     assert.ok(ok.ok);
     assert.deepEqual(ok.ok && ok.settings.shape.rows, [{ event: "proton_collision", shape: "burst", count: 3 }]);
     const bad = parseShaperSettings({ width: 0, maxOn: 100, rows: [{ event: "", shape: "zigzag", width: 500 }] });
@@ -361,13 +385,31 @@ describe("edge scheduler: one queue for every output on a clock", () => {
     const burst = new PulseOutput(clock, lim, false, (e) => a.push(e.sent - e.planned));
     const single = new PulseOutput(clock, lim, false, (e) => b.push([e.level, e.sent - e.planned]));
     // Output A: 2 ms on / 2 ms off for 80 ms (every edge within the 2 ms wait margin of the last).
-    burst.add(Array.from({ length: 20 }, (_, k) => ({ start: 4 * k, end: 4 * k + 2, level: 1 })), T0 + 10, { event: "a" });
+    burst.add(
+      Array.from({ length: 20 }, (_, k) => ({ start: 4 * k, end: 4 * k + 2, level: 1 })),
+      T0 + 10,
+      { event: "a" },
+    );
     // Output B: one pulse whose edges fall between A's.
-    single.add([{ start: 0, end: 7 }].map((s) => ({ ...s, level: 1 })), T0 + 41, { event: "b" });
+    single.add(
+      [{ start: 0, end: 7 }].map((s) => ({ ...s, level: 1 })),
+      T0 + 41,
+      { event: "b" },
+    );
     clock.advance(500);
     assert.equal(a.length, 40);
-    assert.ok(a.every((late) => Math.abs(late) < 1e-9), `A on time: ${a.join(", ")}`);
-    assert.deepEqual(b, [[1, 0], [0, 0]], "B's rise and fall exactly when planned, in the middle of A's burst");
+    assert.ok(
+      a.every((late) => Math.abs(late) < 1e-9),
+      `A on time: ${a.join(", ")}`,
+    );
+    assert.deepEqual(
+      b,
+      [
+        [1, 0],
+        [0, 0],
+      ],
+      "B's rise and fall exactly when planned, in the middle of A's burst",
+    );
   });
 
   it("wakes early for the falling edge of a pulse at its on-time limit, so that work queued just before does not stretch it", () => {
@@ -381,6 +423,13 @@ describe("edge scheduler: one queue for every output on a clock", () => {
       while (clock.now() < until) clock.blockUntil!(until);
     }, 107);
     clock.advance(1000);
-    assert.deepEqual(out, [[1, 10], [0, 110]], "the cut pulse ends at exactly 100 ms");
+    assert.deepEqual(
+      out,
+      [
+        [1, 10],
+        [0, 110],
+      ],
+      "the cut pulse ends at exactly 100 ms",
+    );
   });
 });

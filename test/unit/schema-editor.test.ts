@@ -87,6 +87,9 @@ describe(".dc schema in a JSON editor (vscode-json-languageservice)", () => {
       diagnostics.map((d) => [d.message, d.range.start.line + 1, d.range.start.character + 1]),
       cli.problems.map((p) => [p.message, p.line, p.column]),
     );
-    assert.deepEqual(cli.problems.map((p) => [p.message, p.line, p.column]), [["must be true or false", 5, 11]]);
+    assert.deepEqual(
+      cli.problems.map((p) => [p.message, p.line, p.column]),
+      [["must be true or false", 5, 11]],
+    );
   });
 });

@@ -16,7 +16,10 @@ describe("listener slices: a big frame goes on a turn at a time", () => {
       turns.push(got.length);
     }
     assert.deepEqual(turns, [100, 200, 250, 250]);
-    assert.deepEqual(got, Array.from({ length: 250 }, (_, i) => i));
+    assert.deepEqual(
+      got,
+      Array.from({ length: 250 }, (_, i) => i),
+    );
   });
 
   it("a small frame goes at once, as before", () => {

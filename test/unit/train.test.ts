@@ -41,7 +41,10 @@ describe("pulse trains from aggregated counts", () => {
       clamped += t.clamped;
     }
     assert.equal(starts.length, 200, "3000 ms / 15 ms");
-    assert.ok(starts.every((s, i) => i === 0 || s - starts[i - 1]! >= 15 - 1e-9), "never closer than the output can follow");
+    assert.ok(
+      starts.every((s, i) => i === 0 || s - starts[i - 1]! >= 15 - 1e-9),
+      "never closer than the output can follow",
+    );
     assert.equal(clamped + starts.length, 750 * 40, "every event either a pulse or counted as clamped");
   });
 
@@ -98,7 +101,10 @@ describe("pulse trains from aggregated counts", () => {
     // shares 1 : 3 : 1
     assert.ok(Math.abs(got.a - delivered / 5) <= 2 && Math.abs(got.b - (3 * delivered) / 5) <= 2 && Math.abs(got.c - delivered / 5) <= 2, JSON.stringify(got));
     all.sort((x, y) => x - y);
-    assert.ok(all.every((t, i) => i === 0 || t - all[i - 1]! >= 5000 / 495 - 1e-9), "never closer than the output can follow");
+    assert.ok(
+      all.every((t, i) => i === 0 || t - all[i - 1]! >= 5000 / 495 - 1e-9),
+      "never closer than the output can follow",
+    );
     // the same counts placed one name after the other, as separate messages would be: the first name takes the pin
     const naive = new TrainPlanner(DEFAULT_LIMITS, false);
     let first = 0;
@@ -133,6 +139,10 @@ describe("decimation of counts", () => {
     const single = counts.map((c) => Array.from({ length: c }, () => oneByOne.pass()).filter(Boolean).length);
     assert.deepEqual(kept, single);
     assert.deepEqual(kept.slice(0, 2), [3, 2]);
-    assert.equal(kept.reduce((a, b) => a + b), 11, "110 events, every 10th");
+    assert.equal(
+      kept.reduce((a, b) => a + b),
+      11,
+      "110 events, every 10th",
+    );
   });
 });

@@ -55,7 +55,10 @@ describe("lib/bus/frames: batching", () => {
     assert.ok(frames.every((f) => Buffer.byteLength(f.text) <= 64 * 1024));
     assert.ok(frames.every((f) => f.events <= MAX_EVENTS_PER_FRAME));
     const seqs = frames.flatMap((f) => (JSON.parse(f.text) as { events: EventFrame[] }).events.map((e) => e.seq));
-    assert.deepEqual(seqs, events.map((e) => e.seq));
+    assert.deepEqual(
+      seqs,
+      events.map((e) => e.seq),
+    );
   });
 
   it("an event just under the frame limit goes alone as a plain frame (it used to loop for ever)", () => {
@@ -64,7 +67,10 @@ describe("lib/bus/frames: batching", () => {
     const s = serialise([big, big, ev(2)], max);
     assert.equal(s.dropped, 0);
     const frames = batchTexts(s, T0 + 0.123456, max, "0123456789abcdef");
-    assert.deepEqual(frames.map((f) => f.events), [1, 1, 1]);
+    assert.deepEqual(
+      frames.map((f) => f.events),
+      [1, 1, 1],
+    );
     for (const f of frames) {
       assert.ok(Buffer.byteLength(f.text) <= max, `${Buffer.byteLength(f.text)} bytes`);
       const plain = JSON.parse(f.text) as EventFrame;
@@ -87,7 +93,10 @@ describe("lib/bus/upkeep: what every master transport shares", () => {
     assert.deepEqual([m.counters.events, m.counters.events_dropped], [3, 1]);
     assert.match(m.lastErrors[0] ?? "", /dropped 1 event frame\(s\) over the 4096-byte frame limit/);
     const [b] = m.batchesOf(m.sent[0]!.s, m.sent[0]!.at);
-    assert.deepEqual((JSON.parse(b!.text) as { events: EventFrame[]; run: string }).events.map((e) => e.seq), [1, 3]);
+    assert.deepEqual(
+      (JSON.parse(b!.text) as { events: EventFrame[]; run: string }).events.map((e) => e.seq),
+      [1, 3],
+    );
   });
 
   it("answers a ping with t1 and t2, passes on only a report's known keys, refuses a flood and what the transport refuses", () => {
@@ -96,12 +105,24 @@ describe("lib/bus/upkeep: what every master transport shares", () => {
     const m = new FakeMaster({ clock, onReport: (r) => reports.push(r) });
     const limits = new FrameRates();
     const replies: string[] = [];
-    assert.equal(m.take({ type: "ping", id: 7, t0: 5 }, T0, limits, (t) => replies.push(t)), undefined);
+    assert.equal(
+      m.take({ type: "ping", id: 7, t0: 5 }, T0, limits, (t) => replies.push(t)),
+      undefined,
+    );
     assert.deepEqual(JSON.parse(replies[0]!), { type: "pong", id: 7, t0: 5, t1: T0, t2: T0 });
     const report = { type: "report", name: "pi", counters: { a: 1 }, extra: "x" } as unknown as UpstreamFrame;
     m.take(report, T0, limits, () => undefined);
     assert.deepEqual(reports, [{ type: "report", name: "pi", counters: { a: 1 }, remote: "pi" }]);
-    assert.equal(m.take({ type: "hello", name: "pi", protocol: 1 }, T0, limits, () => undefined, () => "not you"), "not you");
+    assert.equal(
+      m.take(
+        { type: "hello", name: "pi", protocol: 1 },
+        T0,
+        limits,
+        () => undefined,
+        () => "not you",
+      ),
+      "not you",
+    );
     let refused: string | undefined;
     for (let i = 0; i < MAX_PER_SECOND.ping + 1; i++) refused = m.take({ type: "ping", id: i, t0: 1 }, T0, limits, () => undefined);
     assert.equal(refused, `more than ${MAX_PER_SECOND.ping} ping frames a second`);
@@ -114,7 +135,14 @@ describe("lib/bus/upkeep: what every listener transport shares", () => {
   function listener() {
     const clock = new VirtualClock(T0);
     const got: Array<{ seqs: Array<number | undefined>; run: string | undefined }> = [];
-    const l = new FakeListener({ clock, name: "pi-1", instance: "i1", onEvents: (events, _at, run) => got.push({ seqs: events.map((e) => e.seq), run }), report: () => ({ x: 1 }), reportEveryMs: 2000 });
+    const l = new FakeListener({
+      clock,
+      name: "pi-1",
+      instance: "i1",
+      onEvents: (events, _at, run) => got.push({ seqs: events.map((e) => e.seq), run }),
+      report: () => ({ x: 1 }),
+      reportEveryMs: 2000,
+    });
     return { clock, l, got };
   }
 
@@ -126,7 +154,10 @@ describe("lib/bus/upkeep: what every listener transport shares", () => {
     l.give(JSON.stringify({ type: "pong", id: 1, t0: T0 - 2, t1: T0 - 1, t2: T0 - 1 }), "socket");
     l.give("{", "socket");
     l.give(null, "socket");
-    assert.deepEqual(got, [{ seqs: [1], run: "r" }, { seqs: [2, 3], run: "r" }]);
+    assert.deepEqual(got, [
+      { seqs: [1], run: "r" },
+      { seqs: [2, 3], run: "r" },
+    ]);
     assert.deepEqual(l.counters, { connects: 0, reconnects: 0, rejected: 2, frames: 6, events: 3 });
     assert.ok(l.sync.estimate(), "a pong and a batch's send time make an estimate");
   });
@@ -184,7 +215,11 @@ describe("lib/bus/arrivals: the listener's arrival policy", () => {
   it("without a clock offset an event with a time is not fired: unsynced", () => {
     const r = rig("fire", null);
     r.a.push([ev(1, { at: T0 + 50 }), ev(2)], T0, undefined);
-    assert.deepEqual(r.out.map((m) => m.sqi.seq), [2], "an event without a time goes on");
+    assert.deepEqual(
+      r.out.map((m) => m.sqi.seq),
+      [2],
+      "an event without a time goes on",
+    );
     assert.equal(r.a.counts.unsynced, 1);
   });
 
@@ -192,7 +227,10 @@ describe("lib/bus/arrivals: the listener's arrival policy", () => {
     const fire = rig("fire");
     fire.clock.advance(100);
     fire.a.push([ev(1, { at: T0 + 150 }), ev(2, { at: T0 + 60 })], T0 + 100, undefined);
-    assert.deepEqual(fire.out.map((m) => m.sqi.at), [T0 + 150, T0 + 100]);
+    assert.deepEqual(
+      fire.out.map((m) => m.sqi.at),
+      [T0 + 150, T0 + 100],
+    );
     assert.equal(fire.a.counts.late, 1);
     const drop = rig("drop");
     drop.clock.advance(100);
@@ -211,11 +249,19 @@ describe("lib/bus/arrivals: the listener's arrival policy", () => {
 
   it("a big frame goes on in slices, a turn each, and clear() drops what still waits", () => {
     const r = rig();
-    r.a.push(Array.from({ length: 100 }, (_, i) => ev(i + 1)), T0, undefined);
+    r.a.push(
+      Array.from({ length: 100 }, (_, i) => ev(i + 1)),
+      T0,
+      undefined,
+    );
     assert.equal(r.out.length, 25, "one slice now, the rest on later turns");
     r.clock.advance(0);
     assert.equal(r.out.length, 100);
-    r.a.push(Array.from({ length: 100 }, (_, i) => ev(i + 101)), T0, undefined);
+    r.a.push(
+      Array.from({ length: 100 }, (_, i) => ev(i + 101)),
+      T0,
+      undefined,
+    );
     r.a.clear();
     r.clock.advance(10);
     assert.equal(r.out.length, 125, "the first slice went at once; the rest was dropped by clear()");
