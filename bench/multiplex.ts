@@ -29,6 +29,7 @@ import { bundledContainersDir, packageRoot } from "../lib/paths";
 import { startCluster } from "../scripts/cluster";
 import { parsePinLog } from "../scripts/gpio-sim";
 import { cpuSeconds, rssMb } from "./proc";
+import { SHAPER_DEFAULTS } from "../test/helpers/flows";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const SIZES = [1_000, 10_000, 100_000, 1_000_000];
@@ -224,16 +225,8 @@ async function runNodeRed(clones: number): Promise<Result> {
         z: "mx",
         type: "pulse-shaper",
         width: 5,
-        output: "digital",
-        unknown: "pulse",
-        late: "fire",
+        ...SHAPER_DEFAULTS,
         rows: [],
-        maxOn: 100,
-        maxDuty: 50,
-        dutyWindow: 1000,
-        minOff: 1,
-        maxRate: 500,
-        measureEvery: 0,
         wires: [["mx.pin"], []],
       },
       { id: "mx.pin", z: "mx", type: "rpi-gpio out", pin: "18", set: true, level: "0", out: "out", bcm: true, wires: [] },

@@ -26,6 +26,7 @@ import { PulseOutput } from "../lib/pulse/output";
 import { planEvent } from "../lib/pulse/shapes";
 import { gpioEnv, parsePinLog, type PinRecord } from "../scripts/gpio-sim";
 import { resolveNodeRed } from "../scripts/node-red-path";
+import { SHAPER_DEFAULTS } from "../test/helpers/flows";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const WARMUP_S = 3;
@@ -115,18 +116,8 @@ const ourFlow = [
     type: "pulse-shaper",
     name: "",
     width: WIDTH,
-    output: "digital",
-    unknown: "pulse",
-    late: "fire",
+    ...SHAPER_DEFAULTS,
     rows: [],
-    maxOn: 100,
-    maxDuty: 50,
-    dutyWindow: 1000,
-    minOff: 1,
-    maxRate: 500,
-    volts: "",
-    ohms: "",
-    measureEvery: 0,
     x: 300,
     y: 80,
     wires: [["b.pin"], ["b.report"]],

@@ -28,6 +28,7 @@ import { masterMqtt, masterTransports, piMqtt, piTransports } from "./transports
 import { parsePinLog } from "../scripts/gpio-sim";
 import { startJitterProxy } from "../scripts/jitter-proxy";
 import { mosquittoPath, startBroker } from "../scripts/mosquitto";
+import { SHAPER_DEFAULTS } from "../test/helpers/flows";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
 const PIS = Number(process.env.BENCH_PIS ?? 5);
@@ -97,16 +98,8 @@ const piFlow = [
     z: "p",
     type: "pulse-shaper",
     width: 5,
-    output: "digital",
-    unknown: "pulse",
-    late: "fire",
+    ...SHAPER_DEFAULTS,
     rows: onePulse,
-    maxOn: 100,
-    maxDuty: 50,
-    dutyWindow: 1000,
-    minOff: 1,
-    maxRate: 500,
-    measureEvery: 0,
     wires: [["p.pinA", "p.edgesA"], []],
   },
   { id: "p.edgesA", z: "p", type: "bench-edge-log", file: "edges-a.jsonl", wires: [] },
@@ -120,16 +113,8 @@ const piFlow = [
           z: "p",
           type: "pulse-shaper",
           width: 5,
-          output: "digital",
-          unknown: "pulse",
-          late: "fire",
+          ...SHAPER_DEFAULTS,
           rows: onePulse,
-          maxOn: 100,
-          maxDuty: 50,
-          dutyWindow: 1000,
-          minOff: 1,
-          maxRate: 500,
-          measureEvery: 0,
           wires: [["p.pinC", "p.edgesC"], []],
         },
         { id: "p.edgesC", z: "p", type: "bench-edge-log", file: "edges-c.jsonl", wires: [] },

@@ -9,23 +9,10 @@ import * as path from "node:path";
 import { auditPin, byPin, DEFAULT_ALLOWANCE, formatAudit, limitsFromFlow, parsePinLog, type Allowance, type PinAudit } from "../../lib/pulse/audit";
 import { PIN_GUARD_MS } from "../../lib/pulse/output";
 import { startDemo } from "./demo";
+import { SHAPER_DEFAULTS } from "./flows";
 import { killAll } from "./processes";
 
 export type FlowNode = Record<string, unknown>;
-
-const SHAPER_DEFAULTS = {
-  output: "digital",
-  unknown: "pulse",
-  late: "fire",
-  maxOn: 100,
-  maxDuty: 50,
-  dutyWindow: 1000,
-  minOff: 1,
-  maxRate: 500,
-  volts: "",
-  ohms: "",
-  measureEvery: 0,
-};
 
 /** dc-container (a looping inline container) -> pulse-shaper -> rpi-gpio out, on one tab. */
 export function chain(

@@ -4,6 +4,7 @@ import { VirtualClock } from "../../lib/clock";
 import { T0 } from "../helpers/containers";
 import { helper, lastStatus, record, settle } from "../helpers/red";
 import { clip } from "../../lib/status";
+import { SHAPER_DEFAULTS } from "../helpers/flows";
 
 const pulseShaper = require("../../nodes/pulse-shaper");
 
@@ -17,18 +18,8 @@ async function deploy(props: Record<string, unknown> = {}) {
       z: "f",
       type: "pulse-shaper",
       width: 5,
-      output: "digital",
-      unknown: "pulse",
-      late: "fire",
+      ...SHAPER_DEFAULTS,
       rows: [],
-      maxOn: 100,
-      maxDuty: 50,
-      dutyWindow: 1000,
-      minOff: 1,
-      maxRate: 500,
-      volts: "",
-      ohms: "",
-      measureEvery: 0,
       wires: [["edges"], ["meas"]],
       ...props,
     },

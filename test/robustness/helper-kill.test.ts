@@ -9,6 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import { gpioEnv, parsePinLog } from "../../scripts/gpio-sim";
+import { SHAPER_DEFAULTS } from "../helpers/flows";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-helper-kill-"));
 const pinLog = path.join(dir, "pins.jsonl");
@@ -35,18 +36,8 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
           z: "f",
           type: "pulse-shaper",
           width: 40,
-          output: "digital",
-          unknown: "pulse",
-          late: "fire",
+          ...SHAPER_DEFAULTS,
           rows: [],
-          maxOn: 100,
-          maxDuty: 50,
-          dutyWindow: 1000,
-          minOff: 1,
-          maxRate: 500,
-          volts: "",
-          ohms: "",
-          measureEvery: 0,
           wires: [["pin"], []],
         },
         { id: "pin", z: "f", type: "rpi-gpio out", pin: "25", set: true, level: "0", out: "out", bcm: true, wires: [] },

@@ -8,6 +8,7 @@ import { packageRoot } from "../../lib/paths";
 import { parsePinLog } from "../../scripts/gpio-sim";
 import { startDemo, widths } from "../helpers/demo";
 import { exited, isAlive, waitFor } from "../helpers/processes";
+import { SHAPER_DEFAULTS } from "../helpers/flows";
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   describe(`npm start, stopped with ${signal}`, () => {
@@ -126,18 +127,8 @@ describe("redeploy in the middle of a pulse, in a real Node-RED", () => {
         type: "pulse-shaper",
         name: "",
         width: 90,
-        output: "digital",
-        unknown: "pulse",
-        late: "fire",
+        ...SHAPER_DEFAULTS,
         rows: [],
-        maxOn: 100,
-        maxDuty: 50,
-        dutyWindow: 1000,
-        minOff: 1,
-        maxRate: 500,
-        volts: "",
-        ohms: "",
-        measureEvery: 0,
         x: 300,
         y: 100,
         wires: [["pin"], []],
