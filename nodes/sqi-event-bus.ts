@@ -12,13 +12,12 @@ import { brokerPlace } from "../lib/bus/mqtt-link";
 import { eventFrame, newRunId } from "../lib/bus/frames";
 import { AbsenceLedger } from "../lib/bus/ledger";
 import { LISTENER_NOTICES, MASTER_NOTICES, MinuteNotices, NOTICE_EVERY_MS } from "../lib/bus/notices";
-import type { BusConfig, LinkStatus } from "../lib/bus/transport";
+import { listenerReport, listenerStats, listenerStatus, masterStats, masterStatus } from "../lib/bus/status";
 import { firedTotals } from "../lib/pulse/fired";
 import { scope } from "../lib/scope";
 import { checkNumber } from "../lib/settings";
 import { sqiOf } from "../lib/sqi";
-import { clip, statusText } from "../lib/status";
-import type { Node, NodeDef, NodeStatus, RED } from "./red";
+import type { Node, NodeDef, RED } from "./red";
 import { clockOf, every, RateMeter, refuseInputs, StatusTicker } from "./shell";
 import type { BusConfigNode } from "./sqi-bus";
 
@@ -61,29 +60,7 @@ module.exports = function (RED: RED) {
       const run = newRunId();
       const ledger = new AbsenceLedger(run);
       let failed = "";
-      const status = new StatusTicker(clock, node, (): { status: NodeStatus } => {
-        if (failed) return { status: { fill: "red", shape: "ring", text: clip(failed) } };
-        const st = server.status;
-        if (st.state !== "connected") return { status: notConnected(st, server.where, bus) };
-        const c = server.counters;
-        const refused = c.unauthorized + c.bad_requests + c.refused_full;
-        const lost = [
-          c.events_dropped ? `dropped ${c.events_dropped}` : "",
-          c.rejected ? `rejected ${c.rejected}` : "",
-          refused ? `refused ${refused}` : "",
-          c.oversize ? `oversize ${c.oversize}` : "",
-        ];
-        const open = bus.transport === "ws" && !bus.token;
-        const n = server.clients.length;
-        const head = `${short(server.where)} · ${n} listener${n === 1 ? "" : "s"}`;
-        return {
-          status: {
-            fill: open || lost.some(Boolean) ? "yellow" : "green",
-            shape: "dot",
-            text: statusText(head, [open ? "no token" : "", ...lost, `${rate.read(c.events).toFixed(0)} ev/s`]),
-          },
-        };
-      });
+      const status = new StatusTicker(clock, node, () => ({ status: masterStatus(server, bus, failed, () => rate.read(server.counters.events)) }));
       const server = openMaster(bus, tls, {
         clock,
         name: os.hostname(),
@@ -97,21 +74,7 @@ module.exports = function (RED: RED) {
         onChange: () => status.now(),
         onAuthFailure: authFailure,
       });
-      const stats = (): void =>
-        node.send([
-          null,
-          {
-            topic: "stats",
-            payload: {
-              role,
-              transport: bus.transport,
-              ...server.describe(),
-              listeners: server.clients,
-              counters: { ...server.counters },
-              recent: [...server.lastErrors],
-            },
-          },
-        ]);
+      const stats = (): void => node.send([null, { topic: "stats", payload: masterStats(server, bus) }]);
       server.listen().then(
         () => status.now(),
         (e: NodeJS.ErrnoException) => {
@@ -159,29 +122,7 @@ module.exports = function (RED: RED) {
       toLocal: (at) => client.sync.toLocal(at),
       emit: (m) => node.send([m, null]),
     });
-    const status = new StatusTicker(clock, node, (): { status: NodeStatus; again?: boolean } => {
-      const st = client.status;
-      if (st.state !== "connected")
-        return {
-          status: {
-            fill: st.state === "connecting" ? "yellow" : "red",
-            shape: "ring",
-            text: clip(st.state === "connecting" ? `connecting to ${short(st.detail)}` : `${st.state}${st.detail ? `: ${short(st.detail)}` : ""}`),
-          },
-        };
-      const e = client.sync.estimate();
-      const lost = [...arrivals.losses(), client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
-      // The clock offset first (what synchronises the pins); rtt and every counter are in the stats output.
-      const head = e ? `offset ${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "connected · measuring";
-      return {
-        status: {
-          fill: lost.length ? "yellow" : "green",
-          shape: "dot",
-          text: statusText(head, [...lost, `${rate.read(client.counters.events).toFixed(0)} ev/s`]),
-        },
-        again: true,
-      };
-    });
+    const status = new StatusTicker(clock, node, () => ({ status: listenerStatus(client, arrivals, () => rate.read(client.counters.events)), again: true }));
     const client = openListener(bus, tls, {
       clock,
       name,
@@ -198,40 +139,9 @@ module.exports = function (RED: RED) {
       },
       onAuthFailure: authFailure,
       // What arrived, and what this Pi's pulse-shapers fired: the master sees the whole array.
-      report: () => {
-        const { first_seq, last_seq } = arrivals.tracker.stream;
-        return {
-          ...arrivals.counters(),
-          reconnects: client.counters.reconnects,
-          rejected: client.counters.rejected,
-          ...(first_seq !== undefined ? { first_seq } : {}),
-          ...(last_seq !== undefined ? { last_seq } : {}),
-          ...firedTotals(),
-        };
-      },
+      report: () => listenerReport(client, arrivals, firedTotals()),
     });
-    const stats = (): void => {
-      const e = client.sync.estimate();
-      const { state, detail } = client.status;
-      const longest_stall_ms = { receive: round3(client.longestReceiveMs), hand_on: round3(arrivals.longestHandOnMs) };
-      node.send([
-        null,
-        {
-          topic: "stats",
-          payload: {
-            role,
-            name,
-            state,
-            detail,
-            offset_ms: e?.offsetMs ?? null,
-            rtt_ms: e?.rttMs ?? null,
-            uncertainty_ms: e?.uncertaintyMs ?? null,
-            counters: { ...arrivals.counters(), ...client.counters },
-            longest_stall_ms,
-          },
-        },
-      ]);
-    };
+    const stats = (): void => node.send([null, { topic: "stats", payload: listenerStats(client, arrivals, name) }]);
     stops.push(every(clock, statsMs, stats));
     notices(
       LISTENER_NOTICES,
@@ -255,18 +165,3 @@ module.exports = function (RED: RED) {
 
   RED.nodes.registerType("sqi-event-bus", SqiEventBusNode);
 };
-
-/** A master that is not (yet) connected to its broker, or still binding its port. */
-function notConnected(st: LinkStatus, where: string, bus: BusConfig): NodeStatus {
-  const text = bus.transport === "ws" ? "starting" : st.detail && st.detail !== bus.mqtt.url ? `${st.state}: ${st.detail}` : `${st.state}: ${short(where)}`;
-  return { fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: clip(text) };
-}
-
-function round3(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
-
-/** A URL without its scheme and trailing slash, for a status: "mqtt://host:1883/" -> "host:1883". */
-function short(url: string): string {
-  return url.replace(/^[a-z]+:\/\//, "").replace(/\/$/, "");
-}

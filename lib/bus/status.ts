@@ -1,0 +1,101 @@
+// What a bus node shows, from its transport and its arrivals: the status line under it, the
+// stats message, and a listener's report to the master. Pure: the node shell draws and sends.
+
+import { clip, statusText, type StatusLine } from "../status";
+import type { Arrivals } from "./arrivals";
+import type { BusConfig, ListenerTransport, MasterTransport } from "./transport";
+
+/** A URL without its scheme and trailing slash, for a status: "mqtt://host:1883/" -> "host:1883". */
+export function short(url: string): string {
+  return url.replace(/^[a-z]+:\/\//, "").replace(/\/$/, "");
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/**
+ * A master's status: why it cannot serve (`failed`: its port), that it is still connecting to
+ * its broker or binding, or where it listens, how many listeners it has, what it lost and its
+ * event rate. An open WebSocket bus (no token) is yellow.
+ */
+export function masterStatus(server: MasterTransport, bus: BusConfig, failed: string, eventsPerS: () => number): StatusLine {
+  if (failed) return { fill: "red", shape: "ring", text: clip(failed) };
+  const st = server.status;
+  if (st.state !== "connected") {
+    const text = bus.transport === "ws" ? "starting" : st.detail && st.detail !== bus.mqtt.url ? `${st.state}: ${st.detail}` : `${st.state}: ${short(server.where)}`;
+    return { fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: clip(text) };
+  }
+  const c = server.counters;
+  const refused = c.unauthorized + c.bad_requests + c.refused_full;
+  const lost = [
+    c.events_dropped ? `dropped ${c.events_dropped}` : "",
+    c.rejected ? `rejected ${c.rejected}` : "",
+    refused ? `refused ${refused}` : "",
+    c.oversize ? `oversize ${c.oversize}` : "",
+  ];
+  const open = bus.transport === "ws" && !bus.token;
+  const n = server.clients.length;
+  const head = `${short(server.where)} · ${n} listener${n === 1 ? "" : "s"}`;
+  return {
+    fill: open || lost.some(Boolean) ? "yellow" : "green",
+    shape: "dot",
+    text: statusText(head, [open ? "no token" : "", ...lost, `${eventsPerS().toFixed(0)} ev/s`]),
+  };
+}
+
+/** A master's stats message: the transport, its listeners, every counter and the last errors. */
+export function masterStats(server: MasterTransport, bus: BusConfig): Record<string, unknown> {
+  return {
+    role: "broadcast",
+    transport: bus.transport,
+    ...server.describe(),
+    listeners: server.clients,
+    counters: { ...server.counters },
+    recent: [...server.lastErrors],
+  };
+}
+
+/** A listener's status: how its link is, else its clock offset first (what synchronises the pins), then what it lost and its event rate. */
+export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, eventsPerS: () => number): StatusLine {
+  const st = client.status;
+  if (st.state !== "connected") {
+    const text = st.state === "connecting" ? `connecting to ${short(st.detail)}` : `${st.state}${st.detail ? `: ${short(st.detail)}` : ""}`;
+    return { fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: clip(text) };
+  }
+  const e = client.sync.estimate();
+  const lost = [...arrivals.losses(), client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
+  // rtt and every counter are in the stats output.
+  const head = e ? `offset ${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "connected · measuring";
+  return { fill: lost.length ? "yellow" : "green", shape: "dot", text: statusText(head, [...lost, `${eventsPerS().toFixed(0)} ev/s`]) };
+}
+
+/** A listener's stats message: its link, clock sync, every counter and its longest stalls of the event loop. */
+export function listenerStats(client: ListenerTransport, arrivals: Arrivals, name: string): Record<string, unknown> {
+  const e = client.sync.estimate();
+  const { state, detail } = client.status;
+  return {
+    role: "listen",
+    name,
+    state,
+    detail,
+    offset_ms: e?.offsetMs ?? null,
+    rtt_ms: e?.rttMs ?? null,
+    uncertainty_ms: e?.uncertaintyMs ?? null,
+    counters: { ...arrivals.counters(), ...client.counters },
+    longest_stall_ms: { receive: round3(client.longestReceiveMs), hand_on: round3(arrivals.longestHandOnMs) },
+  };
+}
+
+/** What a listener reports to the master: what arrived, and what this Pi's pulse-shapers fired (`fired`). */
+export function listenerReport(client: ListenerTransport, arrivals: Arrivals, fired: Record<string, number>): Record<string, number> {
+  const { first_seq, last_seq } = arrivals.tracker.stream;
+  return {
+    ...arrivals.counters(),
+    reconnects: client.counters.reconnects,
+    rejected: client.counters.rejected,
+    ...(first_seq !== undefined ? { first_seq } : {}),
+    ...(last_seq !== undefined ? { last_seq } : {}),
+    ...fired,
+  };
+}
