@@ -4,8 +4,9 @@ import { VirtualClock } from "../../lib/clock";
 import { Arrivals, type Arrival } from "../../lib/bus/arrivals";
 import { batchTexts, MAX_EVENTS_PER_FRAME, serialise, type EventFrame, type Serialised, type UpstreamFrame } from "../../lib/bus/frames";
 import { FrameRates, MAX_PER_SECOND } from "../../lib/bus/rates";
-import type { LinkStatus, ListenerOptions } from "../../lib/bus/transport";
-import { ListenerBase, MasterBase } from "../../lib/bus/upkeep";
+import { listenerReport, listenerStatus, masterStats, masterStatus } from "../../lib/bus/status";
+import type { BusConfig, LinkState, LinkStatus, ListenerOptions, MasterCounters, MasterTransport } from "../../lib/bus/transport";
+import { ListenerBase, MasterBase, masterCounters } from "../../lib/bus/upkeep";
 import { T0 } from "../helpers/containers";
 
 /** A master with no sockets: what it would broadcast, and what it answers. */
@@ -265,5 +266,76 @@ describe("lib/bus/arrivals: the listener's arrival policy", () => {
     r.a.clear();
     r.clock.advance(10);
     assert.equal(r.out.length, 125, "the first slice went at once; the rest was dropped by clear()");
+  });
+});
+
+describe("lib/bus/status: what a bus node shows", () => {
+  const bus = (over: Partial<BusConfig> = {}): BusConfig => ({
+    transport: "ws",
+    host: "0.0.0.0",
+    port: 8765,
+    path: "/",
+    url: "",
+    token: "t",
+    maxFrame: 1 << 20,
+    mqtt: { url: "mqtt://u:p@broker:1883", clientId: "", username: "", password: "", qos: 0, prefix: "sqi/bus", keepaliveS: 15 },
+    errors: [],
+    ...over,
+  });
+  const master = (state: LinkState, detail = "", counters: Partial<MasterCounters> = {}): MasterTransport => ({
+    counters: { ...masterCounters(), ...counters },
+    lastErrors: ["e1"],
+    status: { state, detail },
+    where: ":8765",
+    clients: [{ name: "pi-1", remote: "127.0.0.1:5000", hello: true }],
+    describe: () => ({ port: 8765, buffered_bytes: 0 }),
+    listen: () => Promise.resolve(),
+    send: () => undefined,
+    close: () => Promise.resolve(),
+  });
+
+  it("a master: where it listens, its listeners, what it lost and its rate; yellow without a token; red when it cannot listen", () => {
+    assert.deepEqual(
+      masterStatus(master("connected"), bus(), "", () => 12.4),
+      { fill: "green", shape: "dot", text: ":8765 · 1 listener · 12 ev/s" },
+    );
+    // 40 characters at most: what does not fit is counted (+3).
+    const lossy = masterStatus(master("connected", "", { events_dropped: 3, unauthorized: 1, bad_requests: 1 }), bus({ token: "" }), "", () => 0);
+    assert.deepEqual(lossy, { fill: "yellow", shape: "dot", text: ":8765 · 1 listener · no token · +3" });
+    assert.deepEqual(
+      masterStatus(master("connected"), bus(), "port 8765 is in use", () => 0),
+      { fill: "red", shape: "ring", text: "port 8765 is in use" },
+    );
+    const broker = masterStatus(master("disconnected", "connection refused: is the broker running?"), bus({ transport: "mqtt" }), "", () => 0);
+    assert.deepEqual(broker, { fill: "red", shape: "ring", text: "disconnected: connection refused: is the…" });
+    assert.deepEqual(masterStats(master("connected"), bus()), {
+      role: "broadcast",
+      transport: "ws",
+      port: 8765,
+      buffered_bytes: 0,
+      listeners: [{ name: "pi-1", remote: "127.0.0.1:5000", hello: true }],
+      counters: masterCounters(),
+      recent: ["e1"],
+    });
+  });
+
+  it("a listener: its link while not connected, else its clock offset first, its losses and its rate", () => {
+    const clock = new VirtualClock(T0);
+    const l = new FakeListener({ clock, name: "pi-1", onEvents: () => undefined });
+    const arrivals = new Arrivals(clock, { late: "fire", toLocal: () => undefined, emit: () => undefined });
+    l.status = { state: "connecting", detail: "ws://master:8765/" };
+    assert.deepEqual(
+      listenerStatus(l, arrivals, () => 0),
+      { fill: "yellow", shape: "ring", text: "connecting to master:8765" },
+    );
+    l.status = { state: "connected", detail: "" };
+    assert.equal(listenerStatus(l, arrivals, () => 0).text, "connected · measuring · 0 ev/s");
+    l.give(JSON.stringify({ type: "pong", id: 1, t0: T0 - 4, t1: T0 - 1, t2: T0 - 1 }), "socket");
+    arrivals.push([ev(1)], T0, undefined);
+    const s = listenerStatus(l, arrivals, () => 250);
+    assert.equal(s.fill, "green");
+    assert.match(s.text, /^offset [+-]\d+\.\d\d ± \d+\.\d\d ms · 250 ev\/s$/);
+    const report = listenerReport(l, arrivals, { fired_pulses: 2 });
+    assert.deepEqual([report.received, report.first_seq, report.last_seq, report.fired_pulses, report.rejected], [1, 1, 1, 2, 0]);
   });
 });
