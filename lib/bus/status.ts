@@ -23,7 +23,8 @@ export function masterStatus(server: MasterTransport, bus: BusConfig, failed: st
   if (failed) return { fill: "red", shape: "ring", text: clip(failed) };
   const st = server.status;
   if (st.state !== "connected") {
-    const text = bus.transport === "ws" ? "starting" : st.detail && st.detail !== bus.mqtt.url ? `${st.state}: ${st.detail}` : `${st.state}: ${short(server.where)}`;
+    const text =
+      bus.transport === "ws" ? "starting" : st.detail && st.detail !== bus.mqtt.url ? `${st.state}: ${st.detail}` : `${st.state}: ${short(server.where)}`;
     return { fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: clip(text) };
   }
   const c = server.counters;
