@@ -307,7 +307,7 @@ describe("lib/bus/status: what a bus node shows", () => {
       { fill: "red", shape: "ring", text: "port 8765 is in use" },
     );
     const broker = masterStatus(master("disconnected", "connection refused: is the broker running?"), bus({ transport: "mqtt" }), "", () => 0);
-    assert.deepEqual(broker, { fill: "red", shape: "ring", text: "disconnected: connection refused: is the…" });
+    assert.deepEqual(broker, { fill: "red", shape: "ring", text: "disconnected: connection refused: is th…" });
     assert.deepEqual(masterStats(master("connected"), bus()), {
       role: "broadcast",
       transport: "ws",
