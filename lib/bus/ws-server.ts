@@ -132,13 +132,13 @@ export class BusServer extends MasterBase implements MasterTransport {
 
   listen(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const fail = (e: Error) => reject(e);
-      this.http.once("error", (e: NodeJS.ErrnoException) => {
+      const fail = (e: NodeJS.ErrnoException): void => {
         this.link = { state: "disconnected", detail: e.code === "EADDRINUSE" ? `port ${this.opts.port} is in use` : e.message };
-        fail(e);
-      });
+        reject(e);
+      };
+      this.http.once("error", fail);
       this.http.listen(this.opts.port, this.opts.host, () => {
-        this.http.removeAllListeners("error");
+        this.http.off("error", fail);
         this.link = { state: "connected", detail: "" };
         this.beat();
         resolve();
