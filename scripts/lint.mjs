@@ -8,6 +8,7 @@
 //   - no claim of energy gain anywhere;
 //   - every node in package.json has its .ts, .html (whose editor script parses), help and icon;
 //     every JSON and .dc file parses;
+//   - every plugin in package.json has its .ts and an .html that registers it (and parses);
 //   - no trailing whitespace or tabs, and a final newline, in source files.
 import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
 import { join, relative, extname } from "node:path";
@@ -114,6 +115,21 @@ for (const [type, js] of Object.entries(pkg["node-red"].nodes)) {
     if (!/<a href="https?:\/\//.test(li[1]))
       report(join(root, "nodes", `${base}.html`), 0, `help of ${type}: a reference without a link: ${li[1].slice(0, 60)}`);
   // The editor runs these scripts; a syntax error there only shows up as a missing node in the palette.
+  for (const m of html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)) {
+    try {
+      new vm.Script(m[1], { filename: `nodes/${base}.html` });
+    } catch (e) {
+      report(join(root, "nodes", `${base}.html`), 0, `editor script does not parse: ${e.message}`);
+    }
+  }
+}
+
+// Every plugin has its runtime and its editor file, and the editor's script parses.
+for (const [id, js] of Object.entries(pkg["node-red"].plugins ?? {})) {
+  const base = js.replace(/^dist\/nodes\//, "").replace(/\.js$/, "");
+  for (const f of [`nodes/${base}.ts`, `nodes/${base}.html`]) if (!existsSync(join(root, f))) report(join(root, f), 0, `plugin ${id} is missing this file`);
+  const html = existsSync(join(root, "nodes", `${base}.html`)) ? readFileSync(join(root, "nodes", `${base}.html`), "utf8") : "";
+  if (!html.includes(`registerPlugin("${id}"`)) report(join(root, "nodes", `${base}.html`), 0, `plugin ${id} is not registered in the editor`);
   for (const m of html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)) {
     try {
       new vm.Script(m[1], { filename: `nodes/${base}.html` });
