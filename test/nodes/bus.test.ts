@@ -1,7 +1,6 @@
 // The bus over real sockets on 127.0.0.1: lib/bus server and client, raw ws clients as the
 // seed's bridge and as abusers, and the sqi-event-bus node in both roles.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -9,6 +8,7 @@ import { after, afterEach, describe, it } from "node:test";
 import WebSocket from "ws";
 import { OffsetClock, realClock } from "../../lib/clock";
 import { BusClient } from "../../lib/bus/ws-client";
+import { selfSignedCert } from "../helpers/tls";
 import type { EventFrame } from "../../lib/bus/frames";
 import { BusServer } from "../../lib/bus/ws-server";
 import { freePort, waitFor } from "../helpers/processes";
@@ -45,34 +45,6 @@ function client(port: number, extra: Partial<ConstructorParameters<typeof BusCli
   open.push({ close: () => c.stop() });
   c.start();
   return { c, got };
-}
-
-/** A throwaway certificate for 127.0.0.1, made with openssl (.ci/run installs it if missing). */
-function selfSignedCert(dir: string): { key: string; cert: string } {
-  const key = path.join(dir, "key.pem");
-  const cert = path.join(dir, "cert.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-    ],
-    { stdio: "ignore" },
-  );
-  return { key, cert };
 }
 
 function raw(url: string, opts: WebSocket.ClientOptions = {}) {

@@ -4,13 +4,13 @@
 // Under .ci/run (SQI_CI=1) a missing mosquitto fails; elsewhere these tests are skipped
 // with a loud message saying how to install it.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import mqtt from "mqtt";
 import { OffsetClock, realClock } from "../../lib/clock";
+import { selfSignedCert } from "../helpers/tls";
 import type { EventFrame } from "../../lib/bus/frames";
 import { MqttListener } from "../../lib/bus/mqtt-listener";
 import type { MqttSettings } from "../../lib/bus/mqtt-link";
@@ -332,29 +332,7 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
   it("mqtts: a listener that trusts the broker's certificate gets the events; one that does not says why and gets nothing", async () => {
     const tdir = path.join(dir, "tls");
     fs.mkdirSync(tdir, { recursive: true });
-    const key = path.join(tdir, "key.pem");
-    const cert = path.join(tdir, "cert.pem");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        key,
-        "-out",
-        cert,
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-      ],
-      { stdio: "ignore" },
-    );
+    const { key, cert } = selfSignedCert(tdir);
     const broker = await startBroker({ dir: tdir, port: await freePort(), tls: { cert, key } });
     try {
       assert.match(broker.url, /^mqtts:/);
