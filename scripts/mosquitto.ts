@@ -48,6 +48,8 @@ export interface BrokerOptions {
   tls?: { cert: string; key: string };
   /** The text of a Mosquitto acl_file: who may read and write which topics. */
   acl?: string;
+  /** More lines for mosquitto.conf (a bridge). */
+  extra?: string[];
 }
 
 function portOpen(port: number): Promise<boolean> {
@@ -94,6 +96,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
     fs.writeFileSync(acl, o.acl);
     lines.push(`acl_file ${acl}`);
   }
+  lines.push(...(o.extra ?? []));
   fs.writeFileSync(conf, `${lines.join("\n")}\n`);
   let child: ChildProcess | undefined;
   const broker: Broker = {
@@ -122,4 +125,50 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
   };
   await broker.start();
   return broker;
+}
+
+/**
+ * The bridge a site adds to a second Mosquitto so that its Pis reach a master on the first
+ * (README, "How many Pis"): everything under the bus prefix both ways, each message at its
+ * own QoS up to 1 (clock-sync pings and pongs stay QoS 0), retained welcomes and hellos kept.
+ */
+export function bridgeLines(name: string, address: string, prefix = "sqi/#"): string[] {
+  return [`connection ${name}`, `address ${address}`, `topic ${prefix} both 1`, "cleansession true", "try_private true", "restart_timeout 1", "start_type automatic"];
+}
+
+/** Two brokers on `ports`, the second bridged to the first, in `dir`: the bridge is up when this resolves. */
+export async function startBridgedBrokers(dir: string, ports: [number, number]): Promise<[Broker, Broker]> {
+  const a = await startBroker({ dir: path.join(dir, "a"), port: ports[0] });
+  try {
+    const b = await startBroker({ dir: path.join(dir, "b"), port: ports[1], extra: bridgeLines("site-b", `127.0.0.1:${ports[0]}`) });
+    try {
+      await bridged(a.url, b.url);
+    } catch (e) {
+      await b.stop();
+      throw e;
+    }
+    return [a, b];
+  } catch (e) {
+    await a.stop();
+    throw e;
+  }
+}
+
+/** Resolves once a message published on `b` arrives on `a` (the bridge is connected), within 10 s. */
+async function bridged(a: string, b: string): Promise<void> {
+  const mqtt = await import("mqtt");
+  const on = [mqtt.connect(a, { reconnectPeriod: 200 }), mqtt.connect(b, { reconnectPeriod: 200 })] as const;
+  const poke = setInterval(() => on[1].publish("sqi/bridge-check", "1"), 100);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error("the bridge did not connect within 10 s")), 10_000);
+      on[0].on("message", () => resolve());
+      on[0].subscribe("sqi/bridge-check");
+    });
+  } finally {
+    clearInterval(poke);
+    clearTimeout(timer);
+    for (const c of on) c.end(true);
+  }
 }

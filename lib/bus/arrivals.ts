@@ -65,7 +65,7 @@ export class Arrivals {
 
   /** The master run the events follow (for reports). */
   get run(): string | undefined {
-    return this.tracker.stream.run;
+    return this.tracker.currentRun;
   }
 
   /** The longest one slice held the event loop, ms. */

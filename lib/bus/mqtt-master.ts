@@ -49,6 +49,10 @@ export class MqttMaster extends MasterBase implements MasterTransport {
     return this.opts.settings.maxPayload;
   }
 
+  protected get listenerCount(): number {
+    return this.listeners.size;
+  }
+
   /** Connects to the broker; resolves at once (the status tells how it goes). */
   listen(): Promise<void> {
     const t = this.topics;

@@ -50,6 +50,9 @@ export interface MasterCounters {
   silent_closed: number;
   /** connections closed because the same listener name said hello on a new one */
   replaced: number;
+  /** pings answered and reports taken: the upkeep traffic of all listeners together */
+  pings: number;
+  reports: number;
   /** MQTT only: connections to the broker after the first */
   broker_reconnects?: number;
 }
@@ -61,6 +64,9 @@ export interface ListenerCounters {
   rejected: number;
   frames: number;
   events: number;
+  /** pings and reports sent */
+  pings: number;
+  reports: number;
 }
 
 /** A listener as the master knows it. */
@@ -89,6 +95,8 @@ export interface MasterOptions {
   /** Listeners at most; more are refused and counted. */
   maxClients?: number;
   maxBackoffMs?: number;
+  /** Reports a second from all listeners together, at most: the master paces them in its pongs (MAX_REPORTS_PER_S). */
+  maxReportsPerS?: number;
 }
 
 export interface ListenerOptions {
@@ -104,9 +112,11 @@ export interface ListenerOptions {
   onState?: (state: LinkState, detail: string) => void;
   /** The broker refused the credentials (MQTT; a WebSocket refusal is in the status). */
   onAuthFailure?: (text: string) => void;
-  /** What to report upstream every reportEveryMs. */
+  /** What to report upstream every reportEveryMs (or less often when the master paces its listeners' reports). */
   report?: () => Record<string, number>;
   reportEveryMs?: number;
+  /** The longest wait between clock-sync pings once the estimate is steady (DEFAULT_MAX_PING_MS). */
+  maxPingMs?: number;
   /** Cap of the reconnect backoff. */
   maxBackoffMs?: number;
 }

@@ -12,6 +12,8 @@ import {
   knownReport,
   pongText,
   prepareFrames,
+  REPORT_EVERY_MS,
+  reportPaceMs,
   serialise,
   type EventFrame,
   type FrameText,
@@ -32,6 +34,8 @@ export class ListenerUpkeep {
   private pingId = 0;
   private pingTimer: TimerHandle | undefined;
   private reportTimer: TimerHandle | undefined;
+  /** The master's pace for reports (from its pongs), ms. */
+  private paceMs = 0;
 
   constructor(
     private readonly o: {
@@ -39,8 +43,11 @@ export class ListenerUpkeep {
       sync: ClockSync;
       name: string;
       send: (f: UpstreamFrame) => void;
+      /** pings and reports sent */
+      counters: { pings: number; reports: number };
       report?: () => Record<string, number>;
       reportEveryMs?: number;
+      maxPingMs?: number;
       /** This listener's life (newRunId()), and the master run it follows: the master's accounting of its absences. */
       instance?: string;
       run?: () => string | undefined;
@@ -60,9 +67,15 @@ export class ListenerUpkeep {
     this.pingTimer = this.reportTimer = undefined;
   }
 
+  /** The master's pace for reports, from a pong: never more often than it asks (nor than this listener's own interval). */
+  pace(reportMs: number | undefined): void {
+    this.paceMs = reportMs ?? 0;
+  }
+
   private ping(): void {
+    this.o.counters.pings++;
     this.o.send({ type: "ping", id: ++this.pingId, t0: this.o.clock.now() });
-    this.pingTimer = this.o.clock.setTimer(() => this.ping(), this.o.sync.nextPingDelay());
+    this.pingTimer = this.o.clock.setTimer(() => this.ping(), this.o.sync.nextPingDelay(this.o.maxPingMs));
   }
 
   private scheduleReport(): void {
@@ -71,6 +84,7 @@ export class ListenerUpkeep {
     this.reportTimer = this.o.clock.setTimer(() => {
       const e = this.o.sync.estimate();
       const run = this.o.run?.();
+      this.o.counters.reports++;
       this.o.send({
         type: "report",
         name: this.o.name,
@@ -80,7 +94,7 @@ export class ListenerUpkeep {
         ...(e ? { offset_ms: e.offsetMs, rtt_ms: e.rttMs } : {}),
       });
       this.scheduleReport();
-    }, this.o.reportEveryMs ?? 2000);
+    }, Math.max(this.o.reportEveryMs ?? REPORT_EVERY_MS, this.paceMs));
   }
 }
 
@@ -130,6 +144,8 @@ export function masterCounters(): MasterCounters {
     replies_dropped: 0,
     silent_closed: 0,
     replaced: 0,
+    pings: 0,
+    reports: 0,
   };
 }
 
@@ -175,6 +191,8 @@ export abstract class MasterBase {
   }
 
   protected abstract readonly maxPayload: number;
+  /** Listeners known now (without building the list `clients` returns). */
+  protected abstract readonly listenerCount: number;
   /** Sends a turn's serialised events to the listeners. */
   protected abstract broadcast(s: Serialised, sent: number): void;
 
@@ -193,8 +211,13 @@ export abstract class MasterBase {
   ): string | undefined {
     const refused = limits.over(f.type, t1) ?? check?.();
     if (refused) return refused;
-    if (f.type === "ping") reply(pongText(f, t1, this.opts.clock.now()));
-    else if (f.type === "report") this.opts.onReport?.({ ...knownReport(f), remote });
+    if (f.type === "ping") {
+      this.counters.pings++;
+      reply(pongText(f, t1, this.opts.clock.now(), reportPaceMs(this.listenerCount, this.opts.maxReportsPerS)));
+    } else if (f.type === "report") {
+      this.counters.reports++;
+      this.opts.onReport?.({ ...knownReport(f), remote });
+    }
     return undefined;
   }
 
@@ -211,7 +234,7 @@ export abstract class MasterBase {
  */
 export abstract class ListenerBase implements ListenerTransport {
   readonly sync = new ClockSync();
-  readonly counters: ListenerCounters = { connects: 0, reconnects: 0, rejected: 0, frames: 0, events: 0 };
+  readonly counters: ListenerCounters = { connects: 0, reconnects: 0, rejected: 0, frames: 0, events: 0, pings: 0, reports: 0 };
   longestReceiveMs = 0;
   protected readonly upkeep: ListenerUpkeep;
   private received = 0;
@@ -221,7 +244,7 @@ export abstract class ListenerBase implements ListenerTransport {
     send: (f: UpstreamFrame) => void,
   ) {
     prepareFrames();
-    this.upkeep = new ListenerUpkeep({ ...opts, sync: this.sync, send });
+    this.upkeep = new ListenerUpkeep({ ...opts, sync: this.sync, send, counters: this.counters });
   }
 
   abstract readonly status: LinkStatus;
@@ -257,7 +280,10 @@ export abstract class ListenerBase implements ListenerTransport {
     if (!("type" in f)) {
       if (on === "pong") this.counters.rejected++;
       else this.events([f], f.sent, f.run, now);
-    } else if (f.type === "pong" && on !== "events") this.sync.add(f.t0, f.t1, f.t2, now);
+    } else if (f.type === "pong" && on !== "events") {
+      this.sync.add(f.t0, f.t1, f.t2, now);
+      this.upkeep.pace(f.report_ms);
+    }
     else if (f.type === "batch" && on !== "pong") this.events(f.events, f.sent, f.run, now);
     else if (on !== "socket" || f.type !== "welcome") this.counters.rejected++;
   }

@@ -179,6 +179,10 @@ export class BusServer extends MasterBase implements MasterTransport {
     return this.opts.maxPayload;
   }
 
+  protected get listenerCount(): number {
+    return this.peers.size;
+  }
+
   /** Each event was serialised once and is shared by every peer. */
   protected broadcast(s: Serialised, sent: number): void {
     let batches: FrameText[] | undefined;
@@ -201,8 +205,8 @@ export class BusServer extends MasterBase implements MasterTransport {
 
   /**
    * A connection whose other end is gone without a FIN (a Pi that lost power) stays open here
-   * until something notices: it would hold its slot and its buffer. Listeners ping ten times
-   * a second and plain clients answer WebSocket pings, so one silent for a heartbeat is gone.
+   * until something notices: it would hold its slot and its buffer. Listeners ping every 2 s
+   * at most and plain clients answer WebSocket pings, so one silent for a heartbeat is gone.
    */
   private beat(): void {
     this.heartbeat = this.opts.clock.setTimer(() => {

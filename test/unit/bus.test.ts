@@ -83,14 +83,37 @@ describe("clock sync", () => {
     assert.equal(sync.add(10, 5, 4, 20), false, "master answered before it received");
     assert.equal(sync.add(10, 5, 6, 9), false, "pong before ping");
     assert.equal(sync.estimate(), undefined);
-    assert.equal(sync.nextPingDelay(50, 500, 3), 50);
+    assert.equal(sync.nextPingDelay(2000, 50, 500, 3), 50);
     for (let i = 0; i < 3; i++) sync.add(i, i + 1, i + 1, i + 2);
-    assert.equal(sync.nextPingDelay(50, 500, 3), 500);
+    assert.equal(sync.nextPingDelay(2000, 50, 500, 3), 500);
     assert.equal(new ClockSync().nextPingDelay(), 50, "the defaults: every 50 ms at first");
     sync.add(5000, 5001, 5001, 5002);
     assert.equal(sync.samples, 1, "samples older than the window are dropped");
     sync.reset();
     assert.equal(sync.estimate(), undefined);
+  });
+});
+
+describe("clock sync: pings back off while the estimate holds", () => {
+  it("20 pings 50 ms apart, then 100 ms, doubling to 2 s while the offset holds; a move brings back 100 ms; maxPingMs 100 keeps the old cadence", () => {
+    const sync = new ClockSync();
+    const delays: number[] = [];
+    let t = 0;
+    /** one exchange with a symmetric 1 ms trip each way and the master `offset` ahead */
+    const exchange = (offset: number): void => {
+      sync.add(t, t + 1 + offset, t + 1 + offset, t + 2);
+      delays.push(sync.nextPingDelay());
+      t += delays[delays.length - 1]!;
+    };
+    for (let i = 0; i < 27; i++) exchange(5);
+    assert.deepEqual(delays.slice(18), [50, 100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+    // the estimate moves (the min filter takes a quicker up trip): steady again at 100 ms
+    assert.ok(sync.add(t, t + 5.5, t + 5.5, t + 1.5));
+    assert.equal(sync.estimate()?.offsetMs, 4.75);
+    assert.equal(sync.nextPingDelay(), 100);
+    const old = new ClockSync();
+    for (let i = 0; i < 30; i++) old.add(i, i + 1, i + 1, i + 2);
+    assert.deepEqual([old.nextPingDelay(100), old.nextPingDelay(100), old.nextPingDelay(100)], [100, 100, 100]);
   });
 });
 

@@ -13,6 +13,7 @@ import { T0 } from "../helpers/containers";
 class FakeMaster extends MasterBase {
   readonly sent: Array<{ s: Serialised; at: number }> = [];
   protected readonly maxPayload = 4096;
+  listenerCount = 3;
   protected broadcast(s: Serialised, sent: number): void {
     this.sent.push({ s, at: sent });
   }
@@ -110,7 +111,7 @@ describe("lib/bus/upkeep: what every master transport shares", () => {
       m.take({ type: "ping", id: 7, t0: 5 }, T0, limits, (t) => replies.push(t)),
       undefined,
     );
-    assert.deepEqual(JSON.parse(replies[0]!), { type: "pong", id: 7, t0: 5, t1: T0, t2: T0 });
+    assert.deepEqual(JSON.parse(replies[0]!), { type: "pong", id: 7, t0: 5, t1: T0, t2: T0, report_ms: 2000 });
     const report = { type: "report", name: "pi", counters: { a: 1 }, extra: "x" } as unknown as UpstreamFrame;
     m.take(report, T0, limits, () => undefined);
     assert.deepEqual(reports, [{ type: "report", name: "pi", counters: { a: 1 }, remote: "pi" }]);
