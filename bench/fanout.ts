@@ -34,6 +34,7 @@ const PROCESSES = Number(process.env.FANOUT_PROCESSES ?? 4);
 const OFFSET = Number(process.env.FANOUT_OFFSET_MS ?? 200);
 const ANCHOR = process.env.FANOUT_ANCHOR !== "0";
 const TICK_MS = 10;
+const SETTLE_MS = 5000;
 
 export function wsBus(port: number): BusConfig {
   return {
@@ -135,6 +136,8 @@ async function withFleet(
   };
   try {
     await waitFor(`${n} listeners joined and synced`, async () => (await fleet.stats()).synced === n, 60_000, 250);
+    // the estimates settle over their first seconds (their window fills), as on a Pi that has been up a while
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
   } catch (e) {
     await stop();
     throw e;
