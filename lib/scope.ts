@@ -3,6 +3,7 @@
 // duty, clock sync and losses over time), plus their sum. The nodes feed it; a publisher
 // sends a compact snapshot a few times a second, and only while an editor is watching.
 
+import { lossOf, MAX_LISTED } from "./bus/roster";
 import type { Clock, TimerHandle } from "./clock";
 
 export const SCOPE_WINDOW_MS = 2000;
@@ -39,13 +40,27 @@ export interface ListenerTrace {
   offset_ms?: number;
   rtt_ms?: number;
   lost: number;
+  /** events it fired late */
+  late: number;
+}
+
+/** Every listener that reports, in one line: the view stays readable at 1,000 of them. */
+export interface ListenersSummary {
+  listeners: number;
+  synced: number;
+  late: number;
+  lost: number;
+  /** listeners that lost or fired late anything */
+  troubled: number;
 }
 
 export interface ScopeSnapshot {
   t: number;
   window_ms: number;
   shapers: ShaperTrace[];
+  /** the worst MAX_LISTED listeners (most lost, then most late), of `summary.listeners` */
   listeners: ListenerTrace[];
+  summary: ListenersSummary;
   /** the listeners' summed pulse rate over time: [ms before t, Hz] */
   sum: Array<[number, number]>;
 }
@@ -63,6 +78,7 @@ interface Listener {
   offset_ms?: number;
   rtt_ms?: number;
   lost: number;
+  late: number;
 }
 
 export class Scope {
@@ -90,15 +106,15 @@ export class Scope {
     let l = this.listeners.get(key);
     if (l)
       this.listeners.delete(key); // re-inserted: the map stays in order of last report
-    else l = { master, history: [], lost: 0 };
+    else l = { master, history: [], lost: 0, late: 0 };
     this.listeners.set(key, l);
     const c = r.counters;
     l.history.push({ t, pulses: c.fired_pulses ?? 0, onMs: c.fired_on_time_ms ?? 0 });
     while (l.history.length > 2 && (l.history[0]?.t ?? t) < t - HISTORY_MS) l.history.shift();
     l.offset_ms = r.offset_ms;
     l.rtt_ms = r.rtt_ms;
-    l.lost =
-      (c.missing ?? 0) + (c.late ?? 0) + (c.missed ?? 0) + (c.unsynced ?? 0) + (c.fired_dropped ?? 0) + (c.fired_skipped ?? 0) + (c.lost_while_away ?? 0);
+    l.lost = lossOf(c);
+    l.late = c.late ?? 0;
     // Names that went silent are forgotten, and there are never more than the cap: one
     // connection reporting under 50,000 names (before names were bound) kept them all.
     for (const [k, x] of this.listeners) {
@@ -147,7 +163,21 @@ export class Scope {
       });
     }
     const listeners: ListenerTrace[] = [];
+    const summary: ListenersSummary = { listeners: this.listeners.size, synced: 0, late: 0, lost: 0, troubled: 0 };
     const sums = new Map<number, number>();
+    for (const l of this.listeners.values()) {
+      if (l.offset_ms !== undefined) summary.synced++;
+      summary.late += l.late;
+      summary.lost += l.lost;
+      if (l.late || l.lost) summary.troubled++;
+    }
+    // The worst first; only they are drawn, but the sum is over every listener.
+    const worst = new Set(
+      [...this.listeners.entries()]
+        .sort(([ka, a], [kb, b]) => b.lost - a.lost || b.late - a.late || (ka < kb ? -1 : 1))
+        .slice(0, MAX_LISTED)
+        .map(([k]) => k),
+    );
     for (const [key, l] of this.listeners) {
       const samples: Array<[number, number, number]> = [];
       for (let i = 1; i < l.history.length; i++) {
@@ -160,6 +190,7 @@ export class Scope {
         const slot = Math.round((now - b.t) / 1000) * 1000;
         sums.set(slot, (sums.get(slot) ?? 0) + rate);
       }
+      if (!worst.has(key)) continue;
       listeners.push({
         name: key.slice(l.master.length + 1),
         master: l.master,
@@ -167,10 +198,12 @@ export class Scope {
         ...(l.offset_ms !== undefined ? { offset_ms: l.offset_ms } : {}),
         ...(l.rtt_ms !== undefined ? { rtt_ms: l.rtt_ms } : {}),
         lost: l.lost,
+        late: l.late,
       });
     }
+    listeners.sort((a, b) => b.lost - a.lost || b.late - a.late || (a.name < b.name ? -1 : 1));
     const sum = [...sums.entries()].sort((a, b) => b[0] - a[0]).map(([ago, hz]) => [ago, Math.round(hz * 10) / 10] as [number, number]);
-    return { t: now, window_ms: SCOPE_WINDOW_MS, shapers, listeners, sum };
+    return { t: now, window_ms: SCOPE_WINDOW_MS, shapers, listeners, summary, sum };
   }
 }
 

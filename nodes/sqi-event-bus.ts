@@ -11,6 +11,7 @@ import { openListener, openMaster, type TlsOptions } from "../lib/bus/connect";
 import { brokerPlace } from "../lib/bus/mqtt-link";
 import { eventFrame, newRunId } from "../lib/bus/frames";
 import { AbsenceLedger } from "../lib/bus/ledger";
+import { Roster } from "../lib/bus/roster";
 import { LISTENER_NOTICES, MASTER_NOTICES, MinuteNotices, NOTICE_EVERY_MS } from "../lib/bus/notices";
 import { listenerReport, listenerStats, listenerStatus, masterStats, masterStatus } from "../lib/bus/status";
 import { firedTotals } from "../lib/pulse/fired";
@@ -59,8 +60,11 @@ module.exports = function (RED: RED) {
       // A new run each deploy: a listener knows this master's seqs begin again, whenever it reconnects.
       const run = newRunId();
       const ledger = new AbsenceLedger(run);
+      const roster = new Roster();
       let failed = "";
-      const status = new StatusTicker(clock, node, () => ({ status: masterStatus(server, bus, failed, () => rate.read(server.counters.events)) }));
+      const status = new StatusTicker(clock, node, () => ({
+        status: masterStatus(server, bus, failed, () => rate.read(server.counters.events), roster.summary(server.clients.length, clock.now())),
+      }));
       const server = openMaster(bus, tls, {
         clock,
         name: os.hostname(),
@@ -68,13 +72,17 @@ module.exports = function (RED: RED) {
         onReport: (report) => {
           const now = clock.now();
           const r = { ...ledger.take(report, now), remote: report.remote };
+          roster.take(r, now);
           scope.report(node.id, now, r);
           node.send([null, { topic: "report", payload: r }]);
         },
         onChange: () => status.now(),
         onAuthFailure: authFailure,
       });
-      const stats = (): void => node.send([null, { topic: "stats", payload: masterStats(server, bus) }]);
+      const stats = (): void => {
+        const now = clock.now();
+        node.send([null, { topic: "stats", payload: masterStats(server, bus, { summary: roster.summary(0, now), worst: roster.worst(now) }) }]);
+      };
       server.listen().then(
         () => status.now(),
         (e: NodeJS.ErrnoException) => {

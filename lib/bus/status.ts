@@ -3,6 +3,7 @@
 
 import { clip, statusText, type StatusLine } from "../status";
 import type { Arrivals } from "./arrivals";
+import { MAX_LISTED, summaryParts, type ListenerLine, type RosterSummary } from "./roster";
 import type { BusConfig, ListenerTransport, MasterTransport } from "./transport";
 
 /** A URL without its scheme and trailing slash, for a status: "mqtt://host:1883/" -> "host:1883". */
@@ -16,10 +17,11 @@ function round3(x: number): number {
 
 /**
  * A master's status: why it cannot serve (`failed`: its port), that it is still connecting to
- * its broker or binding, or where it listens, how many listeners it has, what it lost and its
- * event rate. An open WebSocket bus (no token) is yellow.
+ * its broker or binding, or where it listens, how many listeners it has (and, from their
+ * reports, how many are synced and what they fired late or lost), what it lost and its event
+ * rate. An open WebSocket bus (no token) is yellow, and so is a listener's loss.
  */
-export function masterStatus(server: MasterTransport, bus: BusConfig, failed: string, eventsPerS: () => number): StatusLine {
+export function masterStatus(server: MasterTransport, bus: BusConfig, failed: string, eventsPerS: () => number, roster?: RosterSummary): StatusLine {
   if (failed) return { fill: "red", shape: "ring", text: clip(failed) };
   const st = server.status;
   if (st.state !== "connected") {
@@ -39,19 +41,25 @@ export function masterStatus(server: MasterTransport, bus: BusConfig, failed: st
   const n = server.clients.length;
   const head = `${short(server.where)} · ${n} listener${n === 1 ? "" : "s"}`;
   return {
-    fill: open || lost.some(Boolean) ? "yellow" : "green",
+    fill: open || lost.some(Boolean) || roster?.lost || roster?.late ? "yellow" : "green",
     shape: "dot",
-    text: statusText(head, [open ? "no token" : "", ...lost, `${eventsPerS().toFixed(0)} ev/s`]),
+    text: statusText(head, [...(roster ? summaryParts({ ...roster, joined: n }) : []), open ? "no token" : "", ...lost, `${eventsPerS().toFixed(0)} ev/s`]),
   };
 }
 
-/** A master's stats message: the transport, its listeners, every counter and the last errors. */
-export function masterStats(server: MasterTransport, bus: BusConfig): Record<string, unknown> {
+/**
+ * A master's stats message: the transport, its listeners (the first MAX_LISTED connections; with
+ * their reports, a summary over all and the worst MAX_LISTED), every counter and the last errors.
+ */
+export function masterStats(server: MasterTransport, bus: BusConfig, roster?: { summary: RosterSummary; worst: ListenerLine[] }): Record<string, unknown> {
+  const clients = server.clients;
   return {
     role: "broadcast",
     transport: bus.transport,
     ...server.describe(),
-    listeners: server.clients,
+    listeners: clients.slice(0, MAX_LISTED),
+    listeners_total: clients.length,
+    ...(roster ? { summary: { ...roster.summary, joined: clients.length }, worst: roster.worst } : {}),
     counters: { ...server.counters },
     recent: [...server.lastErrors],
   };

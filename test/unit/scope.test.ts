@@ -39,13 +39,35 @@ describe("SQI scope data", () => {
       scope.report("m", T0 + k * 2000, { name: "pi-2", counters: { fired_pulses: 50 * k, fired_on_time_ms: 250 * k, missing: 2 } });
     }
     const snap = scope.snapshot(T0 + 10_000);
-    const [a, b] = snap.listeners;
+    const [b, a] = snap.listeners;
+    assert.equal(b!.name, "pi-2", "the worst first: pi-2 lost events");
     assert.deepEqual(a!.samples[a!.samples.length - 1], [0, 50, 25]);
     assert.deepEqual(b!.samples[b!.samples.length - 1], [0, 25, 12.5]);
     assert.equal(b!.lost, 2);
+    assert.deepEqual(snap.summary, { listeners: 2, synced: 0, late: 0, lost: 2, troubled: 1 });
     assert.deepEqual(snap.sum[snap.sum.length - 1], [0, 75]);
     scope.removeMaster("m");
     assert.equal(scope.snapshot(T0 + 10_000).listeners.length, 0);
+  });
+
+  it("at 1,000 listeners: one summary line over all of them, the worst 20 drawn (most lost, then most late), the sum over all", () => {
+    const scope = new Scope();
+    for (let k = 0; k <= 1; k++)
+      for (let i = 1; i <= 1000; i++)
+        scope.report("m", T0 + k * 2000, {
+          name: `pi-${i}`,
+          counters: { fired_pulses: 10 * k, missing: i % 97 === 0 ? i : 0, late: i % 50 === 0 ? 1 : 0 },
+          ...(i <= 990 ? { offset_ms: 0.1, rtt_ms: 0.4 } : {}),
+        });
+    const snap = scope.snapshot(T0 + 2000);
+    assert.deepEqual(snap.summary, { listeners: 1000, synced: 990, late: 20, lost: [97, 194, 291, 388, 485, 582, 679, 776, 873, 970].reduce((x, y) => x + y), troubled: 30 });
+    assert.equal(snap.listeners.length, 20);
+    assert.deepEqual(
+      snap.listeners.slice(0, 11).map((l) => l.name),
+      ["pi-970", "pi-873", "pi-776", "pi-679", "pi-582", "pi-485", "pi-388", "pi-291", "pi-194", "pi-97", "pi-100"],
+      "the most lost first, then the late ones",
+    );
+    assert.deepEqual(snap.sum[snap.sum.length - 1], [0, 5000], "the sum is over all 1,000 (5 pulses/s each)");
   });
 
   it("publishes four snapshots a second while an editor watches, and stops (no timer left) when none does", () => {

@@ -5,6 +5,7 @@ import { Arrivals, type Arrival } from "../../lib/bus/arrivals";
 import { batchTexts, MAX_EVENTS_PER_FRAME, serialise, type EventFrame, type Serialised, type UpstreamFrame } from "../../lib/bus/frames";
 import { FrameRates, MAX_PER_SECOND } from "../../lib/bus/rates";
 import { listenerReport, listenerStatus, masterStats, masterStatus } from "../../lib/bus/status";
+import { Roster, ROSTER_FORGET_MS } from "../../lib/bus/roster";
 import type { BusConfig, LinkState, LinkStatus, ListenerOptions, MasterCounters, MasterTransport } from "../../lib/bus/transport";
 import { ListenerBase, MasterBase, masterCounters } from "../../lib/bus/upkeep";
 import { T0 } from "../helpers/containers";
@@ -160,7 +161,7 @@ describe("lib/bus/upkeep: what every listener transport shares", () => {
       { seqs: [1], run: "r" },
       { seqs: [2, 3], run: "r" },
     ]);
-    assert.deepEqual(l.counters, { connects: 0, reconnects: 0, rejected: 2, frames: 6, events: 3 });
+    assert.deepEqual(l.counters, { connects: 0, reconnects: 0, rejected: 2, frames: 6, events: 3, pings: 0, reports: 0 });
     assert.ok(l.sync.estimate(), "a pong and a batch's send time make an estimate");
   });
 
@@ -315,9 +316,37 @@ describe("lib/bus/status: what a bus node shows", () => {
       port: 8765,
       buffered_bytes: 0,
       listeners: [{ name: "pi-1", remote: "127.0.0.1:5000", hello: true }],
+      listeners_total: 1,
       counters: masterCounters(),
       recent: ["e1"],
     });
+  });
+
+  it("a master at scale: its listeners' reports summed in the status (synced, late, lost) and the stats (a summary and the worst 20)", () => {
+    const roster = new Roster();
+    for (let i = 1; i <= 1000; i++)
+      roster.take({ name: `pi-${i}`, counters: { missing: i === 7 ? 5 : 0, late: i === 9 ? 2 : 0, lost_while_away: i === 8 ? 1 : 0 }, ...(i > 2 ? { offset_ms: 0.2 } : {}) }, T0);
+    const many = { ...master("connected"), clients: Array.from({ length: 1000 }, (_, i) => ({ name: `pi-${i + 1}`, remote: "10.0.0.1:1", hello: true })) };
+    assert.deepEqual(masterStatus(many, bus(), "", () => 1000, roster.summary(1000, T0)), {
+      fill: "yellow",
+      shape: "dot",
+      text: ":8765 · 1000 listeners · lost 6 · +3",
+    });
+    const few = { ...master("connected"), clients: many.clients.slice(0, 3), where: "m" };
+    const r3 = new Roster();
+    r3.take({ name: "pi-1", counters: { late_dropped: 1 }, offset_ms: 0.1 }, T0);
+    r3.take({ name: "pi-2", counters: {} }, T0);
+    assert.deepEqual(masterStatus(few, bus(), "", () => 5, r3.summary(3, T0)).text, "m · 3 listeners · lost 1 · 1 synced · +1");
+    const st = masterStats(many, bus(), { summary: roster.summary(0, T0), worst: roster.worst(T0) });
+    assert.equal((st.listeners as unknown[]).length, 20);
+    assert.equal(st.listeners_total, 1000);
+    assert.deepEqual(st.summary, { joined: 1000, synced: 998, late: 2, lost: 6, troubled: 3 });
+    assert.deepEqual(
+      (st.worst as Array<{ name: string }>).slice(0, 3).map((l) => l.name),
+      ["pi-7", "pi-8", "pi-9"],
+    );
+    assert.equal((st.worst as unknown[]).length, 20);
+    assert.equal(roster.summary(1000, T0 + ROSTER_FORGET_MS + 1).synced, 0, "a listener silent for a minute is no longer counted");
   });
 
   it("a listener: its link while not connected, else its clock offset first, its losses and its rate", () => {
