@@ -38,7 +38,15 @@ export async function startNodeRedMaster(dir: string): Promise<AnchorMaster> {
   fs.writeFileSync(flowFile, JSON.stringify(flow));
   process.env.SQI_EXTRA_NODES_DIR = path.join(packageRoot, "bench", "nodes");
   const basePort = 25000 + Math.floor(Math.random() * 1000);
-  const cluster = await startCluster({ pis: 0, jitterMs: 0, clockOffsetMs: 0, dir: path.join(dir, "anchor"), basePort, busPort: basePort + 50, masterFlow: flowFile });
+  const cluster = await startCluster({
+    pis: 0,
+    jitterMs: 0,
+    clockOffsetMs: 0,
+    dir: path.join(dir, "anchor"),
+    basePort,
+    busPort: basePort + 50,
+    masterFlow: flowFile,
+  });
   return {
     cluster,
     pid: cluster.master.redPid ?? 0,
@@ -88,7 +96,12 @@ export async function measureCore(m: AnchorMaster, n: number, rate: number, seco
   const per = Math.ceil(n / processes);
   const kids: ChildProcess[] = [];
   for (let left = n; left > 0; left -= per)
-    kids.push(fork(__filename, [], { env: { ...process.env, SQI_ANCHOR_CLIENTS: String(Math.min(per, left)), SQI_ANCHOR_URL: m.coreUrl }, stdio: ["ignore", "inherit", "inherit", "ipc"] }));
+    kids.push(
+      fork(__filename, [], {
+        env: { ...process.env, SQI_ANCHOR_CLIENTS: String(Math.min(per, left)), SQI_ANCHOR_URL: m.coreUrl },
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      }),
+    );
   let id = 0;
   const all = (cmd: string): Promise<ClientsReply[]> => Promise.all(kids.map((k) => ask(k, ++id, cmd)));
   try {

@@ -19,6 +19,7 @@ export interface MasterConfig {
   tickMs: number;
   leadMs: number;
   maxReportsPerS?: number;
+  maxPingsPerS?: number;
 }
 
 export interface MasterStats {
@@ -65,7 +66,10 @@ function ask(child: ChildProcess, m: Command): Promise<Reply> {
 }
 
 export async function startMaster(cfg: MasterConfig): Promise<MasterHandle> {
-  const child = fork(path.join(__dirname, "bare-master.js"), [], { env: { ...process.env, SQI_MASTER: JSON.stringify(cfg) }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(path.join(__dirname, "bare-master.js"), [], {
+    env: { ...process.env, SQI_MASTER: JSON.stringify(cfg) },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   let id = 0;
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   await ask(child, { id: ++id, cmd: "ready" });
@@ -101,6 +105,7 @@ if (require.main === module && process.send) {
     name: "bench-master",
     run,
     ...(cfg.maxReportsPerS !== undefined ? { maxReportsPerS: cfg.maxReportsPerS } : {}),
+    ...(cfg.maxPingsPerS !== undefined ? { maxPingsPerS: cfg.maxPingsPerS } : {}),
     onReport: (r) => {
       reports++;
       away.set(r.name, ledger.take(r, clock.now()).counters.lost_while_away ?? 0);

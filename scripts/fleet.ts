@@ -394,7 +394,10 @@ export async function startFleet(o: {
       ...(o.maxPingMs !== undefined ? { maxPingMs: o.maxPingMs } : {}),
       ...(o.reportEveryMs !== undefined ? { reportEveryMs: o.reportEveryMs } : {}),
     };
-    const child = fork(path.join(__dirname, "fleet.js"), [], { env: { ...process.env, SQI_FLEET: JSON.stringify(cfg) }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const child = fork(path.join(__dirname, "fleet.js"), [], {
+      env: { ...process.env, SQI_FLEET: JSON.stringify(cfg) },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
     children.push(child);
   }
   await Promise.all(children.map((c) => ask(c, ++id, "ready")));

@@ -133,7 +133,15 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
  * own QoS up to 1 (clock-sync pings and pongs stay QoS 0), retained welcomes and hellos kept.
  */
 export function bridgeLines(name: string, address: string, prefix = "sqi/#"): string[] {
-  return [`connection ${name}`, `address ${address}`, `topic ${prefix} both 1`, "cleansession true", "try_private true", "restart_timeout 1", "start_type automatic"];
+  return [
+    `connection ${name}`,
+    `address ${address}`,
+    `topic ${prefix} both 1`,
+    "cleansession true",
+    "try_private true",
+    "restart_timeout 1",
+    "start_type automatic",
+  ];
 }
 
 /** Two brokers on `ports`, the second bridged to the first, in `dir`: the bridge is up when this resolves. */

@@ -31,7 +31,7 @@ export type DownstreamFrame =
   | EventFrame
   | { type: "batch"; sent?: number; run?: string; events: EventFrame[] }
   | { type: "welcome"; protocol: number; master?: string; run?: string }
-  | { type: "pong"; id: number; t0: number; t1: number; t2: number; report_ms?: number };
+  | { type: "pong"; id: number; t0: number; t1: number; t2: number; report_ms?: number; ping_ms?: number };
 
 export type UpstreamFrame =
   | { type: "hello"; name: string; protocol: number; instance?: string }
@@ -205,25 +205,42 @@ export function welcomeText(master: string | undefined, run: string | undefined)
   return JSON.stringify({ type: "welcome", protocol: PROTOCOL, ...(master ? { master } : {}), ...(run ? { run } : {}) });
 }
 
+/** How often the master wants each listener's reports, and its pings at most (ms): its pace, in every pong. */
+export interface Pace {
+  reportMs: number;
+  /** absent: as often as the listener's own cadence */
+  pingMs?: number;
+}
+
 /**
- * The master's answer to a ping: t1 when it came, t2 when the answer leaves, and how often
- * the listener is to report (the master's pace: reportPaceMs), written without JSON.stringify.
+ * The master's answer to a ping: t1 when it came, t2 when the answer leaves, and its pace
+ * (pace()), written without JSON.stringify.
  */
-export function pongText(ping: { id: number; t0: number }, t1: number, t2: number, reportMs?: number): string {
-  return `{"type":"pong","id":${ping.id},"t0":${ping.t0},"t1":${t1},"t2":${t2}${reportMs !== undefined ? `,"report_ms":${reportMs}` : ""}}`;
+export function pongText(ping: { id: number; t0: number }, t1: number, t2: number, pace?: Pace): string {
+  const report = pace ? `,"report_ms":${pace.reportMs}` : "";
+  const pings = pace?.pingMs !== undefined ? `,"ping_ms":${pace.pingMs}` : "";
+  return `{"type":"pong","id":${ping.id},"t0":${ping.t0},"t1":${t1},"t2":${t2}${report}${pings}}`;
 }
 
 /** Reports a second a master takes at most from all its listeners together, by pacing them. */
 export const MAX_REPORTS_PER_S = 100;
+/** Pings a second a master takes at most from all its listeners together, by pacing them. */
+export const MAX_PINGS_PER_S = 1000;
 /** A listener's report interval with few listeners (and from a master that does not pace). */
 export const REPORT_EVERY_MS = 2000;
 
 /**
- * How often each of `listeners` listeners is to report so that all together send `maxPerS` a
- * second at most: every 2 s up to 200 listeners, then slower (10 s at 1,000), 60 s at most.
+ * The pace for `listeners` listeners, so that all together send at most `maxReportsPerS`
+ * reports and `maxPingsPerS` pings a second: reports every 2 s up to 200 listeners, then
+ * slower (10 s at 1,000, 60 s at most); pings as the listener likes (50 ms while it measures,
+ * backing off to 2 s) up to 50 listeners, then no more often than every listeners / 1,000 s
+ * (1 s at 1,000, 2 s at most). Without it, 1,000 listeners that rejoin together ping
+ * 20,000 times a second, and a master behind a broker falls seconds behind on its pongs.
  */
-export function reportPaceMs(listeners: number, maxPerS = MAX_REPORTS_PER_S): number {
-  return Math.min(60_000, Math.max(REPORT_EVERY_MS, Math.ceil((listeners * 1000) / maxPerS / 100) * 100));
+export function pace(listeners: number, maxReportsPerS = MAX_REPORTS_PER_S, maxPingsPerS = MAX_PINGS_PER_S): Pace {
+  const reportMs = Math.min(60_000, Math.max(REPORT_EVERY_MS, Math.ceil((listeners * 1000) / maxReportsPerS / 100) * 100));
+  const pingMs = Math.min(2000, Math.ceil((listeners * 1000) / maxPingsPerS / 10) * 10);
+  return pingMs > 50 ? { reportMs, pingMs } : { reportMs };
 }
 
 /** A listener's hello. */

@@ -82,7 +82,9 @@ export class Roster {
     for (const [name, e] of this.entries)
       if (e.heard >= now - ROSTER_FORGET_MS)
         lines.push({ name, lost: e.lost, late: e.late, offset_ms: e.offset, rtt_ms: e.rtt, heard_ms: Math.round(now - e.heard) });
-    return lines.sort((a, b) => b.lost - a.lost || b.late - a.late || (b.rtt_ms ?? Infinity) - (a.rtt_ms ?? Infinity) || (a.name < b.name ? -1 : 1)).slice(0, n);
+    return lines
+      .sort((a, b) => b.lost - a.lost || b.late - a.late || (b.rtt_ms ?? Infinity) - (a.rtt_ms ?? Infinity) || (a.name < b.name ? -1 : 1))
+      .slice(0, n);
   }
 
   private *fresh(now: number): Iterable<Entry> {

@@ -97,6 +97,8 @@ export interface MasterOptions {
   maxBackoffMs?: number;
   /** Reports a second from all listeners together, at most: the master paces them in its pongs (MAX_REPORTS_PER_S). */
   maxReportsPerS?: number;
+  /** Pings a second from all listeners together, at most (MAX_PINGS_PER_S). */
+  maxPingsPerS?: number;
 }
 
 export interface ListenerOptions {

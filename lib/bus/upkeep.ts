@@ -13,7 +13,7 @@ import {
   pongText,
   prepareFrames,
   REPORT_EVERY_MS,
-  reportPaceMs,
+  pace,
   serialise,
   type EventFrame,
   type FrameText,
@@ -34,8 +34,9 @@ export class ListenerUpkeep {
   private pingId = 0;
   private pingTimer: TimerHandle | undefined;
   private reportTimer: TimerHandle | undefined;
-  /** The master's pace for reports (from its pongs), ms. */
+  /** The master's pace for reports and pings (from its pongs), ms. */
   private paceMs = 0;
+  private pingPaceMs = 0;
 
   constructor(
     private readonly o: {
@@ -67,34 +68,38 @@ export class ListenerUpkeep {
     this.pingTimer = this.reportTimer = undefined;
   }
 
-  /** The master's pace for reports, from a pong: never more often than it asks (nor than this listener's own interval). */
-  pace(reportMs: number | undefined): void {
+  /** The master's pace, from a pong: never more often than it asks (nor than this listener's own cadence). */
+  pace(reportMs: number | undefined, pingMs: number | undefined): void {
     this.paceMs = reportMs ?? 0;
+    this.pingPaceMs = pingMs ?? 0;
   }
 
   private ping(): void {
     this.o.counters.pings++;
     this.o.send({ type: "ping", id: ++this.pingId, t0: this.o.clock.now() });
-    this.pingTimer = this.o.clock.setTimer(() => this.ping(), this.o.sync.nextPingDelay(this.o.maxPingMs));
+    this.pingTimer = this.o.clock.setTimer(() => this.ping(), Math.max(this.pingPaceMs, this.o.sync.nextPingDelay(this.o.maxPingMs)));
   }
 
   private scheduleReport(): void {
     const report = this.o.report;
     if (!report) return;
-    this.reportTimer = this.o.clock.setTimer(() => {
-      const e = this.o.sync.estimate();
-      const run = this.o.run?.();
-      this.o.counters.reports++;
-      this.o.send({
-        type: "report",
-        name: this.o.name,
-        counters: report(),
-        ...(this.o.instance ? { instance: this.o.instance } : {}),
-        ...(run ? { run } : {}),
-        ...(e ? { offset_ms: e.offsetMs, rtt_ms: e.rttMs } : {}),
-      });
-      this.scheduleReport();
-    }, Math.max(this.o.reportEveryMs ?? REPORT_EVERY_MS, this.paceMs));
+    this.reportTimer = this.o.clock.setTimer(
+      () => {
+        const e = this.o.sync.estimate();
+        const run = this.o.run?.();
+        this.o.counters.reports++;
+        this.o.send({
+          type: "report",
+          name: this.o.name,
+          counters: report(),
+          ...(this.o.instance ? { instance: this.o.instance } : {}),
+          ...(run ? { run } : {}),
+          ...(e ? { offset_ms: e.offsetMs, rtt_ms: e.rttMs } : {}),
+        });
+        this.scheduleReport();
+      },
+      Math.max(this.o.reportEveryMs ?? REPORT_EVERY_MS, this.paceMs),
+    );
   }
 }
 
@@ -213,7 +218,7 @@ export abstract class MasterBase {
     if (refused) return refused;
     if (f.type === "ping") {
       this.counters.pings++;
-      reply(pongText(f, t1, this.opts.clock.now(), reportPaceMs(this.listenerCount, this.opts.maxReportsPerS)));
+      reply(pongText(f, t1, this.opts.clock.now(), pace(this.listenerCount, this.opts.maxReportsPerS, this.opts.maxPingsPerS)));
     } else if (f.type === "report") {
       this.counters.reports++;
       this.opts.onReport?.({ ...knownReport(f), remote });
@@ -282,9 +287,8 @@ export abstract class ListenerBase implements ListenerTransport {
       else this.events([f], f.sent, f.run, now);
     } else if (f.type === "pong" && on !== "events") {
       this.sync.add(f.t0, f.t1, f.t2, now);
-      this.upkeep.pace(f.report_ms);
-    }
-    else if (f.type === "batch" && on !== "pong") this.events(f.events, f.sent, f.run, now);
+      this.upkeep.pace(f.report_ms, f.ping_ms);
+    } else if (f.type === "batch" && on !== "pong") this.events(f.events, f.sent, f.run, now);
     else if (on !== "socket" || f.type !== "welcome") this.counters.rejected++;
   }
 

@@ -60,7 +60,13 @@ describe("SQI scope data", () => {
           ...(i <= 990 ? { offset_ms: 0.1, rtt_ms: 0.4 } : {}),
         });
     const snap = scope.snapshot(T0 + 2000);
-    assert.deepEqual(snap.summary, { listeners: 1000, synced: 990, late: 20, lost: [97, 194, 291, 388, 485, 582, 679, 776, 873, 970].reduce((x, y) => x + y), troubled: 30 });
+    assert.deepEqual(snap.summary, {
+      listeners: 1000,
+      synced: 990,
+      late: 20,
+      lost: [97, 194, 291, 388, 485, 582, 679, 776, 873, 970].reduce((x, y) => x + y),
+      troubled: 30,
+    });
     assert.equal(snap.listeners.length, 20);
     assert.deepEqual(
       snap.listeners.slice(0, 11).map((l) => l.name),

@@ -2,7 +2,18 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { VirtualClock } from "../../lib/clock";
 import { Arrivals, type Arrival } from "../../lib/bus/arrivals";
-import { batchTexts, MAX_EVENTS_PER_FRAME, serialise, type EventFrame, type Serialised, type UpstreamFrame } from "../../lib/bus/frames";
+import {
+  batchTexts,
+  decodeDownstream,
+  decodeUpstream,
+  MAX_EVENTS_PER_FRAME,
+  pace,
+  pongText,
+  serialise,
+  type EventFrame,
+  type Serialised,
+  type UpstreamFrame,
+} from "../../lib/bus/frames";
 import { FrameRates, MAX_PER_SECOND } from "../../lib/bus/rates";
 import { listenerReport, listenerStatus, masterStats, masterStatus } from "../../lib/bus/status";
 import { Roster, ROSTER_FORGET_MS } from "../../lib/bus/roster";
@@ -189,6 +200,65 @@ describe("lib/bus/upkeep: what every listener transport shares", () => {
     l.start();
     assert.deepEqual([l.counters.connects, l.counters.reconnects], [2, 1]);
   });
+
+  it("keeps to the master's pace from its pongs: reports every report_ms, pings no more often than ping_ms; counts what it sent", () => {
+    const { clock, l } = listener();
+    l.start();
+    const pong = (): void => {
+      const last = [...l.up].reverse().find((f) => f.type === "ping");
+      if (last?.type === "ping") l.give(pongText(last, last.t0 + 1, last.t0 + 1, pace(1000)), "socket");
+    };
+    pong();
+    const from = l.up.length;
+    for (let i = 0; i < 300; i++) {
+      clock.advance(100);
+      pong();
+    }
+    const sent = l.up.slice(from);
+    const pings = sent.flatMap((f) => (f.type === "ping" ? [f.t0] : []));
+    const gaps = pings.slice(1).map((t, i) => t - pings[i]!);
+    assert.ok(
+      gaps.every((g) => g >= 1000 && g <= 2000),
+      `1,000 listeners: a ping every 1 to 2 s each (it backs off to 2 s), not every 100 ms: ${gaps.join(", ")}`,
+    );
+    assert.equal(sent.filter((f) => f.type === "report").length, 3, "and a report every 10 s, not every 2 s");
+    assert.deepEqual([l.counters.pings, l.counters.reports], [pings.length + 1, 3]);
+  });
+});
+
+describe("lib/bus/frames: the master's pace and its cheap pings", () => {
+  it("paces reports to 100/s and pings to 1,000/s over all listeners; a pong says so only past 50 listeners", () => {
+    assert.deepEqual(
+      [pace(3), pace(50), pace(200), pace(1000), pace(5000)],
+      [{ reportMs: 2000 }, { reportMs: 2000 }, { reportMs: 2000, pingMs: 200 }, { reportMs: 10_000, pingMs: 1000 }, { reportMs: 50_000, pingMs: 2000 }],
+    );
+    assert.deepEqual(JSON.parse(pongText({ id: 3, t0: 1.5 }, 2.25, 3, pace(1000))), {
+      type: "pong",
+      id: 3,
+      t0: 1.5,
+      t1: 2.25,
+      t2: 3,
+      report_ms: 10_000,
+      ping_ms: 1000,
+    });
+    const check = decodeDownstream(pongText({ id: 3, t0: 1.5 }, 2.25, 3, pace(1000)));
+    assert.ok(check.ok, "the schema takes the pace");
+  });
+
+  it("reads a ping as a listener writes it without the schema, to the same frame; anything else goes the full way and is checked", () => {
+    for (const t0 of [0, 1764547900123.4567, 1e15 + 0.5, 12.000001]) {
+      const text = JSON.stringify({ type: "ping", id: 42, t0 });
+      assert.deepEqual(decodeUpstream(text), { ok: true, frame: { type: "ping", id: 42, t0 } });
+    }
+    // the same ping written otherwise still goes through the schema, and passes
+    assert.deepEqual(decodeUpstream('{ "t0": 5, "type": "ping", "id": 1 }'), { ok: true, frame: { type: "ping", id: 1, t0: 5 } });
+    // what the fast path does not take is checked as before
+    assert.equal(decodeUpstream('{"type":"ping","id":1.5,"t0":5}').ok, false);
+    assert.equal(decodeUpstream('{"type":"ping","id":1,"t0":"5"}').ok, false);
+    assert.equal(decodeUpstream('{"type":"ping","id":1,"t0":5,"x":1}').ok, false);
+    assert.equal(decodeUpstream('{"type":"ping","id":1,"t0":5}junk').ok, false);
+    assert.equal(decodeUpstream(`{"type":"ping","id":1,"t0":5${" ".repeat(100)}}`).ok, true, "long, with spaces: parsed and checked");
+  });
 });
 
 describe("lib/bus/arrivals: the listener's arrival policy", () => {
@@ -325,13 +395,23 @@ describe("lib/bus/status: what a bus node shows", () => {
   it("a master at scale: its listeners' reports summed in the status (synced, late, lost) and the stats (a summary and the worst 20)", () => {
     const roster = new Roster();
     for (let i = 1; i <= 1000; i++)
-      roster.take({ name: `pi-${i}`, counters: { missing: i === 7 ? 5 : 0, late: i === 9 ? 2 : 0, lost_while_away: i === 8 ? 1 : 0 }, ...(i > 2 ? { offset_ms: 0.2 } : {}) }, T0);
+      roster.take(
+        {
+          name: `pi-${i}`,
+          counters: { missing: i === 7 ? 5 : 0, late: i === 9 ? 2 : 0, lost_while_away: i === 8 ? 1 : 0 },
+          ...(i > 2 ? { offset_ms: 0.2 } : {}),
+        },
+        T0,
+      );
     const many = { ...master("connected"), clients: Array.from({ length: 1000 }, (_, i) => ({ name: `pi-${i + 1}`, remote: "10.0.0.1:1", hello: true })) };
-    assert.deepEqual(masterStatus(many, bus(), "", () => 1000, roster.summary(1000, T0)), {
-      fill: "yellow",
-      shape: "dot",
-      text: ":8765 · 1000 listeners · lost 6 · +3",
-    });
+    assert.deepEqual(
+      masterStatus(many, bus(), "", () => 1000, roster.summary(1000, T0)),
+      {
+        fill: "yellow",
+        shape: "dot",
+        text: ":8765 · 1000 listeners · lost 6 · +3",
+      },
+    );
     const few = { ...master("connected"), clients: many.clients.slice(0, 3), where: "m" };
     const r3 = new Roster();
     r3.take({ name: "pi-1", counters: { late_dropped: 1 }, offset_ms: 0.1 }, T0);
