@@ -18,7 +18,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { BusConfig } from "../lib/bus/transport";
 import { DEFAULT_LEAD_MS } from "../lib/container/player";
-import { startMaster, type MasterHandle } from "../scripts/bare-master";
+import { mqttBus, startMaster, wsBus, type MasterHandle } from "../scripts/bare-master";
 import { startFleet, type FleetHandle } from "../scripts/fleet";
 import { mosquittoPath, startBridgedBrokers, startBroker, type Broker } from "../scripts/mosquitto";
 import { freePort, waitFor } from "../test/helpers/processes";
@@ -40,24 +40,6 @@ const ANCHOR = process.env.FANOUT_ANCHOR !== "0";
 const TICK_MS = 10;
 const SETTLE_MS = 5000;
 
-export function wsBus(port: number): BusConfig {
-  return {
-    transport: "ws",
-    host: "127.0.0.1",
-    port,
-    path: "/",
-    url: `ws://127.0.0.1:${port}/`,
-    token: "bench",
-    maxFrame: 1 << 20,
-    mqtt: { url: "", clientId: "", username: "", password: "", qos: 0, prefix: "sqi/bench", keepaliveS: 15 },
-    errors: [],
-  };
-}
-
-export function mqttBus(url: string, qos: 0 | 1 = 0): BusConfig {
-  return { ...wsBus(0), transport: "mqtt", token: "", mqtt: { url, clientId: "", username: "", password: "", qos, prefix: "sqi/bench", keepaliveS: 15 } };
-}
-
 const fmt = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : "-");
 const pct = (xs: number[], q: number): number => {
   if (!xs.length) return NaN;
@@ -71,6 +53,8 @@ interface Setup {
   /** Plays `rate` events/s for `seconds`; what the master counted meanwhile (NaN when it cannot say). */
   play: (rate: number, seconds: number) => Promise<{ sent: number; pings: number; reports: number }>;
   fleet: FleetHandle;
+  /** the brokers' pids (MQTT): their CPU is part of the cost */
+  brokerPids: number[];
   baseRssMb: number;
   stop: () => Promise<void>;
 }
@@ -152,7 +136,7 @@ async function withFleet(
     await stop();
     throw e;
   }
-  return { name: transport, pid, play, fleet, baseRssMb, stop };
+  return { name: transport, pid, play, fleet, brokerPids: brokers.map((b) => b.pid ?? 0), baseRssMb, stop };
 }
 
 interface Row {
@@ -161,6 +145,7 @@ interface Row {
   rate: number;
   cpuPct: number;
   fleetCpuPct: number;
+  brokerCpuPct: number;
   rssMb: number;
   kbPerListener: number;
   lat: [number, number, number];
@@ -182,6 +167,7 @@ async function measure(s: Setup, n: number, rate: number): Promise<Row> {
   await s.fleet.reset();
   const cpu0 = cpuSeconds(s.pid);
   const fleetCpu0 = s.fleet.pids.reduce((a, p) => a + cpuSeconds(p), 0);
+  const brokerCpu0 = s.brokerPids.reduce((a, p) => a + cpuSeconds(p), 0);
   const t0 = Date.now();
   let peakRss = rssMb(s.pid);
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(s.pid))), 250);
@@ -191,6 +177,7 @@ async function measure(s: Setup, n: number, rate: number): Promise<Row> {
   const secs = (Date.now() - t0) / 1000;
   const cpu = cpuSeconds(s.pid) - cpu0;
   const fleetCpu = s.fleet.pids.reduce((a, p) => a + cpuSeconds(p), 0) - fleetCpu0;
+  const brokerCpu = s.brokerPids.reduce((a, p) => a + cpuSeconds(p), 0) - brokerCpu0;
   const f = await s.fleet.stats();
   const sent = played.sent;
   const c = f.counters;
@@ -203,6 +190,7 @@ async function measure(s: Setup, n: number, rate: number): Promise<Row> {
     rate,
     cpuPct: (cpu / secs) * 100,
     fleetCpuPct: (fleetCpu / secs) * 100,
+    brokerCpuPct: (brokerCpu / secs) * 100,
     rssMb: peakRss,
     kbPerListener: ((peakRss - s.baseRssMb) * 1024) / n,
     lat: [f.latencyHist.quantile(0.5), f.latencyHist.quantile(0.99), f.latencyHist.max],
@@ -222,12 +210,12 @@ async function measure(s: Setup, n: number, rate: number): Promise<Row> {
 
 function printRows(rows: Row[]): void {
   console.log(
-    "| bus | listeners | ev/s | master CPU % | master RSS MB | KB/listener | latency p50/p99/max ms | vs `at` p50/p99/max ms | clock error p50/p99/max ms | sent × listeners | received | counted lost | unaccounted | late | fired twice | pings/s | reports/s | listeners' CPU % |",
+    "| bus | listeners | ev/s | master CPU % | master RSS MB | KB/listener | latency p50/p99/max ms | vs `at` p50/p99/max ms | clock error p50/p99/max ms | sent × listeners | received | counted lost | unaccounted | late | fired twice | pings/s | reports/s | listeners' CPU % | brokers' CPU % |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows)
     console.log(
-      `| ${r.transport} | ${r.listeners} | ${r.rate} | ${fmt(r.cpuPct)} | ${fmt(r.rssMb)} | ${fmt(r.kbPerListener)} | ${r.lat.map((x) => fmt(x, 2)).join(" / ")} | ${r.late.map((x) => fmt(x, 2)).join(" / ")} | ${r.clock.map((x) => fmt(x, 3)).join(" / ")} | ${r.expected} | ${r.received} | ${r.lost} | ${r.unaccounted} | ${r.firedLate} | ${r.firedTwice} | ${fmt(r.pingsPerS, 0)} | ${fmt(r.reportsPerS, 0)} | ${fmt(r.fleetCpuPct, 0)} |`,
+      `| ${r.transport} | ${r.listeners} | ${r.rate} | ${fmt(r.cpuPct)} | ${fmt(r.rssMb)} | ${fmt(r.kbPerListener)} | ${r.lat.map((x) => fmt(x, 2)).join(" / ")} | ${r.late.map((x) => fmt(x, 2)).join(" / ")} | ${r.clock.map((x) => fmt(x, 3)).join(" / ")} | ${r.expected} | ${r.received} | ${r.lost} | ${r.unaccounted} | ${r.firedLate} | ${r.firedTwice} | ${fmt(r.pingsPerS, 0)} | ${fmt(r.reportsPerS, 0)} | ${fmt(r.fleetCpuPct, 0)} | ${r.transport.startsWith("ws") ? "-" : fmt(r.brokerCpuPct, 0)} |`,
     );
 }
 

@@ -33,6 +33,26 @@ export interface MasterStats {
   run: string;
 }
 
+/** A WebSocket bus on 127.0.0.1:`port` with a token, as a sqi-bus config node gives it (both ends). */
+export function wsBus(port: number): BusConfig {
+  return {
+    transport: "ws",
+    host: "127.0.0.1",
+    port,
+    path: "/",
+    url: `ws://127.0.0.1:${port}/`,
+    token: "bench",
+    maxFrame: 1 << 20,
+    mqtt: { url: "", clientId: "", username: "", password: "", qos: 0, prefix: "sqi/bench", keepaliveS: 15 },
+    errors: [],
+  };
+}
+
+/** An MQTT bus through the broker at `url`, under sqi/bench. */
+export function mqttBus(url: string, qos: 0 | 1 = 0): BusConfig {
+  return { ...wsBus(0), transport: "mqtt", token: "", mqtt: { url, clientId: "", username: "", password: "", qos, prefix: "sqi/bench", keepaliveS: 15 } };
+}
+
 type Command = { id: number; cmd: "ready" | "stats" | "rate" | "stop"; rate?: number; seconds?: number };
 type Reply = { id: number; stats?: MasterStats };
 

@@ -112,7 +112,7 @@ export interface FleetStats {
   listeners: number;
   connected: number;
   synced: number;
-  /** events each listener received (summed), and fired (handed on after the arrival policy) */
+  /** since the last reset: events each listener received (summed), and fired (handed on after the arrival policy) */
   received: number;
   fired: number;
   /** fired a second time: a seq at or below one already fired in the same run */
@@ -209,6 +209,8 @@ export class Fleet {
   rejoins: number[] = [];
   resyncs: number[] = [];
   private readonly syncTimer: NodeJS.Timeout;
+  /** the counters at the last reset: stats() says what happened since */
+  private base: Record<string, number> = {};
 
   constructor(private readonly cfg: FleetConfig) {
     for (let i = 0; i < cfg.count; i++) {
@@ -243,22 +245,32 @@ export class Fleet {
     this.received = this.fired = this.firedTwice = 0;
     this.rejoins = [];
     this.resyncs = [];
+    this.base = this.counters();
     for (const l of this.listeners) l.client.counters.pings = l.client.counters.reports = 0;
   }
 
-  stats(): FleetStats {
-    const counters: Record<string, number> = {};
+  /** The arrival and link counters, summed over the listeners. */
+  private counters(): Record<string, number> {
+    const sum: Record<string, number> = {};
     const add = (c: Record<string, number>): void => {
-      for (const [k, v] of Object.entries(c)) counters[k] = (counters[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(c)) sum[k] = (sum[k] ?? 0) + v;
     };
+    for (const l of this.listeners) {
+      add(l.arrivals.counters());
+      add({ reconnects: l.client.counters.reconnects, rejected: l.client.counters.rejected });
+    }
+    return sum;
+  }
+
+  stats(): FleetStats {
+    const counters = this.counters();
+    for (const k of Object.keys(counters)) counters[k]! -= this.base[k] ?? 0;
     let connected = 0;
     let synced = 0;
     let pings = 0;
     let reports = 0;
     const clockError: number[] = [];
     for (const l of this.listeners) {
-      add(l.arrivals.counters());
-      add({ reconnects: l.client.counters.reconnects, rejected: l.client.counters.rejected });
       if (l.state === "connected") connected++;
       const err = l.clockError();
       if (err !== undefined && l.state === "connected") {
