@@ -178,14 +178,27 @@ async function measure(s: Setup, n: number, rate: number): Promise<Row> {
   const cpu = cpuSeconds(s.pid) - cpu0;
   const fleetCpu = s.fleet.pids.reduce((a, p) => a + cpuSeconds(p), 0) - fleetCpu0;
   const brokerCpu = s.brokerPids.reduce((a, p) => a + cpuSeconds(p), 0) - brokerCpu0;
-  const f = await s.fleet.stats();
   const sent = played.sent;
+  const lostOf = (c: Record<string, number>): number =>
+    (c.missing ?? 0) + (c.late_dropped ?? 0) + (c.unsynced ?? 0) + (c.missed ?? 0) + (c.backlog_dropped ?? 0);
+  // Listeners that fell behind still have events in flight: wait (20 s at most) until what
+  // they received and counted stops growing, so that "unaccounted" means lost, not late.
+  let f = await s.fleet.stats();
+  const drainFrom = Date.now();
+  for (let seen = -1; Date.now() - drainFrom < 20_000;) {
+    const now = f.received + lostOf(f.counters);
+    if (now >= sent * n || now === seen) break;
+    seen = now;
+    await new Promise((r) => setTimeout(r, 1000));
+    f = await s.fleet.stats();
+  }
+  const drainS = (Date.now() - drainFrom) / 1000;
   const c = f.counters;
-  const lost = (c.missing ?? 0) + (c.late_dropped ?? 0) + (c.unsynced ?? 0) + (c.missed ?? 0) + (c.backlog_dropped ?? 0);
+  const lost = lostOf(c);
   const unique = f.received - (c.duplicates ?? 0);
   const abs = f.clock_error.map(Math.abs);
   return {
-    transport: s.name,
+    transport: drainS >= 1 ? `${s.name} (drained ${drainS.toFixed(0)} s after)` : s.name,
     listeners: n,
     rate,
     cpuPct: (cpu / secs) * 100,
