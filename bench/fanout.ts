@@ -63,7 +63,8 @@ interface Setup {
 function bareSource(master: MasterHandle): Setup["play"] {
   return async (rate, seconds) => {
     const before = await master.stats();
-    const after = await master.play(rate, seconds);
+    // no events: the upkeep alone, for as long
+    const after = rate > 0 ? await master.play(rate, seconds) : await new Promise<void>((r) => setTimeout(r, seconds * 1000)).then(() => master.stats());
     return { sent: after.sent - before.sent, pings: after.counters.pings - before.counters.pings, reports: after.counters.reports - before.counters.reports };
   };
 }
@@ -172,7 +173,6 @@ async function measure(s: Setup, n: number, rate: number): Promise<Row> {
   let peakRss = rssMb(s.pid);
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(s.pid))), 250);
   const played = await s.play(rate, SECONDS);
-  if (rate === 0) await new Promise((r) => setTimeout(r, SECONDS * 1000)); // the upkeep alone
   await new Promise((r) => setTimeout(r, 300 + DEFAULT_LEAD_MS));
   clearInterval(sampler);
   const secs = (Date.now() - t0) / 1000;
