@@ -18,6 +18,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { BusConfig } from "../lib/bus/transport";
 import { DEFAULT_LEAD_MS } from "../lib/container/player";
+import { spread } from "../lib/pulse/measure";
 import { mqttBus, startMaster, wsBus, type MasterHandle } from "../scripts/bare-master";
 import { startFleet, type FleetHandle } from "../scripts/fleet";
 import { mosquittoPath, startBridgedBrokers, startBroker, type Broker } from "../scripts/mosquitto";
@@ -41,11 +42,6 @@ const TICK_MS = 10;
 const SETTLE_MS = 5000;
 
 const fmt = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : "-");
-const pct = (xs: number[], q: number): number => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-};
 
 interface Setup {
   name: string;
@@ -197,7 +193,7 @@ async function measure(s: Setup, n: number, rate: number): Promise<Row> {
   const c = f.counters;
   const lost = lostOf(c);
   const unique = f.received - (c.duplicates ?? 0);
-  const abs = f.clock_error.map(Math.abs);
+  const clock = spread(f.clock_error.map(Math.abs));
   return {
     transport: drainS >= 1 ? `${s.name} (drained ${drainS.toFixed(0)} s after)` : s.name,
     listeners: n,
@@ -209,7 +205,7 @@ async function measure(s: Setup, n: number, rate: number): Promise<Row> {
     kbPerListener: ((peakRss - s.baseRssMb) * 1024) / n,
     lat: [f.latencyHist.quantile(0.5), f.latencyHist.quantile(0.99), f.latencyHist.max],
     late: [f.latenessHist.quantile(0.5), f.latenessHist.quantile(0.99), f.latenessHist.max],
-    clock: [pct(abs, 0.5), pct(abs, 0.99), Math.max(...abs)],
+    clock: clock ? [clock.median, clock.p99, clock.max] : [NaN, NaN, NaN],
     sent,
     expected: sent * n,
     received: unique,
@@ -256,8 +252,9 @@ function verdict(rows: Row[]): void {
  * event, no batching, no seq: what is lost is not counted anywhere), and the sqi-event-bus
  * node itself serving the largest fleet, beside the bare master's figures above.
  */
-async function anchors(dir: string): Promise<void> {
+async function anchors(dir: string, ours: Row[]): Promise<void> {
   const m = await startNodeRedMaster(dir);
+  const anchorRows: Array<{ n: number; rate: number; r: Awaited<ReturnType<typeof measureCore>> }> = [];
   try {
     console.log("\nAnchor: core Node-RED `websocket out` serving as many plain `ws` clients, in one Node-RED (Date.now() latency, 0.5 ms buckets):\n");
     console.log("| clients | ev/s | Node-RED CPU % | RSS MB | latency p50/p99/max ms | received | of | lost (uncounted) |");
@@ -268,7 +265,19 @@ async function anchors(dir: string): Promise<void> {
         console.log(
           `| ${r.connected}/${n} | ${rate} | ${fmt(r.cpuPct)} | ${fmt(r.rssMb)} | ${[r.p50, r.p99, r.max].map((x) => fmt(x, 1)).join(" / ")} | ${r.received} | ${r.expected} | ${r.expected - r.received} |`,
         );
+        anchorRows.push({ n, rate, r });
       }
+    // The ratios, this run: the bus over WebSocket (bare master) against core websocket out, same clients and rate.
+    console.log("\nRatios, bus over WebSocket / core `websocket out` (same run; below 1 is better, delivered above 1 is better):\n");
+    console.log("| clients | ev/s | master CPU | latency p50 | latency p99 | delivered |");
+    console.log("|---|---|---|---|---|---|");
+    for (const { n, rate, r } of anchorRows) {
+      const o = ours.find((x) => x.transport.startsWith("ws") && x.listeners === n && x.rate === rate);
+      if (!o) continue;
+      console.log(
+        `| ${n} | ${rate} | ${fmt(o.cpuPct / r.cpuPct, 2)} | ${fmt(o.lat[0] / r.p50, 2)} | ${fmt(o.lat[1] / r.p99, 2)} | ${fmt(o.received / Math.max(1, r.received), 2)} |`,
+      );
+    }
     const n = Math.max(...LISTENERS);
     console.log(`\nThe sqi-event-bus node in the same Node-RED (open bus, bench-generator: Date.now() send times), ${n} lightweight listeners:\n`);
     const bus = { ...wsBus(m.busPort), token: "" };
@@ -335,7 +344,7 @@ async function main(): Promise<void> {
     }
     printRows(upkeep);
 
-    if (ANCHOR) await anchors(dir);
+    if (ANCHOR) await anchors(dir, rows);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
