@@ -3,8 +3,9 @@
 // duty, clock sync and losses over time), plus their sum. The nodes feed it; a publisher
 // sends a compact snapshot a few times a second, and only while an editor is watching.
 
-import { lossOf, MAX_LISTED } from "./bus/roster";
+import { lossOf, MAX_LISTED, silence } from "./bus/roster";
 import type { Clock, TimerHandle } from "./clock";
+import { powerOf, sumPower, type PiPower, type PowerSum } from "./power/tally";
 
 export const SCOPE_WINDOW_MS = 2000;
 /** Snapshots a second while watched: a few, so the editor redraws smoothly at little cost. */
@@ -42,6 +43,8 @@ export interface ListenerTrace {
   lost: number;
   /** events it fired late */
   late: number;
+  /** with a power sensor: its readings now, and [ms before `t`, measured W, estimated W or null] per report interval */
+  power?: PiPower & { samples: Array<[number, number, number | null]> };
 }
 
 /** Every listener that reports, in one line: the view stays readable at 1,000 of them. */
@@ -63,6 +66,8 @@ export interface ScopeSnapshot {
   summary: ListenersSummary;
   /** the listeners' summed pulse rate over time: [ms before t, Hz] */
   sum: Array<[number, number]>;
+  /** what every Pi with a power sensor measured, summed (absent when none has one), and over time: [ms before t, measured W, estimated W] */
+  power?: PowerSum & { samples: Array<[number, number, number]> };
 }
 
 interface Shaper {
@@ -74,7 +79,9 @@ interface Shaper {
 
 interface Listener {
   master: string;
-  history: Array<{ t: number; pulses: number; onMs: number }>;
+  /** per report: pulses and on-time fired, and energy measured (mJ) and estimated (eJ) since deploy */
+  history: Array<{ t: number; pulses: number; onMs: number; mJ: number; eJ: number | null }>;
+  power: PiPower | undefined;
   offset_ms?: number;
   rtt_ms?: number;
   lost: number;
@@ -106,10 +113,11 @@ export class Scope {
     let l = this.listeners.get(key);
     if (l)
       this.listeners.delete(key); // re-inserted: the map stays in order of last report
-    else l = { master, history: [], lost: 0, late: 0 };
+    else l = { master, history: [], lost: 0, late: 0, power: undefined };
     this.listeners.set(key, l);
     const c = r.counters;
-    l.history.push({ t, pulses: c.fired_pulses ?? 0, onMs: c.fired_on_time_ms ?? 0 });
+    l.power = powerOf(c);
+    l.history.push({ t, pulses: c.fired_pulses ?? 0, onMs: c.fired_on_time_ms ?? 0, mJ: l.power?.energy_j ?? 0, eJ: l.power?.estimated_j ?? null });
     while (l.history.length > 2 && (l.history[0]?.t ?? t) < t - HISTORY_MS) l.history.shift();
     l.offset_ms = r.offset_ms;
     l.rtt_ms = r.rtt_ms;
@@ -165,21 +173,25 @@ export class Scope {
     const listeners: ListenerTrace[] = [];
     const summary: ListenersSummary = { listeners: this.listeners.size, synced: 0, late: 0, lost: 0, troubled: 0 };
     const sums = new Map<number, number>();
+    const powerSums = new Map<number, [number, number]>();
+    const powers: PiPower[] = [];
     for (const l of this.listeners.values()) {
+      if (l.power) powers.push(l.power);
       if (l.offset_ms !== undefined) summary.synced++;
       summary.late += l.late;
       summary.lost += l.lost;
-      if (l.late || l.lost) summary.troubled++;
+      if (l.late || l.lost || l.power?.silent) summary.troubled++;
     }
     // The worst first; only they are drawn, but the sum is over every listener.
     const worst = new Set(
       [...this.listeners.entries()]
-        .sort(([ka, a], [kb, b]) => b.lost - a.lost || b.late - a.late || (ka < kb ? -1 : 1))
+        .sort(([ka, a], [kb, b]) => b.lost - a.lost || b.late - a.late || silence(b.power) - silence(a.power) || (ka < kb ? -1 : 1))
         .slice(0, MAX_LISTED)
         .map(([k]) => k),
     );
     for (const [key, l] of this.listeners) {
       const samples: Array<[number, number, number]> = [];
+      const power: Array<[number, number, number | null]> = [];
       for (let i = 1; i < l.history.length; i++) {
         const a = l.history[i - 1]!;
         const b = l.history[i]!;
@@ -189,6 +201,14 @@ export class Scope {
         // the sum, on a 1 s grid so that listeners reporting at different moments add up
         const slot = Math.round((now - b.t) / 1000) * 1000;
         sums.set(slot, (sums.get(slot) ?? 0) + rate);
+        if (l.power) {
+          // measured and estimated power, each the energy between two reports over their interval
+          const measured = round3((Math.max(0, b.mJ - a.mJ) * 1000) / dt);
+          const estimated = a.eJ !== null && b.eJ !== null ? round3((Math.max(0, b.eJ - a.eJ) * 1000) / dt) : null;
+          power.push([Math.round(now - b.t), measured, estimated]);
+          const ps = powerSums.get(slot) ?? [0, 0];
+          powerSums.set(slot, [ps[0] + measured, ps[1] + (estimated ?? 0)]);
+        }
       }
       if (!worst.has(key)) continue;
       listeners.push({
@@ -199,12 +219,23 @@ export class Scope {
         ...(l.rtt_ms !== undefined ? { rtt_ms: l.rtt_ms } : {}),
         lost: l.lost,
         late: l.late,
+        ...(l.power ? { power: { ...l.power, samples: power } } : {}),
       });
     }
-    listeners.sort((a, b) => b.lost - a.lost || b.late - a.late || (a.name < b.name ? -1 : 1));
+    listeners.sort((a, b) => b.lost - a.lost || b.late - a.late || silence(b.power) - silence(a.power) || (a.name < b.name ? -1 : 1));
     const sum = [...sums.entries()].sort((a, b) => b[0] - a[0]).map(([ago, hz]) => [ago, Math.round(hz * 10) / 10] as [number, number]);
-    return { t: now, window_ms: SCOPE_WINDOW_MS, shapers, listeners, summary, sum };
+    const powerSum = powers.length
+      ? {
+          ...sumPower(powers),
+          samples: [...powerSums.entries()].sort((a, b) => b[0] - a[0]).map(([ago, [m, e]]) => [ago, round3(m), round3(e)] as [number, number, number]),
+        }
+      : undefined;
+    return { t: now, window_ms: SCOPE_WINDOW_MS, shapers, listeners, summary, sum, ...(powerSum ? { power: powerSum } : {}) };
   }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
 }
 
 /** The one scope of this Node-RED, shared by every node of the package. */

@@ -14,12 +14,13 @@ import { AbsenceLedger } from "../lib/bus/ledger";
 import { Roster } from "../lib/bus/roster";
 import { LISTENER_NOTICES, MASTER_NOTICES, MinuteNotices, NOTICE_EVERY_MS } from "../lib/bus/notices";
 import { listenerReport, listenerStats, listenerStatus, masterStats, masterStatus } from "../lib/bus/status";
+import { PowerMeter } from "../lib/power/meter";
 import { firedTotals } from "../lib/pulse/fired";
 import { scope } from "../lib/scope";
 import { checkNumber } from "../lib/settings";
 import { sqiOf } from "../lib/sqi";
 import type { Node, NodeDef, RED } from "./red";
-import { clockOf, every, RateMeter, refuseInputs, StatusTicker } from "./shell";
+import { clockOf, every, RateMeter, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 import type { BusConfigNode } from "./sqi-bus";
 
 type TlsNode = Node & { addTLSOptions(opts: TlsOptions): void };
@@ -130,7 +131,13 @@ module.exports = function (RED: RED) {
       toLocal: (at) => client.sync.toLocal(at),
       emit: (m) => node.send([m, null]),
     });
-    const status = new StatusTicker(clock, node, () => ({ status: listenerStatus(client, arrivals, () => rate.read(client.counters.events)), again: true }));
+    // This Pi's power sensor, when one is wired to the input (msg.topic "measure"): what its coils drew, measured.
+    const meter = new PowerMeter();
+    const badMeasure = new ThrottledErrors(clock, node, "sqi-event-bus");
+    const status = new StatusTicker(clock, node, () => ({
+      status: listenerStatus(client, arrivals, () => rate.read(client.counters.events), meter.statusPart(clock.now())),
+      again: true,
+    }));
     const client = openListener(bus, tls, {
       clock,
       name,
@@ -147,9 +154,10 @@ module.exports = function (RED: RED) {
       },
       onAuthFailure: authFailure,
       // What arrived, and what this Pi's pulse-shapers fired: the master sees the whole array.
-      report: () => listenerReport(client, arrivals, firedTotals()),
+      report: () => ({ ...listenerReport(client, arrivals, firedTotals()), ...(meter.present ? meter.counters(clock.now(), true) : {}) }),
     });
-    const stats = (): void => node.send([null, { topic: "stats", payload: listenerStats(client, arrivals, name) }]);
+    const stats = (): void =>
+      node.send([null, { topic: "stats", payload: { ...listenerStats(client, arrivals, name), ...(meter.present ? { measured: meter.counters(clock.now()) } : {}) } }]);
     stops.push(every(clock, statsMs, stats));
     notices(
       LISTENER_NOTICES,
@@ -157,8 +165,16 @@ module.exports = function (RED: RED) {
       () => undefined,
     );
     node.on("input", (msg, _send, done) => {
-      if (msg.stats === true) stats();
-      else node.error("sqi-event-bus: a listening bus node sends nothing upstream but pings and reports; send msg.stats = true for its stats", msg);
+      if (msg.topic === "measure") {
+        const error = meter.take(msg.payload, clock.now());
+        if (error) badMeasure.error(`measurement refused (counted as measured_bad, not averaged in): ${error}`, msg);
+        status.soon();
+      } else if (msg.stats === true) stats();
+      else
+        node.error(
+          'sqi-event-bus: a listening bus node takes only a power sensor\'s readings (msg.topic "measure") and msg.stats = true; it sends nothing upstream but pings and reports',
+          msg,
+        );
       done();
     });
     node.on("close", (_removed, done) => {

@@ -1,6 +1,9 @@
 // A master's view of its listeners from their reports, readable at 1,000 of them: one summary
 // (joined, synced, late, lost) and the worst few, never a row each. The status line, the stats
 // output and the SQI scope's listener view all say the same (lossOf is what counts as lost).
+// Where Pis have a power sensor, the summary also sums what their coils drew (lib/power).
+
+import { powerOf, sumPower, type PiPower, type PowerSum } from "../power/tally";
 
 /** Listeners listed by name at most (the worst first); the rest are in the summary. */
 export const MAX_LISTED = 20;
@@ -31,6 +34,8 @@ export interface ListenerLine {
   rtt_ms: number | null;
   /** ms since its last report */
   heard_ms: number;
+  /** its power sensor's readings and the estimate beside them (only when it has a sensor) */
+  power?: PiPower;
 }
 
 export interface RosterSummary {
@@ -41,8 +46,10 @@ export interface RosterSummary {
   /** events fired late, and lost, summed over every listener that reports */
   late: number;
   lost: number;
-  /** listeners that lost or fired late anything */
+  /** listeners that lost or fired late anything, or whose power sensor went silent */
   troubled: number;
+  /** what the Pis with a power sensor measured, summed (absent when none has one) */
+  power?: PowerSum;
 }
 
 interface Entry {
@@ -51,6 +58,12 @@ interface Entry {
   offset: number | null;
   rtt: number | null;
   heard: number;
+  power: PiPower | undefined;
+}
+
+/** A silent power sensor is trouble too, ranked after loss and lateness: 1 when it is silent. */
+export function silence(p: PiPower | undefined): number {
+  return p?.silent ? 1 : 0;
 }
 
 export class Roster {
@@ -58,7 +71,14 @@ export class Roster {
 
   take(r: { name: string; counters: Record<string, number>; offset_ms?: number; rtt_ms?: number }, now: number): void {
     this.entries.delete(r.name); // re-inserted: the map stays in order of last report
-    this.entries.set(r.name, { lost: lossOf(r.counters), late: r.counters.late ?? 0, offset: r.offset_ms ?? null, rtt: r.rtt_ms ?? null, heard: now });
+    this.entries.set(r.name, {
+      lost: lossOf(r.counters),
+      late: r.counters.late ?? 0,
+      offset: r.offset_ms ?? null,
+      rtt: r.rtt_ms ?? null,
+      heard: now,
+      power: powerOf(r.counters),
+    });
     for (const [k, e] of this.entries) {
       if (this.entries.size <= MAX_ROSTER && e.heard >= now - ROSTER_FORGET_MS) break;
       this.entries.delete(k);
@@ -67,23 +87,41 @@ export class Roster {
 
   summary(joined: number, now: number): RosterSummary {
     const s: RosterSummary = { joined, synced: 0, late: 0, lost: 0, troubled: 0 };
+    const power: PiPower[] = [];
     for (const e of this.fresh(now)) {
       if (e.offset !== null) s.synced++;
       s.late += e.late;
       s.lost += e.lost;
-      if (e.late || e.lost) s.troubled++;
+      if (e.late || e.lost || silence(e.power)) s.troubled++;
+      if (e.power) power.push(e.power);
     }
+    if (power.length) s.power = sumPower(power);
     return s;
   }
 
-  /** The `n` worst listeners: most lost, then most late, then the largest round trip. */
+  /** The `n` worst listeners: most lost, then most late, then a silent power sensor, then the largest round trip. */
   worst(now: number, n = MAX_LISTED): ListenerLine[] {
     const lines: ListenerLine[] = [];
     for (const [name, e] of this.entries)
       if (e.heard >= now - ROSTER_FORGET_MS)
-        lines.push({ name, lost: e.lost, late: e.late, offset_ms: e.offset, rtt_ms: e.rtt, heard_ms: Math.round(now - e.heard) });
+        lines.push({
+          name,
+          lost: e.lost,
+          late: e.late,
+          offset_ms: e.offset,
+          rtt_ms: e.rtt,
+          heard_ms: Math.round(now - e.heard),
+          ...(e.power ? { power: e.power } : {}),
+        });
     return lines
-      .sort((a, b) => b.lost - a.lost || b.late - a.late || (b.rtt_ms ?? Infinity) - (a.rtt_ms ?? Infinity) || (a.name < b.name ? -1 : 1))
+      .sort(
+        (a, b) =>
+          b.lost - a.lost ||
+          b.late - a.late ||
+          silence(b.power) - silence(a.power) ||
+          (b.rtt_ms ?? Infinity) - (a.rtt_ms ?? Infinity) ||
+          (a.name < b.name ? -1 : 1),
+      )
       .slice(0, n);
   }
 
@@ -94,5 +132,11 @@ export class Roster {
 
 /** What a master's status says of its listeners after their number, most telling first: "lost 12", "late 3", "998 synced". */
 export function summaryParts(s: RosterSummary): string[] {
-  return [s.lost ? `lost ${s.lost}` : "", s.late ? `late ${s.late}` : "", s.synced < s.joined ? `${s.synced} synced` : ""].filter(Boolean);
+  const silent = s.power?.silent ?? 0;
+  return [
+    s.lost ? `lost ${s.lost}` : "",
+    s.late ? `late ${s.late}` : "",
+    silent ? `${silent} sensor${silent === 1 ? "" : "s"} silent` : "",
+    s.synced < s.joined ? `${s.synced} synced` : "",
+  ].filter(Boolean);
 }

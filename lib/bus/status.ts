@@ -41,7 +41,7 @@ export function masterStatus(server: MasterTransport, bus: BusConfig, failed: st
   const n = server.clients.length;
   const head = `${short(server.where)} · ${n} listener${n === 1 ? "" : "s"}`;
   return {
-    fill: open || lost.some(Boolean) || roster?.lost || roster?.late ? "yellow" : "green",
+    fill: open || lost.some(Boolean) || roster?.lost || roster?.late || roster?.power?.silent ? "yellow" : "green",
     shape: "dot",
     text: statusText(head, [...(roster ? summaryParts({ ...roster, joined: n }) : []), open ? "no token" : "", ...lost, `${eventsPerS().toFixed(0)} ev/s`]),
   };
@@ -65,8 +65,12 @@ export function masterStats(server: MasterTransport, bus: BusConfig, roster?: { 
   };
 }
 
-/** A listener's status: how its link is, else its clock offset first (what synchronises the pins), then what it lost and its event rate. */
-export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, eventsPerS: () => number): StatusLine {
+/**
+ * A listener's status: how its link is, else its clock offset first (what synchronises the
+ * pins), then what it lost, its power sensor's latest reading ("12.3 W", or "sensor silent",
+ * yellow) and its event rate.
+ */
+export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, eventsPerS: () => number, power = ""): StatusLine {
   const st = client.status;
   if (st.state !== "connected") {
     const text = st.state === "connecting" ? `connecting to ${short(st.detail)}` : `${st.state}${st.detail ? `: ${short(st.detail)}` : ""}`;
@@ -76,7 +80,8 @@ export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, ev
   const lost = [...arrivals.losses(), client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
   // rtt and every counter are in the stats output.
   const head = e ? `offset ${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "connected · measuring";
-  return { fill: lost.length ? "yellow" : "green", shape: "dot", text: statusText(head, [...lost, `${eventsPerS().toFixed(0)} ev/s`]) };
+  const silent = power === "sensor silent";
+  return { fill: lost.length || silent ? "yellow" : "green", shape: "dot", text: statusText(head, [...lost, power, `${eventsPerS().toFixed(0)} ev/s`]) };
 }
 
 /** A listener's stats message: its link, clock sync, every counter and its longest stalls of the event loop. */

@@ -66,6 +66,11 @@ export class Measurements {
     return this.totalOnMs_;
   }
 
+  /** The estimate of the electrical energy drawn since the start, V^2/R x on-time, J (undefined without V and R). */
+  get totalEnergyJ(): number | undefined {
+    return this.coil ? Math.round(((this.coil.volts * this.coil.volts) / this.coil.ohms) * (this.totalOnMs_ / 1000) * 1e6) / 1e6 : undefined;
+  }
+
   edge(e: Edge): void {
     this.timing.push(Math.abs(e.sent - e.planned));
   }
@@ -97,7 +102,7 @@ export class Measurements {
         volts: this.coil.volts,
         ohms: this.coil.ohms,
         energy_j: Math.round(watts * (this.periodOnMs / 1000) * 1e6) / 1e6,
-        total_energy_j: Math.round(watts * (this.totalOnMs_ / 1000) * 1e6) / 1e6,
+        total_energy_j: this.totalEnergyJ,
       };
     }
     this.periodStart = now;

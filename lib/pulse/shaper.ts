@@ -193,7 +193,9 @@ export class Shaper {
   }
 
   private firedNow(): Record<string, number> {
-    return { ...this.output.counters, on_time_ms: Math.round(this.measure.totalOnMs * 1000) / 1000 };
+    const energy = this.measure.totalEnergyJ;
+    // energy_j: the estimate a Pi's power sensor is set beside on the master (only with V and R).
+    return { ...this.output.counters, on_time_ms: Math.round(this.measure.totalOnMs * 1000) / 1000, ...(energy !== undefined ? { energy_j: energy } : {}) };
   }
 
   /**

@@ -1,0 +1,79 @@
+// sqi-sim-sensor: a SIMULATED power sensor, for a laptop without a Pi or a meter. It reads the
+// simulated GPIO's pin log and, every interval, says what a coil of V and R on that pin would
+// have drawn from a supply that sags under load (lib/power/sim-sensor.ts): the one place a model
+// stands in for a meter, so that the measured-power path can be seen end to end. On a real Pi
+// there is no pin log: it says so and sends nothing. Wire its output to a listening
+// sqi-event-bus, as a real INA219/INA226 node would be.
+
+import { realClock } from "../lib/clock";
+import { formatWatts } from "../lib/power/meter";
+import { PinLogTail } from "../lib/power/pin-log-tail";
+import { SimSensor } from "../lib/power/sim-sensor";
+import { checkNumber } from "../lib/settings";
+import { clip } from "../lib/status";
+import type { Node, NodeDef, RED } from "./red";
+import { clockOf, every, refuseInputs } from "./shell";
+
+export const SIM_RULES = {
+  pin: { label: "Pin", min: 1, max: 40, integer: true, default: 18 },
+  volts: { label: "Coil supply voltage", min: 0, max: 1000, exclusiveMin: true, default: 12, unit: "V" },
+  ohms: { label: "Coil resistance", min: 0, max: 1e6, exclusiveMin: true, default: 6, unit: "ohm" },
+  sag: { label: "Supply sag under load", min: 0, max: 50, default: 3, unit: "%" },
+  every: { label: "Read every", min: 0.05, max: 60, default: 0.5, unit: "s" },
+} as const;
+
+module.exports = function (RED: RED) {
+  function SqiSimSensorNode(this: Node, def: NodeDef) {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const clock = clockOf(RED);
+    const checked = {
+      pin: checkNumber(def.pin, SIM_RULES.pin),
+      volts: checkNumber(def.volts, SIM_RULES.volts),
+      ohms: checkNumber(def.ohms, SIM_RULES.ohms),
+      sag: checkNumber(def.sag, SIM_RULES.sag),
+      every: checkNumber(def.every, SIM_RULES.every),
+    };
+    const problems = Object.values(checked).flatMap((c) => (c.ok ? [] : [c.error]));
+    if (problems.length) return refuseInputs(node, "sqi-sim-sensor", problems);
+    const value = (k: keyof typeof checked): number => {
+      const c = checked[k];
+      return c.ok ? c.value : NaN;
+    };
+    const pin = value("pin");
+    const file = String(def.pinLog ?? "").trim() || String(RED.util.evaluateNodeProperty("SQI_PIN_LOG", "env", node, {}) ?? "");
+    node.on("input", (msg, _send, done) => {
+      node.error("sqi-sim-sensor: takes no input; it reads the simulated GPIO's pin log by itself", msg);
+      done();
+    });
+    if (!file) {
+      // A real Pi (or Node-RED started without the simulated GPIO): nothing to simulate, and no number is made up.
+      node.status({ fill: "grey", shape: "ring", text: "SIMULATED: no pin log here, silent" });
+      return;
+    }
+    const tail = new PinLogTail(file);
+    tail.skipToEnd();
+    const sensor = new SimSensor(pin, { volts: value("volts"), ohms: value("ohms"), sagPct: value("sag") });
+    const read = (): void => {
+      for (const r of tail.read()) sensor.onTime.take(r);
+      // The pin log is in this machine's true wall clock (the simulated GPIO's), whatever clock offset a simulated Pi has.
+      const reading = sensor.read(realClock.now());
+      if (!reading) return;
+      node.send({ topic: "measure", payload: { power_w: reading.power_w, voltage_v: reading.voltage_v, current_a: reading.current_a }, simulated: true });
+      node.status({
+        fill: "blue",
+        shape: sensor.onTime.high ? "dot" : "ring",
+        text: clip(sensor.onTime.records ? `SIMULATED · pin ${pin} · ${formatWatts(reading.power_w)}` : `SIMULATED · pin ${pin} · no edges yet`),
+      });
+    };
+    node.status({ fill: "blue", shape: "ring", text: clip(`SIMULATED · pin ${pin} · starting`) });
+    read();
+    const stop = every(clock, value("every") * 1000, read);
+    node.on("close", (_removed, done) => {
+      stop();
+      done();
+    });
+  }
+
+  RED.nodes.registerType("sqi-sim-sensor", SqiSimSensorNode);
+};
