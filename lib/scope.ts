@@ -44,7 +44,7 @@ export interface ListenerTrace {
   /** events it fired late */
   late: number;
   /** with a power sensor: its readings now, and [ms before `t`, measured W, estimated W or null] per report interval */
-  power?: PiPower & { samples: Array<[number, number, number | null]> };
+  power?: PiPower & { samples: Array<[number, number, number | null]> } & Recent;
 }
 
 /** Every listener that reports, in one line: the view stays readable at 1,000 of them. */
@@ -57,6 +57,16 @@ export interface ListenersSummary {
   troubled: number;
 }
 
+/**
+ * Power over each Pi's last report interval, measured and estimated alike (energy between two
+ * reports over their time), so that the two are said side by side on the same footing; summed
+ * over the Pis for the total.
+ */
+export interface Recent {
+  measured_w: number | null;
+  estimated_w: number | null;
+}
+
 export interface ScopeSnapshot {
   t: number;
   window_ms: number;
@@ -67,7 +77,7 @@ export interface ScopeSnapshot {
   /** the listeners' summed pulse rate over time: [ms before t, Hz] */
   sum: Array<[number, number]>;
   /** what every Pi with a power sensor measured, summed (absent when none has one), and over time: [ms before t, measured W, estimated W] */
-  power?: PowerSum & { samples: Array<[number, number, number]> };
+  power?: PowerSum & { samples: Array<[number, number, number]> } & Recent;
 }
 
 interface Shaper {
@@ -175,6 +185,7 @@ export class Scope {
     const sums = new Map<number, number>();
     const powerSums = new Map<number, [number, number]>();
     const powers: PiPower[] = [];
+    const recent = { measured: 0, estimated: 0, pis: 0, estimates: 0 };
     for (const l of this.listeners.values()) {
       if (l.power) powers.push(l.power);
       if (l.offset_ms !== undefined) summary.synced++;
@@ -210,6 +221,16 @@ export class Scope {
           powerSums.set(slot, [ps[0] + measured, ps[1] + (estimated ?? 0)]);
         }
       }
+      const p = power[power.length - 1];
+      const last: Recent = { measured_w: p ? p[1] : null, estimated_w: p ? p[2] : null };
+      if (p) {
+        recent.pis++;
+        recent.measured += p[1];
+        if (p[2] !== null) {
+          recent.estimates++;
+          recent.estimated += p[2];
+        }
+      }
       if (!worst.has(key)) continue;
       listeners.push({
         name: key.slice(l.master.length + 1),
@@ -219,7 +240,7 @@ export class Scope {
         ...(l.rtt_ms !== undefined ? { rtt_ms: l.rtt_ms } : {}),
         lost: l.lost,
         late: l.late,
-        ...(l.power ? { power: { ...l.power, samples: power } } : {}),
+        ...(l.power ? { power: { ...l.power, samples: power, ...last } } : {}),
       });
     }
     listeners.sort((a, b) => b.lost - a.lost || b.late - a.late || silence(b.power) - silence(a.power) || (a.name < b.name ? -1 : 1));
@@ -227,6 +248,8 @@ export class Scope {
     const powerSum = powers.length
       ? {
           ...sumPower(powers),
+          measured_w: recent.pis ? round3(recent.measured) : null,
+          estimated_w: recent.estimates ? round3(recent.estimated) : null,
           samples: [...powerSums.entries()].sort((a, b) => b[0] - a[0]).map(([ago, [m, e]]) => [ago, round3(m), round3(e)] as [number, number, number]),
         }
       : undefined;

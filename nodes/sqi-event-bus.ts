@@ -157,7 +157,10 @@ module.exports = function (RED: RED) {
       report: () => ({ ...listenerReport(client, arrivals, firedTotals()), ...(meter.present ? meter.counters(clock.now(), true) : {}) }),
     });
     const stats = (): void =>
-      node.send([null, { topic: "stats", payload: { ...listenerStats(client, arrivals, name), ...(meter.present ? { measured: meter.counters(clock.now()) } : {}) } }]);
+      node.send([
+        null,
+        { topic: "stats", payload: { ...listenerStats(client, arrivals, name), ...(meter.present ? { measured: meter.counters(clock.now()) } : {}) } },
+      ]);
     stops.push(every(clock, statsMs, stats));
     notices(
       LISTENER_NOTICES,

@@ -8,19 +8,11 @@
 import { realClock } from "../lib/clock";
 import { formatWatts } from "../lib/power/meter";
 import { PinLogTail } from "../lib/power/pin-log-tail";
-import { SimSensor } from "../lib/power/sim-sensor";
+import { SIM_RULES, SimSensor } from "../lib/power/sim-sensor";
 import { checkNumber } from "../lib/settings";
 import { clip } from "../lib/status";
 import type { Node, NodeDef, RED } from "./red";
 import { clockOf, every, refuseInputs } from "./shell";
-
-export const SIM_RULES = {
-  pin: { label: "Pin", min: 1, max: 40, integer: true, default: 18 },
-  volts: { label: "Coil supply voltage", min: 0, max: 1000, exclusiveMin: true, default: 12, unit: "V" },
-  ohms: { label: "Coil resistance", min: 0, max: 1e6, exclusiveMin: true, default: 6, unit: "ohm" },
-  sag: { label: "Supply sag under load", min: 0, max: 50, default: 3, unit: "%" },
-  every: { label: "Read every", min: 0.05, max: 60, default: 0.5, unit: "s" },
-} as const;
 
 module.exports = function (RED: RED) {
   function SqiSimSensorNode(this: Node, def: NodeDef) {

@@ -6,6 +6,15 @@
 
 import type { PinRecord } from "../pulse/audit";
 
+/** The simulated sensor node's settings: its panel says the same ranges. */
+export const SIM_RULES = {
+  pin: { label: "Pin", min: 1, max: 40, integer: true, default: 18 },
+  volts: { label: "Coil supply voltage", min: 0, max: 1000, exclusiveMin: true, default: 12, unit: "V" },
+  ohms: { label: "Coil resistance", min: 0, max: 1e6, exclusiveMin: true, default: 6, unit: "ohm" },
+  sag: { label: "Supply sag under load", min: 0, max: 50, default: 3, unit: "%" },
+  every: { label: "Read every", min: 0.05, max: 60, default: 0.5, unit: "s" },
+} as const;
+
 export interface SimCoil {
   /** the coil supply's voltage at rest, V */
   volts: number;

@@ -56,7 +56,8 @@ export interface PowerSum {
   ratio: number | null;
 }
 
-export const POWER_WHAT = "electrical energy drawn from the coil supplies, as each Pi's sensor measured it; estimated_j is V^2/R x on-time from the pulse-shapers' settings";
+export const POWER_WHAT =
+  "electrical energy drawn from the coil supplies, as each Pi's sensor measured it; estimated_j is V^2/R x on-time from the pulse-shapers' settings";
 
 export function sumPower(pis: Iterable<PiPower>): PowerSum {
   const s = { pis: 0, silent: 0, power_w: 0, energy_j: 0, estimated: 0, measuredWithEstimate: 0, withEstimate: 0 };

@@ -191,7 +191,11 @@ describe("the master's sum of measured power", () => {
   });
 
   it("sums over every Pi with a sensor: the ratio only over those with an estimate; silent ones not in the power now", () => {
-    const s = sumPower([powerOf(report("a", 90, 100).counters)!, powerOf(report("b", 30).counters)!, powerOf(report("c", 60, 50, { measured_age_ms: 9000 }).counters)!]);
+    const s = sumPower([
+      powerOf(report("a", 90, 100).counters)!,
+      powerOf(report("b", 30).counters)!,
+      powerOf(report("c", 60, 50, { measured_age_ms: 9000 }).counters)!,
+    ]);
     assert.equal(s.pis, 3);
     assert.equal(s.silent, 1);
     assert.equal(s.power_w, 20);

@@ -1,0 +1,168 @@
+// A master and three Pis (the role flows, as `npm run cluster -- --pis 3` runs them) whose
+// SIMULATED sensors measure the coil on pin 18: the master's sum of measured energy is checked
+// against what the pin logs say the coils were on for, times the simulated V/R. Used by the
+// system test (MQTT) and the browser test (WebSocket, with the SQI scope).
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { packageRoot } from "../../lib/paths";
+import { PinOnTime, reading } from "../../lib/power/sim-sensor";
+import type { PowerSum } from "../../lib/power/tally";
+import { parsePinLog } from "../../scripts/gpio-sim";
+import { startCluster, type Cluster } from "../../scripts/cluster";
+import { freePort, waitFor } from "./processes";
+
+export const COIL_PIN = 18;
+
+interface Line {
+  role?: string;
+  name?: string;
+  counters?: Record<string, number>;
+  summary?: { power?: PowerSum };
+  worst?: Array<{ name: string; power?: { energy_j: number; estimated_j: number | null; ratio: number | null; silent: boolean } }>;
+}
+
+export interface PowerCluster {
+  cluster: Cluster;
+  /** The master's latest stats message (its output 2, written to a file each second). */
+  stats(): Line | undefined;
+  stop(): Promise<void>;
+}
+
+/** The simulated sensor as the Pi role flow sets it up: its coil, for the expected energy. */
+export function roleSensor(): { volts: number; ohms: number; sagPct: number; pin: number } {
+  const flow = JSON.parse(fs.readFileSync(path.join(packageRoot, "flows", "pi-node.json"), "utf8")) as Array<Record<string, unknown>>;
+  const s = flow.find((n) => n.type === "sqi-sim-sensor");
+  assert.ok(s, "the Pi role flow has a simulated sensor");
+  return { volts: Number(s.volts), ohms: Number(s.ohms), sagPct: Number(s.sag), pin: Number(s.pin) };
+}
+
+export async function startPowerCluster(dir: string, mqtt: boolean): Promise<PowerCluster> {
+  const out = path.join(dir, "master-output.jsonl");
+  const master = JSON.parse(fs.readFileSync(path.join(packageRoot, "flows", "master.json"), "utf8")) as Array<Record<string, unknown>>;
+  const bus = master.find((n) => n.id === "m.broadcast")!;
+  bus.statsEvery = 1;
+  bus.wires = [[], ["m.reports", "t.file"]];
+  master.push({
+    id: "t.file",
+    z: "m.tab",
+    type: "file",
+    name: "",
+    filename: out,
+    filenameType: "str",
+    appendNewline: true,
+    createDir: false,
+    overwriteFile: "false",
+    encoding: "none",
+    wires: [],
+  });
+  fs.writeFileSync(path.join(dir, "master-flow.json"), JSON.stringify(master));
+  const cluster = await startCluster({
+    pis: 3,
+    jitterMs: 0,
+    clockOffsetMs: 100,
+    dir,
+    basePort: await freePort(),
+    busPort: await freePort(),
+    mqtt,
+    masterFlow: path.join(dir, "master-flow.json"),
+  });
+  const stats = (): Line | undefined => {
+    if (!fs.existsSync(out)) return undefined;
+    const lines = fs.readFileSync(out, "utf8").trim().split("\n").reverse();
+    for (const l of lines) {
+      try {
+        const x = JSON.parse(l) as Line;
+        if (x.role === "broadcast") return x;
+      } catch {
+        /* a torn line */
+      }
+    }
+    return undefined;
+  };
+  return { cluster, stats, stop: () => cluster.stop() };
+}
+
+export interface SumCheck {
+  measured_j: number;
+  expected_j: number;
+  estimated_j: number;
+  ratio: number;
+  /** each Pi's coil on-time at the pin, ms */
+  onMs: number[];
+  /** the coil shapers' on-time, all Pis, as handed on (from the estimate: the role flow's shaper has the sensor's V and R) */
+  shaperOnMs: number;
+}
+
+/**
+ * Lets the Pis pulse and measure for `runMs`, stops the master's container, waits for the
+ * master's sum to settle, and compares it with the pin logs: each Pi's on-time on the coil pin
+ * times the simulated sensor's power while on. Returns the numbers for the test's diagnostics.
+ */
+export async function checkSumAgainstPins(p: PowerCluster, runMs: number): Promise<SumCheck> {
+  const { cluster } = p;
+  const sensor = roleSensor();
+  await waitFor(
+    "three Pis reporting measured energy",
+    () => {
+      const s = p.stats();
+      return s?.summary?.power?.pis === 3 && (s.worst ?? []).every((l) => (l.power?.energy_j ?? 0) > 0) && (s.worst ?? []).length === 3 ? s : undefined;
+    },
+    60_000,
+    250,
+  );
+  await new Promise((r) => setTimeout(r, runMs));
+  const stopped = await fetch(`http://127.0.0.1:${cluster.master.port}/dc-container/m.player/stop`, { method: "POST" });
+  assert.equal(stopped.status, 200, "the master's container stops");
+  // The last pulses end, the sensors read 0 W, the Pis report (every 2 s), the master's stats follow (every 1 s).
+  let last = -1;
+  let steadySince = Date.now();
+  const settled = await waitFor(
+    "the master's sum settled",
+    () => {
+      const s = p.stats()?.summary?.power;
+      if (!s) return undefined;
+      if (s.energy_j !== last) {
+        last = s.energy_j;
+        steadySince = Date.now();
+        return undefined;
+      }
+      return Date.now() - steadySince > 4500 ? s : undefined;
+    },
+    60_000,
+    250,
+  );
+  const onMs = cluster.pis.map((pi) => {
+    const on = new PinOnTime(sensor.pin);
+    for (const r of parsePinLog(fs.readFileSync(pi.pinLog, "utf8"))) on.take(r);
+    assert.equal(on.high, false, `${pi.name}: the coil pin ended low`);
+    return on.onMsUntil(Number.MAX_SAFE_INTEGER);
+  });
+  const watts = reading(sensor, 1).power_w;
+  const expected = onMs.reduce((a, b) => a + b, 0) * (watts / 1000);
+  assert.ok(
+    onMs.every((x) => x > 100),
+    `each coil was on for a while: ${onMs.map((x) => x.toFixed(1)).join(", ")} ms`,
+  );
+  assert.ok(
+    Math.abs(settled.energy_j - expected) / expected < 0.02,
+    `the master's sum ${settled.energy_j} J is within 2 % of the pin logs' ${expected.toFixed(4)} J (on-time ${onMs.map((x) => x.toFixed(1)).join(" + ")} ms at ${watts.toFixed(3)} W)`,
+  );
+  assert.equal(settled.pis, 3);
+  assert.equal(settled.silent, 0);
+  assert.ok(settled.estimated_j !== null && settled.ratio !== null, "the estimate and the ratio beside the measured sum");
+  // The ratio is the measured sum over the estimated one. The estimate is V^2/R x the on-time the
+  // shapers handed on; the pins were on for less when the GPIO helper took edges late (under
+  // this load a rise can reach the pin just before its fall), so the ratio is at most the sag's.
+  const sagged = (1 - sensor.sagPct / 100) ** 2;
+  assert.equal(settled.ratio, Math.round((settled.energy_j / settled.estimated_j!) * 1000) / 1000);
+  assert.ok(settled.ratio! > 0.3 && settled.ratio! < sagged + 0.05, `measured/estimated ${settled.ratio}: at most the sag's ${sagged.toFixed(3)}`);
+  return {
+    measured_j: settled.energy_j,
+    expected_j: expected,
+    estimated_j: settled.estimated_j!,
+    ratio: settled.ratio!,
+    onMs,
+    shaperOnMs: (settled.estimated_j! / (sensor.volts ** 2 / sensor.ohms)) * 1000,
+  };
+}
