@@ -238,6 +238,8 @@ describe("the master's sum of measured power", () => {
     const pi1 = snap.listeners.find((l) => l.name === "pi-1")!;
     assert.deepEqual(pi1.power?.samples[pi1.power.samples.length - 1], [0, 10, 12]);
     assert.equal(pi1.power?.ratio, 0.833);
+    assert.deepEqual([pi1.power?.measured_w, pi1.power?.estimated_w], [10, 12], "both over the last report interval");
+    assert.deepEqual([snap.power?.measured_w, snap.power?.estimated_w], [60, 57]);
     assert.equal(snap.power?.pis, 3);
     assert.equal(snap.power?.energy_j, 600);
     assert.equal(snap.power?.estimated_j, 570);
