@@ -1,6 +1,7 @@
 // What a bus node shows, from its transport and its arrivals: the status line under it, the
 // stats message, and a listener's report to the master. Pure: the node shell draws and sends.
 
+import { SENSOR_SILENT_TEXT } from "../power/meter";
 import { clip, statusText, type StatusLine } from "../status";
 import type { Arrivals } from "./arrivals";
 import { MAX_LISTED, summaryParts, type ListenerLine, type RosterSummary } from "./roster";
@@ -80,7 +81,7 @@ export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, ev
   const lost = [...arrivals.losses(), client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
   // rtt and every counter are in the stats output.
   const head = e ? `offset ${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "connected · measuring";
-  const silent = power === "sensor silent";
+  const silent = power === SENSOR_SILENT_TEXT;
   return { fill: lost.length || silent ? "yellow" : "green", shape: "dot", text: statusText(head, [...lost, power, `${eventsPerS().toFixed(0)} ev/s`]) };
 }
 

@@ -5,6 +5,8 @@
 
 /** No reading for this long and the sensor is "silent": flagged, and the gap is not integrated. */
 export const SENSOR_SILENT_MS = 5000;
+/** What a listener's status says of a sensor that went silent (it turns the status yellow). */
+export const SENSOR_SILENT_TEXT = "sensor silent";
 /** Readings above these are a sensor's or a flow's mistake, refused (a Pi's coil rig is far below). */
 export const MAX_POWER_W = 100_000;
 export const MAX_VOLTS = 1000;
@@ -89,7 +91,13 @@ export class PowerMeter {
   /** Takes one measurement payload that came at `now`; returns the error for a bad one (counted, not used). */
   take(payload: unknown, now: number): string | undefined {
     this.heard = true;
-    const r = readMeasure(payload);
+    let r: Reading;
+    try {
+      r = readMeasure(payload);
+    } catch (e) {
+      // A payload whose getter throws (a function node can make one): refused like any bad reading.
+      r = { ok: false, error: `msg.payload could not be read: ${(e as Error)?.message ?? String(e)}`.slice(0, 200) };
+    }
     if (!r.ok) {
       this.bad++;
       return r.error;
@@ -146,7 +154,7 @@ export class PowerMeter {
   /** A status part: "12.3 W", or "sensor silent". */
   statusPart(now: number): string {
     if (!this.heard) return "";
-    if (this.silent(now)) return "sensor silent";
+    if (this.silent(now)) return SENSOR_SILENT_TEXT;
     return `${formatWatts(this.last?.w ?? 0)}`;
   }
 }

@@ -3,7 +3,7 @@
 // (fired_energy_j, V^2/R x on-time where V and R are set), and their ratio. Shared by the
 // roster (status and stats) and the SQI scope, so that both say the same.
 
-import { SENSOR_SILENT_MS } from "./meter";
+import { MAX_POWER_W, SENSOR_SILENT_MS } from "./meter";
 
 export interface PiPower {
   /** the latest reading, W (absent until one came) */
@@ -23,16 +23,24 @@ export interface PiPower {
 /** What one report says of the Pi's power; undefined when that Pi has no sensor wired. */
 export function powerOf(c: Readonly<Record<string, number>>): PiPower | undefined {
   if (c.measured_samples === undefined && c.measured_bad === undefined) return undefined;
-  const energy = c.measured_energy_j ?? 0;
-  const estimated = c.fired_energy_j ?? null;
+  // A report is a listener's word: a value no sensor could give (negative, beyond the limits) is not summed.
+  const energy = within(c.measured_energy_j, MAX_ENERGY_J) ?? 0;
+  const estimated = within(c.fired_energy_j, MAX_ENERGY_J);
   return {
-    power_w: c.measured_power_w ?? null,
+    power_w: within(c.measured_power_w, MAX_POWER_W),
     energy_j: energy,
     estimated_j: estimated,
     ratio: ratioOf(energy, estimated),
-    silent: c.measured_age_ms === undefined || c.measured_age_ms >= SENSOR_SILENT_MS,
-    bad: c.measured_bad ?? 0,
+    silent: c.measured_age_ms === undefined || !(c.measured_age_ms < SENSOR_SILENT_MS),
+    bad: within(c.measured_bad, Number.MAX_SAFE_INTEGER) ?? 0,
   };
+}
+
+/** Energy a report may claim at most, J: 100 kW for ten years is far below it. */
+export const MAX_ENERGY_J = 1e14;
+
+function within(x: number | undefined, max: number): number | null {
+  return x !== undefined && Number.isFinite(x) && x >= 0 && x <= max ? x : null;
 }
 
 /** measured / estimated, to 3 decimals; null when there is no estimate to divide by. */
