@@ -14,3 +14,20 @@ export const SHAPER_DEFAULTS = {
   ohms: "",
   measureEvery: 0,
 };
+
+/** A core file node that appends each msg.payload as a JSON line to `filename`: how a test reads a Node-RED process's output. */
+export function fileNode(id: string, z: string, filename: string): Record<string, unknown> {
+  return {
+    id,
+    z,
+    type: "file",
+    name: "",
+    filename,
+    filenameType: "str",
+    appendNewline: true,
+    createDir: false,
+    overwriteFile: "false",
+    encoding: "none",
+    wires: [],
+  };
+}

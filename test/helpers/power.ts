@@ -10,6 +10,7 @@ import { PinOnTime, reading } from "../../lib/power/sim-sensor";
 import type { PowerSum } from "../../lib/power/tally";
 import { parsePinLog } from "../../scripts/gpio-sim";
 import { startCluster, type Cluster } from "../../scripts/cluster";
+import { fileNode } from "./flows";
 import { freePort, waitFor } from "./processes";
 
 export const COIL_PIN = 18;
@@ -43,19 +44,7 @@ export async function startPowerCluster(dir: string, mqtt: boolean): Promise<Pow
   const bus = master.find((n) => n.id === "m.broadcast")!;
   bus.statsEvery = 1;
   bus.wires = [[], ["m.reports", "t.file"]];
-  master.push({
-    id: "t.file",
-    z: "m.tab",
-    type: "file",
-    name: "",
-    filename: out,
-    filenameType: "str",
-    appendNewline: true,
-    createDir: false,
-    overwriteFile: "false",
-    encoding: "none",
-    wires: [],
-  });
+  master.push(fileNode("t.file", "m.tab", out));
   fs.writeFileSync(path.join(dir, "master-flow.json"), JSON.stringify(master));
   const cluster = await startCluster({
     pis: 3,

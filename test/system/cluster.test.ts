@@ -10,6 +10,7 @@ import WebSocket from "ws";
 import { packageRoot } from "../../lib/paths";
 import { startCluster, type Cluster } from "../../scripts/cluster";
 import { risesIn } from "../../scripts/gpio-sim";
+import { fileNode } from "../helpers/flows";
 import { freePort, waitFor } from "../helpers/processes";
 
 interface Report {
@@ -28,19 +29,7 @@ describe("a master and two Pis on 127.0.0.1", () => {
     // The role master flow, with the listeners' reports written to a file for this test.
     const master = JSON.parse(fs.readFileSync(path.join(packageRoot, "flows", "master.json"), "utf8")) as Array<Record<string, unknown>>;
     master.find((n) => n.id === "m.broadcast")!.wires = [[], ["m.reports", "t.file"]];
-    master.push({
-      id: "t.file",
-      z: "m.tab",
-      type: "file",
-      name: "",
-      filename: reports,
-      filenameType: "str",
-      appendNewline: true,
-      createDir: false,
-      overwriteFile: "false",
-      encoding: "none",
-      wires: [],
-    });
+    master.push(fileNode("t.file", "m.tab", reports));
     const masterFlow = path.join(dir, "master-flow.json");
     fs.writeFileSync(masterFlow, JSON.stringify(master));
     const offsets = [1, 0]; // random() -> +150 ms for pi-1, -150 ms for pi-2
