@@ -11,7 +11,7 @@ import type { PowerSum } from "../../lib/power/tally";
 import { parsePinLog } from "../../scripts/gpio-sim";
 import { startCluster, type Cluster } from "../../scripts/cluster";
 import { fileNode } from "./flows";
-import { freePort, waitFor } from "./processes";
+import { freePort, freePortRange, waitFor } from "./processes";
 
 export const COIL_PIN = 18;
 
@@ -51,7 +51,7 @@ export async function startPowerCluster(dir: string, mqtt: boolean): Promise<Pow
     jitterMs: 0,
     clockOffsetMs: 100,
     dir,
-    basePort: await freePort(),
+    basePort: await freePortRange(4),
     busPort: await freePort(),
     mqtt,
     masterFlow: path.join(dir, "master-flow.json"),

@@ -15,6 +15,28 @@ export async function freePort(): Promise<number> {
   });
 }
 
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The first of `n` consecutive free ports (a cluster's editors take base, base + 1, ...):
+ * one free port does not make the next one free, and a Pi whose editor port is taken exits.
+ */
+export async function freePortRange(n: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    let free = true;
+    for (let p = base; p < base + n && free; p++) free = await canListen(p);
+    if (free) return base;
+  }
+  throw new Error(`no ${n} consecutive free ports found`);
+}
+
 export function isAlive(pid: number | undefined): boolean {
   if (!pid) return false;
   try {

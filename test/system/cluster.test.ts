@@ -11,7 +11,7 @@ import { packageRoot } from "../../lib/paths";
 import { startCluster, type Cluster } from "../../scripts/cluster";
 import { risesIn } from "../../scripts/gpio-sim";
 import { fileNode } from "../helpers/flows";
-import { freePort, waitFor } from "../helpers/processes";
+import { freePort, freePortRange, waitFor } from "../helpers/processes";
 
 interface Report {
   name: string;
@@ -54,7 +54,7 @@ describe("a master and two Pis on 127.0.0.1", () => {
         jitterMs: 0,
         clockOffsetMs: 150,
         dir,
-        basePort: await freePort(),
+        basePort: await freePortRange(3),
         busPort,
         token: "t0k3n",
         masterFlow,

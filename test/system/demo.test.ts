@@ -25,7 +25,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
         const ours = nodes.filter((n) => n.module === "@sqi/node-red-pulse") as Array<{ types: string[]; err?: string }>;
         assert.deepEqual(
           ours.flatMap((n) => n.types).sort(),
-          ["dc-container", "event-filter", "pulse-shaper", "sqi-bus", "sqi-event-bus"],
+          ["dc-container", "event-filter", "pulse-shaper", "sqi-bus", "sqi-event-bus", "sqi-sim-sensor"],
           "every node of the package is in the palette",
         );
         for (const n of ours) assert.equal(n.err, undefined, `${n.types}: loaded without error`);

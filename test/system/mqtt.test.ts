@@ -19,7 +19,7 @@ import { packageRoot } from "../../lib/paths";
 import { startCluster } from "../../scripts/cluster";
 import { parsePinLog } from "../../scripts/gpio-sim";
 import { mosquittoPath, startBroker, type Broker } from "../../scripts/mosquitto";
-import { freePort, killAll, waitFor } from "../helpers/processes";
+import { freePort, freePortRange, killAll, waitFor } from "../helpers/processes";
 import { helper, lastStatus, record, settle } from "../helpers/red";
 
 const sqiBus = require("../../nodes/sqi-bus");
@@ -418,7 +418,7 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false
       jitterMs: 0,
       clockOffsetMs: 100,
       dir: cdir,
-      basePort: await freePort(),
+      basePort: await freePortRange(3),
       busPort: await freePort(),
       mqtt: true,
     });
