@@ -20,7 +20,7 @@ describe("measured power from three Pis over MQTT", { skip: installed ? false : 
       p = await startPowerCluster(dir, true);
       const r = await checkSumAgainstPins(p, 6000);
       t.diagnostic(
-        `MQTT: measured ${r.measured_j} J, pin logs ${r.expected_j.toFixed(4)} J (${(((r.measured_j - r.expected_j) / r.expected_j) * 100).toFixed(2)} %), estimated ${r.estimated_j} J, ratio ${r.ratio}; on-time at the pins ${r.onMs.map((x) => x.toFixed(1)).join(" + ")} ms, as the shapers handed it on ${r.shaperOnMs.toFixed(1)} ms`,
+        `MQTT: measured ${r.measured_j} J, pin logs ${r.expected_j.toFixed(4)} J (${(((r.measured_j - r.expected_j) / r.expected_j) * 100).toFixed(2)} %), estimated ${r.estimated_j} J, ratio ${r.ratio} (over the run, once the helpers ran: ${r.windowRatio.toFixed(3)}); on-time at the pins ${r.onMs.map((x) => x.toFixed(1)).join(" + ")} ms, as the shapers handed it on ${r.shaperOnMs.toFixed(1)} ms`,
       );
     } finally {
       await p?.stop();
