@@ -182,8 +182,8 @@ export class Scope {
     }
     const listeners: ListenerTrace[] = [];
     const summary: ListenersSummary = { listeners: this.listeners.size, synced: 0, late: 0, lost: 0, troubled: 0 };
-    const sums = new Map<number, number>();
-    const powerSums = new Map<number, [number, number]>();
+    const sums = new GridSum(1);
+    const powerSums = new GridSum(2);
     const powers: PiPower[] = [];
     const recent = { measured: 0, estimated: 0, pis: 0, estimates: 0 };
     for (const l of this.listeners.values()) {
@@ -209,16 +209,15 @@ export class Scope {
         const dt = Math.max(1, b.t - a.t);
         const rate = Math.max(0, ((b.pulses - a.pulses) * 1000) / dt);
         samples.push([Math.round(now - b.t), Math.round(rate * 10) / 10, Math.round((Math.max(0, b.onMs - a.onMs) / dt) * 1000) / 10]);
-        // the sum, on a 1 s grid so that listeners reporting at different moments add up
-        const slot = Math.round((now - b.t) / 1000) * 1000;
-        sums.set(slot, (sums.get(slot) ?? 0) + rate);
+        // The sums: each value holds over its report interval (and the last one until now).
+        const newer = i === l.history.length - 1 && now - b.t <= HOLD_MS ? 0 : now - b.t;
+        sums.add(now - a.t, newer, [rate]);
         if (l.power) {
           // measured and estimated power, each the energy between two reports over their interval
           const measured = round3((Math.max(0, b.mJ - a.mJ) * 1000) / dt);
           const estimated = a.eJ !== null && b.eJ !== null ? round3((Math.max(0, b.eJ - a.eJ) * 1000) / dt) : null;
           power.push([Math.round(now - b.t), measured, estimated]);
-          const ps = powerSums.get(slot) ?? [0, 0];
-          powerSums.set(slot, [ps[0] + measured, ps[1] + (estimated ?? 0)]);
+          powerSums.add(now - a.t, newer, [measured, estimated ?? 0]);
         }
       }
       const p = power[power.length - 1];
@@ -244,16 +243,45 @@ export class Scope {
       });
     }
     listeners.sort((a, b) => b.lost - a.lost || b.late - a.late || silence(b.power) - silence(a.power) || (a.name < b.name ? -1 : 1));
-    const sum = [...sums.entries()].sort((a, b) => b[0] - a[0]).map(([ago, hz]) => [ago, Math.round(hz * 10) / 10] as [number, number]);
+    const sum = sums.rows().map(([ago, hz]) => [ago, Math.round(hz! * 10) / 10] as [number, number]);
     const powerSum = powers.length
       ? {
           ...sumPower(powers),
           measured_w: recent.pis ? round3(recent.measured) : null,
           estimated_w: recent.estimates ? round3(recent.estimated) : null,
-          samples: [...powerSums.entries()].sort((a, b) => b[0] - a[0]).map(([ago, [m, e]]) => [ago, round3(m), round3(e)] as [number, number, number]),
+          samples: powerSums.rows().map(([ago, m, e]) => [ago, round3(m!), round3(e!)] as [number, number, number]),
         }
       : undefined;
     return { t: now, window_ms: SCOPE_WINDOW_MS, shapers, listeners, summary, sum, ...(powerSum ? { power: powerSum } : {}) };
+  }
+}
+
+/** The sums' grid, and how long a listener's last value is held after its last report (reports come every 2 to 10 s). */
+const GRID_MS = 1000;
+const HOLD_MS = 15_000;
+
+/**
+ * Step functions summed on a 1 s grid: each listener's value holds over its report interval,
+ * so listeners that report at different moments add up. (One point per report, slotted by
+ * its time, made the sum zigzag as two listeners' reports fell in alternate slots.)
+ */
+class GridSum {
+  private readonly slots = new Map<number, number[]>();
+
+  constructor(private readonly width: number) {}
+
+  /** `values` held from `olderAgo` (exclusive) to `newerAgo` (inclusive), ms before now. */
+  add(olderAgo: number, newerAgo: number, values: number[]): void {
+    for (let k = Math.max(0, Math.ceil(newerAgo / GRID_MS)); k * GRID_MS < olderAgo && k * GRID_MS <= HISTORY_MS; k++) {
+      let slot = this.slots.get(k);
+      if (!slot) this.slots.set(k, (slot = new Array<number>(this.width).fill(0)));
+      for (let i = 0; i < this.width; i++) slot[i]! += values[i] ?? 0;
+    }
+  }
+
+  /** [ms before now, ...sums], oldest first. */
+  rows(): number[][] {
+    return [...this.slots.entries()].sort((a, b) => b[0] - a[0]).map(([k, v]) => [k * GRID_MS, ...v]);
   }
 }
 

@@ -55,7 +55,7 @@ describe("measured power in the master's SQI scope", { skip: skipWithoutChromium
     await page.screenshot({ path: path.join(packageRoot, "test-artifacts", "e2e", "scope-measured-power.png") });
     t.diagnostic(`rows: ${texts.join(" | ")}; sum: "${sum}" (${title}); summary: "${summary}"`);
     assert.match(sum, /^measured \d+(\.\d)? W · (estimated \d+(\.\d)? W · )?measured\/estimated \d\.\d\d · \d+(\.\d)? J drawn$/);
-    assert.equal(title, "power drawn by every Pi's coils (3 Pis measuring)");
+    assert.equal(title, "power drawn, all 3 Pis");
     assert.match(summary, /^3 listeners · 3 synced.* · \d+(\.\d)? W measured/);
     // Each Pi's trace is drawn: the measured line leaves pixels on its canvas.
     const inked = await page.locator(".sqi-scope-power-trace").evaluateAll((els) =>

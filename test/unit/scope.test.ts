@@ -50,6 +50,23 @@ describe("SQI scope data", () => {
     assert.equal(scope.snapshot(T0 + 10_000).listeners.length, 0);
   });
 
+  it("the sum holds each listener's rate over its report interval: listeners reporting at different moments add up, no zigzag", () => {
+    const scope = new Scope();
+    // 10 pulses/s each, reports every 2 s, pi-2 one second after pi-1
+    for (let k = 0; k <= 10; k++) {
+      scope.report("m", T0 + k * 2000, { name: "pi-1", counters: { fired_pulses: 20 * k } });
+      scope.report("m", T0 + 1000 + k * 2000, { name: "pi-2", counters: { fired_pulses: 20 * k } });
+    }
+    const snap = scope.snapshot(T0 + 21_500);
+    const inner = snap.sum.filter(([ago]) => ago <= 18_000);
+    assert.ok(inner.length >= 18, `${inner.length} grid points`);
+    assert.deepEqual(
+      inner.map(([, hz]) => hz),
+      inner.map(() => 20),
+      "20 pulses/s at every point, both listeners together",
+    );
+  });
+
   it("at 1,000 listeners: one summary line over all of them, the worst 20 drawn (most lost, then most late), the sum over all", () => {
     const scope = new Scope();
     for (let k = 0; k <= 1; k++)
