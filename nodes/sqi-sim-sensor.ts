@@ -10,7 +10,7 @@ import { formatWatts } from "../lib/power/meter";
 import { PinLogTail } from "../lib/power/pin-log-tail";
 import { SIM_RULES, SimSensor } from "../lib/power/sim-sensor";
 import { checkNumber } from "../lib/settings";
-import { clip } from "../lib/status";
+import { clip, statusText } from "../lib/status";
 import type { Node, NodeDef, RED } from "./red";
 import { clockOf, every, refuseInputs } from "./shell";
 
@@ -55,10 +55,14 @@ module.exports = function (RED: RED) {
       node.status({
         fill: "blue",
         shape: sensor.onTime.high ? "dot" : "ring",
-        text: clip(sensor.onTime.records ? `SIMULATED · pin ${pin} · ${formatWatts(reading.power_w)}` : `SIMULATED · pin ${pin} · no edges yet`),
+        text: statusText(sensor.onTime.records ? `SIMULATED pin ${pin} · ${formatWatts(reading.power_w)}` : `SIMULATED pin ${pin} · no edges yet`, [
+          // Lines of the log that were not records, and records out of time order: skipped, and said.
+          tail.malformed ? `${tail.malformed} bad line${tail.malformed === 1 ? "" : "s"}` : "",
+          sensor.onTime.disordered ? `${sensor.onTime.disordered} out of order` : "",
+        ]),
       });
     };
-    node.status({ fill: "blue", shape: "ring", text: clip(`SIMULATED · pin ${pin} · starting`) });
+    node.status({ fill: "blue", shape: "ring", text: clip(`SIMULATED pin ${pin} · starting`) });
     read();
     const stop = every(clock, value("every") * 1000, read);
     node.on("close", (_removed, done) => {

@@ -125,10 +125,6 @@ export class PowerMeter {
     return this.heard && (!this.last || now - this.last.t >= SENSOR_SILENT_MS);
   }
 
-  get powerW(): number | undefined {
-    return this.last?.w;
-  }
-
   get energy(): number {
     return this.energyJ;
   }

@@ -126,10 +126,13 @@ describe("measured power through the bus nodes", () => {
     assert.equal(msg.simulated, true);
     assert.deepEqual(msg.payload, { power_w: Math.round(on * 1e6) / 1e6, voltage_v: 10.8, current_a: 1.8 });
     assert.ok(
-      s.statuses.some((x) => /^SIMULATED · pin 18 · 19\.4 W$/.test(x.text ?? "")),
+      s.statuses.some((x) => /^SIMULATED pin 18 · 19\.4 W$/.test(x.text ?? "")),
       JSON.stringify(s.statuses.slice(-3)),
     );
-    assert.match(lastStatus(s), /^SIMULATED · pin 18 · 0\.0 W$/);
+    assert.match(lastStatus(s), /^SIMULATED pin 18 · 0\.0 W$/);
+    // A line that is not a record is skipped, and said.
+    fs.appendFileSync(log, "not a record\n");
+    await waitFor("the bad line said", () => (/^SIMULATED pin 18 · 0\.0 W · 1 bad line$/.test(lastStatus(s)) ? true : undefined), 5000);
     assert.equal(lastStatus(quiet), "SIMULATED: no pin log here, silent");
     assert.equal(quiet.messages.length, 0);
     assert.deepEqual(bad.errors, [
