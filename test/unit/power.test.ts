@@ -227,6 +227,33 @@ describe("the master's sum of measured power", () => {
     );
   });
 
+  it("at 1,000 Pis: the sum over all of them, the worst 20 listed, silent sensors first after losses", () => {
+    const roster = new Roster();
+    const scope = new Scope();
+    for (let i = 0; i < 1000; i++) {
+      const r = report(`pi-${i}`, 2, 2.5, i % 100 === 7 ? { measured_age_ms: 7000 } : {});
+      roster.take(r, T0);
+      scope.report("m", T0, r);
+    }
+    const summary = roster.summary(1000, T0);
+    assert.equal(summary.power?.pis, 1000);
+    assert.equal(summary.power?.silent, 10);
+    assert.equal(summary.power?.energy_j, 2000);
+    assert.equal(summary.power?.ratio, 0.8);
+    assert.equal(summary.power?.power_w, 990 * 10, "the silent ones' last readings are not in the power now");
+    const worst = roster.worst(T0);
+    assert.equal(worst.length, 20);
+    assert.deepEqual(
+      worst.slice(0, 10).map((l) => l.power?.silent),
+      Array(10).fill(true),
+    );
+    const snap = scope.snapshot(T0);
+    assert.equal(snap.listeners.length, 20);
+    assert.equal(snap.power?.pis, 1000);
+    assert.equal(snap.power?.energy_j, 2000);
+    assert.equal(snap.summary.troubled, 10);
+  });
+
   it("the SQI scope: each Pi's measured and estimated power over time, and their sum", () => {
     const scope = new Scope();
     // Three Pis report every 2 s; each draws 10, 20, 30 W measured against 12, 20, 25 W estimated.
