@@ -86,11 +86,9 @@ export class PowerMeter {
   private gaps = 0;
   private min = Infinity;
   private max = -Infinity;
-  private heard = false;
 
   /** Takes one measurement payload that came at `now`; returns the error for a bad one (counted, not used). */
   take(payload: unknown, now: number): string | undefined {
-    this.heard = true;
     let r: Reading;
     try {
       r = readMeasure(payload);
@@ -117,12 +115,12 @@ export class PowerMeter {
 
   /** Whether any measurement message came at all (a Pi without a sensor reports none of this). */
   get present(): boolean {
-    return this.heard;
+    return this.samples + this.bad > 0;
   }
 
   /** True when the sensor spoke once and then nothing for SENSOR_SILENT_MS (or only bad payloads came). */
   silent(now: number): boolean {
-    return this.heard && (!this.last || now - this.last.t >= SENSOR_SILENT_MS);
+    return this.present && (!this.last || now - this.last.t >= SENSOR_SILENT_MS);
   }
 
   get energy(): number {
@@ -149,7 +147,7 @@ export class PowerMeter {
 
   /** A status part: "12.3 W", or "sensor silent". */
   statusPart(now: number): string {
-    if (!this.heard) return "";
+    if (!this.present) return "";
     if (this.silent(now)) return SENSOR_SILENT_TEXT;
     return `${formatWatts(this.last?.w ?? 0)}`;
   }
