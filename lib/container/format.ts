@@ -83,11 +83,15 @@ function problemsFromAjv(errors: ErrorObject[]): Problem[] {
   return problems;
 }
 
-/** Checks a parsed value against the .dc rules. Unknown keys are kept, never stripped. */
-export function validateContainer(value: unknown): LoadResult {
+/**
+ * Checks a parsed value against the .dc rules. Unknown keys are kept, never stripped. A value
+ * parsed from a text whose size was checked (`sized`) is not measured again: the limit is the
+ * text's byte length, and a value's JSON is never longer than the text it came from.
+ */
+export function validateContainer(value: unknown, sized = false): LoadResult {
   // Before the schema and before anything that recurses over it (a glyph payload is cloned on
-  // every emit): the depth, and the size a file would have (an object from msg.container has no file size).
-  const shape = checkShape(value, { maxDepth: MAX_JSON_DEPTH, maxBytes: MAX_CONTAINER_BYTES });
+  // every emit): the depth, and the size its JSON would have (an object from msg.container has no file size).
+  const shape = checkShape(value, sized ? { maxDepth: MAX_JSON_DEPTH } : { maxDepth: MAX_JSON_DEPTH, maxBytes: MAX_CONTAINER_BYTES });
   if (shape)
     return {
       ok: false,
@@ -95,8 +99,9 @@ export function validateContainer(value: unknown): LoadResult {
         {
           path: shape.path,
           message: shape.message.startsWith("is over")
-            ? `is over the ${MAX_CONTAINER_BYTES / 1024 / 1024} MiB limit for .dc containers`
+            ? `is over the ${MAX_CONTAINER_BYTES / 1024 / 1024} MiB limit for .dc containers as JSON`
             : `${shape.message} (at most ${MAX_JSON_DEPTH})`,
+          at: shape.steps.map(String),
         },
       ],
     };
@@ -136,12 +141,11 @@ export function parseContainerText(text: string): LoadResult {
       ],
     };
   }
-  const r = validateContainer(value);
+  const r = validateContainer(value, true);
   if (!r.ok) {
-    // Every problem gets a line and column: where its value (or the object lacking a key)
-    // starts; for a container nested too deep, where it goes past the limit; else the start.
+    // Every problem gets a line and column: where its value (or the object lacking a key) starts.
     const locate = new JsonLocator(body);
-    const offsets = r.problems.map((p) => (p.at ? locate.offsetOf(p.at) : p.message.startsWith("is nested") ? (locateJsonSyntaxError(body)?.offset ?? 0) : 0));
+    const offsets = r.problems.map((p) => (p.at ? locate.offsetOf(p.at) : 0));
     linesAndColumns(body, offsets).forEach((where, k) => Object.assign(r.problems[k]!, where));
   }
   return r;

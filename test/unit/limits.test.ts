@@ -13,7 +13,7 @@ import { AbsenceLedger } from "../../lib/bus/ledger";
 import { MASTER_NOTICES, MinuteNotices } from "../../lib/bus/notices";
 import { FrameRates, MAX_PER_SECOND } from "../../lib/bus/rates";
 import { RealClock, MAX_TIMEOUT_MS } from "../../lib/clock";
-import { loadContainerFile, parseContainerText, validateContainer } from "../../lib/container/format";
+import { loadContainerFile, MAX_CONTAINER_BYTES, parseContainerText, validateContainer } from "../../lib/container/format";
 import { checkShape, MAX_JSON_DEPTH, withinDepth } from "../../lib/limits";
 import { FiredWhilePinUp } from "../../lib/pulse/fired";
 import { MAX_SCOPE_LISTENERS, Scope, SILENT_LISTENER_MS } from "../../lib/scope";
@@ -71,8 +71,51 @@ describe(".dc containers: depth, size and special files", () => {
     const r = validateContainer({ ...base, glyphs: Array.from({ length: 1_000_000 }, () => ({ tick: 0, event: "" })) });
     const ms = performance.now() - t0;
     assert.equal(r.ok, false);
-    if (!r.ok) assert.deepEqual(r.problems, [{ path: r.problems[0]!.path, message: "is over the 5 MiB limit for .dc containers" }]);
+    if (!r.ok) assert.deepEqual(r.problems.map((p) => p.message), ["is over the 5 MiB limit for .dc containers as JSON"]);
     assert.ok(ms < 3000, `refused in ${ms.toFixed(0)} ms (it took 9.6 s and 1.46 GB)`);
+  });
+
+  it("the 5 MiB limit is the text's bytes: a file just under it loads, one just over is refused at 1:1", () => {
+    const glyph = '{"tick":1,"event":"a"}';
+    const head = '{"container_id":"big","tick_interval_ms":100,"glyphs":[';
+    const n = Math.floor((MAX_CONTAINER_BYTES - 200 - head.length) / (glyph.length + 1));
+    let text = head + Array(n).fill(glyph).join(",") + "]}";
+    text += " ".repeat(MAX_CONTAINER_BYTES - 88 - Buffer.byteLength(text)); // 5,242,792 bytes, as the red team's file
+    assert.equal(Buffer.byteLength(text), 5_242_792);
+    const ok = parseContainerText(text);
+    assert.equal(ok.ok, true, ok.ok ? "" : JSON.stringify(ok.problems[0]));
+    const over = parseContainerText(text + " ".repeat(89));
+    assert.equal(over.ok, false);
+    if (!over.ok) assert.deepEqual(over.problems, [{ path: "", message: "is 5.0 MiB, over the 5 MiB limit for .dc containers", line: 1, column: 1 }]);
+  });
+
+  it("600,000 small numbers in a 1.1 MiB file load; an object is measured as its exact JSON", () => {
+    const numbers = Array.from({ length: 600_000 }, (_, i) => i % 10);
+    const text = JSON.stringify({ container_id: "nums", glyphs: [{ tick: 1, event: "a", payload: { n: numbers } }] });
+    assert.ok(Buffer.byteLength(text) < 1.2 * 1024 * 1024);
+    assert.equal(parseContainerText(text).ok, true);
+    assert.equal(validateContainer(JSON.parse(text)).ok, true, "the same value from msg.container");
+    // The count is JSON.stringify's, byte for byte: one byte more than the text is refused, the text's own size is not.
+    const values: unknown[] = [
+      { a: [1, -2.5, 1e21, true, false, null, "é\n\"x\u2028", { b: undefined, c: () => 1 }, [undefined]], "k\"ey": NaN },
+      "plain",
+      [],
+      {},
+    ];
+    for (const v of values) {
+      const size = Buffer.byteLength(JSON.stringify(v));
+      assert.equal(checkShape(v, { maxDepth: 32, maxBytes: size }), undefined, JSON.stringify(v));
+      assert.equal(checkShape(v, { maxDepth: 32, maxBytes: size - 1 })?.message, `is over ${size - 1} bytes as JSON`, JSON.stringify(v));
+    }
+  });
+
+  it("a problem deep in a file is placed where its path points, not at 1:1", () => {
+    const r = parseContainerText(`{"container_id":"deep",\n "glyphs":[\n  {"tick":1,"event":"x","payload":{"a":${deepArray(40)}}}]}`);
+    assert.equal(r.ok, false);
+    if (r.ok) return;
+    assert.match(r.problems[0]!.path, /^glyphs\[0\]\.payload\.a(\[0\])+$/);
+    assert.equal(r.problems[0]!.line, 3);
+    assert.ok((r.problems[0]!.column ?? 0) > 30, `column ${r.problems[0]!.column}`);
   });
 
   it("only regular files: a FIFO or /dev/zero is refused at once, not read", () => {
