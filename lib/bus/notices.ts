@@ -28,6 +28,8 @@ export const MASTER_NOTICES: Readonly<Record<string, string>> = {
   unauthorized: "connections refused without the right token",
   bad_requests: "malformed requests refused",
   refused_full: "connections refused: the master was full",
+  slow_closed: "connections cut for not finishing their upgrade within 10 s",
+  refused_pending: "connections refused: too many had not finished their upgrade",
   rejected: "frames rejected",
   oversize: "connections closed for an oversized frame",
   disconnected_for_abuse: "connections closed for abuse",

@@ -31,7 +31,7 @@ export function masterStatus(server: MasterTransport, bus: BusConfig, failed: st
     return { fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: clip(text) };
   }
   const c = server.counters;
-  const refused = c.unauthorized + c.bad_requests + c.refused_full;
+  const refused = c.unauthorized + c.bad_requests + c.refused_full + c.slow_closed + c.refused_pending;
   const lost = [
     c.events_dropped ? `dropped ${c.events_dropped}` : "",
     c.rejected ? `rejected ${c.rejected}` : "",

@@ -44,6 +44,9 @@ export interface MasterCounters {
   bad_requests: number;
   /** connections refused (503), or hellos ignored, because maxClients were known */
   refused_full: number;
+  /** WebSocket only: connections cut for not finishing their upgrade in time (a slow-headers attack), and refused for too many such at once */
+  slow_closed: number;
+  refused_pending: number;
   /** welcomes and pongs not sent to a client that does not read */
   replies_dropped: number;
   /** connections closed because they answered nothing for HEARTBEAT_MS twice (a Pi that lost power leaves one open) */

@@ -146,6 +146,8 @@ export function masterCounters(): MasterCounters {
     events_dropped: 0,
     bad_requests: 0,
     refused_full: 0,
+    slow_closed: 0,
+    refused_pending: 0,
     replies_dropped: 0,
     silent_closed: 0,
     replaced: 0,

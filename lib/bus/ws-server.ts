@@ -33,6 +33,8 @@ export interface BusServerOptions extends MasterOptions {
   maxTotalBuffered?: number;
   /** How often clients are pinged; one silent since the last time is closed (HEARTBEAT_MS). */
   heartbeatMs?: number;
+  /** A connection that has not finished its upgrade within this is cut (UPGRADE_TIMEOUT_MS). */
+  upgradeTimeoutMs?: number;
 }
 
 interface Peer {
@@ -49,6 +51,16 @@ interface Peer {
 /** Every this often each client is pinged (WebSocket ping); one that answered nothing since the last time is closed. */
 export const HEARTBEAT_MS = 10_000;
 
+/**
+ * A connection that has not upgraded within this is cut: a client sending its headers a byte
+ * a second would otherwise hold a file descriptor for as long as it likes (a Pi under systemd
+ * has 1,024 of them, for the editor too).
+ */
+export const UPGRADE_TIMEOUT_MS = 10_000;
+/** Connections not yet upgraded, over all addresses and from one address, at most. */
+export const MAX_PENDING = 128;
+export const MAX_PENDING_PER_ADDRESS = 16;
+
 /** All clients together: 64 MiB waiting at most (16 clients that stopped reading at 4 MiB each). */
 export const DEFAULT_MAX_TOTAL_BUFFERED = 64 * 1024 * 1024;
 
@@ -62,12 +74,18 @@ export class BusServer extends MasterBase implements MasterTransport {
   /** Bytes waiting on all sockets, as of the last broadcast. */
   private totalBuffered = 0;
   private heartbeat: TimerHandle | undefined;
+  /** Connections that have not yet upgraded (or been refused), and how many from each address. */
+  private readonly pending = new Map<Duplex, TimerHandle>();
+  private readonly pendingFrom = new Map<string, number>();
 
   declare protected readonly opts: BusServerOptions;
 
   constructor(opts: BusServerOptions) {
     super(opts);
     this.http = opts.tls ? https.createServer(opts.tls) : http.createServer();
+    // Node's own timeouts as a second line behind ours (its check runs every connectionsCheckingInterval).
+    this.http.headersTimeout = this.http.requestTimeout = 2 * (opts.upgradeTimeoutMs ?? UPGRADE_TIMEOUT_MS);
+    this.http.on(opts.tls ? "secureConnection" : "connection", (socket: import("node:net").Socket) => this.arrived(socket));
     this.http.on("request", (_req, res) => {
       res.writeHead(426, { "Content-Type": "text/plain" });
       res.end("sqi-event-bus: connect with a WebSocket\n");
@@ -88,6 +106,44 @@ export class BusServer extends MasterBase implements MasterTransport {
         this.badRequest(socket, `an upgrade request that could not be handled (${(e as Error).message})`);
       }
     });
+  }
+
+  /**
+   * A new connection, before a byte of its request is read: over the caps it is cut at once;
+   * otherwise it has upgradeTimeoutMs to become a WebSocket (or be answered), or it is cut.
+   * Each cut is counted.
+   */
+  private arrived(socket: import("node:net").Socket): void {
+    const from = socket.remoteAddress ?? "?";
+    const fromHere = this.pendingFrom.get(from) ?? 0;
+    if (this.pending.size >= MAX_PENDING || fromHere >= MAX_PENDING_PER_ADDRESS) {
+      this.counters.refused_pending++;
+      this.note(`refused a connection from ${from}: ${fromHere >= MAX_PENDING_PER_ADDRESS ? `${fromHere} from it` : `${this.pending.size} in all`} have not finished their upgrade`);
+      socket.destroy();
+      return;
+    }
+    this.pendingFrom.set(from, fromHere + 1);
+    const ms = this.opts.upgradeTimeoutMs ?? UPGRADE_TIMEOUT_MS;
+    const timer = this.opts.clock.setTimer(() => {
+      this.settled(socket);
+      this.counters.slow_closed++;
+      this.note(`cut a connection from ${from}: no upgrade within ${ms / 1000} s`);
+      socket.destroy();
+    }, ms);
+    this.pending.set(socket, timer);
+    socket.once("close", () => this.settled(socket));
+  }
+
+  /** A connection is no longer waiting for its upgrade: it became a WebSocket, was answered, or closed. */
+  private settled(socket: Duplex): void {
+    const timer = this.pending.get(socket);
+    if (timer === undefined) return;
+    this.opts.clock.clearTimer(timer);
+    this.pending.delete(socket);
+    const from = (socket as import("node:net").Socket).remoteAddress ?? "?";
+    const n = (this.pendingFrom.get(from) ?? 1) - 1;
+    if (n > 0) this.pendingFrom.set(from, n);
+    else this.pendingFrom.delete(from);
   }
 
   /** Before authentication: everything here is an attacker's text until the token matched. */
@@ -119,6 +175,7 @@ export class BusServer extends MasterBase implements MasterTransport {
     socket.once("close", settle);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       settle();
+      this.settled(socket);
       this.accept(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`);
     });
   }
@@ -227,6 +284,11 @@ export class BusServer extends MasterBase implements MasterTransport {
   close(): Promise<void> {
     this.link = { state: "stopped", detail: "" };
     this.opts.clock.clearTimer(this.heartbeat);
+    for (const [socket, timer] of this.pending) {
+      this.opts.clock.clearTimer(timer);
+      socket.destroy();
+    }
+    this.pending.clear();
     for (const p of this.peers) p.ws.terminate();
     this.peers.clear();
     return new Promise((resolve) => {

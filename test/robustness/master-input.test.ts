@@ -302,6 +302,41 @@ describe("connections whose other end is gone", () => {
   });
 });
 
+describe("slow upgrades (headers a byte at a time)", () => {
+  it("40 sockets sending an upgrade's headers slowly: 16 from one address wait, the rest are refused at once, and the 16 are cut at the timeout; each counted", async () => {
+    const r = await rig({ upgradeTimeoutMs: 1500 });
+    const sockets: net.Socket[] = [];
+    const closed: number[] = [];
+    const t0 = Date.now();
+    const drip = setInterval(() => {
+      for (const s of sockets) if (!s.destroyed) s.write("a"); // one header that never ends
+    }, 100);
+    try {
+      for (let i = 0; i < 40; i++) {
+        const s = net.connect(r.port, "127.0.0.1");
+        s.on("error", () => undefined);
+        s.on("close", () => closed.push(Date.now() - t0));
+        s.write("GET /?token=s3cret HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ");
+        sockets.push(s);
+      }
+      await waitFor("24 refused at once", () => r.server.counters.refused_pending === 24, 5000, 10);
+      assert.equal(r.server.counters.slow_closed, 0);
+      await waitFor("the 16 slow ones cut", () => closed.length === 40, 10_000, 20);
+      assert.equal(r.server.counters.slow_closed, 16);
+      assert.equal(r.server.counters.refused_pending, 24);
+      const cutAt = closed.slice().sort((a, b) => a - b).slice(24);
+      assert.ok(cutAt[0]! >= 1400, `cut after ${cutAt[0]} ms, not before the timeout`);
+      // Once they are gone, a listener gets in at once and events flow.
+      await stillServes(r, "after a slow-headers attack");
+      assert.match(r.server.lastErrors.join("\n"), /no upgrade within 1.5 s/);
+    } finally {
+      clearInterval(drip);
+      for (const s of sockets) s.destroy();
+      await r.server.close();
+    }
+  });
+});
+
 describe("bounds on connections and on what waits for slow clients", () => {
   it("more clients than maxClients get 503, counted", async () => {
     const r = await rig({ maxClients: 3 });
