@@ -118,7 +118,9 @@ export class BusServer extends MasterBase implements MasterTransport {
     const fromHere = this.pendingFrom.get(from) ?? 0;
     if (this.pending.size >= MAX_PENDING || fromHere >= MAX_PENDING_PER_ADDRESS) {
       this.counters.refused_pending++;
-      this.note(`refused a connection from ${from}: ${fromHere >= MAX_PENDING_PER_ADDRESS ? `${fromHere} from it` : `${this.pending.size} in all`} have not finished their upgrade`);
+      this.note(
+        `refused a connection from ${from}: ${fromHere >= MAX_PENDING_PER_ADDRESS ? `${fromHere} from it` : `${this.pending.size} in all`} have not finished their upgrade`,
+      );
       socket.destroy();
       return;
     }

@@ -324,7 +324,10 @@ describe("slow upgrades (headers a byte at a time)", () => {
       await waitFor("the 16 slow ones cut", () => closed.length === 40, 10_000, 20);
       assert.equal(r.server.counters.slow_closed, 16);
       assert.equal(r.server.counters.refused_pending, 24);
-      const cutAt = closed.slice().sort((a, b) => a - b).slice(24);
+      const cutAt = closed
+        .slice()
+        .sort((a, b) => a - b)
+        .slice(24);
       assert.ok(cutAt[0]! >= 1400, `cut after ${cutAt[0]} ms, not before the timeout`);
       // Once they are gone, a listener gets in at once and events flow.
       await stillServes(r, "after a slow-headers attack");

@@ -71,7 +71,11 @@ describe(".dc containers: depth, size and special files", () => {
     const r = validateContainer({ ...base, glyphs: Array.from({ length: 1_000_000 }, () => ({ tick: 0, event: "" })) });
     const ms = performance.now() - t0;
     assert.equal(r.ok, false);
-    if (!r.ok) assert.deepEqual(r.problems.map((p) => p.message), ["is over the 5 MiB limit for .dc containers as JSON"]);
+    if (!r.ok)
+      assert.deepEqual(
+        r.problems.map((p) => p.message),
+        ["is over the 5 MiB limit for .dc containers as JSON"],
+      );
     assert.ok(ms < 3000, `refused in ${ms.toFixed(0)} ms (it took 9.6 s and 1.46 GB)`);
   });
 
@@ -97,7 +101,7 @@ describe(".dc containers: depth, size and special files", () => {
     assert.equal(validateContainer(JSON.parse(text)).ok, true, "the same value from msg.container");
     // The count is JSON.stringify's, byte for byte: one byte more than the text is refused, the text's own size is not.
     const values: unknown[] = [
-      { a: [1, -2.5, 1e21, true, false, null, "é\n\"x\u2028", { b: undefined, c: () => 1 }, [undefined]], "k\"ey": NaN },
+      { a: [1, -2.5, 1e21, true, false, null, 'é\n"x\u2028', { b: undefined, c: () => 1 }, [undefined]], 'k"ey': NaN },
       "plain",
       [],
       {},
