@@ -1,21 +1,55 @@
 // A TCP proxy that delays everything by a random 0..J ms, keeping order per connection
 // and direction as TCP would: the kernel here has no netem, so the cluster and the sync
 // benchmark simulate network jitter with this between the master and its listeners.
+// `blackhole(true)` is a Wi-Fi drop: nothing crosses either way, no FIN, no RST, until
+// `blackhole(false)`; what was sent meanwhile then arrives, as TCP's retransmissions would
+// deliver it, and a side that closed meanwhile is seen closed only then.
 
 import * as net from "node:net";
 
 export interface JitterProxy {
   port: number;
+  /** On: nothing crosses, either way, and no close is seen; off: everything held goes on. */
+  blackhole(on: boolean): void;
   close(): Promise<void>;
 }
 
-function delayedPipe(from: net.Socket, to: net.Socket, jitterMs: number, random: () => number): void {
+/** Whether the network is down, and who waits for it to come back. */
+class Gate {
+  down = false;
+  private waiting: Array<() => void> = [];
+  when(fn: () => void): void {
+    if (this.down) this.waiting.push(fn);
+    else fn();
+  }
+  set(down: boolean): void {
+    this.down = down;
+    if (down) return;
+    const w = this.waiting;
+    this.waiting = [];
+    for (const fn of w) fn();
+  }
+}
+
+function delayedPipe(from: net.Socket, to: net.Socket, jitterMs: number, random: () => number, gate: Gate): void {
   const queue: Array<{ at: number; chunk: Buffer }> = [];
   let last = 0;
   let timer: NodeJS.Timeout | undefined;
   let ended = false;
+  /** waiting for the network to come back */
+  let parked = false;
   const pump = (): void => {
     timer = undefined;
+    if (gate.down) {
+      if (!parked) {
+        parked = true;
+        gate.when(() => {
+          parked = false;
+          pump();
+        });
+      }
+      return;
+    }
     const now = Date.now();
     while (queue.length && queue[0]!.at <= now) {
       if (!to.destroyed) to.write(queue.shift()!.chunk);
@@ -28,16 +62,14 @@ function delayedPipe(from: net.Socket, to: net.Socket, jitterMs: number, random:
     // Never before the previous chunk: order is kept, delays only ever grow the gap.
     last = Math.max(Date.now() + random() * jitterMs, last);
     queue.push({ at: last, chunk });
-    if (!timer) timer = setTimeout(pump, Math.max(0, queue[0]!.at - Date.now()));
+    if (!timer && !parked) timer = setTimeout(pump, Math.max(0, queue[0]!.at - Date.now()));
   });
   from.on("end", () => {
     ended = true;
-    if (!timer) pump();
+    if (!timer && !parked) pump();
   });
-  from.on("close", () => {
-    if (!queue.length) to.destroy();
-  });
-  from.on("error", () => to.destroy());
+  from.on("close", () => gate.when(() => queue.length || to.destroy()));
+  from.on("error", () => gate.when(() => to.destroy()));
 }
 
 export function startJitterProxy(opts: {
@@ -48,6 +80,7 @@ export function startJitterProxy(opts: {
   random?: () => number;
 }): Promise<JitterProxy> {
   const random = opts.random ?? Math.random;
+  const gate = new Gate();
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const upstream = net.connect(opts.targetPort, opts.targetHost ?? "127.0.0.1");
@@ -56,16 +89,18 @@ export function startJitterProxy(opts: {
       s.setNoDelay(true);
       s.on("close", () => sockets.delete(s));
     }
-    delayedPipe(client, upstream, opts.jitterMs, random);
-    delayedPipe(upstream, client, opts.jitterMs, random);
+    delayedPipe(client, upstream, opts.jitterMs, random, gate);
+    delayedPipe(upstream, client, opts.jitterMs, random, gate);
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, "127.0.0.1", () => {
       resolve({
         port: (server.address() as net.AddressInfo).port,
+        blackhole: (on) => gate.set(on),
         close: () =>
           new Promise((done) => {
+            gate.set(false);
             for (const s of sockets) s.destroy();
             server.close(() => done());
           }),

@@ -9,6 +9,11 @@
 // +- (min(t1-t0) + min(t3-t2)) / 2. Downstream samples also come from event frames that
 // carry the master's send time. The window is short (seconds), so clock drift inside it
 // is negligible.
+//
+// A sample is evidence, not truth: on an open broker anybody can publish a pong. Once the
+// estimate is settled, a sample whose offset interval does not overlap the estimate's (plus
+// STEP_MARGIN_MS) is held back; STEP_CONFIRM such samples in a row that agree with each other
+// are a real step of a clock (the master's was set), and the estimate restarts from them.
 
 export interface SyncEstimate {
   /** master clock - listener clock, ms */
@@ -25,6 +30,26 @@ export const SYNC_WINDOW_MS = 30_000;
 export const DEFAULT_MAX_PING_MS = 2000;
 /** An estimate that moved less than this since the last ping is steady. */
 export const STEADY_WITHIN_MS = 0.05;
+/** Slack beyond both uncertainties before a sample is said to disagree with a settled estimate (clock drift over the window included). */
+export const STEP_MARGIN_MS = 5;
+/** Disagreeing samples in a row, agreeing with each other, that make a step of the clock. */
+export const STEP_CONFIRM = 3;
+/** Ping samples after which an estimate is settled (and samples that disagree with it are held back). */
+export const SETTLED_AFTER = 5;
+/** A round trip longer than this says nothing useful about the offset. */
+export const MAX_RTT_MS = 10_000;
+
+interface Exchange {
+  t0: number;
+  t1: number;
+  t2: number;
+  t3: number;
+}
+
+/** The offset an exchange says, and within what. */
+function offsetOf(x: Exchange): { offset: number; within: number } {
+  return { offset: (x.t1 - x.t0 - (x.t3 - x.t2)) / 2, within: (x.t3 - x.t0 - (x.t2 - x.t1)) / 2 };
+}
 
 /**
  * The minimum of the values pushed in the last windowMs, in O(1) amortised per push and O(1)
@@ -73,24 +98,63 @@ export class ClockSync {
   private lastOffset: number | undefined;
   private steadyDelay = 0;
   private cached: SyncEstimate | undefined | null = null;
+  /** Samples that disagreed with the settled estimate, in a row, waiting for confirmation. */
+  private suspects: Exchange[] = [];
+  /** Samples held back (never used, or used only once confirmed) and steps taken, since the start. */
+  held = 0;
+  steps = 0;
 
   constructor(private readonly windowMs = SYNC_WINDOW_MS) {}
 
-  /** Adds one ping/pong exchange. Returns false for an impossible one. */
-  add(t0: number, t1: number, t2: number, t3: number): boolean {
-    if (![t0, t1, t2, t3].every(Number.isFinite) || t3 < t0 || t2 < t1 || t3 - t0 < t2 - t1) return false;
-    this.up.push(t3, t1 - t0);
-    this.down.push(t3, t3 - t2);
-    this.pings++;
-    this.added(t3);
-    return true;
+  /**
+   * Adds one ping/pong exchange: "taken", "held" back as disagreeing with the settled
+   * estimate (until others confirm it), or "refused" as impossible.
+   */
+  add(t0: number, t1: number, t2: number, t3: number): "taken" | "held" | "refused" {
+    if (![t0, t1, t2, t3].every(Number.isFinite) || t3 < t0 || t2 < t1 || t3 - t0 < t2 - t1 || t3 - t0 > MAX_RTT_MS) return "refused";
+    const x = { t0, t1, t2, t3 };
+    const e = this.pings >= SETTLED_AFTER ? this.estimate() : undefined;
+    const s = offsetOf(x);
+    if (e && Math.abs(s.offset - e.offsetMs) > e.uncertaintyMs + s.within + STEP_MARGIN_MS) {
+      this.held++;
+      const last = this.suspects[this.suspects.length - 1];
+      const l = last && offsetOf(last);
+      if (l && Math.abs(s.offset - l.offset) > l.within + s.within + STEP_MARGIN_MS) this.suspects = [];
+      this.suspects.push(x);
+      if (this.suspects.length < STEP_CONFIRM) return "held";
+      // They agree with each other and not with the past: a clock was stepped. Start afresh from them.
+      const confirmed = this.suspects;
+      this.reset();
+      this.steps++;
+      for (const c of confirmed) this.take(c);
+      return "taken";
+    }
+    this.suspects = [];
+    this.take(x);
+    return "taken";
   }
 
-  /** Adds a downstream-only sample: a frame the master sent at `masterSent` arrived at `localReceived`. */
+  /**
+   * Adds a downstream-only sample: a frame the master sent at `masterSent` arrived at
+   * `localReceived`. It bounds the offset from below only; one that a settled estimate says is
+   * impossible (a frame from the future) is held back and never used.
+   */
   addDownstream(masterSent: number, localReceived: number): void {
     if (!Number.isFinite(masterSent) || !Number.isFinite(localReceived)) return;
+    const e = this.pings >= SETTLED_AFTER ? this.estimate() : undefined;
+    if (e && masterSent - localReceived > e.offsetMs + e.uncertaintyMs + STEP_MARGIN_MS) {
+      this.held++;
+      return;
+    }
     this.down.push(localReceived, localReceived - masterSent);
     this.added(localReceived);
+  }
+
+  private take(x: Exchange): void {
+    this.up.push(x.t3, x.t1 - x.t0);
+    this.down.push(x.t3, x.t3 - x.t2);
+    this.pings++;
+    this.added(x.t3);
   }
 
   /** Samples within the window. */
@@ -122,6 +186,7 @@ export class ClockSync {
     this.lastOffset = undefined;
     this.steadyDelay = 0;
     this.cached = null;
+    this.suspects = [];
   }
 
   /**
@@ -133,7 +198,8 @@ export class ClockSync {
    * pings cost little precision; any move of the estimate brings the cadence back to steadyMs.
    */
   nextPingDelay(maxMs = DEFAULT_MAX_PING_MS, fastMs = 50, steadyMs = 100, fastCount = 20): number {
-    if (this.pings < fastCount) return fastMs;
+    // Fewer than fastCount pings, or a step waiting for confirmation: ask again soon.
+    if (this.pings < fastCount || this.suspects.length > 0) return fastMs;
     const offset = this.estimate()?.offsetMs;
     const held = offset !== undefined && this.lastOffset !== undefined && Math.abs(offset - this.lastOffset) <= STEADY_WITHIN_MS;
     this.lastOffset = offset;

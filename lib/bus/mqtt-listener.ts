@@ -7,7 +7,7 @@ import type { UpstreamFrame } from "./frames";
 import { helloText } from "./frames";
 import { open, topicLevel, topics, type Connection, type MqttSettings } from "./mqtt-link";
 import type { LinkStatus, ListenerOptions } from "./transport";
-import { ListenerBase } from "./upkeep";
+import { ListenerBase, silentText } from "./upkeep";
 
 export interface MqttListenerOptions extends ListenerOptions {
   settings: MqttSettings;
@@ -17,6 +17,8 @@ export class MqttListener extends ListenerBase {
   private conn: Connection | undefined;
   private stopConn: (() => void) | undefined;
   private masterPresent: boolean | undefined;
+  /** Said while the link is re-made after the master fell silent, until the next connect. */
+  private silence = "";
   private readonly topics: ReturnType<typeof topics>;
   declare protected readonly opts: MqttListenerOptions;
 
@@ -27,6 +29,7 @@ export class MqttListener extends ListenerBase {
 
   get status(): LinkStatus {
     if (!this.conn) return { state: "disconnected", detail: "" };
+    if (this.silence && this.conn.state !== "connected") return { state: this.conn.state, detail: this.silence };
     if (this.conn.state === "connected" && this.masterPresent === false)
       return { state: "connected", detail: "the broker is up, but no master has announced itself" };
     return { state: this.conn.state, detail: this.conn.detail };
@@ -41,6 +44,7 @@ export class MqttListener extends ListenerBase {
       { will: { topic: t.hello, payload: Buffer.alloc(0), qos: 1, retain: true } },
       {
         onConnect: () => {
+          this.silence = "";
           this.connected();
           this.upkeep.stop();
           conn.client.subscribe({ [t.events]: { qos: s.qos }, [t.master]: { qos: 1 }, [t.pong]: { qos: 0 } }, () => {
@@ -67,6 +71,19 @@ export class MqttListener extends ListenerBase {
     if (c?.connected) c.publish(this.topics.hello, "", { qos: 0, retain: true });
     this.stopConn?.();
     this.opts.onState?.("stopped", "");
+  }
+
+  protected silent(ms: number): boolean {
+    // A master that announced itself went quiet. The broker link may be dead without a FIN (MQTT's
+    // keepalive notices only after 1.5 x keepalive): cut it and reconnect with the usual backoff.
+    // A master that said goodbye (its retained welcome emptied) is absent, not silent: the status says so.
+    if (this.masterPresent === false) {
+      this.upkeep.start();
+      return false;
+    }
+    this.silence = silentText(ms);
+    this.conn?.client.stream?.destroy();
+    return true;
   }
 
   private publish(topic: string, f: UpstreamFrame): void {

@@ -4,6 +4,7 @@
 // Listeners are known by the topic level they say hello on; their number is capped, and each
 // has its own frame rates. An event it cannot publish now is dropped and counted, never queued.
 
+import type { TimerHandle } from "../clock";
 import { decodeUpstream, welcomeText, type Serialised } from "./frames";
 import { brokerPlace, open, topicLevel, topics, type Connection, type MqttSettings } from "./mqtt-link";
 import { FrameRates } from "./rates";
@@ -16,20 +17,28 @@ export interface MqttMasterOptions extends MasterOptions {
 
 /** A listener not heard from (hello, ping, report) for this long may make room for a new one. */
 const SILENT_MS = 60_000;
+/**
+ * A listener whose empty hello came (its will, its goodbye, or on an open broker anybody's) stays
+ * listed this long; a ping or report from it meanwhile says it never left. Longer than the
+ * longest ping pace (2 s), so that one forged goodbye cannot take a Pi off the list.
+ */
+export const GOODBYE_GRACE_MS = 3000;
 
 export class MqttMaster extends MasterBase implements MasterTransport {
-  declare readonly counters: MasterCounters & { broker_reconnects: number };
-  private readonly listeners = new Map<string, { name: string; limits: FrameRates; heard: number }>();
+  declare readonly counters: MasterCounters & { broker_reconnects: number; goodbyes_overruled: number };
+  /** `gone`: when an empty hello (its will, its goodbye, or anyone's on an open broker) said it left; a ping or report after it says otherwise. */
+  private readonly listeners = new Map<string, { name: string; limits: FrameRates; heard: number; gone?: number }>();
   private readonly strangers = new FrameRates();
   private readonly topics: ReturnType<typeof topics>;
   private conn: Connection | undefined;
   private stopConn: (() => void) | undefined;
   private connects = 0;
+  private goodbyeTimer: TimerHandle | undefined;
   declare protected readonly opts: MqttMasterOptions;
 
   constructor(opts: MqttMasterOptions) {
     super(opts);
-    this.counters = Object.assign(this.counters, { broker_reconnects: 0 });
+    this.counters = Object.assign(this.counters, { broker_reconnects: 0, goodbyes_overruled: 0 });
     this.topics = topics(opts.settings.prefix);
   }
 
@@ -50,7 +59,10 @@ export class MqttMaster extends MasterBase implements MasterTransport {
   }
 
   protected get listenerCount(): number {
-    return this.listeners.size;
+    let n = 0;
+    const now = this.opts.clock.now();
+    for (const l of this.listeners.values()) if (listed(l, now)) n++;
+    return n;
   }
 
   /** Connects to the broker; resolves at once (the status tells how it goes). */
@@ -83,7 +95,8 @@ export class MqttMaster extends MasterBase implements MasterTransport {
   }
 
   get clients(): ListenerInfo[] {
-    return [...this.listeners.values()].map((l) => ({ name: l.name, remote: "mqtt", hello: true }));
+    const now = this.opts.clock.now();
+    return [...this.listeners.values()].filter((l) => listed(l, now)).map((l) => ({ name: l.name, remote: "mqtt", hello: true }));
   }
 
   protected broadcast(s: Serialised, sent: number): void {
@@ -101,6 +114,7 @@ export class MqttMaster extends MasterBase implements MasterTransport {
   }
 
   close(): Promise<void> {
+    this.opts.clock.clearTimer(this.goodbyeTimer);
     const c = this.conn?.client;
     return new Promise((resolve) => {
       if (!c?.connected) {
@@ -130,8 +144,14 @@ export class MqttMaster extends MasterBase implements MasterTransport {
     const who = levels[1] ?? "";
     const text = payload.toString();
     if (kind === "hello" && text === "") {
-      // a listener's will, or its goodbye
-      if (this.listeners.delete(who)) this.opts.onChange?.();
+      // A listener's will, or its goodbye; on an open broker, maybe a stranger's. It leaves the
+      // list only if it stays silent for GOODBYE_GRACE_MS.
+      const l = this.listeners.get(who);
+      if (l && l.gone === undefined) {
+        l.gone = t1;
+        this.opts.clock.clearTimer(this.goodbyeTimer);
+        this.goodbyeTimer = this.opts.clock.setTimer(() => this.opts.onChange?.(), GOODBYE_GRACE_MS);
+      }
       return;
     }
     if (payload.length > this.maxPayload) {
@@ -153,7 +173,8 @@ export class MqttMaster extends MasterBase implements MasterTransport {
     if (!l) {
       const max = this.opts.maxClients ?? DEFAULT_MAX_CLIENTS;
       // A listener that went away without its will (a broker that lost it) is forgotten once silent for a minute.
-      if (this.listeners.size >= max) for (const [k, x] of this.listeners) if (x.heard < t1 - SILENT_MS) this.listeners.delete(k);
+      if (this.listeners.size >= max)
+        for (const [k, x] of this.listeners) if (x.heard < t1 - SILENT_MS || (x.gone !== undefined && x.gone < t1 - SILENT_MS)) this.listeners.delete(k);
       if (this.listeners.size >= max) {
         this.counters.refused_full++;
         return this.note(`ignored the hello of ${who}: ${max} listeners are known`);
@@ -166,10 +187,21 @@ export class MqttMaster extends MasterBase implements MasterTransport {
     const over = this.answer(f, t1, l.limits, "mqtt", (answer) => this.conn?.client.publish(pong, answer, { qos: 0 }));
     if (over) return this.reject(who, over);
     l.heard = t1;
+    if (l.gone !== undefined) {
+      // It said goodbye (or someone said so for it) and speaks on: it is here. A new hello is a return.
+      if (f.type !== "hello" && t1 - l.gone < GOODBYE_GRACE_MS) this.counters.goodbyes_overruled++;
+      l.gone = undefined;
+      this.opts.onChange?.();
+    }
   }
 
   private reject(who: string, why: string): void {
     this.counters.rejected++;
     this.note(`rejected a frame from ${who || "?"}: ${why}`);
   }
+}
+
+/** Whether a listener is on the list now: no goodbye, or one it has not yet stayed silent after for GOODBYE_GRACE_MS. */
+function listed(l: { gone?: number }, now: number): boolean {
+  return l.gone === undefined || now - l.gone < GOODBYE_GRACE_MS;
 }

@@ -6,6 +6,7 @@ import { clip, statusText, type StatusLine } from "../status";
 import type { Arrivals } from "./arrivals";
 import { MAX_LISTED, summaryParts, type ListenerLine, type RosterSummary } from "./roster";
 import type { BusConfig, ListenerTransport, MasterTransport } from "./transport";
+import { MASTER_SILENT } from "./upkeep";
 
 /** A URL without its scheme and trailing slash, for a status: "mqtt://host:1883/" -> "host:1883". */
 export function short(url: string): string {
@@ -74,7 +75,8 @@ export function masterStats(server: MasterTransport, bus: BusConfig, roster?: { 
 export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, eventsPerS: () => number, power = ""): StatusLine {
   const st = client.status;
   if (st.state !== "connected") {
-    const text = st.state === "connecting" ? `connecting to ${short(st.detail)}` : `${st.state}${st.detail ? `: ${short(st.detail)}` : ""}`;
+    const text =
+      st.state === "connecting" ? (st.detail.startsWith(MASTER_SILENT) ? st.detail : `connecting to ${short(st.detail)}`) : `${st.state}${st.detail ? `: ${short(st.detail)}` : ""}`;
     return { fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: clip(text) };
   }
   const e = client.sync.estimate();
@@ -97,7 +99,7 @@ export function listenerStats(client: ListenerTransport, arrivals: Arrivals, nam
     offset_ms: e?.offsetMs ?? null,
     rtt_ms: e?.rttMs ?? null,
     uncertainty_ms: e?.uncertaintyMs ?? null,
-    counters: { ...arrivals.counters(), ...client.counters },
+    counters: { ...arrivals.counters(), ...client.counters, sync_held: client.sync.held, sync_steps: client.sync.steps },
     longest_stall_ms: { receive: round3(client.longestReceiveMs), hand_on: round3(arrivals.longestHandOnMs) },
   };
 }

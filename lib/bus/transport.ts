@@ -58,6 +58,8 @@ export interface MasterCounters {
   reports: number;
   /** MQTT only: connections to the broker after the first */
   broker_reconnects?: number;
+  /** MQTT only: empty hellos (a will, a goodbye, or a stranger's on an open broker) after which the listener spoke on, so it stayed listed */
+  goodbyes_overruled?: number;
 }
 
 export interface ListenerCounters {
@@ -70,6 +72,10 @@ export interface ListenerCounters {
   /** pings and reports sent */
   pings: number;
   reports: number;
+  /** pongs that answered no ping this listener sent (by id and t0): forged, replayed, or too late; never used */
+  unmatched_pongs: number;
+  /** links closed because the master said nothing for a bounded time (no FIN: a Wi-Fi drop, a hung master) */
+  silent_closes: number;
 }
 
 /** A listener as the master knows it. */

@@ -30,10 +30,31 @@ export function backoff(attempt: number, capMs: number): number {
   return base / 2 + Math.random() * (base / 2);
 }
 
+/** Pings a listener remembers while it waits for their pongs; older ones are forgotten (their pongs are unmatched). */
+export const OUTSTANDING_PINGS = 32;
+/** A master silent (no pong, no frame, no WebSocket ping) for SILENT_PINGS pings in a row, and at least MIN_SILENT_MS, or for MAX_SILENT_MS whatever the pings, is gone. */
+export const SILENT_PINGS = 3;
+export const MIN_SILENT_MS = 3000;
+export const MAX_SILENT_MS = 10_000;
+/** The ranges a master's pace may set (ms); outside, it is clamped. The protocol documents them. */
+export const REPORT_PACE_MS = { min: 500, max: 60_000 } as const;
+export const PING_PACE_MS = { min: 0, max: 2000 } as const;
+
+/** How a listener's status begins while it reconnects after its master fell silent. */
+export const MASTER_SILENT = "master silent";
+export const silentText = (ms: number): string => `${MASTER_SILENT} ${(ms / 1000).toFixed(0)} s · reconnecting`;
+
+const clamp = (v: number, r: { min: number; max: number }): number => Math.min(r.max, Math.max(r.min, v));
+
 export class ListenerUpkeep {
   private pingId = 0;
   private pingTimer: TimerHandle | undefined;
   private reportTimer: TimerHandle | undefined;
+  private watchTimer: TimerHandle | undefined;
+  /** Pings sent and not yet answered: id -> t0 (NTP's origin-timestamp check). */
+  private readonly outstanding = new Map<number, number>();
+  private lastHeard = 0;
+  private unanswered = 0;
   /** The master's pace for reports and pings (from its pongs), ms. */
   private paceMs = 0;
   private pingPaceMs = 0;
@@ -52,31 +73,67 @@ export class ListenerUpkeep {
       /** This listener's life (newRunId()), and the master run it follows: the master's accounting of its absences. */
       instance?: string;
       run?: () => string | undefined;
+      /** The master said nothing for this long (ms): the link is dead, though no socket said so. */
+      onSilent?: (silentMs: number) => void;
     },
   ) {}
 
-  /** On (re)connect: the first ping now, reports from now on. */
+  /** On (re)connect: the first ping now, reports from now on, and the watch for a silent master. */
   start(): void {
     this.stop();
+    this.lastHeard = this.o.clock.now();
+    this.unanswered = 0;
     this.ping();
     this.scheduleReport();
+    this.watch();
   }
 
   stop(): void {
     this.o.clock.clearTimer(this.pingTimer);
     this.o.clock.clearTimer(this.reportTimer);
-    this.pingTimer = this.reportTimer = undefined;
+    this.o.clock.clearTimer(this.watchTimer);
+    this.pingTimer = this.reportTimer = this.watchTimer = undefined;
+    this.outstanding.clear();
   }
 
-  /** The master's pace, from a pong: never more often than it asks (nor than this listener's own cadence). */
+  /** The master spoke (a frame, a matched pong, a WebSocket ping): the link is alive. */
+  heard(now: number): void {
+    this.lastHeard = now;
+    this.unanswered = 0;
+  }
+
+  /** Whether a pong answers a ping this listener sent and has not yet seen answered: its id and its t0, echoed. */
+  answers(pong: { id: number; t0: number }): boolean {
+    if (this.outstanding.get(pong.id) !== pong.t0) return false;
+    this.outstanding.delete(pong.id);
+    return true;
+  }
+
+  /** The master's pace, from a matched pong, within the documented ranges: never more often than it asks (nor than this listener's own cadence). */
   pace(reportMs: number | undefined, pingMs: number | undefined): void {
-    this.paceMs = reportMs ?? 0;
-    this.pingPaceMs = pingMs ?? 0;
+    this.paceMs = reportMs === undefined ? 0 : clamp(reportMs, REPORT_PACE_MS);
+    this.pingPaceMs = pingMs === undefined ? 0 : clamp(pingMs, PING_PACE_MS);
+  }
+
+  private watch(): void {
+    this.watchTimer = this.o.clock.setTimer(() => {
+      const silent = this.o.clock.now() - this.lastHeard;
+      if ((this.unanswered >= SILENT_PINGS && silent >= MIN_SILENT_MS) || silent >= MAX_SILENT_MS) {
+        this.stop();
+        this.o.onSilent?.(silent);
+        return;
+      }
+      this.watch();
+    }, 1000);
   }
 
   private ping(): void {
     this.o.counters.pings++;
-    this.o.send({ type: "ping", id: ++this.pingId, t0: this.o.clock.now() });
+    const t0 = this.o.clock.now();
+    this.outstanding.set(++this.pingId, t0);
+    if (this.outstanding.size > OUTSTANDING_PINGS) this.outstanding.delete(this.outstanding.keys().next().value!);
+    this.unanswered++;
+    this.o.send({ type: "ping", id: this.pingId, t0 });
     this.pingTimer = this.o.clock.setTimer(() => this.ping(), Math.max(this.pingPaceMs, this.o.sync.nextPingDelay(this.o.maxPingMs)));
   }
 
@@ -241,7 +298,17 @@ export abstract class MasterBase {
  */
 export abstract class ListenerBase implements ListenerTransport {
   readonly sync = new ClockSync();
-  readonly counters: ListenerCounters = { connects: 0, reconnects: 0, rejected: 0, frames: 0, events: 0, pings: 0, reports: 0 };
+  readonly counters: ListenerCounters = {
+    connects: 0,
+    reconnects: 0,
+    rejected: 0,
+    frames: 0,
+    events: 0,
+    pings: 0,
+    reports: 0,
+    unmatched_pongs: 0,
+    silent_closes: 0,
+  };
   longestReceiveMs = 0;
   protected readonly upkeep: ListenerUpkeep;
   private received = 0;
@@ -251,8 +318,19 @@ export abstract class ListenerBase implements ListenerTransport {
     send: (f: UpstreamFrame) => void,
   ) {
     prepareFrames();
-    this.upkeep = new ListenerUpkeep({ ...opts, sync: this.sync, send, counters: this.counters });
+    this.upkeep = new ListenerUpkeep({
+      ...opts,
+      sync: this.sync,
+      send,
+      counters: this.counters,
+      onSilent: (ms) => {
+        if (this.silent(ms)) this.counters.silent_closes++;
+      },
+    });
   }
+
+  /** The master said nothing for `ms`: close the link as dead, say "master silent", and reconnect with the usual backoff (true: closed). */
+  protected abstract silent(ms: number): boolean;
 
   abstract readonly status: LinkStatus;
   abstract start(): void;
@@ -288,13 +366,21 @@ export abstract class ListenerBase implements ListenerTransport {
       if (on === "pong") this.counters.rejected++;
       else this.events([f], f.sent, f.run, now);
     } else if (f.type === "pong" && on !== "events") {
+      // A pong for no ping of ours (forged, replayed, or too late) says nothing about the clock or the pace.
+      if (!this.upkeep.answers(f)) {
+        this.counters.unmatched_pongs++;
+        return;
+      }
+      this.upkeep.heard(now);
       this.sync.add(f.t0, f.t1, f.t2, now);
       this.upkeep.pace(f.report_ms, f.ping_ms);
     } else if (f.type === "batch" && on !== "pong") this.events(f.events, f.sent, f.run, now);
-    else if (on !== "socket" || f.type !== "welcome") this.counters.rejected++;
+    else if (on === "socket" && f.type === "welcome") this.upkeep.heard(now);
+    else this.counters.rejected++;
   }
 
   private events(events: EventFrame[], sent: number | undefined, run: string | undefined, now: number): void {
+    this.upkeep.heard(now);
     if (sent !== undefined) this.sync.addDownstream(sent, now);
     this.counters.events += events.length;
     this.opts.onEvents(events, now, run);

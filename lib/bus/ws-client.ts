@@ -7,7 +7,7 @@ import WebSocket from "ws";
 import type { TimerHandle } from "../clock";
 import { helloText, type UpstreamFrame } from "./frames";
 import type { LinkState, LinkStatus, ListenerOptions } from "./transport";
-import { backoff, ListenerBase } from "./upkeep";
+import { backoff, ListenerBase, silentText } from "./upkeep";
 
 export interface BusClientOptions extends ListenerOptions {
   url: string;
@@ -24,6 +24,8 @@ export class BusClient extends ListenerBase {
   private attempt = 0;
   private retryTimer: TimerHandle | undefined;
   private stopped = false;
+  /** Why the link was closed from this side (the master fell silent): said until the next connect succeeds. */
+  private silence = "";
   declare protected readonly opts: BusClientOptions;
 
   constructor(opts: BusClientOptions) {
@@ -59,7 +61,7 @@ export class BusClient extends ListenerBase {
 
   private connect(): void {
     if (this.stopped) return;
-    this.setState("connecting", this.opts.url);
+    this.setState("connecting", this.silence || this.opts.url);
     let ws: WebSocket;
     try {
       ws = new WebSocket(this.opts.url, {
@@ -92,20 +94,32 @@ export class BusClient extends ListenerBase {
     ws.on("open", () => {
       this.connected();
       this.attempt = 0;
+      this.silence = "";
       this.setState("connected", this.opts.url);
       ws.send(helloText(this.opts.name, this.opts.instance));
       this.upkeep.start();
     });
     ws.on("message", (data, isBinary) => this.take(isBinary ? null : data.toString(), "socket"));
+    // The master's own heartbeat is a sign of life too.
+    ws.on("ping", () => this.upkeep.heard(this.opts.clock.now()));
     ws.on("close", (code, reason) => {
       this.upkeep.stop();
       if (this.ws === ws) this.ws = undefined;
       if (this.stopped) return;
       const text =
-        why || (code === 1009 ? "a frame from the master was over the size limit" : `closed (${code}${reason.length ? ` ${reason.toString()}` : ""})`);
+        why ||
+        this.silence ||
+        (code === 1009 ? "a frame from the master was over the size limit" : `closed (${code}${reason.length ? ` ${reason.toString()}` : ""})`);
       this.setState("disconnected", text);
       this.retry();
     });
+  }
+
+  protected silent(ms: number): boolean {
+    // No FIN came (a Wi-Fi drop, a hung master): the socket looks open. Cut it; close() retries.
+    this.silence = silentText(ms);
+    this.ws?.terminate();
+    return true;
   }
 
   private retry(): void {

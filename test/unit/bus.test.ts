@@ -57,7 +57,7 @@ describe("clock sync", () => {
       const t1 = t0 + up + offset;
       const t2 = t1 + 0.1;
       const t3 = t2 - offset + down;
-      assert.ok(sync.add(t0, t1, t2, t3));
+      assert.equal(sync.add(t0, t1, t2, t3), "taken");
       naive.push((t1 - t0 + (t2 - t3)) / 2);
     }
     const e = sync.estimate()!;
@@ -80,8 +80,9 @@ describe("clock sync", () => {
 
   it("refuses impossible samples, forgets old ones, pings quickly at first and then steadily", () => {
     const sync = new ClockSync(1000);
-    assert.equal(sync.add(10, 5, 4, 20), false, "master answered before it received");
-    assert.equal(sync.add(10, 5, 6, 9), false, "pong before ping");
+    assert.equal(sync.add(10, 5, 4, 20), "refused", "master answered before it received");
+    assert.equal(sync.add(10, 5, 6, 9), "refused", "pong before ping");
+    assert.equal(sync.add(0, 5, 5, 10_001), "refused", "a round trip over 10 s says nothing");
     assert.equal(sync.estimate(), undefined);
     assert.equal(sync.nextPingDelay(2000, 50, 500, 3), 50);
     for (let i = 0; i < 3; i++) sync.add(i, i + 1, i + 1, i + 2);
@@ -91,6 +92,51 @@ describe("clock sync", () => {
     assert.equal(sync.samples, 1, "samples older than the window are dropped");
     sync.reset();
     assert.equal(sync.estimate(), undefined);
+  });
+});
+
+describe("clock sync: a sample is evidence, not truth", () => {
+  /** A settled estimate: 10 quiet exchanges 100 ms apart with the master 150 ms ahead, 0.3 ms each way. */
+  function settled() {
+    const sync = new ClockSync();
+    let t = 1000;
+    const exchange = (offset: number, up = 0.3, down = 0.3) => {
+      const r = sync.add(t, t + up + offset, t + up + offset, t + up + down);
+      t += 100;
+      return r;
+    };
+    for (let i = 0; i < 10; i++) exchange(150);
+    return { sync, exchange, at: () => t };
+  }
+
+  it("holds back one forged pong (t1 = t2 = now + 1e12): the offset stays, nothing is counted missed", () => {
+    const { sync, at } = settled();
+    const t = at();
+    assert.equal(sync.add(t, t + 1e12, t + 1e12, t + 1), "held");
+    assert.ok(Math.abs(sync.estimate()!.offsetMs - 150) < 0.01, `offset ${sync.estimate()!.offsetMs}`);
+    assert.equal(sync.held, 1);
+    // A downstream sample from the future (a forged event frame's send time) is held back too.
+    sync.addDownstream(t + 5e11, t + 2);
+    assert.ok(Math.abs(sync.estimate()!.offsetMs - 150) < 0.01);
+    assert.equal(sync.held, 2);
+    // Two forgeries that do not agree with each other never make a step.
+    assert.equal(sync.add(t + 10, t + 10 + 1e9, t + 10 + 1e9, t + 11), "held");
+    assert.equal(sync.add(t + 20, t + 20 + 2e9, t + 20 + 2e9, t + 21), "held");
+    assert.equal(sync.add(t + 30, t + 30 + 3e9, t + 30 + 3e9, t + 31), "held");
+    assert.ok(Math.abs(sync.estimate()!.offsetMs - 150) < 0.01);
+    assert.equal(sync.steps, 0);
+  });
+
+  it("follows a real step of the master's clock once 3 samples in a row agree, asking again at once (50 ms) meanwhile", () => {
+    const { sync, exchange } = settled();
+    assert.equal(exchange(150 + 3600_000), "held", "the master's clock was set an hour ahead");
+    assert.equal(sync.nextPingDelay(), 50, "a held sample asks for confirmation soon");
+    assert.equal(exchange(150 + 3600_000), "held");
+    assert.equal(exchange(150 + 3600_000), "taken");
+    assert.ok(Math.abs(sync.estimate()!.offsetMs - 3600_150) < 0.01, `followed: ${sync.estimate()!.offsetMs}`);
+    assert.equal(sync.steps, 1);
+    // A jittery sample that still overlaps the estimate is evidence, taken at once.
+    assert.equal(exchange(3600_150, 20, 0.3), "taken");
   });
 });
 
@@ -108,7 +154,7 @@ describe("clock sync: pings back off while the estimate holds", () => {
     for (let i = 0; i < 27; i++) exchange(5);
     assert.deepEqual(delays.slice(18), [50, 100, 200, 400, 800, 1600, 2000, 2000, 2000]);
     // the estimate moves (the min filter takes a quicker up trip): steady again at 100 ms
-    assert.ok(sync.add(t, t + 5.5, t + 5.5, t + 1.5));
+    assert.equal(sync.add(t, t + 5.5, t + 5.5, t + 1.5), "taken");
     assert.equal(sync.estimate()?.offsetMs, 4.75);
     assert.equal(sync.nextPingDelay(), 100);
     const old = new ClockSync();

@@ -57,6 +57,12 @@ class FakeListener extends ListenerBase {
   give(text: string | null, on: "socket" | "events" | "pong"): void {
     this.take(text, on);
   }
+  readonly silences: number[] = [];
+  protected silent(ms: number): boolean {
+    this.silences.push(ms);
+    this.status = { state: "disconnected", detail: "" };
+    return true;
+  }
 }
 
 const ev = (seq: number, extra: Partial<EventFrame> = {}): EventFrame => ({ event: "e", payload: {}, seq, ...extra });
@@ -161,19 +167,102 @@ describe("lib/bus/upkeep: what every listener transport shares", () => {
   }
 
   it("on its socket: events and batches go on, a pong feeds the clock sync, a welcome is taken quietly; junk is rejected", () => {
-    const { l, got } = listener();
+    const { clock, l, got } = listener();
+    l.start();
+    const ping = l.up[0]!;
+    assert.equal(ping.type, "ping");
+    clock.advance(2);
     l.give(JSON.stringify(ev(1, { run: "r" })), "socket");
     l.give(JSON.stringify({ type: "batch", sent: T0 - 5, run: "r", events: [ev(2), ev(3)] }), "socket");
     l.give(JSON.stringify({ type: "welcome", protocol: 1 }), "socket");
-    l.give(JSON.stringify({ type: "pong", id: 1, t0: T0 - 2, t1: T0 - 1, t2: T0 - 1 }), "socket");
+    if (ping.type === "ping") l.give(JSON.stringify({ type: "pong", id: ping.id, t0: ping.t0, t1: T0 + 1, t2: T0 + 1 }), "socket");
     l.give("{", "socket");
     l.give(null, "socket");
     assert.deepEqual(got, [
       { seqs: [1], run: "r" },
       { seqs: [2, 3], run: "r" },
     ]);
-    assert.deepEqual(l.counters, { connects: 0, reconnects: 0, rejected: 2, frames: 6, events: 3, pings: 0, reports: 0 });
+    assert.deepEqual(l.counters, {
+      connects: 1,
+      reconnects: 0,
+      rejected: 2,
+      frames: 6,
+      events: 3,
+      pings: 1,
+      reports: 0,
+      unmatched_pongs: 0,
+      silent_closes: 0,
+    });
     assert.ok(l.sync.estimate(), "a pong and a batch's send time make an estimate");
+    l.stop();
+  });
+
+  it("takes only a pong that answers its own ping, by id and t0 echoed, once; a forged one moves neither the clock nor the pace", () => {
+    const { clock, l } = listener();
+    l.start();
+    const ping = l.up[0]!;
+    assert.ok(ping.type === "ping");
+    clock.advance(1);
+    const forged = (id: number, t0: number) =>
+      JSON.stringify({ type: "pong", id, t0, t1: T0 + 1e12, t2: T0 + 1e12, report_ms: 60_000, ping_ms: 2000 });
+    l.give(forged(ping.id + 5, ping.t0), "socket"); // an id never sent
+    l.give(forged(ping.id, ping.t0 - 1), "socket"); // the right id, another t0
+    assert.equal(l.sync.estimate(), undefined, "no forged pong reaches the clock sync");
+    assert.equal(l.counters.unmatched_pongs, 2);
+    l.give(pongText(ping, T0 + 0.5, T0 + 0.5), "socket");
+    assert.equal(l.sync.estimate()?.offsetMs, 0);
+    l.give(pongText(ping, T0 + 1e12, T0 + 1e12), "socket"); // a replay of the answered ping
+    assert.equal(l.counters.unmatched_pongs, 3);
+    assert.equal(l.sync.estimate()?.offsetMs, 0);
+    // The pace a matched pong carries is bounded: 60 s between pings would silence the clock sync.
+    const next = l.up.length;
+    clock.advance(60);
+    const p2 = l.up[next]!;
+    assert.ok(p2.type === "ping");
+    const rejected = l.counters.rejected;
+    l.give(JSON.stringify({ type: "pong", id: p2.id, t0: p2.t0, t1: p2.t0, t2: p2.t0, report_ms: 500, ping_ms: 60_000 }), "socket");
+    assert.equal(l.counters.rejected, rejected + 1, "ping_ms over 2 s is outside the protocol: rejected");
+    const before = l.counters.pings;
+    clock.advance(10_000);
+    assert.ok(l.counters.pings - before >= 4, `pings at most 2 s apart: ${l.counters.pings - before} in 10 s`);
+    l.stop();
+  });
+
+  it("a master that says nothing after its welcome is found silent, the link closed and counted; one that answers is not", () => {
+    const { clock, l } = listener();
+    l.start();
+    l.give(JSON.stringify({ type: "welcome", protocol: 1 }), "socket");
+    clock.advance(2000);
+    assert.deepEqual(l.silences, [], "2 s is not yet silence");
+    clock.advance(10_000);
+    assert.equal(l.silences.length, 1, "no pong for 3 pings and 3 s: silent");
+    assert.ok(l.silences[0]! >= 3000 && l.silences[0]! <= 10_000, `found within 3 to 10 s: ${l.silences[0]}`);
+    assert.equal(l.counters.silent_closes, 1);
+    const sent = l.up.length;
+    clock.advance(10_000);
+    assert.equal(l.up.length, sent, "nothing more is sent on a link found dead");
+
+    // An answering master: every ping gets its pong, for a minute; never silent.
+    const b = listener();
+    b.l.start();
+    let answered = 0;
+    for (let i = 0; i < 600; i++) {
+      b.clock.advance(100);
+      for (const f of b.l.up.splice(0)) if (f.type === "ping") (b.l.give(pongText(f, f.t0 + 1, f.t0 + 1), "socket"), answered++);
+    }
+    assert.deepEqual(b.l.silences, []);
+    assert.ok(answered > 30);
+    b.l.stop();
+    // Events alone are a sign of life: 10 s of events, no pongs, not silent (at most 10 s without anything is).
+    const c = listener();
+    c.l.start();
+    for (let i = 0; i < 90; i++) {
+      c.clock.advance(100);
+      c.l.give(JSON.stringify(ev(i + 1)), "socket");
+    }
+    assert.deepEqual(c.l.silences, []);
+    c.clock.advance(11_000);
+    assert.equal(c.l.silences.length, 1);
   });
 
   it("on MQTT topics: a pong on the events topic, an event or welcome on the pong topic are rejected", () => {
@@ -204,9 +293,11 @@ describe("lib/bus/upkeep: what every listener transport shares", () => {
   it("keeps to the master's pace from its pongs: reports every report_ms, pings no more often than ping_ms; counts what it sent", () => {
     const { clock, l } = listener();
     l.start();
+    let answered = 0;
     const pong = (): void => {
       const last = [...l.up].reverse().find((f) => f.type === "ping");
-      if (last?.type === "ping") l.give(pongText(last, last.t0 + 1, last.t0 + 1, pace(1000)), "socket");
+      if (last?.type === "ping" && last.id > answered) l.give(pongText(last, last.t0 + 1, last.t0 + 1, pace(1000)), "socket");
+      if (last?.type === "ping") answered = last.id;
     };
     pong();
     const from = l.up.length;
@@ -438,9 +529,14 @@ describe("lib/bus/status: what a bus node shows", () => {
       listenerStatus(l, arrivals, () => 0),
       { fill: "yellow", shape: "ring", text: "connecting to master:8765" },
     );
+    l.status = { state: "connecting", detail: "master silent 10 s · reconnecting" };
+    assert.equal(listenerStatus(l, arrivals, () => 0).text, "master silent 10 s · reconnecting", "why it reconnects, not where");
     l.status = { state: "connected", detail: "" };
     assert.equal(listenerStatus(l, arrivals, () => 0).text, "connected · measuring · 0 ev/s");
-    l.give(JSON.stringify({ type: "pong", id: 1, t0: T0 - 4, t1: T0 - 1, t2: T0 - 1 }), "socket");
+    l.start();
+    clock.advance(4);
+    l.give(JSON.stringify({ type: "pong", id: 1, t0: T0, t1: T0 + 3, t2: T0 + 3 }), "socket");
+    l.stop();
     arrivals.push([ev(1)], T0, undefined);
     const s = listenerStatus(l, arrivals, () => 250);
     assert.equal(s.fill, "green");
