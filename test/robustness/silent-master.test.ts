@@ -13,6 +13,7 @@ import { WebSocketServer } from "ws";
 import { realClock } from "../../lib/clock";
 import { newRunId, welcomeText, type EventFrame } from "../../lib/bus/frames";
 import { MqttListener } from "../../lib/bus/mqtt-listener";
+import { GOODBYE_GRACE_MS, MqttMaster } from "../../lib/bus/mqtt-master";
 import { SequenceTracker } from "../../lib/bus/sequence";
 import { BusClient } from "../../lib/bus/ws-client";
 import { BusServer } from "../../lib/bus/ws-server";
@@ -161,6 +162,36 @@ describe("over MQTT, a silent master and forged clock frames", { skip: !installe
     } finally {
       l.stop();
       rogue.end(true);
+      await broker.stop();
+      killAll(broker.pid);
+    }
+  });
+
+  it("a stranger's empty retained hello does not take a Pi that keeps speaking off the master's list; a Pi that stops does leave", async () => {
+    const broker = await startBroker({ dir: path.join(dir, "g"), port: await freePort() });
+    const settings = { url: broker.url, qos: 0 as const, prefix: "sqi/g", keepaliveS: 30, maxPayload: 1 << 20 };
+    const m = new MqttMaster({ clock: realClock, settings, name: "master", run: newRunId(), maxBackoffMs: 300 });
+    const l = new MqttListener({ clock: realClock, name: "pi-g", settings, maxBackoffMs: 300, maxPingMs: 500, onEvents: () => undefined });
+    const rogue = mqtt.connect(broker.url, { reconnectPeriod: 0 });
+    const goodbye = () => new Promise((res) => rogue.publish("sqi/g/hello/pi-g", "", { qos: 1, retain: true }, res));
+    try {
+      void m.listen();
+      await waitFor("the master and the rogue connected", () => m.status.state === "connected" && rogue.connected, 10_000, 20);
+      l.start();
+      await waitFor("pi-g listed", () => m.clients.some((c) => c.name === "pi-g"), 10_000, 20);
+      for (let i = 0; i < 3; i++) {
+        await goodbye();
+        await sleep(GOODBYE_GRACE_MS + 500);
+        assert.ok(m.clients.some((c) => c.name === "pi-g"), `still listed after forged goodbye ${i + 1}`);
+      }
+      assert.ok(m.counters.goodbyes_overruled >= 3, `overruled: ${m.counters.goodbyes_overruled}`);
+      // A Pi that really goes (its goodbye, then silence) leaves the list after the grace.
+      l.stop();
+      await waitFor("pi-g gone", () => !m.clients.some((c) => c.name === "pi-g"), GOODBYE_GRACE_MS + 5000, 50);
+    } finally {
+      l.stop();
+      rogue.end(true);
+      await m.close();
       await broker.stop();
       killAll(broker.pid);
     }
