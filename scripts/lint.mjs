@@ -9,6 +9,9 @@
 //   - every node in package.json has its .ts, .html (whose editor script parses), help and icon;
 //     every JSON and .dc file parses;
 //   - every plugin in package.json has its .ts and an .html that registers it (and parses);
+//   - no text reaches the editor's DOM as HTML unescaped: RED.notify, .html(), innerHTML/outerHTML,
+//     insertAdjacentHTML, document.write and $("<tag ..." + x) take only string literals and
+//     RED.utils.sanitize(...) (a self-check proves the rule catches the hole it was made for);
 //   - no trailing whitespace or tabs, and a final newline, in source files.
 import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
 import { join, relative, extname } from "node:path";
@@ -136,6 +139,83 @@ for (const [id, js] of Object.entries(pkg["node-red"].plugins ?? {})) {
     } catch (e) {
       report(join(root, "nodes", `${base}.html`), 0, `editor script does not parse: ${e.message}`);
     }
+  }
+}
+
+// Text into the editor's DOM as HTML. A flow, a container, a listener or the runtime can put any
+// string there (a container_id like <img src=x onerror=...>): every argument of an HTML sink must
+// be string literals and RED.utils.sanitize(...), joined with +.
+const SINKS = /RED\.notify\(|\.html\(|\.(innerHTML|outerHTML)\s*\+?=|insertAdjacentHTML\(|document\.write\(|(?<![\w.])(\$|jQuery)\(/g;
+function firstArgument(text, from) {
+  // from: just after "(" or "="; up to the first top-level "," or ")" (or ";" after "=")
+  let depth = 0;
+  for (let i = from; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"' || c === "'" || c === "`") {
+      for (i++; i < text.length && text[i] !== c; i++) if (text[i] === "\\") i++;
+      continue;
+    }
+    if ("([{".includes(c)) depth++;
+    else if (")]}".includes(c)) {
+      if (depth === 0) return text.slice(from, i);
+      depth--;
+    } else if ((c === "," || c === ";") && depth === 0) return text.slice(from, i);
+  }
+  return text.slice(from);
+}
+function terms(arg) {
+  const out = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < arg.length; i++) {
+    const c = arg[i];
+    if (c === '"' || c === "'" || c === "`") {
+      for (i++; i < arg.length && arg[i] !== c; i++) if (arg[i] === "\\") i++;
+      continue;
+    }
+    if ("([{".includes(c)) depth++;
+    else if (")]}".includes(c)) depth--;
+    else if (c === "+" && depth === 0) {
+      out.push(arg.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  out.push(arg.slice(start).trim());
+  return out.filter((t) => t.length > 0);
+}
+const literal = (t) => /^(["'])(?:\\.|(?!\1)[^\\])*\1$/.test(t) || /^-?\d+(\.\d+)?$/.test(t);
+const escaped = (t) => /^RED\.utils\.sanitize\(/.test(t) && t.endsWith(")");
+function htmlSinkProblems(script) {
+  const found = [];
+  for (const m of script.matchAll(SINKS)) {
+    const at = m.index + m[0].length;
+    const arg = firstArgument(script, at).trim();
+    const line = script.slice(0, m.index).split("\n").length;
+    const parts = terms(arg);
+    if (m[0].endsWith("$(") || m[0].endsWith("jQuery(")) {
+      // a selector or an element: only HTML built from a string with a non-literal part is a sink
+      if (!(parts.length > 1 && literal(parts[0]) && /^["']\s*</.test(parts[0]))) continue;
+    } else if (arg === "") continue; // .html() reads
+    const bad = parts.filter((t) => !literal(t) && !escaped(t));
+    if (bad.length)
+      found.push({
+        line,
+        text: `${m[0].replace(/\($/, "")} takes ${bad.join(", ")} unescaped: text from a flow or the runtime becomes HTML (wrap it in RED.utils.sanitize)`,
+      });
+  }
+  return found;
+}
+// The rule must catch the hole it was made for (dc-container's button, before the fix).
+const HOLE = 'var label = node.name; RED.notify(label + ": " + resp.state, { type: "success" }); $("<b>" + name + "</b>"); x.innerHTML = y;';
+if (htmlSinkProblems(HOLE).length !== 3)
+  report(join(root, "scripts", "lint.mjs"), 0, 'the HTML-sink rule no longer catches RED.notify(label + ...), $("<b>" + x) and innerHTML = y');
+if (htmlSinkProblems('RED.notify("a: " + RED.utils.sanitize(label), "error"); $("#x").text(y); $("<div/>", { a: 1 });').length !== 0)
+  report(join(root, "scripts", "lint.mjs"), 0, "the HTML-sink rule refuses escaped or literal text");
+for (const file of walk(join(root, "nodes")).filter((f) => f.endsWith(".html"))) {
+  const html = readFileSync(file, "utf8");
+  for (const m of html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)) {
+    const before = html.slice(0, m.index).split("\n").length - 1;
+    for (const p of htmlSinkProblems(m[1])) report(file, before + p.line, p.text);
   }
 }
 

@@ -76,7 +76,11 @@ export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, ev
   const st = client.status;
   if (st.state !== "connected") {
     const text =
-      st.state === "connecting" ? (st.detail.startsWith(MASTER_SILENT) ? st.detail : `connecting to ${short(st.detail)}`) : `${st.state}${st.detail ? `: ${short(st.detail)}` : ""}`;
+      st.state === "connecting"
+        ? st.detail.startsWith(MASTER_SILENT)
+          ? st.detail
+          : `connecting to ${short(st.detail)}`
+        : `${st.state}${st.detail ? `: ${short(st.detail)}` : ""}`;
     return { fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: clip(text) };
   }
   const e = client.sync.estimate();

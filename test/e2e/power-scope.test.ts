@@ -57,25 +57,37 @@ describe("measured power in the master's SQI scope", { skip: skipWithoutChromium
     assert.match(sum, /^measured \d+(\.\d)? W · (estimated \d+(\.\d)? W · )?measured\/estimated \d\.\d\d · \d+(\.\d)? J drawn$/);
     assert.equal(title, "power drawn, all 3 Pis");
     assert.match(summary, /^3 listeners · 3 synced.* · \d+(\.\d)? W measured/);
-    // Each Pi's trace is drawn: the measured line leaves pixels on its canvas.
-    const inked = await page.locator(".sqi-scope-power-trace").evaluateAll((els) =>
-      els.map((el) => {
-        // (runs in the page) how many pixels inside the canvas's border hold anything drawn
-        const c = el as unknown as {
-          width: number;
-          height: number;
-          getContext(kind: "2d"): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } };
-        };
-        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-        let n = 0;
-        for (let y = 2; y < c.height - 2; y++) for (let x = 2; x < c.width - 2; x++) if (d[(y * c.width + x) * 4 + 3]! > 0) n++;
-        return n;
-      }),
-    );
+    // Each Pi's trace is drawn: the measured line leaves pixels on its canvas. A line needs two
+    // reports; the text above needs one, so the traces may follow it by a report interval (2 s).
+    const ink = () =>
+      page.locator(".sqi-scope-power-trace").evaluateAll((els) =>
+        els.map((el) => {
+          // (runs in the page) how many pixels inside the canvas's border hold anything drawn
+          const c = el as unknown as {
+            width: number;
+            height: number;
+            getContext(kind: "2d"): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } };
+          };
+          const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+          let n = 0;
+          for (let y = 2; y < c.height - 2; y++) for (let x = 2; x < c.width - 2; x++) if (d[(y * c.width + x) * 4 + 3]! > 0) n++;
+          return n;
+        }),
+      );
+    let inked: number[] = [];
+    await waitFor(
+      "every power trace drawn",
+      async () => {
+        inked = await ink();
+        return inked.length === 4 && inked.every((n) => n > 50);
+      },
+      10_000,
+      250,
+    ).catch(() => undefined);
     assert.equal(inked.length, 4, "three Pis and the sum");
     assert.ok(
       inked.every((n) => n > 50),
-      `every power trace is drawn: ${inked.join(", ")} pixels`,
+      `every power trace is drawn within two report intervals: ${inked.join(", ")} pixels`,
     );
 
     // Over WebSocket, the master's sum against the pin logs (over MQTT: test/system/power.test.ts).

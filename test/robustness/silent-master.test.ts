@@ -84,7 +84,9 @@ describe("a master that goes silent is noticed by its listener", () => {
       assert.equal(c.received - c.duplicates + c.missing, sent, `every event received or counted missing: ${JSON.stringify(c)}, ${sent} sent`);
       assert.ok(c.missing > 0, "the events sent during the blackhole were counted");
       assert.ok(client.counters.reconnects >= 1);
-      console.log(`silent found after ${found} ms; back ${back} ms after the heal; ${c.missing} of ${sent} events counted missing; ${client.counters.silent_closes} silent closes, ${client.counters.reconnects} reconnects`);
+      console.log(
+        `silent found after ${found} ms; back ${back} ms after the heal; ${c.missing} of ${sent} events counted missing; ${client.counters.silent_closes} silent closes, ${client.counters.reconnects} reconnects`,
+      );
     } finally {
       clearInterval(beat);
       client.stop();
@@ -158,7 +160,10 @@ describe("over MQTT, a silent master and forged clock frames", { skip: !installe
       await waitFor("master silent, the link re-made", () => l.counters.silent_closes >= 1 && l.counters.connects >= 2, MAX_SILENT_MS + 10_000, 50);
       assert.ok(l.counters.unmatched_pongs >= 3, `forged pongs counted: ${l.counters.unmatched_pongs}`);
       assert.equal(l.sync.estimate(), undefined, "no forged pong reached the clock sync");
-      assert.ok(w.states.some((s) => s.detail.startsWith(MASTER_SILENT)), JSON.stringify(w.states));
+      assert.ok(
+        w.states.some((s) => s.detail.startsWith(MASTER_SILENT)),
+        JSON.stringify(w.states),
+      );
     } finally {
       l.stop();
       rogue.end(true);
@@ -182,7 +187,10 @@ describe("over MQTT, a silent master and forged clock frames", { skip: !installe
       for (let i = 0; i < 3; i++) {
         await goodbye();
         await sleep(GOODBYE_GRACE_MS + 500);
-        assert.ok(m.clients.some((c) => c.name === "pi-g"), `still listed after forged goodbye ${i + 1}`);
+        assert.ok(
+          m.clients.some((c) => c.name === "pi-g"),
+          `still listed after forged goodbye ${i + 1}`,
+        );
       }
       assert.ok(m.counters.goodbyes_overruled >= 3, `overruled: ${m.counters.goodbyes_overruled}`);
       // A Pi that really goes (its goodbye, then silence) leaves the list after the grace.

@@ -203,8 +203,7 @@ describe("lib/bus/upkeep: what every listener transport shares", () => {
     const ping = l.up[0]!;
     assert.ok(ping.type === "ping");
     clock.advance(1);
-    const forged = (id: number, t0: number) =>
-      JSON.stringify({ type: "pong", id, t0, t1: T0 + 1e12, t2: T0 + 1e12, report_ms: 60_000, ping_ms: 2000 });
+    const forged = (id: number, t0: number) => JSON.stringify({ type: "pong", id, t0, t1: T0 + 1e12, t2: T0 + 1e12, report_ms: 60_000, ping_ms: 2000 });
     l.give(forged(ping.id + 5, ping.t0), "socket"); // an id never sent
     l.give(forged(ping.id, ping.t0 - 1), "socket"); // the right id, another t0
     assert.equal(l.sync.estimate(), undefined, "no forged pong reaches the clock sync");
