@@ -7,7 +7,7 @@ import type { TimerHandle } from "../lib/clock";
 import { parseCloneSettings } from "../lib/container/clones";
 import { parseCommand, type Command } from "../lib/container/commands";
 import { formatProblems, loadContainerFile, parseContainerText, validateContainer, type Container, type LoadResult } from "../lib/container/format";
-import { DEFAULT_ACCEL_FACTOR, DEFAULT_LEAD_MS, MAX_SPEED, Player, type PlayedGlyph } from "../lib/container/player";
+import { DEFAULT_ACCEL_FACTOR, DEFAULT_LEAD_MS, MAX_EACH_EVENTS, MAX_SPEED, Player, type PlayedGlyph } from "../lib/container/player";
 import { bundledContainers, containerCandidates, resolveContainerPath } from "../lib/container/source";
 import { checkNumber } from "../lib/settings";
 import { fromGlyph } from "../lib/sqi";
@@ -106,6 +106,10 @@ module.exports = function (RED: RED) {
       loaded = { container: result.container, label };
       source = src;
       player.load(result.container);
+      if (player.countedBySize)
+        node.warn(
+          `${label}: ${player.clones.toLocaleString("en")} clone(s) × ${result.container.glyphs.length.toLocaleString("en")} glyphs is over ${MAX_EACH_EVENTS.toLocaleString("en")}: played as counted messages (msg.sqi.count), one per event name per frame`,
+        );
       status.now();
       return true;
     }
@@ -126,7 +130,7 @@ module.exports = function (RED: RED) {
         lastError ? "⚠ see debug" : "",
         st === "playing" ? formatRate(rate) : "",
         player.stats.skipped > 0 ? `${player.stats.skipped} skipped` : "",
-        player.clones > 1 || player.aggregated ? `×${player.clones.toLocaleString("en")}` : "",
+        player.countedBySize ? "counted (size)" : player.clones > 1 || player.aggregated ? `×${player.clones.toLocaleString("en")}` : "",
         player.speed === 1 ? "" : `x${player.speed}`,
       ];
       const text =

@@ -13,9 +13,15 @@
 // event (exact, for a few clones) or one message per event name with the count. Frame
 // edges are positions stored once and reused as the next frame's start, so over any run
 // the counts add up to exactly clones x events: nothing lost or counted twice.
+//
+// Nothing holds the event loop for long: what a tick or a frame emits goes into an outbox,
+// sent in slices of at most SLICE_MS (and maxBatch messages), yielding between them, so
+// that a shaper's falling edge and the editor's requests run between slices. A container
+// whose clones x glyphs exceed MAX_EACH_EVENTS is played as counted messages whatever the
+// emission setting: a million messages in one go is not something any flow can take.
 
 import type { Clock, TimerHandle } from "../clock";
-import { aggregates, makePhases, type CloneSettings, type Phases } from "./clones";
+import { aggregates, DEFAULT_CLONES, makePhases, type CloneSettings, type Phases } from "./clones";
 import { DEFAULT_TICK_INTERVAL_MS, type Container, type Glyph, type RuntimeSpeed } from "./format";
 
 export type PlayerState = "stopped" | "playing" | "paused" | "finished";
@@ -49,13 +55,17 @@ export interface PlayerOptions {
   accelFactor?: number;
   /** A glyph due longer ago than this (a stalled process) is skipped and counted, not sent late. Default 1000. */
   maxLagMs?: number;
-  /** Glyphs emitted per timer callback before yielding to the event loop. Default 10000. */
+  /** Messages sent in one slice at most before yielding to the event loop. Default 1000 (and SLICE_MS). */
   maxBatch?: number;
   /** Multiplexing; absent means one copy, played tick by tick. */
   clones?: CloneSettings;
 }
 
 export const DEFAULT_LEAD_MS = 50;
+/** The longest one slice of sending holds the event loop, ms. */
+export const SLICE_MS = 3;
+/** Clones x glyphs above which every event name travels as one counted message per frame. */
+export const MAX_EACH_EVENTS = 100_000;
 export const DEFAULT_ACCEL_FACTOR = 10;
 export const MAX_SPEED = 1_000_000;
 
@@ -142,7 +152,7 @@ export interface PlayerStats {
   events: number;
   /** Frames played (clones only). */
   frames: number;
-  /** Events not emitted because the process stalled past maxLagMs. */
+  /** Events not emitted because the process stalled past maxLagMs (or a stop, pause or reload cut a tick being sent). */
   skipped: number;
   tick: number;
   loop: number;
@@ -168,8 +178,16 @@ export class Player {
   private generation = 0;
   private seq = 0;
   readonly stats: PlayerStats = { emitted: 0, events: 0, frames: 0, skipped: 0, tick: 0, loop: 0 };
-  /** Clones: the phases, and whether to aggregate; undefined plays one copy tick by tick. */
-  private readonly multi: { phases: Phases; settings: CloneSettings; aggregate: boolean } | undefined;
+  /** Clones: the phases, and whether to aggregate; undefined plays one copy tick by tick. Set by load(). */
+  private multi: { phases: Phases; settings: CloneSettings; aggregate: boolean } | undefined;
+  /** Whether the container's size alone (clones x glyphs over MAX_EACH_EVENTS) made the messages counted. */
+  private countedForSize = false;
+  /** Messages made and not yet sent, sent in slices; and the generation they belong to. */
+  private outbox: PlayedGlyph[] = [];
+  private outHead = 0;
+  /** When the current slice of sending began. */
+  private sliceStart = 0;
+  private sliceSent = 0;
   /** Clones: the tick position up to which every clone's events have been emitted or skipped. */
   private countedPos = 0;
   /** Clones: frames since the anchor; frame k covers [anchorPos + k f, anchorPos + (k + 1) f). */
@@ -180,9 +198,26 @@ export class Player {
     this.leadMs = opts.leadMs ?? DEFAULT_LEAD_MS;
     this.accelFactor = opts.accelFactor ?? DEFAULT_ACCEL_FACTOR;
     this.maxLagMs = opts.maxLagMs ?? 1000;
-    this.maxBatch = opts.maxBatch ?? 10_000;
-    const c = opts.clones;
-    if (c && (c.clones > 1 || aggregates(c))) this.multi = { phases: makePhases(c.clones, c.spread, c.seed), settings: c, aggregate: aggregates(c) };
+    this.maxBatch = opts.maxBatch ?? 1000;
+    this.multi = this.plan(undefined);
+  }
+
+  /** How a container is played: tick by tick, one message per clone event, or counted (also when it is too big for anything else). */
+  private plan(tl: Timeline | undefined): Player["multi"] {
+    const c = this.opts.clones;
+    const n = c?.clones ?? 1;
+    this.countedForSize = tl !== undefined && n * tl.glyphCount > MAX_EACH_EVENTS && !(c && c.emission === "aggregate") && !(c && aggregates(c));
+    if (this.countedForSize) {
+      const s = c ?? DEFAULT_CLONES;
+      return { phases: makePhases(n, s.spread, s.seed), settings: s, aggregate: true };
+    }
+    if (c && (c.clones > 1 || aggregates(c))) return { phases: makePhases(c.clones, c.spread, c.seed), settings: c, aggregate: aggregates(c) };
+    return undefined;
+  }
+
+  /** True when clones x glyphs exceed MAX_EACH_EVENTS, so events travel as counted messages whatever the emission setting. */
+  get countedBySize(): boolean {
+    return this.countedForSize;
   }
 
   get clones(): number {
@@ -222,6 +257,7 @@ export class Player {
     const wasPlaying = this._state === "playing";
     this.halt();
     this.timeline = new Timeline(container);
+    this.multi = this.plan(this.timeline);
     this.occ = 0;
     this.countedPos = 0;
     this.stats.tick = 0;
@@ -286,6 +322,8 @@ export class Player {
       this.countedPos = this.pausedPos = to;
       this.setState("paused");
       this.emitFrame(from, to, this.clock.now() + this.leadMs);
+      this.beginSlice();
+      this.drain(() => undefined);
       return;
     }
     if (!tl.loop && this.occ >= tl.size) {
@@ -296,6 +334,8 @@ export class Player {
     this.pausedPos = tl.position(occ);
     this.setState("paused");
     this.emit(occ, this.clock.now() + this.leadMs);
+    this.beginSlice();
+    this.drain(() => undefined);
   }
 
   /** Sets the speed factor; null goes back to the container's runtime_speed. The playhead keeps its place. */
@@ -342,6 +382,45 @@ export class Player {
     this.generation++;
     this.clock.clearTimer(this.timer);
     this.timer = undefined;
+    // A tick or frame cut off while being sent: what was not sent is counted, never sent later.
+    for (let i = this.outHead; i < this.outbox.length; i++) this.stats.skipped += this.outbox[i]!.count ?? 1;
+    this.outbox = [];
+    this.outHead = 0;
+  }
+
+  /** Starts a slice of sending (a timer or a deferral called back). */
+  private beginSlice(): void {
+    this.sliceStart = this.clock.now();
+    this.sliceSent = 0;
+  }
+
+  /**
+   * Sends from the outbox until it is empty (true) or the slice is spent (false: the rest goes
+   * after a yield to the event loop, then `then` runs). A stop, pause or reload from inside
+   * onGlyph ends it (false).
+   */
+  private drain(then: () => void): boolean {
+    const generation = this.generation;
+    while (this.outHead < this.outbox.length) {
+      if (this.sliceSent >= this.maxBatch || (this.sliceSent % 16 === 15 && this.clock.now() - this.sliceStart >= SLICE_MS)) {
+        this.timer = this.clock.setTimer(() => {
+          this.timer = undefined;
+          this.beginSlice();
+          if (this.generation === generation && this.drain(then)) then();
+        }, 0);
+        return false;
+      }
+      const g = this.outbox[this.outHead++]!;
+      this.sliceSent++;
+      this.stats.emitted++;
+      this.stats.events += g.count ?? 1;
+      this.opts.onGlyph(g);
+      // onGlyph may have stopped, paused or reloaded the player: then send nothing more.
+      if (this.generation !== generation) return false;
+    }
+    this.outbox = [];
+    this.outHead = 0;
+    return true;
   }
 
   private setState(s: PlayerState): void {
@@ -378,7 +457,6 @@ export class Player {
     const { phases, aggregate } = this.multi!;
     const span = this.spanPos();
     const period = this.periodMs;
-    const generation = this.generation;
     const sums = new Map<string, { count: number; glyph: Glyph; tick: number; loop: number }>();
     const each: { at: number; clone: number; glyph: Glyph; tick: number; loop: number }[] = [];
     for (let o = tl.firstAtOrAfter(from - span - 1); o < tl.end; o++) {
@@ -402,13 +480,7 @@ export class Player {
     this.stats.frames++;
     this.stats.tick = (Math.floor(from + 1e-9) % tl.maxTick) + 1;
     this.stats.loop = Math.floor((from + 1e-9) / tl.maxTick);
-    const send = (g: PlayedGlyph): boolean => {
-      this.stats.emitted++;
-      this.stats.events += g.count ?? 1;
-      this.opts.onGlyph(g);
-      // onGlyph may have stopped or reloaded the player: then send nothing more of this frame.
-      return this.timeline === tl && this.generation === generation && this._state !== "stopped";
-    };
+    const send = (g: PlayedGlyph): void => void this.outbox.push(g);
     const base = (glyph: Glyph, tick: number, loop: number) => ({
       container: tl.id,
       tick,
@@ -418,15 +490,11 @@ export class Player {
     });
     if (aggregate) {
       const windowMs = Math.round((to - from) * period * 1e6) / 1e6; // the frame length, without float dust
-      for (const { count, glyph, tick, loop } of sums.values()) {
-        if (!send({ ...base(glyph, tick, loop), seq: ++this.seq, at: t0, count, window_ms: windowMs })) break;
-      }
+      for (const { count, glyph, tick, loop } of sums.values()) send({ ...base(glyph, tick, loop), seq: ++this.seq, at: t0, count, window_ms: windowMs });
       return sums.size;
     }
     each.sort((x, y) => x.at - y.at);
-    for (const e of each) {
-      if (!send({ ...base(e.glyph, e.tick, e.loop), seq: ++this.seq, at: e.at, clone: e.clone })) break;
-    }
+    for (const e of each) send({ ...base(e.glyph, e.tick, e.loop), seq: ++this.seq, at: e.at, clone: e.clone });
     return each.length;
   }
 
@@ -448,9 +516,13 @@ export class Player {
   /** Clones: emits every frame due within the lead, then sets one timer for the next frame. */
   private pumpFrames(): void {
     this.timer = undefined;
+    this.beginSlice();
+    this.produceFrames();
+  }
+
+  private produceFrames(): void {
     const generation = this.generation;
     const frameMs = this.multi!.settings.frameMs;
-    let sent = 0;
     for (;;) {
       if (this._state !== "playing" || this.generation !== generation) return;
       const now = this.clock.now();
@@ -476,14 +548,10 @@ export class Player {
         continue;
       }
       const to = Math.min(this.framePos(this.frameIdx + 1), endPos);
-      sent += this.emitFrame(this.countedPos, to, t0);
-      if (this.generation !== generation) return; // stopped, reloaded or restarted from inside onGlyph
+      this.emitFrame(this.countedPos, to, t0);
       this.countedPos = to;
       this.frameIdx++;
-      if (sent >= this.maxBatch) {
-        this.timer = this.clock.setTimer(() => this.pumpFrames(), 0);
-        return;
-      }
+      if (!this.drain(() => this.produceFrames())) return; // yielded, or stopped, paused or reloaded from inside onGlyph
     }
   }
 
@@ -495,9 +563,7 @@ export class Player {
     this.stats.tick = tick;
     this.stats.loop = loop;
     for (const g of group) {
-      this.stats.emitted++;
-      this.stats.events++;
-      this.opts.onGlyph({
+      this.outbox.push({
         container: tl.id,
         tick,
         loop,
@@ -506,8 +572,6 @@ export class Player {
         event: g.event,
         payload: g.payload === undefined ? {} : structuredClone(g.payload),
       });
-      // onGlyph may have stopped or reloaded the player: then send nothing more of this tick.
-      if (this.timeline !== tl || this._state === "stopped") break;
     }
     return group.length;
   }
@@ -516,9 +580,13 @@ export class Player {
   private pump(): void {
     if (this.multi) return this.pumpFrames();
     this.timer = undefined;
+    this.beginSlice();
+    this.produceTicks();
+  }
+
+  private produceTicks(): void {
     const tl = this.timeline!;
     const generation = this.generation;
-    let sent = 0;
     for (;;) {
       if (this._state !== "playing" || this.generation !== generation) return;
       const now = this.clock.now();
@@ -543,11 +611,8 @@ export class Player {
         this.occ = next;
         continue;
       }
-      sent += this.emit(this.occ++, due);
-      if (sent >= this.maxBatch) {
-        this.timer = this.clock.setTimer(() => this.pump(), 0);
-        return;
-      }
+      this.emit(this.occ++, due);
+      if (!this.drain(() => this.produceTicks())) return; // yielded, or stopped, paused or reloaded from inside onGlyph
     }
   }
 }

@@ -314,3 +314,97 @@ describe("Player: control", () => {
     assert.equal(clock.pending(), 0);
   });
 });
+
+describe("Player: a big tick never holds the event loop", () => {
+  /** A clock whose time moves on by `costMs` for every message sent, as a busy flow's would. */
+  function costly(c: Container, costMs: number, opts: Partial<PlayerOptions> = {}) {
+    const clock = new VirtualClock(T0);
+    const slices: number[] = [];
+    let inSlice = 0;
+    const boundary = () => inSlice && (slices.push(inSlice), (inSlice = 0));
+    // Each timer callback is one turn of the event loop: what it sends is one slice.
+    const setTimer = clock.setTimer.bind(clock);
+    clock.setTimer = (fn, ms) =>
+      setTimer(() => {
+        boundary();
+        fn();
+      }, ms);
+    const seen: PlayedGlyph[] = [];
+    const player = new Player({
+      clock,
+      onGlyph: (g) => {
+        seen.push(g);
+        inSlice++;
+        (clock as unknown as { t: number }).t += costMs;
+      },
+      ...opts,
+    });
+    player.load(c);
+    return { clock, player, seen, slices, flush: boundary };
+  }
+
+  it("a 50,000-glyph tick goes out in slices of at most 3 ms, all of it, in order, with the loop free between them", () => {
+    const glyphs = Array.from({ length: 50_000 }, () => ({ tick: 1 }));
+    const { clock, player, seen, slices, flush } = costly(container(glyphs, { loop: false }), 0.01);
+    player.start();
+    const firstSlice = seen.length;
+    clock.advance(5_000);
+    flush();
+    assert.ok(firstSlice <= 1000, `the first callback sent ${firstSlice}, not the whole tick`);
+    assert.equal(seen.length, 50_000, "every glyph sent");
+    assert.ok(
+      seen.every((g, i) => i === 0 || g.seq === seen[i - 1]!.seq + 1),
+      "in order",
+    );
+    const longest = Math.max(...slices) * 0.01;
+    assert.ok(longest <= 3 + 0.16, `no slice held the loop more than 3 ms (+ one check's 16 messages): longest ${longest.toFixed(2)} ms`);
+    assert.ok(slices.length >= 150, `${slices.length} slices`);
+    assert.equal(player.countedBySize, false);
+  });
+
+  it("a stop in the middle of a big tick counts what it did not send as skipped, and sends nothing more", () => {
+    const glyphs = Array.from({ length: 20_000 }, () => ({ tick: 1 }));
+    const { clock, player, seen } = costly(container(glyphs, { loop: true }), 0.01);
+    player.start();
+    clock.advance(20);
+    const sent = seen.length;
+    assert.ok(sent > 0 && sent < 20_000, `${sent} sent so far`);
+    player.stop();
+    clock.advance(1000);
+    assert.equal(seen.length, sent, "nothing after stop");
+    assert.equal(player.stats.skipped, 20_000 - sent, "the rest of the tick is counted skipped");
+  });
+
+  it("10,000 clones of a 100-glyph tick, asked for one message each, travel as counted messages (clones × glyphs over 100,000)", () => {
+    const glyphs = Array.from({ length: 100 }, (_, i) => ({ tick: 1, event: `ev${i % 5}` }));
+    const { clock, player, seen } = costly(container(glyphs, { loop: true }), 0, {
+      clones: { clones: 10_000, spread: "identical", spreadOver: "tick", seed: 1, emission: "each", aggregateAbove: 100, frameMs: 20 },
+    });
+    assert.equal(player.countedBySize, true);
+    assert.equal(player.aggregated, true);
+    player.start();
+    clock.advance(1000);
+    const events = seen.reduce((n, g) => n + (g.count ?? 1), 0);
+    const ticks = events / (10_000 * 100);
+    assert.ok(Number.isInteger(ticks) && ticks >= 10, `whole ticks of every clone's 100 events, all counted: ${events}`);
+    assert.ok(seen.length <= ticks * 5, `one message per event name per tick: ${seen.length} for ${ticks} ticks`);
+    // The same container with 1,000 clones (100,000 events a tick) still goes one message each.
+    const small = costly(container(glyphs, { loop: true }), 0, {
+      clones: { clones: 1000, spread: "even", spreadOver: "tick", seed: 1, emission: "each", aggregateAbove: 100, frameMs: 20 },
+    });
+    assert.equal(small.player.countedBySize, false);
+  });
+
+  it("one copy of a 150,000-glyph tick is counted by size too: a second's events in a handful of messages", () => {
+    const glyphs = Array.from({ length: 150_000 }, (_, i) => ({ tick: 1, event: i % 2 ? "a" : "b" }));
+    const { clock, player, seen } = costly(container(glyphs, { loop: true, tick_interval_ms: 1000 }), 0);
+    assert.equal(player.countedBySize, true);
+    player.start();
+    clock.advance(2500);
+    assert.equal(
+      seen.reduce((n, g) => n + (g.count ?? 1), 0),
+      3 * 150_000,
+    );
+    assert.ok(seen.length <= 6, `${seen.length} messages`);
+  });
+});
