@@ -2,14 +2,15 @@
 // given as options or read from a flow file's pulse-shapers (each wired to its pin).
 // Exit 0: every pin within its limits; 1: a violation; 2: a usage or file problem.
 
-import * as fs from "node:fs";
-import { auditPin, byPin, DEFAULT_ALLOWANCE, formatAudit, limitsFromFlow, parsePinLog, type AuditLimits, type PinAudit } from "../lib/pulse/audit";
+import { eachLine, readRegularFile } from "../lib/files";
+import { DEFAULT_ALLOWANCE, formatAudit, limitsFromFlow, parsePinLine, PinAuditor, type AuditLimits, type PinAudit } from "../lib/pulse/audit";
 import { DEFAULT_LIMITS } from "../lib/pulse/output";
 import { checkNumber, type NumberRule } from "../lib/settings";
 import { parseCommand } from "./args";
 
 export const AUDIT_USAGE = `sqi-dc audit PINLOG [--flow FLOW.json] [--pin N]... [limits] [allowance] [--format text|json]
   Checks what each pin did (a pin log of the simulated GPIO: one JSON line {t, pin, value} per change).
+  PINLOG is a regular file (up to 1 GiB, read line by line) or - for standard input.
   --flow FILE            take each pin's limits from the pulse-shapers wired to its rpi-gpio out
                          (pins no shaper drives are skipped); options below override them
   --pin N                audit only BCM pin N (repeatable)
@@ -23,8 +24,8 @@ export const AUDIT_USAGE = `sqi-dc audit PINLOG [--flow FLOW.json] [--pin N]... 
   --on-allowance-ms X    an on-stretch may run this much over the maximum on-time (default ${DEFAULT_ALLOWANCE.onMs})
   exit 0: within the limits; 1: a violation; 2: a usage or file problem`;
 
-/** A pin log larger than this is refused rather than read into memory. */
-const MAX_LOG_BYTES = 256 * 1024 * 1024;
+/** A pin log larger than this is refused (it is streamed: memory holds 24 bytes a pulse, not the log). */
+const MAX_LOG_BYTES = 1024 * 1024 * 1024;
 const MAX_FLOW_BYTES = 16 * 1024 * 1024;
 
 const numbers = {
@@ -64,10 +65,6 @@ export function audit(args: string[], out: (s: string) => void, err: (s: string)
   const badPin = (values.pin ?? []).find((p) => !/^\d{1,3}$/.test(p));
   if (badPin !== undefined) return usageError(`--pin needs a BCM pin number, got ${JSON.stringify(badPin)}`, err);
 
-  const text = readBounded(logFile, MAX_LOG_BYTES, err);
-  if (text === undefined) return 2;
-  const { records, malformed } = parsePinLog(text);
-
   const override = (l: AuditLimits): AuditLimits => ({
     minOffMs: given["min-off-ms"] ?? l.minOffMs,
     maxEdgeRate: given["max-edge-rate"] ?? l.maxEdgeRate,
@@ -78,11 +75,14 @@ export function audit(args: string[], out: (s: string) => void, err: (s: string)
   let limitsOf: (pin: number) => { limits: AuditLimits; by?: string } | undefined = () => ({ limits: override(DEFAULT_LIMITS) });
   const notes: string[] = [];
   if (values.flow !== undefined) {
-    const flowText = readBounded(values.flow, MAX_FLOW_BYTES, err);
-    if (flowText === undefined) return 2;
+    const read = readRegularFile(values.flow, MAX_FLOW_BYTES);
+    if (!read.ok) {
+      err(`sqi-dc audit: ${values.flow}: ${read.error}\n`);
+      return 2;
+    }
     let flow: unknown;
     try {
-      flow = JSON.parse(flowText);
+      flow = JSON.parse(read.text);
     } catch (e) {
       err(`sqi-dc audit: ${values.flow}: not JSON (${(e as Error).message})\n`);
       return 2;
@@ -103,19 +103,40 @@ export function audit(args: string[], out: (s: string) => void, err: (s: string)
     onMs: given["on-allowance-ms"] ?? DEFAULT_ALLOWANCE.onMs,
   };
 
+  // The log, line by line: each record goes to its pin's auditor, nothing else is kept.
+  const auditors = new Map<number, { auditor: PinAuditor; by?: string } | null>();
+  let malformed = 0;
+  const read = eachLine(logFile, MAX_LOG_BYTES, (line) => {
+    const r = parsePinLine(line);
+    if (r === "blank") return;
+    if (!r) return void malformed++;
+    if (onlyPins.length && !onlyPins.includes(r.pin)) return;
+    let a = auditors.get(r.pin);
+    if (a === undefined) {
+      const l = limitsOf(r.pin);
+      a = l ? { auditor: new PinAuditor(r.pin, l.limits, allowance), ...(l.by ? { by: l.by } : {}) } : null;
+      auditors.set(r.pin, a);
+    }
+    a?.auditor.add(r);
+  });
+  const where = logFile === "-" ? "standard input" : logFile;
+  if (!read.ok) {
+    err(`sqi-dc audit: ${where}: ${read.error}\n`);
+    return 2;
+  }
+
   const audits: Array<Omit<PinAudit, "widthList"> & { shapers?: string }> = [];
-  for (const [pin, recs] of [...byPin(records)].sort((a, b) => a[0] - b[0])) {
-    if (onlyPins.length && !onlyPins.includes(pin)) continue;
-    const l = limitsOf(pin);
-    if (!l) {
+  for (const [pin, a] of [...auditors].sort((x, y) => x[0] - y[0])) {
+    if (!a) {
       notes.push(`pin ${pin}: no pulse-shaper in ${values.flow} drives it: not audited`);
       continue;
     }
-    const { widthList: _widths, ...a } = auditPin(pin, recs, l.limits, allowance);
-    audits.push({ ...a, ...(l.by ? { shapers: l.by } : {}) });
+    const { widthList: _widths, ...audit } = a.auditor.finish(false);
+    audits.push({ ...audit, ...(a.by ? { shapers: a.by } : {}) });
+    if (a.auditor.outOfOrder) notes.push(`pin ${pin}: ${a.auditor.outOfOrder} record(s) older than the one before them: skipped`);
   }
-  for (const p of onlyPins) if (!audits.some((a) => a.pin === p)) notes.push(`pin ${p}: no records in ${logFile}`);
-  if (malformed) notes.push(`${malformed} line${malformed === 1 ? "" : "s"} of ${logFile} not a pin record: skipped`);
+  for (const p of onlyPins) if (!audits.some((a) => a.pin === p)) notes.push(`pin ${p}: no records in ${where}`);
+  if (malformed) notes.push(`${malformed} line${malformed === 1 ? "" : "s"} of ${where} not a pin record: skipped`);
   const violations = audits.reduce((n, a) => n + a.violations.length, 0);
   if (values.format === "json") out(`${JSON.stringify({ ok: violations === 0 && audits.length > 0, allowance, pins: audits, notes })}\n`);
   else {
@@ -131,21 +152,6 @@ export function audit(args: string[], out: (s: string) => void, err: (s: string)
   }
   if (audits.length === 0) return 2;
   return violations === 0 ? 0 : 1;
-}
-
-function readBounded(file: string, max: number, err: (s: string) => void): string | undefined {
-  try {
-    const size = fs.statSync(file).size;
-    if (size > max) {
-      err(`sqi-dc audit: ${file}: ${size} bytes, more than the ${max} this reads\n`);
-      return undefined;
-    }
-    return fs.readFileSync(file, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    err(`sqi-dc audit: ${file}: ${code === "ENOENT" ? "file not found" : (e as Error).message}\n`);
-    return undefined;
-  }
 }
 
 function usageError(problem: string, err: (s: string) => void): number {

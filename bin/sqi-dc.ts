@@ -53,7 +53,7 @@ function usage(problem: string, command?: string): number {
 }
 
 function version(): string {
-  return (JSON.parse(fs.readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string }).version;
+  return (JSON.parse(fs.readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string }).version; // the package's own package.json
 }
 
 /** Reads stdin, at most one byte past the container limit (the parser says "too big"). */

@@ -15,7 +15,7 @@ export interface SchemaNode {
 
 /** Ajv with the `errorMessage` keyword, over one schema file of schemas/; `ajv.getSchema` finds its definitions. */
 export function loadSchema(file: string, options: Options): { ajv: Ajv; schema: { $id: string } } {
-  const schema = JSON.parse(fs.readFileSync(path.join(schemasDir, file), "utf8")) as { $id: string };
+  const schema = JSON.parse(fs.readFileSync(path.join(schemasDir, file), "utf8")) as { $id: string }; // the package's own schema
   const ajv = new Ajv(options);
   ajv.addKeyword({ keyword: "errorMessage", schemaType: "string" });
   ajv.addSchema(schema);

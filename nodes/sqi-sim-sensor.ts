@@ -46,8 +46,17 @@ module.exports = function (RED: RED) {
     const tail = new PinLogTail(file);
     tail.skipToEnd();
     const sensor = new SimSensor(pin, { volts: value("volts"), ohms: value("ohms"), sagPct: value("sag") });
+    let said = "";
     const read = (): void => {
       for (const r of tail.read()) sensor.onTime.take(r);
+      if (tail.refused) {
+        // A FIFO or a device named as the pin log: refused, never opened (it would block Node-RED), and said once.
+        if (said !== tail.refused) node.error(`pin log ${file}: ${tail.refused}`);
+        said = tail.refused;
+        node.status({ fill: "red", shape: "ring", text: clip(`SIMULATED: pin log ${tail.refused}`) });
+        return;
+      }
+      said = "";
       // The pin log is in this machine's true wall clock (the simulated GPIO's), whatever clock offset a simulated Pi has.
       const reading = sensor.read(realClock.now());
       if (!reading) return;

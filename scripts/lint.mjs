@@ -53,6 +53,17 @@ for (const file of [...walk(join(root, "lib")), ...walk(join(root, "nodes"))].fi
   });
 }
 
+// Every file a user names is opened one way (lib/files.ts: regular files only, without blocking,
+// within a size bound). Elsewhere in shipped code only the package's own files are read directly,
+// and the line says so.
+for (const file of [...walk(join(root, "lib")), ...walk(join(root, "nodes")), ...walk(join(root, "bin"))].filter((f) => f.endsWith(".ts"))) {
+  if (file.endsWith(join("lib", "files.ts"))) continue;
+  eachLine(file, (line, n) => {
+    if (/\bfs\.(readFileSync|openSync|createReadStream|readFile|open)\s*\(|fs\.promises\b/.test(line) && !/the package's own/.test(line))
+      report(file, n, "opens a file directly: a file a user names goes through lib/files.ts (a FIFO or /dev/zero must not block or flood)");
+  });
+}
+
 // A node file's `module.exports = function (RED)` replaces every other export of the compiled
 // module: a value exported beside it is undefined at run time (types are fine).
 for (const file of walk(join(root, "nodes")).filter((f) => f.endsWith(".ts"))) {

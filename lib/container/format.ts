@@ -4,7 +4,7 @@
 // schemas/dc-container.schema.json, which editors such as VS Code can use as well.
 
 import type { ErrorObject, ValidateFunction } from "ajv";
-import * as fs from "node:fs";
+import { readRegularFile } from "../files";
 import { checkShape, MAX_JSON_DEPTH } from "../limits";
 import { jsonPath, loadSchema, pointerSteps, validatorOf, type SchemaNode } from "../schema";
 import { JsonLocator, linesAndColumns, locateJsonSyntaxError } from "./json-position";
@@ -156,37 +156,18 @@ function tooBig(bytes: number): Problem {
   return { path: "", message: `is ${mib} MiB, over the ${MAX_CONTAINER_BYTES / 1024 / 1024} MiB limit for .dc containers` };
 }
 
-/** Reads and checks a .dc file; never throws for a bad or missing file. */
+/** Reads and checks a .dc file; never throws for a bad or missing file (opened as every user-named file is: lib/files.ts). */
 export function loadContainerFile(file: string): LoadResult {
-  // Regular files only: opened without blocking (a FIFO's open would wait for a writer), then
-  // checked on the open descriptor, so that nothing can be swapped in between. A device
-  // (/dev/zero) or /proc file has no honest size. The read stops one byte past the limit in
-  // case the file grows meanwhile.
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    const st = fs.fstatSync(fd);
-    if (st.isDirectory()) return { ok: false, problems: [{ path: "", message: "is a directory, not a .dc file", unreadable: true }] };
-    if (!st.isFile())
-      return {
-        ok: false,
-        problems: [{ path: "", message: "is not a regular file (a FIFO, socket or device): a .dc container must be a file", unreadable: true }],
-      };
-    if (st.size > MAX_CONTAINER_BYTES) return { ok: false, problems: [{ ...tooBig(st.size), line: 1, column: 1 }] };
-    const buf = Buffer.alloc(MAX_CONTAINER_BYTES + 1);
-    let n = 0;
-    for (let got = -1; got !== 0 && n < buf.length; n += got) got = fs.readSync(fd, buf, n, buf.length - n, null);
-    if (n > MAX_CONTAINER_BYTES) return { ok: false, problems: [{ ...tooBig(n), line: 1, column: 1 }] };
-    return parseContainerText(buf.toString("utf8", 0, n));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return {
-      ok: false,
-      problems: [{ path: "", message: code === "ENOENT" ? "file not found" : `cannot be read (${code ?? (e as Error).message})`, unreadable: true }],
-    };
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
+  const r = readRegularFile(file, MAX_CONTAINER_BYTES);
+  if (r.ok) return parseContainerText(r.text);
+  if (r.tooBig !== undefined) return { ok: false, problems: [{ ...tooBig(r.tooBig), line: 1, column: 1 }] };
+  const message =
+    r.error === "is a directory, not a file"
+      ? "is a directory, not a .dc file"
+      : r.error.startsWith("is not a regular file")
+        ? `${r.error}: a .dc container must be a file`
+        : r.error;
+  return { ok: false, problems: [{ path: "", message, unreadable: true }] };
 }
 
 /** One line per problem, each starting with the source: `star.dc: glyphs[2].tick: must be a positive integer`. */

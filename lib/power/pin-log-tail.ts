@@ -3,6 +3,7 @@
 // start. A line not yet finished stays for the next look; a "line" that never ends is dropped.
 
 import * as fs from "node:fs";
+import { openRegularFile } from "../files";
 import { parsePinLog, type PinRecord } from "../pulse/audit";
 
 /** Bytes read per look at most: a busy pin writes about 40 bytes an edge. */
@@ -31,16 +32,18 @@ export class PinLogTail {
     this.partial = "";
   }
 
-  /** The records appended since the last call; none when the file is not there (yet). */
+  /** Why the last look read nothing, when the log is there but is not a regular file (a FIFO, a device). */
+  refused = "";
+
+  /** The records appended since the last call; none when the file is not there (yet), or is not a regular file. */
   read(): PinRecord[] {
-    let fd: number;
+    // Opened as every user-named file is: a FIFO with no writer would block Node-RED for good.
+    const o = openRegularFile(this.file);
+    this.refused = o.ok || o.missing ? "" : o.error;
+    if (!o.ok) return [];
+    const fd = o.fd;
     try {
-      fd = fs.openSync(this.file, "r");
-    } catch {
-      return [];
-    }
-    try {
-      const size = fs.fstatSync(fd).size;
+      const size = o.size;
       if (size < this.offset) {
         this.offset = 0;
         this.partial = "";

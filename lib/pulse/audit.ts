@@ -81,7 +81,7 @@ export interface PinAudit {
   violations: string[];
 }
 
-export function distribution(xs: readonly number[]): Distribution | null {
+export function distribution(xs: readonly number[] | Float64Array | Float32Array): Distribution | null {
   if (xs.length === 0) return null;
   const s = Float64Array.from(xs).sort();
   const r = (x: number) => Math.round(x * 1000) / 1000;
@@ -94,38 +94,64 @@ export function distribution(xs: readonly number[]): Distribution | null {
   };
 }
 
-interface Pulse {
-  rise: number;
-  fall: number;
-  /** 1 on a digital pin, duty / 100 on a PWM pin (the highest within the pulse). */
-  fraction: number;
+/** A list of numbers in a typed array that grows by half: 8 (or 4) bytes a number, not an object each. */
+class Numbers {
+  private a: Float64Array | Float32Array;
+  length = 0;
+  constructor(private readonly wide = true) {
+    this.a = wide ? new Float64Array(1024) : new Float32Array(1024);
+  }
+  push(x: number): void {
+    if (this.length === this.a.length) {
+      const b = this.wide ? new Float64Array(Math.ceil(this.a.length * 1.5)) : new Float32Array(Math.ceil(this.a.length * 1.5));
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.length++] = x;
+  }
+  /** The numbers as a typed array of their own length (a view, no copy). */
+  view(): Float64Array | Float32Array {
+    return this.a.subarray(0, this.length);
+  }
+  at(i: number): number {
+    return this.a[i]!;
+  }
+  set(i: number, x: number): void {
+    this.a[i] = x;
+  }
 }
 
 /** A pin log line is short; a longer one is not a pin record and is not parsed. */
 const MAX_LINE = 512;
+
+/** One line of a pin log: its record, "blank", or undefined for a torn or foreign line. */
+export function parsePinLine(line: string): PinRecord | "blank" | undefined {
+  if (!line.trim()) return "blank";
+  let r: unknown;
+  try {
+    r = line.length <= MAX_LINE ? JSON.parse(line) : undefined;
+  } catch {
+    return undefined;
+  }
+  const rec = r as PinRecord | undefined;
+  return rec &&
+    typeof rec === "object" &&
+    typeof rec.t === "number" &&
+    Number.isFinite(rec.t) &&
+    Number.isInteger(rec.pin) &&
+    (rec.value === null || typeof rec.value === "number")
+    ? rec
+    : undefined;
+}
 
 /** Reads a pin log (JSON lines). Torn or foreign lines (a writer mid-append) are counted, not parsed further. */
 export function parsePinLog(text: string): { records: PinRecord[]; malformed: number } {
   const records: PinRecord[] = [];
   let malformed = 0;
   for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    let r: unknown;
-    try {
-      r = line.length <= MAX_LINE ? JSON.parse(line) : undefined;
-    } catch {
-      r = undefined;
-    }
-    const rec = r as PinRecord | undefined;
-    if (
-      rec &&
-      typeof rec === "object" &&
-      typeof rec.t === "number" &&
-      Number.isFinite(rec.t) &&
-      Number.isInteger(rec.pin) &&
-      (rec.value === null || typeof rec.value === "number")
-    )
-      records.push(rec);
+    const r = parsePinLine(line);
+    if (r === "blank") continue;
+    if (r) records.push(r);
     else malformed++;
   }
   return { records, malformed };
@@ -145,104 +171,155 @@ export function byPin(records: readonly PinRecord[]): Map<number, PinRecord[]> {
 
 /** Audits one pin's records (in time order) against the limits. */
 export function auditPin(pin: number, records: readonly PinRecord[], limits: AuditLimits, allowance: Allowance = DEFAULT_ALLOWANCE): PinAudit {
-  const pwm =
-    records.some((r) => r.event === "pwm") || records.some((r) => r.event === undefined && typeof r.value === "number" && r.value !== 0 && r.value !== 1);
-  const spacingMs = 1000 / limits.maxEdgeRate;
-  const edgeTimes: number[] = [];
-  const pulses: Pulse[] = [];
-  let level = 0;
-  let open: Pulse | undefined;
-  for (const r of records) {
-    const v = r.event === "released" || typeof r.value !== "number" ? 0 : r.value;
-    if (r.event !== undefined && r.event !== "released") {
-      // Setup: the pin starts at this level; it is not an edge the shaper made.
-      level = v;
-      if (v > 0) open = { rise: r.t, fall: r.t, fraction: pwm ? v / 100 : 1 };
-      continue;
-    }
-    if (v === level) continue;
-    edgeTimes.push(r.t);
-    if (level === 0 && v > 0) open = { rise: r.t, fall: r.t, fraction: pwm ? v / 100 : 1 };
-    else if (v === 0 && open) {
-      open.fall = r.t;
-      pulses.push(open);
-      open = undefined;
-    } else if (open && pwm) open.fraction = Math.max(open.fraction, v / 100);
-    level = v;
-  }
-  const lastT = records.length ? records[records.length - 1]!.t : 0;
-  if (open) pulses.push({ ...open, fall: Math.max(open.rise, lastT) }); // still high at the end of the log
-
-  const spacing = checkGaps(
-    edgeTimes.slice(1).map((t, i) => [t - edgeTimes[i]!, t] as const),
-    spacingMs,
-    allowance,
-  );
-  const offs = pulses.slice(1).map((p, i) => [p.rise - pulses[i]!.fall, p.rise] as const);
-  const off = checkGaps(offs, limits.minOffMs, allowance);
-
-  // On-stretches: pulses joined while the gap between them is under the minimum off-time.
-  let longestOn: PinAudit["longestOn"] = null;
-  let overOn = 0;
-  for (let i = 0; i < pulses.length;) {
-    let j = i;
-    while (j + 1 < pulses.length && pulses[j + 1]!.rise - pulses[j]!.fall < limits.minOffMs) j++;
-    const ms = pulses[j]!.fall - pulses[i]!.rise;
-    if (ms > limits.maxOnMs + allowance.onMs + EPS_MS) overOn++;
-    if (!longestOn || ms > longestOn.ms) longestOn = { ms: round(ms), at: pulses[i]!.rise, pulses: j - i + 1 };
-    i = j + 1;
-  }
-
-  const maxDuty = highestDuty(pulses, limits.dutyWindowMs);
-  const violations: string[] = [];
-  const gapText = (c: GapCheck, what: string, limit: number): void => {
-    if (c.beyond > 0)
-      violations.push(
-        `${c.beyond} ${what} under ${fmt(limit)} ms by more than the ${fmt(allowance.jitterMs)} ms allowance (shortest ${fmt(c.shortest!.ms)} ms)`,
-      );
-    const allowedHere = Math.floor(allowance.share * c.gaps + 1e-9);
-    if (c.tolerated > allowedHere)
-      violations.push(
-        `${c.tolerated} of ${c.gaps} ${what} under ${fmt(limit)} ms within the jitter allowance, more than the ${allowedHere} (${fmt(allowance.share * 100)}%) allowed`,
-      );
-  };
-  gapText(spacing, "edge gaps", spacingMs);
-  gapText(off, "off-times", limits.minOffMs);
-  if (overOn > 0)
-    violations.push(
-      `${overOn} on-stretches over the maximum on-time of ${fmt(limits.maxOnMs)} ms (longest ${fmt(longestOn!.ms)} ms of ${longestOn!.pulses} pulses)`,
-    );
-  if (maxDuty && maxDuty.duty > limits.maxDuty + 1e-9)
-    violations.push(`duty reached ${fmt(maxDuty.duty * 100)}% over a ${fmt(limits.dutyWindowMs)} ms window, over the maximum of ${fmt(limits.maxDuty * 100)}%`);
-
-  return {
-    pin,
-    pwm,
-    limits,
-    edges: edgeTimes.length,
-    pulses: pulses.length,
-    widthMs: distribution(pulses.map((p) => p.fall - p.rise)),
-    widthList: pulses.map((p) => round(p.fall - p.rise)),
-    offMs: distribution(offs.map(([g]) => g)),
-    spacing,
-    off,
-    longestOn,
-    overOn,
-    maxDuty,
-    violations,
-  };
+  const a = new PinAuditor(pin, limits, allowance);
+  for (const r of records) a.add(r);
+  return a.finish();
 }
 
-function checkGaps(gaps: ReadonlyArray<readonly [number, number]>, limit: number, allowance: Allowance): GapCheck {
-  const c: GapCheck = { gaps: gaps.length, tolerated: 0, beyond: 0 };
-  for (const [g, at] of gaps) {
-    if (!c.shortest || g < c.shortest.ms) c.shortest = { ms: round(g), at };
-    const short = limit - g;
-    if (short <= EPS_MS) continue;
-    if (short <= allowance.jitterMs + EPS_MS) c.tolerated++;
-    else c.beyond++;
+/**
+ * The auditor of one pin, fed its records one at a time in time order: what a pin log of
+ * hundreds of MiB needs (the CLI streams it). It keeps 24 bytes a pulse (rise, fall, level),
+ * nothing per record; a record older than the one before it is counted and skipped.
+ */
+export class PinAuditor {
+  private pwm = false;
+  private level = 0;
+  /** the pulse being high now: its rise and its highest level */
+  private openRise: number | undefined;
+  private openLevel = 0;
+  /** Each pulse: its rise (epoch ms), its width (ms, 4 bytes: a microsecond over hours) and its highest level. */
+  private readonly rises = new Numbers();
+  private readonly widths = new Numbers(false);
+  private readonly levels = new Numbers(false);
+  private edges = 0;
+  private lastEdge: number | undefined;
+  private lastT: number | undefined;
+  private readonly spacingMs: number;
+  private readonly spacing: GapCheck = { gaps: 0, tolerated: 0, beyond: 0 };
+  /** records older than the one before them, skipped */
+  outOfOrder = 0;
+
+  constructor(
+    readonly pin: number,
+    readonly limits: AuditLimits,
+    readonly allowance: Allowance = DEFAULT_ALLOWANCE,
+  ) {
+    this.spacingMs = 1000 / limits.maxEdgeRate;
   }
-  return c;
+
+  add(r: PinRecord): void {
+    if (this.lastT !== undefined && r.t < this.lastT) {
+      this.outOfOrder++;
+      return;
+    }
+    this.lastT = r.t;
+    const v = r.event === "released" || typeof r.value !== "number" ? 0 : r.value;
+    if (r.event === "pwm" || (r.event === undefined && v !== 0 && v !== 1)) this.pwm = true;
+    if (r.event !== undefined && r.event !== "released") {
+      // Setup: the pin starts at this level; it is not an edge the shaper made.
+      this.level = v;
+      if (v > 0) ((this.openRise = r.t), (this.openLevel = v));
+      return;
+    }
+    if (v === this.level) return;
+    this.edges++;
+    if (this.lastEdge !== undefined) gap(this.spacing, r.t - this.lastEdge, r.t, this.spacingMs, this.allowance);
+    this.lastEdge = r.t;
+    if (this.level === 0 && v > 0) ((this.openRise = r.t), (this.openLevel = v));
+    else if (v === 0 && this.openRise !== undefined) {
+      this.pulse(this.openRise, r.t, this.openLevel);
+      this.openRise = undefined;
+    } else if (this.openRise !== undefined) this.openLevel = Math.max(this.openLevel, v);
+    this.level = v;
+  }
+
+  private pulse(rise: number, fall: number, level: number): void {
+    this.rises.push(rise);
+    this.widths.push(fall - rise);
+    this.levels.push(level);
+  }
+
+  /** The audit of everything added; `withList` keeps every width (tests read them; a CLI need not). */
+  finish(withList = true): PinAudit {
+    const { limits, allowance, rises } = this;
+    if (this.openRise !== undefined) this.pulse(this.openRise, Math.max(this.openRise, this.lastT ?? 0), this.openLevel); // still high at the end
+    this.openRise = undefined;
+    const n = rises.length;
+    const widths = this.widths.view();
+    const falls = { at: (i: number) => rises.at(i) + widths[i]! };
+    // A level is a fraction of full on: 1 on a digital pin, duty / 100 on a PWM pin.
+    const levels = this.levels;
+    const fraction = this.pwm ? (i: number) => levels.at(i) / 100 : () => 1;
+    const offs = new Float32Array(Math.max(0, n - 1));
+    const off: GapCheck = { gaps: 0, tolerated: 0, beyond: 0 };
+    for (let i = 1; i < n; i++) {
+      offs[i - 1] = rises.at(i) - falls.at(i - 1);
+      gap(off, offs[i - 1]!, rises.at(i), limits.minOffMs, allowance);
+    }
+
+    // On-stretches: pulses joined while the gap between them is under the minimum off-time.
+    let longestOn: PinAudit["longestOn"] = null;
+    let overOn = 0;
+    for (let i = 0; i < n;) {
+      let j = i;
+      while (j + 1 < n && rises.at(j + 1) - falls.at(j) < limits.minOffMs) j++;
+      const ms = falls.at(j) - rises.at(i);
+      if (ms > limits.maxOnMs + allowance.onMs + EPS_MS) overOn++;
+      if (!longestOn || ms > longestOn.ms) longestOn = { ms: round(ms), at: rises.at(i), pulses: j - i + 1 };
+      i = j + 1;
+    }
+
+    const maxDuty = highestDuty(n, rises.at.bind(rises), falls.at, fraction, limits.dutyWindowMs);
+    const violations: string[] = [];
+    const gapText = (c: GapCheck, what: string, limit: number): void => {
+      if (c.beyond > 0)
+        violations.push(
+          `${c.beyond} ${what} under ${fmt(limit)} ms by more than the ${fmt(allowance.jitterMs)} ms allowance (shortest ${fmt(c.shortest!.ms)} ms)`,
+        );
+      const allowedHere = Math.floor(allowance.share * c.gaps + 1e-9);
+      if (c.tolerated > allowedHere)
+        violations.push(
+          `${c.tolerated} of ${c.gaps} ${what} under ${fmt(limit)} ms within the jitter allowance, more than the ${allowedHere} (${fmt(allowance.share * 100)}%) allowed`,
+        );
+    };
+    gapText(this.spacing, "edge gaps", this.spacingMs);
+    gapText(off, "off-times", limits.minOffMs);
+    if (overOn > 0)
+      violations.push(
+        `${overOn} on-stretches over the maximum on-time of ${fmt(limits.maxOnMs)} ms (longest ${fmt(longestOn!.ms)} ms of ${longestOn!.pulses} pulses)`,
+      );
+    if (maxDuty && maxDuty.duty > limits.maxDuty + 1e-9)
+      violations.push(
+        `duty reached ${fmt(maxDuty.duty * 100)}% over a ${fmt(limits.dutyWindowMs)} ms window, over the maximum of ${fmt(limits.maxDuty * 100)}%`,
+      );
+
+    return {
+      pin: this.pin,
+      pwm: this.pwm,
+      limits,
+      edges: this.edges,
+      pulses: n,
+      widthMs: distribution(widths),
+      widthList: withList ? Array.from(widths, round) : [],
+      offMs: distribution(offs),
+      spacing: { ...this.spacing },
+      off,
+      longestOn,
+      overOn,
+      maxDuty,
+      violations,
+    };
+  }
+}
+
+/** One gap against its limit: counted, and tolerated when short by at most the jitter allowance. */
+function gap(c: GapCheck, g: number, at: number, limit: number, allowance: Allowance): void {
+  c.gaps++;
+  if (!c.shortest || g < c.shortest.ms) c.shortest = { ms: round(g), at };
+  const short = limit - g;
+  if (short <= EPS_MS) return;
+  if (short <= allowance.jitterMs + EPS_MS) c.tolerated++;
+  else c.beyond++;
 }
 
 /**
@@ -250,26 +327,29 @@ function checkGaps(gaps: ReadonlyArray<readonly [number, number]>, limit: number
  * maximum is reached by a window that starts at a rising edge or ends at a falling edge,
  * so only those are tried, each with two binary searches over prefix sums.
  */
-function highestDuty(pulses: readonly Pulse[], w: number): { duty: number; from: number } | null {
-  if (pulses.length === 0) return null;
-  const n = pulses.length;
+function highestDuty(
+  n: number,
+  rise: (i: number) => number,
+  fall: (i: number) => number,
+  fraction: (i: number) => number,
+  w: number,
+): { duty: number; from: number } | null {
+  if (n === 0) return null;
   const prefix = new Float64Array(n + 1);
-  for (let i = 0; i < n; i++) prefix[i + 1] = prefix[i]! + (pulses[i]!.fall - pulses[i]!.rise) * pulses[i]!.fraction;
+  for (let i = 0; i < n; i++) prefix[i + 1] = prefix[i]! + (fall(i) - rise(i)) * fraction(i);
   // On-time in [a, b]: whole pulses inside plus the parts of the two at the ends.
   const onTime = (a: number, b: number): number => {
-    const first = lowerBound(n, (i) => pulses[i]!.fall > a); // first pulse ending after a
-    const last = lowerBound(n, (i) => pulses[i]!.rise >= b) - 1; // last pulse starting before b
+    const first = lowerBound(n, (i) => fall(i) > a); // first pulse ending after a
+    const last = lowerBound(n, (i) => rise(i) >= b) - 1; // last pulse starting before b
     if (last < first) return 0;
     let on = prefix[last + 1]! - prefix[first]!;
-    const pf = pulses[first]!;
-    if (pf.rise < a) on -= (a - pf.rise) * pf.fraction;
-    const pl = pulses[last]!;
-    if (pl.fall > b) on -= (pl.fall - b) * pl.fraction;
+    if (rise(first) < a) on -= (a - rise(first)) * fraction(first);
+    if (fall(last) > b) on -= (fall(last) - b) * fraction(last);
     return on;
   };
-  let best = { duty: 0, from: pulses[0]!.rise };
-  for (const p of pulses) {
-    for (const from of [p.rise, p.fall - w]) {
+  let best = { duty: 0, from: rise(0) };
+  for (let i = 0; i < n; i++) {
+    for (const from of [rise(i), fall(i) - w]) {
       const d = onTime(from, from + w) / w;
       if (d > best.duty) best = { duty: d, from };
     }
