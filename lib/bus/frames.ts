@@ -1,4 +1,4 @@
-// The bus's wire format (protocol 1; docs/protocol.md): JSON text frames, checked against
+// The bus's wire format (protocol 2; docs/protocol.md): JSON text frames, checked against
 // schemas/bus-frame.schema.json. An event frame is a superset of the seed's
 // {"event", "payload"}, so a client that never says hello (the seed's Python bridge) gets
 // exactly what it expects; listeners of this package say hello and may get batches.
@@ -9,7 +9,17 @@ import { MAX_JSON_DEPTH, withinDepth } from "../limits";
 import { jsonPath, loadSchema, validatorOf } from "../schema";
 import { toFrameFields, type Sqi } from "../sqi";
 
-export const PROTOCOL = 1;
+/** 2: reports carry their counters in named groups (REPORT_GROUPS). A master of protocol 1 gets the flat form. */
+export const PROTOCOL = 2;
+
+/**
+ * A report's counters in named groups, each with its own bound (schemas/bus-frame.schema.json
+ * says the same): what a listener received and its link in `counters`, what its shapers fired
+ * in `fired` (fired_* on the master), its power sensor in `measured` (measured_*). A group
+ * that grows does not crowd out the others; a test keeps each group's keys under 80 % of it.
+ */
+export const REPORT_GROUPS = { counters: 50, fired: 40, measured: 20 } as const;
+export type ReportGroup = keyof typeof REPORT_GROUPS;
 
 export interface EventFrame {
   event: string;
@@ -36,7 +46,17 @@ export type DownstreamFrame =
 export type UpstreamFrame =
   | { type: "hello"; name: string; protocol: number; instance?: string }
   | { type: "ping"; id: number; t0: number }
-  | { type: "report"; name: string; counters: Record<string, number>; offset_ms?: number; rtt_ms?: number; instance?: string; run?: string };
+  | {
+      type: "report";
+      name: string;
+      counters: Record<string, number>;
+      fired?: Record<string, number>;
+      measured?: Record<string, number>;
+      offset_ms?: number;
+      rtt_ms?: number;
+      instance?: string;
+      run?: string;
+    };
 
 export type ReportFrame = Extract<UpstreamFrame, { type: "report" }>;
 
@@ -49,7 +69,8 @@ export function newRunId(): string {
   return randomBytes(8).toString("hex");
 }
 
-export type Decoded<T> = { ok: true; frame: T } | { ok: false; error: string };
+/** `tooLarge`: a report refused only for the size of a counter group: honest, counted, never held against its listener. */
+export type Decoded<T> = { ok: true; frame: T } | { ok: false; error: string; tooLarge?: true };
 
 let validators: { up: ValidateFunction; down: ValidateFunction } | undefined;
 /**
@@ -86,8 +107,55 @@ function decode<T>(text: string, validate: ValidateFunction): Decoded<T> {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return { ok: false, error: "(root): must be a JSON object" };
   // Before the schema and before any node clones it (cloneMessage recurses): a payload 20,000 levels deep overflows the stack.
   if (!withinDepth(value, MAX_JSON_DEPTH)) return { ok: false, error: `(root): is nested more than ${MAX_JSON_DEPTH} levels deep` };
-  if (!validate(value)) return { ok: false, error: firstProblem(validate.errors) };
+  if (!validate(value)) {
+    const big = oversizeGroup(value as Record<string, unknown>);
+    return big ? { ok: false, error: big, tooLarge: true } : { ok: false, error: firstProblem(validate.errors) };
+  }
   return { ok: true, frame: value as T };
+}
+
+/** Why a report is too large (a group over its bound), or undefined. */
+function oversizeGroup(f: Record<string, unknown>): string | undefined {
+  if (f.type !== "report") return undefined;
+  for (const [group, max] of Object.entries(REPORT_GROUPS)) {
+    const g = f[group];
+    const n = typeof g === "object" && g !== null ? Object.keys(g).length : 0;
+    if (n > max) return `${group}: ${n} counters, over the ${max} a report's ${group} carries (a report too large: counted, the listener stays)`;
+  }
+  return undefined;
+}
+
+/**
+ * A listener's counters (flat: fired_*, measured_*, the rest) as a report's groups, for a
+ * master of `protocol`; a group over its bound is cut to it, and what was cut is counted in
+ * `dropped` (a master of protocol 1 takes only the flat counters, at most 50 of them).
+ */
+export function reportGroups(
+  flat: Record<string, number>,
+  protocol: number,
+): { groups: Pick<ReportFrame, "counters" | "fired" | "measured">; dropped: number } {
+  let dropped = 0;
+  const take = (into: Record<string, number>, key: string, v: number, max: number): void => {
+    if (Object.keys(into).length < max) into[key] = v;
+    else dropped++;
+  };
+  if (protocol < 2) {
+    const counters: Record<string, number> = {};
+    for (const [k, v] of Object.entries(flat)) take(counters, k, v, REPORT_GROUPS.counters);
+    return { groups: { counters }, dropped };
+  }
+  const counters: Record<string, number> = {};
+  const fired: Record<string, number> = {};
+  const measured: Record<string, number> = {};
+  for (const [k, v] of Object.entries(flat)) {
+    if (k.startsWith("fired_")) take(fired, k.slice(6), v, REPORT_GROUPS.fired);
+    else if (k.startsWith("measured_")) take(measured, k.slice(9), v, REPORT_GROUPS.measured);
+    else take(counters, k, v, REPORT_GROUPS.counters);
+  }
+  return {
+    groups: { counters, ...(Object.keys(fired).length ? { fired } : {}), ...(Object.keys(measured).length ? { measured } : {}) },
+    dropped,
+  };
 }
 
 /**
@@ -190,9 +258,16 @@ export function plainTexts(s: Serialised, run: string | undefined): string[] {
   return run ? s.texts.map((t) => `${t.slice(0, -1)},"run":"${run}"}`) : s.texts;
 }
 
-/** A report with only the keys the protocol knows, as the master passes it on (the schema has already refused any other). */
+/**
+ * A report with only the keys the protocol knows, as the master passes it on (the schema has
+ * already refused any other): its groups flattened back into `counters` as fired_* and
+ * measured_*, so that a report reads the same from a listener of either protocol.
+ */
 export function knownReport(f: ReportFrame): ReportFrame {
-  const out: ReportFrame = { type: "report", name: f.name, counters: { ...f.counters } };
+  const counters = { ...f.counters };
+  for (const [k, v] of Object.entries(f.fired ?? {})) counters[`fired_${k}`] = v;
+  for (const [k, v] of Object.entries(f.measured ?? {})) counters[`measured_${k}`] = v;
+  const out: ReportFrame = { type: "report", name: f.name, counters };
   if (f.offset_ms !== undefined) out.offset_ms = f.offset_ms;
   if (f.rtt_ms !== undefined) out.rtt_ms = f.rtt_ms;
   if (f.instance !== undefined) out.instance = f.instance;

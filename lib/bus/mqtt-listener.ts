@@ -4,7 +4,7 @@
 // "no broker": the broker may be up while no master has announced itself.
 
 import type { UpstreamFrame } from "./frames";
-import { helloText } from "./frames";
+import { decodeDownstream, helloText } from "./frames";
 import { open, topicLevel, topics, type Connection, type MqttSettings } from "./mqtt-link";
 import type { LinkStatus, ListenerOptions } from "./transport";
 import { ListenerBase, silentText } from "./upkeep";
@@ -95,6 +95,9 @@ export class MqttListener extends ListenerBase {
     if (topic === this.topics.master) {
       const was = this.masterPresent;
       this.masterPresent = payload.length > 0;
+      // Its retained welcome says its protocol: how this listener writes its reports.
+      const w = this.masterPresent && payload.length <= this.opts.settings.maxPayload ? decodeDownstream(payload.toString()) : undefined;
+      this.upkeep.masterProtocol = w?.ok && "type" in w.frame && w.frame.type === "welcome" ? w.frame.protocol : 1;
       if (was !== this.masterPresent) this.opts.onState?.(this.status.state, this.status.detail);
       return;
     }

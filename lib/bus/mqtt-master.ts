@@ -159,6 +159,7 @@ export class MqttMaster extends MasterBase implements MasterTransport {
       return this.reject(who, `a frame over ${this.maxPayload} bytes`);
     }
     const decoded = decodeUpstream(text);
+    if (!decoded.ok && decoded.tooLarge) return this.tooLarge(who, decoded.error);
     if (!decoded.ok) return this.reject(who, decoded.error);
     const f = decoded.frame;
     const expected = kind === "sync" ? "ping" : kind;

@@ -38,6 +38,7 @@ export function masterStatus(server: MasterTransport, bus: BusConfig, failed: st
     c.rejected ? `rejected ${c.rejected}` : "",
     refused ? `refused ${refused}` : "",
     c.oversize ? `oversize ${c.oversize}` : "",
+    c.reports_too_large ? `reports too large ${c.reports_too_large}` : "",
   ];
   const open = bus.transport === "ws" && !bus.token;
   const n = server.clients.length;
@@ -84,7 +85,11 @@ export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, ev
     return { fill: st.state === "connecting" ? "yellow" : "red", shape: "ring", text: clip(text) };
   }
   const e = client.sync.estimate();
-  const lost = [...arrivals.losses(), client.counters.rejected ? `rejected ${client.counters.rejected}` : ""].filter(Boolean);
+  const lost = [
+    ...arrivals.losses(),
+    client.counters.rejected ? `rejected ${client.counters.rejected}` : "",
+    client.counters.report_keys_dropped ? `report cut ${client.counters.report_keys_dropped}` : "",
+  ].filter(Boolean);
   // rtt and every counter are in the stats output.
   const head = e ? `offset ${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "connected · measuring";
   const silent = power === SENSOR_SILENT_TEXT;

@@ -56,6 +56,8 @@ export interface MasterCounters {
   /** pings answered and reports taken: the upkeep traffic of all listeners together */
   pings: number;
   reports: number;
+  /** reports refused only for the size of a counter group: honest but too large, counted, never held against their listener */
+  reports_too_large: number;
   /** MQTT only: connections to the broker after the first */
   broker_reconnects?: number;
   /** MQTT only: empty hellos (a will, a goodbye, or a stranger's on an open broker) after which the listener spoke on, so it stayed listed */
@@ -76,6 +78,8 @@ export interface ListenerCounters {
   unmatched_pongs: number;
   /** links closed because the master said nothing for a bounded time (no FIN: a Wi-Fi drop, a hung master) */
   silent_closes: number;
+  /** counters cut from the last report: a group over its bound (REPORT_GROUPS), or over 50 for a master of protocol 1 */
+  report_keys_dropped: number;
 }
 
 /** A listener as the master knows it. */

@@ -12,6 +12,7 @@ import {
   knownReport,
   pongText,
   prepareFrames,
+  reportGroups,
   REPORT_EVERY_MS,
   pace,
   serialise,
@@ -55,6 +56,8 @@ export class ListenerUpkeep {
   private readonly outstanding = new Map<number, number>();
   private lastHeard = 0;
   private unanswered = 0;
+  /** The protocol of the master this listener follows (from its welcome): how its reports are written. 1 until it says. */
+  masterProtocol = 1;
   /** The master's pace for reports and pings (from its pongs), ms. */
   private paceMs = 0;
   private pingPaceMs = 0;
@@ -65,8 +68,8 @@ export class ListenerUpkeep {
       sync: ClockSync;
       name: string;
       send: (f: UpstreamFrame) => void;
-      /** pings and reports sent */
-      counters: { pings: number; reports: number };
+      /** pings and reports sent, and counters cut from reports over a group's bound */
+      counters: { pings: number; reports: number; report_keys_dropped: number };
       report?: () => Record<string, number>;
       reportEveryMs?: number;
       maxPingMs?: number;
@@ -145,10 +148,12 @@ export class ListenerUpkeep {
         const e = this.o.sync.estimate();
         const run = this.o.run?.();
         this.o.counters.reports++;
+        const { groups, dropped } = reportGroups(report(), this.masterProtocol);
+        this.o.counters.report_keys_dropped = dropped;
         this.o.send({
           type: "report",
           name: this.o.name,
-          counters: report(),
+          ...groups,
           ...(this.o.instance ? { instance: this.o.instance } : {}),
           ...(run ? { run } : {}),
           ...(e ? { offset_ms: e.offsetMs, rtt_ms: e.rttMs } : {}),
@@ -210,6 +215,7 @@ export function masterCounters(): MasterCounters {
     replaced: 0,
     pings: 0,
     reports: 0,
+    reports_too_large: 0,
   };
 }
 
@@ -285,6 +291,12 @@ export abstract class MasterBase {
     return undefined;
   }
 
+  /** An honest report too large for the protocol's groups: counted and said, never held against its listener. */
+  protected tooLarge(who: string, why: string): void {
+    this.counters.reports_too_large++;
+    this.note(`a report from ${who} was too large: ${why}`);
+  }
+
   protected note(text: string): void {
     this.lastErrors.push(text);
     if (this.lastErrors.length > 20) this.lastErrors.shift();
@@ -308,6 +320,7 @@ export abstract class ListenerBase implements ListenerTransport {
     reports: 0,
     unmatched_pongs: 0,
     silent_closes: 0,
+    report_keys_dropped: 0,
   };
   longestReceiveMs = 0;
   protected readonly upkeep: ListenerUpkeep;
@@ -341,6 +354,7 @@ export abstract class ListenerBase implements ListenerTransport {
     this.counters.connects++;
     if (this.counters.connects > 1) this.counters.reconnects++;
     this.sync.reset();
+    this.upkeep.masterProtocol = 1;
   }
 
   /**
@@ -375,8 +389,10 @@ export abstract class ListenerBase implements ListenerTransport {
       this.sync.add(f.t0, f.t1, f.t2, now);
       this.upkeep.pace(f.report_ms, f.ping_ms);
     } else if (f.type === "batch" && on !== "pong") this.events(f.events, f.sent, f.run, now);
-    else if (on === "socket" && f.type === "welcome") this.upkeep.heard(now);
-    else this.counters.rejected++;
+    else if (on === "socket" && f.type === "welcome") {
+      this.upkeep.heard(now);
+      this.upkeep.masterProtocol = f.protocol;
+    } else this.counters.rejected++;
   }
 
   private events(events: EventFrame[], sent: number | undefined, run: string | undefined, now: number): void {

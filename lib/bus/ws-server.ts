@@ -15,7 +15,7 @@ import * as https from "node:https";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { TimerHandle } from "../clock";
-import { decodeUpstream, plainTexts, welcomeText, type FrameText, type Serialised } from "./frames";
+import { decodeUpstream, plainTexts, welcomeText, type Decoded, type FrameText, type Serialised, type UpstreamFrame } from "./frames";
 import { FrameRates } from "./rates";
 import type { ListenerInfo, LinkStatus, MasterOptions, MasterTransport } from "./transport";
 import { DEFAULT_MAX_BUFFERED, DEFAULT_MAX_CLIENTS, MasterBase } from "./upkeep";
@@ -351,7 +351,8 @@ export class BusServer extends MasterBase implements MasterTransport {
   private receive(peer: Peer, text: string | null): void {
     const t1 = this.opts.clock.now();
     peer.alive = true;
-    const decoded = text === null ? ({ ok: false, error: "binary frames are not part of the protocol" } as const) : decodeUpstream(text);
+    const decoded: Decoded<UpstreamFrame> = text === null ? { ok: false, error: "binary frames are not part of the protocol" } : decodeUpstream(text);
+    if (!decoded.ok && decoded.tooLarge) return this.tooLarge(peer.name ?? peer.remote, decoded.error);
     if (!decoded.ok) return this.reject(peer, decoded.error);
     const f = decoded.frame;
     // A listener is who it said hello as (or first reported as): it cannot report for another.

@@ -159,6 +159,24 @@ describe("hostile frames and reports", () => {
     l.ws.terminate();
   });
 
+  it("honest reports too large for a group (30 of them) are counted and said, and never close their listener; a grouped report reads as fired_*", async () => {
+    const l = await listener(r.port, "pi-big");
+    const before = r.reports.length;
+    const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
+    for (let i = 0; i < 30; i++) l.ws.send(JSON.stringify({ type: "report", name: "pi-big", counters: {}, fired: many(41) }));
+    await waitFor("30 too-large reports counted", () => r.server.counters.reports_too_large >= 30, 5000, 10);
+    l.ws.send(JSON.stringify({ type: "report", name: "pi-big", counters: { received: 1 }, fired: { pulses: 4 }, measured: { power_w: 2 } }));
+    await waitFor("the good report", () => r.reports.length > before, 5000, 10);
+    assert.equal(l.ws.readyState, WebSocket.OPEN, "still connected");
+    assert.equal(r.server.counters.disconnected_for_abuse, 0);
+    assert.deepEqual(r.reports[r.reports.length - 1]!.counters, { received: 1, fired_pulses: 4, measured_power_w: 2 });
+    assert.ok(
+      r.server.lastErrors.some((e) => e.includes("a report from pi-big was too large: fired: 41 counters, over the 40")),
+      r.server.lastErrors.join("\n"),
+    );
+    l.ws.terminate();
+  });
+
   it("a listener reports only under the name it said hello with (one said fired_pulses 1e12 as another Pi)", async () => {
     const before = r.reports.length;
     const l = await listener(r.port, "pi-2");

@@ -1,7 +1,18 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ClockSync } from "../../lib/bus/clock-sync";
-import { decodeDownstream, decodeUpstream, eventFrame } from "../../lib/bus/frames";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Arrivals } from "../../lib/bus/arrivals";
+import { decodeDownstream, decodeUpstream, eventFrame, knownReport, PROTOCOL, REPORT_GROUPS, reportGroups, type ReportGroup } from "../../lib/bus/frames";
+import { listenerReport } from "../../lib/bus/status";
+import type { ListenerTransport } from "../../lib/bus/transport";
+import { VirtualClock } from "../../lib/clock";
+import { packageRoot } from "../../lib/paths";
+import { PowerMeter } from "../../lib/power/meter";
+import { parseShaperSettings } from "../../lib/pulse/config";
+import { Shaper } from "../../lib/pulse/shaper";
+import { T0 } from "../helpers/containers";
 import { MAX_GAP, SequenceTracker } from "../../lib/bus/sequence";
 import { firedTotals, registerFired } from "../../lib/pulse/fired";
 
@@ -236,5 +247,81 @@ describe("fired counters for the reports", () => {
     a();
     b();
     assert.deepEqual(firedTotals(), {});
+  });
+});
+
+describe("reports: counters in named groups, each with room of its own", () => {
+  /** Every key a listener of this package can put in a report, per group: from the real parts that make them. */
+  function keysAListenerCanEmit(): Record<ReportGroup, string[]> {
+    const clock = new VirtualClock(T0);
+    const arrivals = new Arrivals(clock, { late: "fire", toLocal: () => undefined, emit: () => undefined });
+    arrivals.push([{ event: "e", payload: {}, seq: 1 }], T0, "r");
+    const client = { counters: { connects: 1, reconnects: 0, rejected: 0, frames: 0, events: 0, pings: 0, reports: 0 } } as unknown as ListenerTransport;
+    // A shaper with V and R set, after a pin went down and up: every fired_* key it has.
+    const parsed = parseShaperSettings({ width: 5, pinGuard: 0, measureEvery: 0, volts: 12, ohms: 6 });
+    assert.ok(parsed.ok);
+    const shaper = new Shaper(clock, parsed.settings, { edge: () => undefined, changed: () => undefined, failed: () => undefined });
+    shaper.take("proton_collision", {}, { at: T0 + 1 });
+    shaper.pinDown("stopped");
+    shaper.pinUp();
+    const fired = Object.fromEntries(Object.entries(shaper.fired()).map(([k, v]) => [`fired_${k}`, v]));
+    // A power meter that has had readings, a gap and a bad one: every measured_* key.
+    const meter = new PowerMeter();
+    meter.take(5, T0);
+    meter.take(-1, T0 + 1);
+    meter.take(5, T0 + 10_000);
+    const flat = { ...listenerReport(client, arrivals, fired), ...meter.counters(T0 + 10_001, true), lost_while_away: 0 };
+    const { groups } = reportGroups(flat, PROTOCOL);
+    return { counters: Object.keys(groups.counters), fired: Object.keys(groups.fired ?? {}), measured: Object.keys(groups.measured ?? {}) };
+  }
+
+  it("the keys a listener can emit stay under 80 % of each group's bound, and the bounds are the schema's", () => {
+    const keys = keysAListenerCanEmit();
+    const schema = JSON.parse(fs.readFileSync(path.join(packageRoot, "schemas", "bus-frame.schema.json"), "utf8")) as {
+      definitions: {
+        upstream: { allOf: Array<{ if: { properties: { type: { const: string } } }; then: { properties: Record<string, { maxProperties?: number }> } }> };
+      };
+    };
+    const report = schema.definitions.upstream.allOf.find((a) => a.if.properties.type.const === "report")!.then.properties;
+    for (const group of Object.keys(REPORT_GROUPS) as ReportGroup[]) {
+      assert.equal(report[group]?.maxProperties, REPORT_GROUPS[group], `the schema bounds ${group} as lib/bus/frames.ts does`);
+      assert.ok(
+        keys[group].length <= 0.8 * REPORT_GROUPS[group],
+        `${group}: ${keys[group].length} keys a listener can emit, within 20 % of the bound ${REPORT_GROUPS[group]}: give it room (a group of its own) before adding more: ${keys[group].join(", ")}`,
+      );
+      assert.ok(keys[group].length > 0, `${group}: the test found its keys`);
+    }
+  });
+
+  it("groups and cuts on the listener, flattens on the master; a group over its bound is 'too large', not abuse", () => {
+    const flat: Record<string, number> = { received: 3, fired_pulses: 2, measured_power_w: 1.5 };
+    for (let i = 0; i < 50; i++) flat[`fired_k${i}`] = i;
+    const v2 = reportGroups(flat, 2);
+    assert.equal(Object.keys(v2.groups.fired!).length, 40);
+    assert.equal(v2.dropped, 11, "51 fired keys into a group of 40");
+    assert.deepEqual(v2.groups.counters, { received: 3 });
+    assert.deepEqual(v2.groups.measured, { power_w: 1.5 });
+    const f = knownReport({ type: "report", name: "pi", ...v2.groups });
+    assert.equal(f.counters.fired_pulses, 2);
+    assert.equal(f.counters.measured_power_w, 1.5);
+    assert.equal(f.counters.received, 3);
+    // To a master of protocol 1: flat, at most 50.
+    const v1 = reportGroups(flat, 1);
+    assert.equal(Object.keys(v1.groups.counters).length, 50);
+    assert.equal(v1.groups.fired, undefined);
+    assert.equal(v1.dropped, 3, "53 counters, 50 of them taken");
+    // The master's decoder: a report with 41 fired counters is too large (counted), one with a bad key is rejected.
+    const big = decodeUpstream(
+      JSON.stringify({ type: "report", name: "pi", counters: {}, fired: Object.fromEntries(Array.from({ length: 41 }, (_, i) => [`k${i}`, i])) }),
+    );
+    assert.ok(!big.ok && big.tooLarge, JSON.stringify(big));
+    assert.match(big.ok ? "" : big.error, /^fired: 41 counters, over the 40/);
+    const bad = decodeUpstream(JSON.stringify({ type: "report", name: "pi", counters: { "a-b": 1 } }));
+    assert.ok(!bad.ok && !bad.tooLarge);
+    // An old listener's flat report of 51 counters is too large too, not abuse.
+    const old = decodeUpstream(
+      JSON.stringify({ type: "report", name: "pi", counters: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, i])) }),
+    );
+    assert.ok(!old.ok && old.tooLarge);
   });
 });

@@ -192,6 +192,7 @@ describe("lib/bus/upkeep: what every listener transport shares", () => {
       reports: 0,
       unmatched_pongs: 0,
       silent_closes: 0,
+      report_keys_dropped: 0,
     });
     assert.ok(l.sync.estimate(), "a pong and a batch's send time make an estimate");
     l.stop();
