@@ -36,17 +36,15 @@ module.exports = function (RED: RED) {
     const downPins = new Set<string>();
     const shaper = new Shaper(clock, s, {
       edge: (edge) => {
-        trace.edge(edge.sent, edge.level);
+        // The scope draws what reached a pin: nothing while its helper is down.
+        if (!shaper.pinIsDown) trace.edge(edge.sent, edge.level);
         deliver({ topic: edge.origin.event, payload: edge.level, sqi: withEdge(edge.origin.sqi, edge) });
       },
       changed: () => status.soon(),
       failed: (e) => node.error(`pulse-shaper: ${e.message}`),
     });
     const status = new StatusTicker(clock, node, () => shaper.status());
-    const trace = scope.addShaper(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => ({
-      ...shaper.output.counters,
-      ...shaper.counts,
-    }));
+    const trace = scope.addShaper(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => shaper.reached());
 
     /**
      * Hands an edge straight to the nodes wired to the first output, in this call (see the

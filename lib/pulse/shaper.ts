@@ -65,11 +65,15 @@ export class Shaper {
       s.limits,
       pwm,
       (edge) => {
-        this.measure.edge(edge);
+        // An edge planned while the pin's helper is down reaches no pin: not measured (the
+        // measurements, the scope, the status and the reports all say what reached a pin).
+        if (!this.pins.pinDown) this.measure.edge(edge);
         hooks.edge(edge);
         hooks.changed();
       },
-      (p) => this.measure.pulse(p),
+      (p) => {
+        if (!this.pins.pinDown) this.measure.pulse(p);
+      },
     );
     this.trains = new TrainPlanner(s.limits, pwm);
   }
@@ -187,6 +191,21 @@ export class Shaper {
     return { ...this.output.counters, ...this.counts, queued: this.output.queued };
   }
 
+  /**
+   * The counters as they concern a pin: the output's held where they were while the pin's
+   * helper was down, and `unfired_pulses` for what was planned meanwhile. What the measurements
+   * output, the SQI scope and the status show (the reports carry the same as fired_*).
+   */
+  reached(): Record<string, number> {
+    const { on_time_ms: _total, energy_j: _energy, ...fired } = this.fired();
+    return { ...this.counters(), ...fired };
+  }
+
+  /** Whether the pin's helper is down now (nothing planned reaches a pin). */
+  get pinIsDown(): boolean {
+    return this.pins.pinDown;
+  }
+
   /** What the pins got, for the bus's reports: the output's counters and the on-time. */
   fired(): Record<string, number> {
     return this.pins.fired(this.firedNow());
@@ -220,7 +239,7 @@ export class Shaper {
   /** The measurements since the last report (msg.measure, or every measureEvery s). */
   report(): Record<string, unknown> {
     const now = this.clock.now();
-    const payload: Record<string, unknown> = this.measure.report(now, this.counters());
+    const payload: Record<string, unknown> = this.measure.report(now, this.reached());
     const r = this.reported;
     if (r.events > 0) {
       const seconds = Math.max(1e-3, (now - r.at) / 1000);

@@ -3,6 +3,8 @@
 // another node's helper, and the pin stays where the helper left it. It notices the wired
 // node's red status: stops handing it edges (each would be an error), stops counting what it
 // plans as fired (unfired_pulses instead), shows it in its status and says so once in the log.
+// The four places that say what fired agree: the reports (fired_*), the measurements output,
+// the SQI scope (its counters and the edges it draws) and the status.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -19,6 +21,7 @@ Object.assign(process.env, gpio.env);
 
 const { helper, lastStatus, record, settle } = require("../helpers/red") as typeof import("../helpers/red");
 const { firedTotals } = require("../../lib/pulse/fired") as typeof import("../../lib/pulse/fired");
+const { scope } = require("../../lib/scope") as typeof import("../../lib/scope");
 const piGpio = require("node-red-node-pi-gpio/36-rpi-gpio.js");
 const pulseShaper = require("../../nodes/pulse-shaper");
 
@@ -38,12 +41,20 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
           width: 40,
           ...SHAPER_DEFAULTS,
           rows: [],
-          wires: [["pin"], []],
+          measureEvery: 0.5,
+          wires: [["pin"], ["m"]],
         },
         { id: "pin", z: "f", type: "rpi-gpio out", pin: "25", set: true, level: "0", out: "out", bcm: true, wires: [] },
+        { id: "m", z: "f", type: "helper" },
       ],
     );
-    const shaper = record("ps");
+    const shaper = record("ps", "m");
+    /** The shaper in the SQI scope now: its counters, and the rising edges it draws in its 2 s window. */
+    const inScope = () => {
+      const t = scope.snapshot(Date.now()).shapers.find((x) => x.id === "ps")!;
+      return { counters: t.counters, rises: t.edges.filter(([, v]) => v > 0).length };
+    };
+    const lastMeasured = () => shaper.messages[shaper.messages.length - 1]?.payload as Record<string, number> | undefined;
     const pinErrors: string[] = [];
     const pinNode = helper.getNode("pin");
     pinNode.on("call:error", (c: { args: unknown[] }) => pinErrors.push(String(c.args[0])));
@@ -66,8 +77,13 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
         await new Promise((r) => setTimeout(r, 15));
         const firedBefore = firedTotals().fired_pulses ?? 0;
         process.kill((pinNode as unknown as { child: { pid: number } }).child.pid, "SIGKILL");
-        await new Promise((r) => setTimeout(r, 1500));
+        await new Promise((r) => setTimeout(r, 2500));
+        // Events stop, the queue empties, and a measurement is sent after that: all four are read at rest.
+        clearInterval(beat);
+        await new Promise((r) => setTimeout(r, 1200));
         const after = firedTotals();
+        const measured = lastMeasured()!;
+        const seen = inScope();
         const recs = parsePinLog(fs.readFileSync(pinLog, "utf8")).filter((r) => r.pin === 25 && r.event === undefined);
         t.diagnostic(
           `fired before the kill ${firedBefore}, after ${after.fired_pulses} (unfired ${after.fired_unfired_pulses}); the pin's last level ${recs[recs.length - 1]?.value}; shaper status "${lastStatus(shaper)}"`,
@@ -77,6 +93,17 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
         assert.match(lastStatus(shaper), /^pin stopped: nothing fired$/);
         assert.equal(shaper.errors.filter((e) => e.includes("its helper is not running")).length, 1, "said once in the log");
         assert.deepEqual(pinErrors, [], "no edges handed to a dead helper (each would be an error)");
+        // The measurements output says the same as the reports: pulses held, unfired counted, nothing measured since.
+        t.diagnostic(
+          `measurements: pulses ${measured.pulses}, unfired ${measured.unfired_pulses}, rate ${measured.rate_hz} Hz; scope: pulses ${seen.counters.pulses}, unfired ${seen.counters.unfired_pulses}, ${seen.rises} rises drawn`,
+        );
+        assert.equal(measured.pulses, after.fired_pulses, "the measurements output's pulses are the reports' fired_pulses");
+        assert.equal(measured.unfired_pulses, after.fired_unfired_pulses, "and its unfired_pulses theirs");
+        assert.equal(measured.rate_hz, 0, "no pulse measured in the last period: none reached a pin");
+        // The scope too: the same counters, and no edges drawn for the last 2 s.
+        assert.equal(seen.counters.pulses, after.fired_pulses);
+        assert.equal(seen.counters.unfired_pulses, after.fired_unfired_pulses);
+        assert.equal(seen.rises, 0, "the scope draws no pulse that reached no pin");
       } finally {
         clearInterval(beat);
       }
