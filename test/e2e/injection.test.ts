@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import type { Page } from "playwright-core";
 import { openBrowser, skipWithoutChromium, type Browser } from "../helpers/browser";
 import { startDemo, type Demo } from "../helpers/demo";
+import { SHAPER_DEFAULTS } from "../helpers/flows";
 import { freePort, waitFor } from "../helpers/processes";
 
 /** HTML that runs script when rendered: it records where it came from. */
@@ -32,17 +33,8 @@ function flow(busPort: number): unknown[] {
     z: "t",
     name,
     width: 5,
-    output: "digital",
-    unknown: "pulse",
-    late: "fire",
+    ...SHAPER_DEFAULTS,
     rows: [{ event: hostile("row event"), shape: "pulse", width: "3" }],
-    maxOn: 100,
-    maxDuty: 50,
-    dutyWindow: 1000,
-    minOff: 1,
-    maxRate: 500,
-    volts: "",
-    ohms: "",
     measureEvery: 1,
     x: 750,
     y: 100,
