@@ -159,7 +159,11 @@ export class MqttMaster extends MasterBase implements MasterTransport {
       return this.reject(who, `a frame over ${this.maxPayload} bytes`);
     }
     const decoded = decodeUpstream(text);
-    if (!decoded.ok && decoded.tooLarge) return this.tooLarge(who, decoded.error);
+    if (!decoded.ok && decoded.tooLarge) {
+      // Honest but too large: counted, within the rate of reports of its listener (or of all strangers).
+      const over = (this.listeners.get(who)?.limits ?? this.strangers).over("report", t1);
+      return over ? this.reject(who, over) : this.tooLarge(who, decoded.error);
+    }
     if (!decoded.ok) return this.reject(who, decoded.error);
     const f = decoded.frame;
     const expected = kind === "sync" ? "ping" : kind;

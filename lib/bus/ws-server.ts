@@ -352,7 +352,11 @@ export class BusServer extends MasterBase implements MasterTransport {
     const t1 = this.opts.clock.now();
     peer.alive = true;
     const decoded: Decoded<UpstreamFrame> = text === null ? { ok: false, error: "binary frames are not part of the protocol" } : decodeUpstream(text);
-    if (!decoded.ok && decoded.tooLarge) return this.tooLarge(peer.name ?? peer.remote, decoded.error);
+    // Too large but honest: counted, never held against the listener, within its rate of reports.
+    if (!decoded.ok && decoded.tooLarge) {
+      const over = peer.limits.over("report", t1);
+      return over ? this.reject(peer, over) : this.tooLarge(peer.name ?? peer.remote, decoded.error);
+    }
     if (!decoded.ok) return this.reject(peer, decoded.error);
     const f = decoded.frame;
     // A listener is who it said hello as (or first reported as): it cannot report for another.

@@ -182,7 +182,7 @@ export class Player {
   private multi: { phases: Phases; settings: CloneSettings; aggregate: boolean } | undefined;
   /** Whether the container's size alone (clones x glyphs over MAX_EACH_EVENTS) made the messages counted. */
   private countedForSize = false;
-  /** Messages made and not yet sent, sent in slices; and the generation they belong to. */
+  /** Messages made and not yet sent: sent in slices by drain(), dropped (counted skipped) by halt(). */
   private outbox: PlayedGlyph[] = [];
   private outHead = 0;
   /** When the current slice of sending began. */

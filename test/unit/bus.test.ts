@@ -318,6 +318,15 @@ describe("reports: counters in named groups, each with room of its own", () => {
     assert.match(big.ok ? "" : big.error, /^fired: 41 counters, over the 40/);
     const bad = decodeUpstream(JSON.stringify({ type: "report", name: "pi", counters: { "a-b": 1 } }));
     assert.ok(!bad.ok && !bad.tooLarge);
+    // Too large and otherwise wrong (a bad key, an unknown key): rejected as any bad frame, not "too large".
+    const fired41 = Object.fromEntries(Array.from({ length: 41 }, (_, i) => [`k${i}`, i]));
+    for (const f of [
+      { type: "report", name: "pi", counters: { "a-b": 1 }, fired: fired41 },
+      { type: "report", name: "pi", counters: {}, fired: fired41, admin: true },
+    ]) {
+      const d = decodeUpstream(JSON.stringify(f));
+      assert.ok(!d.ok && !d.tooLarge, JSON.stringify(d));
+    }
     // An old listener's flat report of 51 counters is too large too, not abuse.
     const old = decodeUpstream(
       JSON.stringify({ type: "report", name: "pi", counters: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, i])) }),
