@@ -3,6 +3,10 @@
 //  2. Drift: the player's emission times against their ideal schedule over a run of
 //     10 ms ticks, side by side with the anchor a Node-RED user has today, the core
 //     inject node's repeat, which is a plain setInterval.
+//  3. The event loop during a big tick: a 40,000-glyph tick every second, and how long a
+//     1 ms timer (a pulse's falling edge, the editor's request) waits behind it, against
+//     the anchor a Node-RED user has today: a function node sending the same messages in
+//     a loop (node.send in a for loop is one turn of the event loop).
 // Prints a table and ratios; never fails on timing (the machine is shared and noisy).
 
 import * as fs from "node:fs";
@@ -85,6 +89,69 @@ function setIntervalLateness(): Promise<number[]> {
   });
 }
 
+const BIG_TICK = 40_000;
+
+/** How late a 1 ms repeating timer fires (ms), each time, while `load` runs for `ms`. */
+function timerLag(ms: number, load: (stop: Promise<void>) => void): Promise<number[]> {
+  const lags: number[] = [];
+  let done!: () => void;
+  const stop = new Promise<void>((r) => (done = r));
+  // The load is set up first (building 40,000 glyphs is not what is measured), then timed.
+  load(stop);
+  let last = performance.now();
+  const h = setInterval(() => {
+    const now = performance.now();
+    lags.push(Math.max(0, now - last - 1));
+    last = now;
+  }, 1);
+  return new Promise((resolve) =>
+    setTimeout(() => {
+      clearInterval(h);
+      done();
+      resolve(lags);
+    }, ms),
+  );
+}
+
+/** A message's cost downstream: what Node-RED's send does for it (a clone and a queued delivery), roughly. */
+const deliver = (sink: unknown[]) => (m: unknown) => void sink.push(structuredClone(m));
+
+function bigTickPlayer(stop: Promise<void>): void {
+  const clock = new RealClock();
+  const sink: unknown[] = [];
+  const send = deliver(sink);
+  const glyphs = Array.from({ length: BIG_TICK }, () => ({ tick: 1, event: "proton_collision", payload: { n: 1 } }));
+  const p = new Player({
+    clock,
+    leadMs: 100,
+    onGlyph: (g) => {
+      send(g);
+      if (sink.length > 1000) sink.length = 0;
+    },
+  });
+  p.load({ container_id: "big", glyphs, loop: true, tick_interval_ms: 1000, metadata: { runtime_speed: "realtime" } });
+  // The first tick 100 ms after the timing begins, as for the anchor.
+  const t = setTimeout(() => p.start(), 100);
+  void stop.then(() => (clearTimeout(t), p.dispose()));
+}
+
+function bigTickFunctionNode(stop: Promise<void>): void {
+  const sink: unknown[] = [];
+  const send = deliver(sink);
+  const once = (): void => {
+    for (let i = 0; i < BIG_TICK; i++) {
+      send({ topic: "proton_collision", payload: { n: 1 } });
+      if (sink.length > 1000) sink.length = 0;
+    }
+  };
+  let h: NodeJS.Timeout | undefined;
+  const t = setTimeout(() => {
+    once();
+    h = setInterval(once, 1000);
+  }, 100);
+  void stop.then(() => (clearTimeout(t), clearInterval(h)));
+}
+
 async function main(): Promise<void> {
   const loads = (await loadTime()).sort((a, b) => a - b);
   process.stdout.write(
@@ -107,6 +174,18 @@ async function main(): Promise<void> {
     `\nend drift as a share of the run: player ${pct(ours.drift)}, anchor ${pct(anchor.drift)} (anchor/player >= ${ratio.toFixed(0)}x)\n` +
       `events delivered: player ${ours.n}, anchor ${anchor.n} of ${Math.floor(RUN_MS / PERIOD_MS)} due\n`,
   );
+
+  const lagMs = Math.min(RUN_MS, 5000);
+  const sliced = stats(await timerLag(lagMs, bigTickPlayer));
+  const loop = stats(await timerLag(lagMs, bigTickFunctionNode));
+  process.stdout.write(
+    `\nthe event loop during a ${BIG_TICK.toLocaleString("en")}-glyph tick every second, for ${lagMs / 1000} s: how late a 1 ms timer fires (ms)\n`,
+  );
+  process.stdout.write(`${"".padEnd(34)} ${"timers".padStart(6)} ${"median".padStart(8)} ${"p99".padStart(8)} ${"max".padStart(8)}\n`);
+  const lagRow = (name: string, x: ReturnType<typeof stats>) =>
+    `${name.padEnd(34)} ${String(x.n).padStart(6)} ${x.median.toFixed(2).padStart(8)} ${x.p99.toFixed(2).padStart(8)} ${x.max.toFixed(2).padStart(8)}`;
+  process.stdout.write(`${lagRow("dc-container player (slices)", sliced)}\n${lagRow("anchor: function node, send loop", loop)}\n`);
+  process.stdout.write(`longest wait: anchor/player ${(loop.max / Math.max(0.1, sliced.max)).toFixed(1)}x\n`);
 }
 
 void main();
