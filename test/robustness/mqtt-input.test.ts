@@ -11,15 +11,14 @@ import mqtt from "mqtt";
 import { realClock } from "../../lib/clock";
 import { newRunId, type ReportFrame } from "../../lib/bus/frames";
 import { MqttMaster } from "../../lib/bus/mqtt-master";
-import { mosquittoPath, startBroker } from "../../scripts/mosquitto";
+import { startBroker } from "../../scripts/mosquitto";
+import { skipWithoutMosquitto } from "../helpers/mosquitto";
 import { freePort, killAll, waitFor } from "../helpers/processes";
 
-const installed = mosquittoPath() !== undefined;
-if (!installed && process.env.SQI_CI) throw new Error("mosquitto is missing under .ci/run: it must install it (apt-get install -y mosquitto)");
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-mqtt-hostile-"));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-describe("the MQTT master against a hostile client of the broker", { skip: !installed && "mosquitto is not installed (apt-get install -y mosquitto)" }, () => {
+describe("the MQTT master against a hostile client of the broker", { skip: skipWithoutMosquitto }, () => {
   it("hello names are capped, foreign keys, deep values, other names and floods are rejected and counted", async () => {
     const broker = await startBroker({ dir: path.join(dir, "b"), port: await freePort() });
     const reports: ReportFrame[] = [];

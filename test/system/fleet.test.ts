@@ -15,7 +15,8 @@ import { after, describe, it } from "node:test";
 import { cpuSeconds, rssMb } from "../../bench/proc";
 import { mqttBus, startMaster, wsBus, type MasterHandle } from "../../scripts/bare-master";
 import { startFleet, type FleetHandle, type MergedStats } from "../../scripts/fleet";
-import { mosquittoPath, startBridgedBrokers, type Broker } from "../../scripts/mosquitto";
+import { startBridgedBrokers, type Broker } from "../../scripts/mosquitto";
+import { skipWithoutMosquitto } from "../helpers/mosquitto";
 import { freePort, waitFor } from "../helpers/processes";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-fleet-"));
@@ -24,9 +25,6 @@ after(async () => {
   for (const stop of stops.reverse()) await stop().catch(() => undefined);
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-const installed = mosquittoPath() !== undefined;
-if (!installed && process.env.SQI_CI) throw new Error("mosquitto is missing under .ci/run: it must install it (apt-get install -y mosquitto)");
 
 /** Plays `rate` events/s for `seconds` and waits for them to arrive; the events sent. */
 async function play(master: MasterHandle, rate: number, seconds: number): Promise<number> {
@@ -107,7 +105,7 @@ describe("1,000 listeners: the master's reconnect storm", () => {
   });
 });
 
-describe("two Mosquittos bridged: the master on one, half the listeners on each", { skip: !installed && "mosquitto is not installed" }, () => {
+describe("two Mosquittos bridged: the master on one, half the listeners on each", { skip: skipWithoutMosquitto }, () => {
   it("every event is delivered or counted, and clock sync works across the bridge", async (t) => {
     const N = 100;
     let brokers: [Broker, Broker] | undefined;

@@ -18,18 +18,13 @@ import { MqttMaster } from "../../lib/bus/mqtt-master";
 import { packageRoot } from "../../lib/paths";
 import { startCluster } from "../../scripts/cluster";
 import { parsePinLog } from "../../scripts/gpio-sim";
-import { mosquittoPath, startBroker, type Broker } from "../../scripts/mosquitto";
+import { startBroker, type Broker } from "../../scripts/mosquitto";
+import { skipWithoutMosquitto } from "../helpers/mosquitto";
 import { freePort, freePortRange, killAll, waitFor } from "../helpers/processes";
 import { helper, lastStatus, record, settle } from "../helpers/red";
 
 const sqiBus = require("../../nodes/sqi-bus");
 const sqiEventBus = require("../../nodes/sqi-event-bus");
-
-const installed = mosquittoPath() !== undefined;
-if (!installed && process.env.SQI_CI) throw new Error("mosquitto is missing under .ci/run: it must install it (apt-get install -y mosquitto)");
-if (!installed) {
-  process.stderr.write("\n!!! MQTT tests SKIPPED: mosquitto is not installed. Install it with: sudo apt-get install -y mosquitto\n\n");
-}
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-mqtt-"));
 let open: Broker | undefined;
@@ -65,7 +60,7 @@ function listener(broker: Broker, name: string, extra: Partial<MqttSettings> = {
   return { l, got, arrivedLate };
 }
 
-describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: installed ? false : "mosquitto is not installed (sudo apt-get install -y mosquitto)" }, () => {
+describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: skipWithoutMosquitto }, () => {
   before(async () => {
     open = await startBroker({ dir: path.join(dir, "open"), port: await freePort() });
     secured = await startBroker({ dir: path.join(dir, "secured"), port: await freePort(), users: { pi: "right-password" } });

@@ -6,13 +6,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { mosquittoPath } from "../../scripts/mosquitto";
+import { skipWithoutMosquitto } from "../helpers/mosquitto";
 import { checkSumAgainstPins, startPowerCluster, type PowerCluster } from "../helpers/power";
 
-const installed = mosquittoPath() !== undefined;
-if (!installed && process.env.SQI_CI) throw new Error("mosquitto is missing under .ci/run: it must install it (apt-get install -y mosquitto)");
-
-describe("measured power from three Pis over MQTT", { skip: installed ? false : "mosquitto is not installed (sudo apt-get install -y mosquitto)" }, () => {
+describe("measured power from three Pis over MQTT", { skip: skipWithoutMosquitto }, () => {
   it("the master's sum is the pin logs' on-time x V/R, within 2 %", async (t) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-power-mqtt-"));
     let p: PowerCluster | undefined;
