@@ -121,6 +121,13 @@ export interface Stalls {
   node: number;
   /** rpi-gpio out's helper took an edge more than HELPER_STALL_MS after it was handed on. */
   helper: number;
+  /**
+   * Edges with evidence of a delay after the shaper planned them: a Node-RED stall, a helper
+   * stall, or the whole way from plan to pin longer than the pin guard the shaper keeps inside
+   * every limit (jitter in Node-RED and in the helper that adds up past it). A violation at the
+   * pin is accepted only beside such an edge; only a driver that times the fall itself can do better.
+   */
+  evidence: number;
   /** From hand-on to the pin, ms. */
   helperDelay: { p50: number; p99: number; max: number };
 }
@@ -157,13 +164,10 @@ export function assertNeverLonger(run: PinRun, what: string, maxOnMs: number): v
       `${what}: pin ${seen.pin}: handed on, no pulse over ${maxOnMs} + 2 ms but where Node-RED stalled (${over(sent)} over, widest ${sent.widthMs!.max} ms)\n${run.text}`,
     );
     assert.ok(
-      over(seen) <= stalls.node + stalls.helper,
+      over(seen) <= stalls.evidence,
       `${what}: pin ${seen.pin}: at the pin, no pulse over ${maxOnMs} + 2 ms but where a process stalled (${over(seen)} over, widest ${seen.widthMs.max} ms)\n${run.text}`,
     );
-    assert.ok(
-      violationCount(seen) <= 2 * (stalls.node + stalls.helper),
-      `${what}: pin ${seen.pin} within the limits, but where a process stalled\n${run.text}`,
-    );
+    assert.ok(violationCount(seen) <= 2 * stalls.evidence, `${what}: pin ${seen.pin} within the limits, but where a process stalled\n${run.text}`);
   }
 }
 
@@ -211,7 +215,7 @@ export async function runAndAudit(
       "stalls (the evidence for any violation above):",
       ...[...stalls].map(
         ([pin, x]) =>
-          `  pin ${pin}: ${x.node} of ${x.edges} edges late in Node-RED (handed on > ${NODE_STALL_MS} ms after chosen, or timer > ${TIMER_STALL_MS} ms late); ${x.helper} taken by the GPIO helper > ${HELPER_STALL_MS} ms after hand-on (p50 ${x.helperDelay.p50.toFixed(3)} / p99 ${x.helperDelay.p99.toFixed(3)} / max ${x.helperDelay.max.toFixed(3)} ms)`,
+          `  pin ${pin}: ${x.node} of ${x.edges} edges late in Node-RED (handed on > ${NODE_STALL_MS} ms after chosen, or timer > ${TIMER_STALL_MS} ms late); ${x.helper} taken by the GPIO helper > ${HELPER_STALL_MS} ms after hand-on (p50 ${x.helperDelay.p50.toFixed(3)} / p99 ${x.helperDelay.p99.toFixed(3)} / max ${x.helperDelay.max.toFixed(3)} ms); ${x.evidence} with a delay after the plan (either, or plan to pin > ${PIN_GUARD_MS} ms, the pin guard)`,
       ),
     ].join("\n");
     return { pins: pins.audits, arrivals: arrivals.audits, stalls, text };
@@ -271,10 +275,12 @@ function countStalls(pinLog: string, arrivalLog: string): Map<number, Stalls> {
     const n = Math.min(changes.length, sent.length);
     const d = Array.from({ length: n }, (_, i) => changes[i]!.t - sent[i]!.t);
     const sorted = [...d].sort((a, b) => a - b);
+    const nodeStall = (r: TapRecord) => r.t - r.sent > NODE_STALL_MS || r.sent - r.planned > TIMER_STALL_MS;
     out.set(pin, {
       edges: sent.length,
-      node: sent.filter((r) => r.t - r.sent > NODE_STALL_MS || r.sent - r.planned > TIMER_STALL_MS).length,
+      node: sent.filter(nodeStall).length,
       helper: d.filter((x) => x > HELPER_STALL_MS).length,
+      evidence: sent.filter((r, i) => nodeStall(r) || (i < n && (d[i]! > HELPER_STALL_MS || changes[i]!.t - r.planned > PIN_GUARD_MS))).length,
       helperDelay: n
         ? { p50: sorted[Math.floor(n / 2)]!, p99: sorted[Math.min(n - 1, Math.floor(n * 0.99))]!, max: sorted[n - 1]! }
         : { p50: NaN, p99: NaN, max: NaN },
