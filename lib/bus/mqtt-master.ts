@@ -59,10 +59,7 @@ export class MqttMaster extends MasterBase implements MasterTransport {
   }
 
   protected get listenerCount(): number {
-    let n = 0;
-    const now = this.opts.clock.now();
-    for (const l of this.listeners.values()) if (listed(l, now)) n++;
-    return n;
+    return this.listeners.size;
   }
 
   /** Connects to the broker; resolves at once (the status tells how it goes). */
@@ -95,8 +92,7 @@ export class MqttMaster extends MasterBase implements MasterTransport {
   }
 
   get clients(): ListenerInfo[] {
-    const now = this.opts.clock.now();
-    return [...this.listeners.values()].filter((l) => listed(l, now)).map((l) => ({ name: l.name, remote: "mqtt", hello: true }));
+    return [...this.listeners.values()].map((l) => ({ name: l.name, remote: "mqtt", hello: true }));
   }
 
   protected broadcast(s: Serialised, sent: number): void {
@@ -115,6 +111,7 @@ export class MqttMaster extends MasterBase implements MasterTransport {
 
   close(): Promise<void> {
     this.opts.clock.clearTimer(this.goodbyeTimer);
+    this.goodbyeTimer = undefined;
     const c = this.conn?.client;
     return new Promise((resolve) => {
       if (!c?.connected) {
@@ -149,8 +146,7 @@ export class MqttMaster extends MasterBase implements MasterTransport {
       const l = this.listeners.get(who);
       if (l && l.gone === undefined) {
         l.gone = t1;
-        this.opts.clock.clearTimer(this.goodbyeTimer);
-        this.goodbyeTimer = this.opts.clock.setTimer(() => this.opts.onChange?.(), GOODBYE_GRACE_MS);
+        this.goodbyeTimer ??= this.opts.clock.setTimer(() => this.sweepGone(), GOODBYE_GRACE_MS);
       }
       return;
     }
@@ -178,8 +174,7 @@ export class MqttMaster extends MasterBase implements MasterTransport {
     if (!l) {
       const max = this.opts.maxClients ?? DEFAULT_MAX_CLIENTS;
       // A listener that went away without its will (a broker that lost it) is forgotten once silent for a minute.
-      if (this.listeners.size >= max)
-        for (const [k, x] of this.listeners) if (x.heard < t1 - SILENT_MS || (x.gone !== undefined && x.gone < t1 - SILENT_MS)) this.listeners.delete(k);
+      if (this.listeners.size >= max) for (const [k, x] of this.listeners) if (x.heard < t1 - SILENT_MS) this.listeners.delete(k);
       if (this.listeners.size >= max) {
         this.counters.refused_full++;
         return this.note(`ignored the hello of ${who}: ${max} listeners are known`);
@@ -194,19 +189,28 @@ export class MqttMaster extends MasterBase implements MasterTransport {
     l.heard = t1;
     if (l.gone !== undefined) {
       // It said goodbye (or someone said so for it) and speaks on: it is here. A new hello is a return.
-      if (f.type !== "hello" && t1 - l.gone < GOODBYE_GRACE_MS) this.counters.goodbyes_overruled++;
+      if (f.type !== "hello") this.counters.goodbyes_overruled++;
       l.gone = undefined;
       this.opts.onChange?.();
     }
+  }
+
+  /** Takes off the list every listener that said goodbye GOODBYE_GRACE_MS ago and has not spoken since. */
+  private sweepGone(): void {
+    this.goodbyeTimer = undefined;
+    const now = this.opts.clock.now();
+    let waiting = false;
+    for (const [k, l] of this.listeners) {
+      if (l.gone === undefined) continue;
+      if (now - l.gone >= GOODBYE_GRACE_MS) this.listeners.delete(k);
+      else waiting = true;
+    }
+    if (waiting) this.goodbyeTimer = this.opts.clock.setTimer(() => this.sweepGone(), GOODBYE_GRACE_MS);
+    this.opts.onChange?.();
   }
 
   private reject(who: string, why: string): void {
     this.counters.rejected++;
     this.note(`rejected a frame from ${who || "?"}: ${why}`);
   }
-}
-
-/** Whether a listener is on the list now: no goodbye, or one it has not yet stayed silent after for GOODBYE_GRACE_MS. */
-function listed(l: { gone?: number }, now: number): boolean {
-  return l.gone === undefined || now - l.gone < GOODBYE_GRACE_MS;
 }
