@@ -216,11 +216,10 @@ describe("no string from a flow, a container, a listener or the runtime runs as 
     await page.hover("#menu-item-view-menu");
     await page.click("#menu-item-view-menu-debug").catch(() => undefined);
     await page.locator(".red-ui-debug-msg").first().waitFor({ timeout: 20_000 });
-    // Every node's panel, opened and cancelled; every port hovered for its label.
-    const nodes = page.locator("g.red-ui-flow-node-group");
-    const count = await nodes.count();
-    for (let i = 0; i < count; i++) {
-      await nodes.nth(i).locator("rect.red-ui-flow-node").first().dblclick({ force: true });
+    // Every node's panel, opened and cancelled (what a double-click does; the long labels put
+    // some nodes off the canvas's view); every port hovered for its label.
+    for (const id of ["inline", "missing", "filter", "local", "master", "listen", "pishaper", "dbg"]) {
+      await page.evaluate(`RED.editor.edit(RED.nodes.node(${JSON.stringify(id)}))`);
       await page.locator("#node-dialog-cancel").waitFor({ state: "visible", timeout: 10_000 });
       await page.waitForTimeout(300);
       await page.click("#node-dialog-cancel");
