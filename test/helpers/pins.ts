@@ -119,6 +119,12 @@ export interface Stalls {
   edges: number;
   /** Node-RED itself stalled: an edge handed on more than NODE_STALL_MS after its timer chose it, or its timer fired more than TIMER_STALL_MS late. */
   node: number;
+  /**
+   * Edges Node-RED delayed past what the shaper's pin guard absorbs: a stall as above, or handed
+   * on more than PIN_GUARD_MS after its plan (a timer 1.4 ms late is no stall, but it eats the
+   * guard). A violation in what the shaper handed on is accepted only beside such an edge.
+   */
+  nodeEvidence: number;
   /** rpi-gpio out's helper took an edge more than HELPER_STALL_MS after it was handed on. */
   helper: number;
   /**
@@ -160,7 +166,7 @@ export function assertNeverLonger(run: PinRun, what: string, maxOnMs: number): v
     assert.ok(seen.widthMs, `${what}: pin ${seen.pin} pulsed\n${run.text}`);
     const over = (a: typeof seen) => a.widthList.filter((w) => w > maxOnMs + 2).length;
     assert.ok(
-      over(sent) <= stalls.node,
+      over(sent) <= stalls.nodeEvidence,
       `${what}: pin ${seen.pin}: handed on, no pulse over ${maxOnMs} + 2 ms but where Node-RED stalled (${over(sent)} over, widest ${sent.widthMs!.max} ms)\n${run.text}`,
     );
     assert.ok(
@@ -215,7 +221,7 @@ export async function runAndAudit(
       "stalls (the evidence for any violation above):",
       ...[...stalls].map(
         ([pin, x]) =>
-          `  pin ${pin}: ${x.node} of ${x.edges} edges late in Node-RED (handed on > ${NODE_STALL_MS} ms after chosen, or timer > ${TIMER_STALL_MS} ms late); ${x.helper} taken by the GPIO helper > ${HELPER_STALL_MS} ms after hand-on (p50 ${x.helperDelay.p50.toFixed(3)} / p99 ${x.helperDelay.p99.toFixed(3)} / max ${x.helperDelay.max.toFixed(3)} ms); ${x.evidence} with a delay after the plan (either, or plan to pin > ${PIN_GUARD_MS} ms, the pin guard)`,
+          `  pin ${pin}: ${x.node} of ${x.edges} edges late in Node-RED (handed on > ${NODE_STALL_MS} ms after chosen, or timer > ${TIMER_STALL_MS} ms late), ${x.nodeEvidence} handed on > ${PIN_GUARD_MS} ms after their plan; ${x.helper} taken by the GPIO helper > ${HELPER_STALL_MS} ms after hand-on (p50 ${x.helperDelay.p50.toFixed(3)} / p99 ${x.helperDelay.p99.toFixed(3)} / max ${x.helperDelay.max.toFixed(3)} ms); ${x.evidence} with a delay after the plan (either, or plan to pin > ${PIN_GUARD_MS} ms, the pin guard)`,
       ),
     ].join("\n");
     return { pins: pins.audits, arrivals: arrivals.audits, stalls, text };
@@ -279,6 +285,7 @@ function countStalls(pinLog: string, arrivalLog: string): Map<number, Stalls> {
     out.set(pin, {
       edges: sent.length,
       node: sent.filter(nodeStall).length,
+      nodeEvidence: sent.filter((r) => nodeStall(r) || r.t - r.planned > PIN_GUARD_MS).length,
       helper: d.filter((x) => x > HELPER_STALL_MS).length,
       evidence: sent.filter((r, i) => nodeStall(r) || (i < n && (d[i]! > HELPER_STALL_MS || changes[i]!.t - r.planned > PIN_GUARD_MS))).length,
       helperDelay: n

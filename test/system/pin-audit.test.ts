@@ -39,7 +39,10 @@ function assertAtPin(run: PinRun, pinsWanted: readonly number[], minEdges = 100)
     assert.ok(sent && seen && stalls, `${what} was audited\n${run.text}`);
     // Enough edges that the 1 % allowance means something, so an idle pin cannot pass.
     assert.ok(seen.edges >= minEdges, `${what}: ${seen.edges} edges at the pin, expected at least ${minEdges}\n${run.text}`);
-    assert.ok(violationCount(sent) <= 2 * stalls.node, `${what}: handed to rpi-gpio out within every limit, but where Node-RED stalled\n${run.text}`);
+    assert.ok(
+      violationCount(sent) <= 2 * stalls.nodeEvidence,
+      `${what}: handed to rpi-gpio out within every limit, but where Node-RED delayed an edge past the pin guard\n${run.text}`,
+    );
     assert.ok(
       violationCount(seen) <= 2 * stalls.evidence,
       `${what}: at the pin within the allowance, but where an edge was delayed after its plan\n${run.text}`,
