@@ -38,13 +38,25 @@ module.exports = function (RED: RED) {
       edge: (edge) => {
         // The scope draws what reached a pin: nothing while its helper is down.
         if (!shaper.pinIsDown) trace.edge(edge.sent, edge.level);
-        deliver({ topic: edge.origin.event, payload: edge.level, sqi: withEdge(edge.origin.sqi, edge) });
+        // Whole pulses: pulse-out times the fall itself; a fall sent is a "low now" (a stop).
+        if (edge.driven) return;
+        const payload = s.wholePulses ? (edge.level > 0 ? { on_ms: edge.width } : 0) : edge.level;
+        deliver({ topic: edge.origin.event, payload, sqi: withEdge(edge.origin.sqi, edge) });
       },
       changed: () => status.soon(),
       failed: (e) => node.error(`pulse-shaper: ${e.message}`),
     });
     const status = new StatusTicker(clock, node, () => shaper.status());
     const trace = scope.addShaper(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => shaper.reached());
+
+    /**
+     * Whole pulses: a stop reaches the driver whether or not a pulse is on here (the driver may
+     * still hold one back for its own off-time), so it drops what it holds. `sent`: whether the
+     * stop already sent a falling edge.
+     */
+    function lowNow(sent: boolean): void {
+      if (s.wholePulses && !sent) deliver({ topic: "stop", payload: 0, sqi: withEdge(undefined, { level: 0, planned: clock.now(), sent: clock.now() }) });
+    }
 
     /**
      * Hands an edge straight to the nodes wired to the first output, in this call (see the
@@ -77,7 +89,7 @@ module.exports = function (RED: RED) {
         closing = n;
         try {
           // Low now; this shaper stays usable if only the wired node is redeployed (its own close closes it).
-          shaper.output.stop();
+          lowNow(shaper.output.stop());
         } finally {
           closing = undefined;
         }
@@ -91,30 +103,31 @@ module.exports = function (RED: RED) {
       every(clock, s.measureEveryMs, report),
       hooks.onFlowsStopping((ev) => {
         const effect = deployEffect(ev, node, downstream);
-        if (effect === "close") shaper.close();
+        if (effect === "close") lowNow(shaper.close());
         // Only a node this one drives is redeployed: low now, and this shaper goes on afterwards.
-        else if (effect === "stop") shaper.output.stop();
+        else if (effect === "stop") lowNow(shaper.output.stop());
       }),
       registerFired(() => shaper.fired()),
-      // rpi-gpio out shows a red status when its helper process has died (or never ran): edges
+      // rpi-gpio out (and pulse-out) shows a red status when its helper process has died (or never ran): edges
       // sent to it then go nowhere, and the pin stays where the helper left it (maybe high: the
       // hardware's pull-down and a fuse or a monostable are the guard for that). This shaper stops
       // handing it edges, stops counting what it plans as fired, says so in its status and, once,
       // in the log. A new helper (a redeploy of the pin) shows another status, and counting goes on.
       hooks.watchStatus(downstream, (st, id) => {
         // Looked up now: the wired nodes may be created after this one.
-        if (RED.nodes.getNode(id)?.type !== "rpi-gpio out") return;
+        const type = RED.nodes.getNode(id)?.type;
+        if (type !== "rpi-gpio out" && type !== "pulse-out") return;
         if (st.fill === "red") downPins.add(id);
         else downPins.delete(id);
         // Its status text is a message key ("rpi-gpio.status.stopped"): the last word says it.
         const said = String(st.text ?? "").replace(/^rpi-gpio\.status\./, "") || "failed";
         if (st.fill === "red" && shaper.pinDown(said)) {
           node.error(
-            `pulse-shaper: rpi-gpio out ${said}: its helper is not running; pulses are not counted as fired. The pin may be left where the helper left it: check the hardware guard (pull-down on the gate).`,
+            `pulse-shaper: ${type} ${said}: its helper is not running; pulses are not counted as fired. The pin may be left where the helper left it: check the hardware guard (pull-down on the gate).`,
           );
           status.now();
         } else if (downPins.size === 0 && shaper.pinUp()) {
-          node.log("pulse-shaper: rpi-gpio out runs again; pulses are counted as fired again");
+          node.log(`pulse-shaper: ${type} runs again; pulses are counted as fired again`);
           status.now();
         }
       }),
@@ -123,7 +136,7 @@ module.exports = function (RED: RED) {
     node.on("input", (msg, _send, done) => {
       try {
         if (msg.stop === true) {
-          shaper.stop();
+          lowNow(shaper.stop());
           status.now();
         } else if (msg.measure === true) report();
         else {
@@ -142,7 +155,7 @@ module.exports = function (RED: RED) {
       for (const g of closeGuarded.values()) g.undo();
       closeGuarded.clear();
       trace.remove();
-      shaper.close();
+      lowNow(shaper.close());
       status.stop();
       done();
     });

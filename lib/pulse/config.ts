@@ -12,6 +12,8 @@ export interface ShaperSettings {
   shape: ShapeConfig;
   limits: Limits;
   late: LatePolicy;
+  /** Output "pulses": whole pulses ({on_ms}) for pulse-out, which times each pulse's fall itself. Digital shapes. */
+  wholePulses: boolean;
   coil?: Coil;
   /** 0: only on request */
   measureEveryMs: number;
@@ -108,6 +110,7 @@ export function parseShaperSettings(def: Record<string, unknown>): { ok: true; s
     shape: { widthMs, output, unknown, rows, edgeSpacingMs: enforced(limits).spacing },
     limits,
     late,
+    wholePulses: def.output === "pulses",
     measureEveryMs,
   };
   if (volts !== undefined && ohms !== undefined) settings.coil = { volts, ohms };

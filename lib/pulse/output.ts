@@ -85,6 +85,13 @@ export interface Origin {
 export interface Edge {
   /** 1 or 0 on a digital output; the duty 0-100 on a PWM output. */
   level: number;
+  /**
+   * Whole pulses (a timed driver, pulse-out): on a rising edge, the pulse's width in ms, which the
+   * driver times itself. On the falling edge that ends such a pulse by its plan, `driven` is true:
+   * the driver makes it, nothing is to be sent.
+   */
+  width?: number;
+  driven?: boolean;
   /** When the edge was meant to happen (after the limits), on this output's clock. */
   planned: number;
   /** When it was sent. */
@@ -144,6 +151,12 @@ export class PulseOutput {
     private readonly pwm: boolean,
     private readonly onEdge: (edge: Edge) => void,
     private readonly onPulse?: (pulse: PulseRecord) => void,
+    /**
+     * Whole pulses: each rising edge carries its pulse's width, fixed when it is handed on (a
+     * driver times the fall), so a pulse that is on takes no more merges: what overlaps it waits
+     * for the minimum off-time after it.
+     */
+    private readonly whole = false,
   ) {
     this.scheduler = new EdgeScheduler(clock);
     ({ spacing: this.spacing, minGap: this.minGap, maxOn: this.maxOn, dutyBudget: this.dutyBudget } = enforced(limits));
@@ -221,8 +234,9 @@ export class PulseOutput {
   private insert(p: Pending): boolean {
     const q = this.queue;
     // Pulses that overlap or touch p merge with it; one that is merely too close is left to
-    // the minimum off-time at its rising edge. lo: the first pending pulse ending at or after p.start.
-    let lo = 0;
+    // the minimum off-time at its rising edge. lo: the first pending pulse ending at or after p.start
+    // (with whole pulses, not the one on now: its width was handed on).
+    let lo = this.whole && q[0]?.rise !== undefined ? 1 : 0;
     let hi = q.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
@@ -267,7 +281,8 @@ export class PulseOutput {
     }
     const due = next.rise === undefined ? next.start : next.end;
     // The falling edge of a pulse cut at its on-time or duty limit has no room to come late.
-    const hold = next.rise !== undefined && next.maxEnd !== undefined && next.end >= next.maxEnd - 1e-6;
+    // With whole pulses the driver times the fall: this timer only keeps the books.
+    const hold = !this.whole && next.rise !== undefined && next.maxEnd !== undefined && next.end >= next.maxEnd - 1e-6;
     if (this.scheduler.armedFor !== due) this.scheduler.at(due, () => this.fire(), hold);
   }
 
@@ -318,10 +333,15 @@ export class PulseOutput {
     p.rise = now;
     p.maxEnd = maxEnd;
     this.counters.edges++;
-    this.onEdge({ level: p.level, planned, sent: now, origin: p.origin });
-    // Handing the edge on can take a moment (the GPIO helper, woken by the write, may take the
-    // CPU): the pulse is at least `spacing` wide from when it was handed on.
-    p.end = Math.max(p.end, this.clock.now() + this.spacing);
+    if (this.whole) {
+      p.maxEnd = p.end; // handed on whole: nothing merges into it now
+      this.onEdge({ level: p.level, planned, sent: now, origin: p.origin, width: p.end - now });
+    } else {
+      this.onEdge({ level: p.level, planned, sent: now, origin: p.origin });
+      // Handing the edge on can take a moment (the GPIO helper, woken by the write, may take the
+      // CPU): the pulse is at least `spacing` wide from when it was handed on.
+      p.end = Math.max(p.end, this.clock.now() + this.spacing);
+    }
     this.arm();
   }
 
@@ -342,7 +362,7 @@ export class PulseOutput {
     while ((this.history[0]?.fall ?? horizon) < horizon) this.history.shift();
     this.counters.pulses++;
     this.counters.edges++;
-    this.onEdge({ level: 0, planned, sent: now, origin: p.origin });
+    this.onEdge({ level: 0, planned, sent: now, origin: p.origin, ...(this.whole && !cut ? { driven: true } : {}) });
     // The off-time and the duty count from when the falling edge was handed on, not decided.
     this.lastFall = record.fall = Math.max(now, this.clock.now());
     this.onPulse?.(record);

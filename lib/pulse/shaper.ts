@@ -74,6 +74,7 @@ export class Shaper {
       (p) => {
         if (!this.pins.pinDown) this.measure.pulse(p);
       },
+      s.wholePulses,
     );
     this.trains = new TrainPlanner(s.limits, pwm);
   }
@@ -126,16 +127,17 @@ export class Shaper {
   }
 
   /** msg.stop: what came before it is placed and counted, then the output goes low and everything pending is dropped; it goes on. */
-  stop(): void {
+  stop(): boolean {
     this.placeTrains();
-    this.output.stop();
+    const fell = this.output.stop();
     this.trains.reset();
+    return fell;
   }
 
-  /** The output goes low now and everything pending is dropped, for good (close, an error). */
-  close(): void {
+  /** The output goes low now and everything pending is dropped, for good (close, an error). Returns whether a falling edge was sent. */
+  close(): boolean {
     this.closed = true;
-    this.output.close();
+    return this.output.close();
   }
 
   /** After an error: low now and everything dropped, then on again. */
@@ -297,7 +299,7 @@ export class Shaper {
 
   /** The status before the first event. */
   ready(): StatusLine {
-    return { fill: "grey", shape: "ring", text: statusText("ready", [`${this.s.shape.widthMs} ms pulses`, this.s.shape.output]) };
+    return { fill: "grey", shape: "ring", text: statusText("ready", [`${this.s.shape.widthMs} ms pulses`, this.s.wholePulses ? "timed" : this.s.shape.output]) };
   }
 }
 
