@@ -33,7 +33,9 @@ module.exports = function (RED: RED) {
       state: (st) => {
         if (st.state === "down") node.error(`pulse-out: GPIO ${o.pin}: ${st.reason}`);
         else if (st.state === "ready")
-          node.log(`pulse-out: GPIO ${o.pin} on gpiochip${st.chip}${st.simulated ? " (SIMULATED lgpio)" : ""}, ${st.realtime ? "real-time priority" : "normal priority"}`);
+          node.log(
+            `pulse-out: GPIO ${o.pin} on gpiochip${st.chip}${st.simulated ? " (SIMULATED lgpio)" : ""}, ${st.realtime ? "real-time priority" : "normal priority"}`,
+          );
         status.now();
       },
       fired: () => status.soon(),

@@ -299,7 +299,11 @@ export class Shaper {
 
   /** The status before the first event. */
   ready(): StatusLine {
-    return { fill: "grey", shape: "ring", text: statusText("ready", [`${this.s.shape.widthMs} ms pulses`, this.s.wholePulses ? "timed" : this.s.shape.output]) };
+    return {
+      fill: "grey",
+      shape: "ring",
+      text: statusText("ready", [`${this.s.shape.widthMs} ms pulses`, this.s.wholePulses ? "timed" : this.s.shape.output]),
+    };
   }
 }
 

@@ -63,10 +63,7 @@ export interface TimedPinCounters {
   on_ms: number;
 }
 
-export type TimedPinState =
-  | { state: "starting" }
-  | { state: "ready"; chip: number; simulated: boolean; realtime: boolean }
-  | { state: "down"; reason: string };
+export type TimedPinState = { state: "starting" } | { state: "ready"; chip: number; simulated: boolean; realtime: boolean } | { state: "down"; reason: string };
 
 export interface FiredPulse {
   id: number;
@@ -272,7 +269,8 @@ export function parsePulseOutSettings(def: Record<string, unknown>): { ok: true;
     lateMs: num("late"),
     realtime: def.realtime !== false,
   };
-  if (1000 / options.maxEdgeRate >= options.maxOnMs) errors.push(`Maximum edge rate ${options.maxEdgeRate}/s leaves no pulse under the maximum on-time of ${options.maxOnMs} ms`);
+  if (1000 / options.maxEdgeRate >= options.maxOnMs)
+    errors.push(`Maximum edge rate ${options.maxEdgeRate}/s leaves no pulse under the maximum on-time of ${options.maxOnMs} ms`);
   return errors.length ? { ok: false, errors } : { ok: true, options };
 }
 
@@ -289,15 +287,25 @@ export function readPulseInput(msg: { payload?: unknown; stop?: unknown; sqi?: u
   if (typeof p === "object" && p !== null && !Array.isArray(p) && "on_ms" in p) {
     const on = (p as { on_ms: unknown }).on_ms;
     if (typeof on !== "number" || !Number.isFinite(on) || on <= 0 || on > PULSE_OUT_RULES.maxOn.max)
-      return { kind: "error", error: `msg.payload.on_ms must be a number of ms above 0 and up to ${PULSE_OUT_RULES.maxOn.max}, got ${JSON.stringify(on)?.slice(0, 40)}` };
+      return {
+        kind: "error",
+        error: `msg.payload.on_ms must be a number of ms above 0 and up to ${PULSE_OUT_RULES.maxOn.max}, got ${JSON.stringify(on)?.slice(0, 40)}`,
+      };
     const edge = (msg.sqi as { edge?: { planned?: unknown } } | undefined)?.edge;
     const planned = typeof edge === "object" && edge !== null ? edge.planned : undefined;
     const ago = typeof planned === "number" && Number.isFinite(planned) ? Math.min(Math.max(0, now - planned), 60_000) : 0;
     return { kind: "pulse", widthMs: on, agoMs: ago };
   }
-  const shown = typeof p === "string" ? JSON.stringify(p.slice(0, 40)) : typeof p === "object" ? (Array.isArray(p) ? "an array" : "an object without on_ms") : String(p);
+  const shown =
+    typeof p === "string"
+      ? JSON.stringify(p.slice(0, 40))
+      : typeof p === "object" && p !== null
+        ? Array.isArray(p)
+          ? "an array"
+          : "an object without on_ms"
+        : String(p);
   return {
     kind: "error",
-    error: `pulse-out takes msg.payload {on_ms: N} (a whole pulse) or 0 (low now), got ${shown}${p === 1 || p === true ? ": to drive it from a pulse-shaper, set the shaper's Output to \"timed pulses (pulse-out)\"" : ""}`,
+    error: `pulse-out takes msg.payload {on_ms: N} (a whole pulse) or 0 (low now), got ${shown}${p === 1 || p === true ? ': to drive it from a pulse-shaper, set the shaper\'s Output to "timed pulses (pulse-out)"' : ""}`,
   };
 }

@@ -126,13 +126,21 @@ describe("pulse-out's helper on the simulated lgpio", () => {
     const at = pulses(h.records());
     assert.equal(at.length, 3, `three pulses at the pin\n${JSON.stringify(at)}`);
     const widths = at.map(([r, f]) => f - r);
-    t.diagnostic(`widths at the pin ${widths.map((w) => w.toFixed(3)).join(", ")} ms; off-times ${at.slice(1).map(([r], i) => (r - at[i]![1]).toFixed(3)).join(", ")} ms`);
+    t.diagnostic(
+      `widths at the pin ${widths.map((w) => w.toFixed(3)).join(", ")} ms; off-times ${at
+        .slice(1)
+        .map(([r], i) => (r - at[i]![1]).toFixed(3))
+        .join(", ")} ms`,
+    );
     assert.ok(widths[0]! >= 4.9 && widths[1]! >= 4.9, "5 ms pulses are 5 ms");
     assert.ok(widths[1]! < widths[0]! + 2, "the delayed pulse is not widened");
     assert.ok(at[1]![0] - at[0]![1] >= 10, `the second waits out the 10 ms off-time: ${(at[1]![0] - at[0]![1]).toFixed(3)} ms`);
     assert.ok(widths[2]! <= 50, `10 s asked, at most 50 ms at the pin: ${widths[2]!.toFixed(3)} ms`);
     assert.ok(widths[2]! >= 50 - HELPER_GUARD_MS - 0.1, "cut at the maximum on-time less the helper's guard, not shorter");
-    assert.ok(h.lines.some((l) => /^fired 3 .* 1$/.test(l)), "the cut pulse is reported as clamped");
+    assert.ok(
+      h.lines.some((l) => /^fired 3 .* 1$/.test(l)),
+      "the cut pulse is reported as clamped",
+    );
     assert.ok(h.lines.includes("dropped 4 narrow"), "the 1 ms pulse is dropped as narrow");
     assert.ok(endsLowAndReleased(h.records()), "low and released after Q");
   });
@@ -148,7 +156,10 @@ describe("pulse-out's helper on the simulated lgpio", () => {
     h.child.stdin!.end();
     await exited(h.child, 5000);
     assert.ok(h.lines.includes("dropped 1 late"), h.lines.join("\n"));
-    assert.ok(h.lines.some((l) => l.startsWith("fired 2 ")), h.lines.join("\n"));
+    assert.ok(
+      h.lines.some((l) => l.startsWith("fired 2 ")),
+      h.lines.join("\n"),
+    );
     assert.ok(h.lines.includes("dropped 3 late"), h.lines.join("\n"));
     assert.equal(pulses(h.records()).length, 1, "only the pulse on time reached the pin");
   });
@@ -197,7 +208,10 @@ describe("pulse-out's helper on the simulated lgpio", () => {
       const c = spawn("python3", ${JSON.stringify(helperArgs({ ...OPTIONS, maxOnMs: 5000 }))}, { stdio: ["pipe", "pipe", "inherit"], env: process.env });
       c.stdout.on("data", (d) => { if (String(d).startsWith("ready")) { c.stdin.write("P 1 " + Number(process.hrtime.bigint() / 1000n) + " 4000000\\n"); console.log("helper " + c.pid); } });
       setInterval(() => {}, 1000);`;
-    const parent = spawn(process.execPath, ["-e", script], { env: { ...process.env, PYTHONPATH: simDir, SQI_PIN_LOG: log }, stdio: ["ignore", "pipe", "inherit"] });
+    const parent = spawn(process.execPath, ["-e", script], {
+      env: { ...process.env, PYTHONPATH: simDir, SQI_PIN_LOG: log },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     started.push(parent);
     let out = "";
     parent.stdout!.on("data", (d) => (out += String(d)));

@@ -5,6 +5,7 @@ import { parseShaperSettings } from "../../lib/pulse/config";
 import { Measurements } from "../../lib/pulse/measure";
 import { DEFAULT_LIMITS, enforced, PulseOutput, type Limits } from "../../lib/pulse/output";
 import { planEvent, type ShapeConfig } from "../../lib/pulse/shapes";
+import { parsePulseOutSettings, readPulseInput } from "../../lib/pulse/timed-pin";
 import { T0 } from "../helpers/containers";
 
 function rig(limits: Partial<Limits> = {}, shape: Partial<ShapeConfig> = {}, pwm = false) {
@@ -431,5 +432,93 @@ describe("edge scheduler: one queue for every output on a clock", () => {
       ],
       "the cut pulse ends at exactly 100 ms",
     );
+  });
+});
+
+describe("pulse output: whole pulses for a timed driver (pulse-out)", () => {
+  function wholeRig(limits: Partial<Limits> = {}) {
+    const clock = new VirtualClock(T0);
+    const lim = { ...DEFAULT_LIMITS, pinGuardMs: 0, ...limits };
+    const sent: string[] = [];
+    const out = new PulseOutput(
+      clock,
+      lim,
+      false,
+      (e) =>
+        sent.push(
+          e.level > 0 ? `P${e.width}@${Math.round((e.sent - T0) * 1000) / 1000}` : `${e.driven ? "fall" : "LOW"}@${Math.round((e.sent - T0) * 1000) / 1000}`,
+        ),
+      undefined,
+      true,
+    );
+    return { clock, out, sent };
+  }
+
+  it("each pulse is handed on once, whole, with its width; its planned fall is the driver's (nothing to send)", () => {
+    const r = wholeRig();
+    r.out.add([{ start: 0, end: 5, level: 1 }], T0 + 10, { event: "a" });
+    r.out.add([{ start: 0, end: 8, level: 1 }], T0 + 30, { event: "b" });
+    r.clock.advance(100);
+    assert.deepEqual(r.sent, ["P5@10", "fall@15", "P8@30", "fall@38"]);
+  });
+
+  it("a pulse already handed on takes no merge: what overlaps it waits for the minimum off-time, shortened, never widening the first", () => {
+    const r = wholeRig({ minOffMs: 2 });
+    r.out.add([{ start: 0, end: 10, level: 1 }], T0 + 10, { event: "a" });
+    r.clock.advance(5); // t = 5: not yet on
+    r.clock.advance(7); // t = 12: on since 10
+    r.out.add([{ start: 0, end: 10, level: 1 }], T0 + 14, { event: "b" }); // 14-24 overlaps 10-20
+    r.clock.advance(100);
+    // The first keeps its 10 ms; the second starts 2 ms after the first's fall and keeps its planned end.
+    assert.deepEqual(r.sent, ["P10@10", "fall@20", "P2@22", "fall@24"]);
+  });
+
+  it("pulses merge as usual before they are handed on, and are cut at the maximum on-time", () => {
+    const r = wholeRig({ maxOnMs: 20 });
+    r.out.add([{ start: 0, end: 10, level: 1 }], T0 + 10, { event: "a" });
+    r.out.add([{ start: 0, end: 30, level: 1 }], T0 + 15, { event: "b" });
+    r.clock.advance(100);
+    assert.deepEqual(r.sent, ["P20@10", "fall@30"]);
+  });
+
+  it("stop in the middle of a pulse sends a low now", () => {
+    const r = wholeRig();
+    r.out.add([{ start: 0, end: 50, level: 1 }], T0 + 10, { event: "a" });
+    r.clock.advance(20);
+    assert.equal(r.out.stop(), true);
+    assert.deepEqual(r.sent, ["P50@10", "LOW@20"]);
+  });
+});
+
+describe("pulse-out: its panel and its messages", () => {
+  it("reads the panel and names every bad field", () => {
+    const ok = parsePulseOutSettings({ pin: "18", maxOn: 100, minOff: 1, maxRate: 500, late: 50 });
+    assert.ok(ok.ok && ok.options.pin === 18 && ok.options.realtime, JSON.stringify(ok));
+    const bad = parsePulseOutSettings({ pin: 40, maxOn: 0, maxRate: -1 });
+    assert.ok(!bad.ok);
+    assert.deepEqual(bad.errors, [
+      "GPIO (BCM) must be a whole number from 2 to 27, got 40",
+      "Maximum on-time must be a number from 1 to 60000 ms, got 0",
+      "Maximum edge rate must be a number above 0 and up to 10000 edges/s, got -1",
+    ]);
+  });
+
+  it("takes {on_ms} (due at sqi.edge.planned) or 0 / msg.stop, and says what to send otherwise", () => {
+    assert.deepEqual(readPulseInput({ payload: { on_ms: 8 }, sqi: { edge: { planned: 990 } } }, 1000), { kind: "pulse", widthMs: 8, agoMs: 10 });
+    assert.deepEqual(readPulseInput({ payload: { on_ms: 8 }, sqi: { edge: { planned: 2000 } } }, 1000), { kind: "pulse", widthMs: 8, agoMs: 0 });
+    assert.deepEqual(readPulseInput({ payload: 0 }, 0), { kind: "low" });
+    assert.deepEqual(readPulseInput({ stop: true, payload: { on_ms: 5 } }, 0), { kind: "low" });
+    for (const [payload, said] of [
+      [1, /got 1: to drive it from a pulse-shaper/],
+      [{ on_ms: "5" }, /on_ms must be a number .* got "5"/],
+      [{ on_ms: 1e9 }, /up to 60000, got 1000000000/],
+      [[1], /got an array/],
+      [{ width: 5 }, /got an object without on_ms/],
+      [null, /got null/],
+    ] as const) {
+      const r = readPulseInput({ payload }, 0);
+      assert.equal(r.kind, "error");
+      if (r.kind === "error") assert.match(r.error, said);
+    }
   });
 });
