@@ -6,7 +6,8 @@ helper times both edges of a pulse itself, in its own thread, on CLOCK_MONOTONIC
 edge does not wait for Node-RED's event loop, a pipe and a line parser, so a busy Node-RED can
 delay or drop a pulse but never stretch one.
 
-Usage: sqi_pulse_out.py --pin BCM --max-on-us N --min-off-us N --min-edge-us N --late-us N [--rt 0|1] [--chip N]
+Usage: sqi_pulse_out.py --pin BCM --max-on-us N --min-off-us N --min-edge-us N --late-us N
+                        [--duty-on-us N --duty-window-us N] [--rt 0|1] [--chip N]
 
 Lines in (ASCII, at most 128 bytes each; anything else is refused and reported):
     P <id> <due_us> <width_us>   a pulse: high at due_us (CLOCK_MONOTONIC, microseconds) for width_us
@@ -16,7 +17,7 @@ Lines in (ASCII, at most 128 bytes each; anything else is refused and reported):
 Lines out:
     ready <pin> <chip> <lgpio|simulated> <rt|nort>
     fired <id> <rise_us> <width_us> <late_us> <clamped 0|1> [cut]   (rise: CLOCK_MONOTONIC, before the write)
-    dropped <id> <late|full|cut|narrow>
+    dropped <id> <late|full|cut|narrow|duty>
     refused <line number> <reason>
     low <cut 0|1>
     bye <reason>
@@ -24,6 +25,9 @@ Lines out:
 
 What it guarantees on its own side, whatever it is sent:
 - a width is never over --max-on-us minus HELPER_GUARD_US (its own wake-up margin);
+- the pin is on for at most --duty-on-us in any --duty-window-us (judged, as the pulse-shaper
+  judges it, on the pulses as they were written, at each rising edge): a pulse is cut to the
+  budget left, or dropped when too little is left;
 - a rising edge never comes sooner than max(--min-off-us, --min-edge-us) after the last falling
   edge, measured from when that fall was written (so the off-time holds at the pin);
 - a pulse that would start more than --late-us after its due time is dropped, never shortened
@@ -64,7 +68,7 @@ def mono_us():
 
 
 def parse_args(argv):
-    want = {"--pin": None, "--max-on-us": None, "--min-off-us": None, "--min-edge-us": None, "--late-us": None, "--chip": "auto", "--rt": "1"}
+    want = {"--pin": None, "--max-on-us": None, "--min-off-us": None, "--min-edge-us": None, "--late-us": None, "--chip": "auto", "--rt": "1", "--duty-on-us": "0", "--duty-window-us": "0"}
     i = 0
     while i < len(argv):
         k = argv[i]
@@ -119,6 +123,9 @@ class Pin:
         self.gap = max(cfg["min_off_us"], cfg["min_edge_us"])
         self.min_w = cfg["min_edge_us"]
         self.late = cfg["late_us"]
+        self.duty_on = cfg["duty_on_us"]  # 0: no duty limit
+        self.duty_window = cfg["duty_window_us"]
+        self.history = collections.deque()  # (rise, fall) of the pulses written, within the duty window
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.queue = collections.deque()
@@ -218,6 +225,15 @@ class Pin:
 
     # --- the timing thread ---
 
+    def duty_budget(self, now):
+        """On-time left for a pulse rising now: the budget less what the window ending now holds,
+        less the helper's own margin for a late fall."""
+        start = now - self.duty_window
+        while self.history and self.history[0][1] <= start:
+            self.history.popleft()
+        used = sum(min(f, now) - max(r, start) for r, f in self.history if f > start)
+        return self.duty_on - used - HELPER_GUARD_US
+
     def wait_until(self, t, epoch):
         """Sleeps until monotonic t (us), the last SPIN_US spinning. False if cut (L) or stopping meanwhile."""
         while True:
@@ -271,6 +287,13 @@ class Pin:
                 if late > self.late:
                     self.out.say("dropped %d late" % pid)
                     continue
+                if self.duty_on:
+                    budget = self.duty_budget(rise)
+                    if budget < self.min_w:
+                        self.out.say("dropped %d duty" % pid)
+                        continue
+                    if w > budget:
+                        w, clamped = budget, 1
                 self.write(1)
                 self.high = True
             ended = self.wait_until(rise + w, epoch)
@@ -280,6 +303,8 @@ class Pin:
                     self.high = False
                     self.last_fall = mono_us()
                 fall = self.last_fall
+                if self.duty_on:
+                    self.history.append((rise, fall))
             if ended:
                 self.out.say("fired %d %d %d %d %d" % (pid, rise, fall - rise, late, clamped))
             else:

@@ -13,7 +13,8 @@ import { clockOf, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 const NEWS: Array<[keyof TimedPinCounters, string]> = [
   ["late", "late"],
   ["unsent", "unsent"],
-  ["clamped", "cut at max on"],
+  ["clamped", "cut at a limit"],
+  ["duty", "duty"],
   ["cut", "stopped"],
   ["narrow", "too narrow"],
   ["full", "queue full"],

@@ -415,7 +415,7 @@ export interface PinLimits {
 }
 
 /**
- * The limits of each `rpi-gpio out` pin from a flow file: those of the pulse-shapers wired
+ * The limits of each `rpi-gpio out` or `pulse-out` pin from a flow file: those of the pulse-shapers wired
  * to it (first output). A shaper whose settings do not parse is named in `problems`.
  */
 export function limitsFromFlow(flow: unknown): { pins: Map<number, PinLimits>; problems: string[] } {
@@ -436,8 +436,9 @@ export function limitsFromFlow(flow: unknown): { pins: Map<number, PinLimits>; p
     const wires = Array.isArray(s.wires) && Array.isArray(s.wires[0]) ? (s.wires[0] as unknown[]) : [];
     for (const id of wires) {
       const out = byId.get(String(id));
-      if (!out || out.type !== "rpi-gpio out" || out.d === true) continue;
-      const pin = out.bcm === true ? Number(out.pin) : BOARD_TO_BCM[String(out.pin)];
+      if (!out || (out.type !== "rpi-gpio out" && out.type !== "pulse-out") || out.d === true) continue;
+      // pulse-out always numbers its pin BCM.
+      const pin = out.bcm === true || out.type === "pulse-out" ? Number(out.pin) : BOARD_TO_BCM[String(out.pin)];
       if (pin === undefined || !Number.isInteger(pin)) continue;
       const have = pins.get(pin);
       if (!have) pins.set(pin, { pin, limits: pick(limits), shapers: [label] });

@@ -34,6 +34,9 @@ export interface TimedPinOptions {
   maxEdgeRate: number;
   /** A pulse that would start later than this after its due time is dropped. */
   lateMs: number;
+  /** 0..1: the pin is on for at most this share of any dutyWindowMs (1: no duty limit). */
+  maxDuty: number;
+  dutyWindowMs: number;
   /** Ask for real-time priority for the timing thread (granted to root or with CAP_SYS_NICE / an rtprio limit). */
   realtime: boolean;
   python?: string;
@@ -45,7 +48,7 @@ export interface TimedPinCounters {
   sent: number;
   /** Pulses the helper fired. */
   fired: number;
-  /** Fired pulses cut at the helper's own maximum on-time. */
+  /** Fired pulses cut at the helper's own maximum on-time or duty budget. */
   clamped: number;
   /** Pulses ended early or never started because of a "low now" (stop, close). */
   cut: number;
@@ -55,6 +58,8 @@ export interface TimedPinCounters {
   narrow: number;
   /** Dropped by the helper: its queue was full. */
   full: number;
+  /** Dropped by the helper: the duty budget left in the window was less than the narrowest pulse. */
+  duty: number;
   /** Not handed on: the helper was not running, or was not reading. */
   unsent: number;
   /** Lines the helper refused (a bug on this side: counted and logged). */
@@ -102,13 +107,17 @@ export function helperArgs(o: TimedPinOptions): string[] {
     us(1000 / o.maxEdgeRate),
     "--late-us",
     us(o.lateMs),
+    "--duty-on-us",
+    o.maxDuty >= 1 ? "0" : us(o.maxDuty * o.dutyWindowMs),
+    "--duty-window-us",
+    us(o.dutyWindowMs),
     "--rt",
     o.realtime ? "1" : "0",
   ];
 }
 
 export class TimedPin {
-  readonly counters: TimedPinCounters = { sent: 0, fired: 0, clamped: 0, cut: 0, late: 0, narrow: 0, full: 0, unsent: 0, refused: 0, on_ms: 0 };
+  readonly counters: TimedPinCounters = { sent: 0, fired: 0, clamped: 0, cut: 0, late: 0, narrow: 0, full: 0, duty: 0, unsent: 0, refused: 0, on_ms: 0 };
   private child: ChildProcess | undefined;
   private nextId = 0;
   private current: TimedPinState = { state: "starting" };
@@ -229,6 +238,7 @@ export class TimedPin {
         if (f[2] === "late") c.late++;
         else if (f[2] === "narrow") c.narrow++;
         else if (f[2] === "full") c.full++;
+        else if (f[2] === "duty") c.duty++;
         else if (f[2] === "cut") c.cut++;
         return;
       case "refused":
@@ -250,6 +260,8 @@ export const PULSE_OUT_RULES = {
   minOff: { label: "Minimum off-time", min: 0, max: 60_000, default: 1, unit: "ms" },
   maxRate: { label: "Maximum edge rate", min: 0, max: 10_000, exclusiveMin: true, default: 500, unit: "edges/s" },
   late: { label: "Late limit", min: 0, max: 10_000, default: 50, unit: "ms" },
+  maxDuty: { label: "Maximum duty", min: 0, max: 100, exclusiveMin: true, default: 50, unit: "%" },
+  dutyWindow: { label: "Duty window", min: 10, max: 3_600_000, default: 1000, unit: "ms" },
 } satisfies Record<string, NumberRule>;
 
 /** The pulse-out panel's settings, each problem in the panel's own words. */
@@ -267,6 +279,8 @@ export function parsePulseOutSettings(def: Record<string, unknown>): { ok: true;
     minOffMs: num("minOff"),
     maxEdgeRate: num("maxRate"),
     lateMs: num("late"),
+    maxDuty: num("maxDuty") / 100,
+    dutyWindowMs: num("dutyWindow"),
     realtime: def.realtime !== false,
   };
   if (1000 / options.maxEdgeRate >= options.maxOnMs)

@@ -16,7 +16,7 @@ import { simDir } from "../../scripts/gpio-sim";
 import { exited, isAlive, killAll, waitFor } from "../helpers/processes";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-pulse-helper-"));
-const OPTIONS: TimedPinOptions = { pin: 18, maxOnMs: 50, minOffMs: 10, maxEdgeRate: 500, lateMs: 100, realtime: false };
+const OPTIONS: TimedPinOptions = { pin: 18, maxOnMs: 50, minOffMs: 10, maxEdgeRate: 500, lateMs: 100, maxDuty: 1, dutyWindowMs: 1000, realtime: false };
 
 interface Helper {
   child: ChildProcess;
@@ -162,6 +162,26 @@ describe("pulse-out's helper on the simulated lgpio", () => {
     );
     assert.ok(h.lines.includes("dropped 3 late"), h.lines.join("\n"));
     assert.equal(pulses(h.records()).length, 1, "only the pulse on time reached the pin");
+  });
+
+  it("keeps the duty over its window on what it wrote: a pulse is cut to the budget left, then dropped", async (t) => {
+    // 10 % of 200 ms: 20 ms on in any 200 ms window.
+    const h = helperOf({ maxDuty: 0.1, dutyWindowMs: 200, minOffMs: 2 });
+    await ready(h);
+    const now = monoUs();
+    h.send(`P 1 ${now} 8000`);
+    h.send(`P 2 ${now + 12_000} 8000`);
+    h.send(`P 3 ${now + 24_000} 8000`); // 4 ms left less the helper's 0.25 ms margin: cut
+    h.send(`P 4 ${now + 36_000} 8000`); // nothing left: dropped
+    await waitFor("four answers", () => h.lines.filter((l) => /^(fired|dropped)/.test(l)).length >= 4, 5000, 10);
+    h.child.stdin!.end();
+    await exited(h.child, 5000);
+    const widths = pulses(h.records()).map(([r, f]) => f - r);
+    t.diagnostic(`widths at the pin ${widths.map((w) => w.toFixed(3)).join(", ")} ms`);
+    assert.equal(widths.length, 3, h.lines.join("\n"));
+    assert.ok(widths.reduce((a, b) => a + b, 0) <= 20, "at most 20 ms on in the 200 ms window");
+    assert.ok(widths[2]! > 3 && widths[2]! < 4, "the third cut to what was left");
+    assert.ok(h.lines.some((l) => /^fired 3 .* 1$/.test(l)) && h.lines.includes("dropped 4 duty"), h.lines.join("\n"));
   });
 
   it("L ends the pulse on now and drops the ones waiting", async () => {
