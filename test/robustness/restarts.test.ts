@@ -27,6 +27,7 @@ function twoPis(port: number): FlowNode[] {
       if (m.type === "sqi-bus") m.url = `ws://127.0.0.1:${port}/`;
       if (m.type === "sqi-event-bus") m.listenerName = name;
       if (m.type === "rpi-gpio out") m.pin = m.pin === "18" ? coil : led;
+      if (m.type === "pulse-out") m.pin = Number(m.pin === 18 ? coil : led);
       return m;
     });
   return [...copy("a", "pi-1", "18", "17"), ...copy("b", "pi-2", "23", "24")];

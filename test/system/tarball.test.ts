@@ -153,8 +153,12 @@ describe(
             type: string;
             pin?: string;
           }>;
-          pins = example.filter((n) => n.type === "rpi-gpio out").map((n) => Number(n.pin));
-          assert.ok(pins.length > 0, "example 01 drives rpi-gpio out pins");
+          pins = example.filter((n) => n.type === "rpi-gpio out" || n.type === "pulse-out").map((n) => Number(n.pin));
+          assert.ok(
+            example.some((n) => n.type === "pulse-out"),
+            "example 01 drives its coil with pulse-out (its helper ships in the tarball)",
+          );
+          assert.ok(pins.length > 1, "example 01 drives rpi-gpio out and pulse-out pins");
 
           const deploy = await api("/flows", {
             method: "POST",
