@@ -133,7 +133,15 @@ describe(
             types: string[];
           }>;
           const ours = nodeSets.filter((s) => s.module === MODULE);
-          assert.deepEqual(ours.flatMap((s) => s.types).sort(), ["dc-container", "event-filter", "pulse-shaper", "sqi-bus", "sqi-event-bus", "sqi-sim-sensor"]);
+          assert.deepEqual(ours.flatMap((s) => s.types).sort(), [
+            "dc-container",
+            "event-filter",
+            "pulse-out",
+            "pulse-shaper",
+            "sqi-bus",
+            "sqi-event-bus",
+            "sqi-sim-sensor",
+          ]);
           assert.deepEqual(
             ours.filter((s) => !s.enabled || s.err).map((s) => `${s.types.join(",")}: ${s.err ?? "disabled"}`),
             [],
