@@ -296,7 +296,11 @@ class Pin:
                         w, clamped = budget, 1
                 self.write(1)
                 self.high = True
-            ended = self.wait_until(rise + w, epoch)
+                risen = mono_us()
+            # The fall is due w after the clock was read before the rise (so the pulse is never
+            # longer than w from its real rise), but never sooner than 1 / edge rate after the
+            # write returned (a write the scheduler held up must not leave a pulse too narrow).
+            ended = self.wait_until(max(rise + w, risen + self.min_w), epoch)
             with self.lock:
                 if self.high:  # else low() or shutdown() wrote the fall already
                     self.write(0)

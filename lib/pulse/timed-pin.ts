@@ -158,7 +158,9 @@ export class TimedPin {
     child.stdin!.on("error", () => undefined);
     child.on("error", (e) => this.down(`the helper did not start: ${e.message}`));
     child.on("exit", (code, signal) => {
-      if (this.current.state !== "down") {
+      // Asked to close: its exit is the end, not news.
+      if (this.closing) this.current = { state: "down", reason: "closed" };
+      else if (this.current.state !== "down") {
         const said = this.stderr.trim().split("\n").pop();
         this.down(`the helper exited (${signal ?? `code ${code}`})${said ? `: ${said}` : ""}`);
       }

@@ -70,6 +70,7 @@ describe("pulse-out in Node-RED, on the simulated lgpio", { skip: !gpio.simulate
     await waitFor("five pulses at the pin", () => pulses(24).length >= 5, 5000, 10);
     await waitFor("the status to say 5 fired", () => /5 fired/.test(lastStatus(out)), 5000, 10);
     await helper.unload();
+    assert.deepEqual(out.errors, [], "a close (the helper quits when asked) is no error");
     const w = pulses(24);
     t.diagnostic(`widths at the pin: ${w.map((x) => x.toFixed(3)).join(", ")} ms (20 asked)`);
     assert.equal(w.length, 5);
