@@ -7,16 +7,35 @@
 // - pulse-out under the equal-priority load: within TIMED_SLACK_MS (1 ms), the worst printed;
 // - rpi-gpio out: its violations and stalls printed beside them, as the anchor (its own
 //   invariants are pin-audit.test.ts's).
+// Then example 03 (a Pi listener) fed a flood with 1 MiB frames by a master here, under the
+// same equal-priority load, its coil shaper copied onto rpi-gpio out beside its pulse-out.
 // The helpers run at normal priority here (pulse-out's "real-time" unticked), as on a Pi where
 // Node-RED runs as a user without CAP_SYS_NICE. Widths and their errors are bench:pulse's.
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, it } from "node:test";
-import { assertTimedPin, loadEveryCore, runAndAudit, shapesFlow, TIMED_PINS, TIMED_SLACK_MS, violationCount, type PinRun } from "../helpers/pins";
+import type { EventFrame } from "../../lib/bus/frames";
+import { BusServer } from "../../lib/bus/ws-server";
+import { realClock } from "../../lib/clock";
+import { packageRoot } from "../../lib/paths";
+import {
+  assertTimedPin,
+  loadEveryCore,
+  runAndAudit,
+  shapesFlow,
+  TIMED_PINS,
+  TIMED_SLACK_MS,
+  violationCount,
+  type FlowNode,
+  type PinRun,
+} from "../helpers/pins";
+import { freePort, waitFor } from "../helpers/processes";
 
 const SECONDS = Number(process.env.SQI_TIMED_SECONDS ?? 15);
 
-function comparison(run: PinRun): string {
+function comparison(run: PinRun, pairs: Record<number, number> = TIMED_PINS): string {
   const by = new Map(run.pins.map((a) => [a.pin, a]));
-  return Object.entries(TIMED_PINS)
+  return Object.entries(pairs)
     .map(([timed, edges]) => {
       const t = by.get(Number(timed))!;
       const e = by.get(edges)!;
@@ -45,4 +64,77 @@ describe("pulse-out against rpi-gpio out, every digital shape, one Node-RED star
       }
     });
   }
+
+  it("example 03 under a flood with 1 MiB frames and the equal-priority load: its coil through pulse-out within 1 ms, beside a copy on rpi-gpio out", async (t) => {
+    const COIL = 18;
+    const COPY = 23;
+    const server = new BusServer({ clock: realClock, host: "127.0.0.1", port: await freePort(), path: "/", maxPayload: 1024 * 1024 });
+    await server.listen();
+    const flow = (JSON.parse(fs.readFileSync(path.join(packageRoot, "examples", "03 - Pi listener.json"), "utf8")) as FlowNode[]).map((n) =>
+      n.type === "sqi-bus"
+        ? { ...n, url: `ws://127.0.0.1:${server.port}/` }
+        : n.id === "ex03.filter"
+          ? { ...n, wires: [["ex03.coilShaper", "copy.shaper"], ["ex03.ledShaper"]] }
+          : n,
+    );
+    const coilShaper = flow.find((n) => n.id === "ex03.coilShaper")!;
+    flow.push(
+      { ...coilShaper, id: "copy.shaper", name: "coil copy (edges)", output: "digital", wires: [["copy.pin"], []] },
+      {
+        id: "copy.pin",
+        z: coilShaper.z,
+        type: "rpi-gpio out",
+        name: "coil copy",
+        pin: String(COPY),
+        set: true,
+        level: "0",
+        freq: "",
+        out: "out",
+        bcm: true,
+        wires: [],
+      },
+    );
+    const seconds = Number(process.env.SQI_TIMED_SECONDS ?? 15);
+    let seq = 0;
+    let run: PinRun;
+    const load = loadEveryCore(0);
+    try {
+      run = await runAndAudit(flow, 1, undefined, {}, async () => {
+        await waitFor("the Pi listener to join", () => server.clients.some((c) => c.hello), 60_000, 50);
+        await new Promise((r) => setTimeout(r, 3000));
+        const end = Date.now() + seconds * 1000;
+        const names = ["proton_collision", "waveform_emit", "time_dilation", "fusion_tick"];
+        let nextFrame = Date.now() + 1000;
+        while (Date.now() < end) {
+          for (let i = 0; i < 20; i++) {
+            const event = names[seq % 4]!;
+            server.send({ event, payload: event === "waveform_emit" ? { frequency_hz: 50_000, amplitude: 0.8 } : {}, seq: ++seq, at: Date.now() + 100 });
+          }
+          if (Date.now() >= nextFrame) {
+            // About 1 MiB in one frame: 2,000 coil events due over the next second.
+            const pad = "x".repeat(440);
+            const events: EventFrame[] = Array.from({ length: 2000 }, (_, i) => ({
+              event: "proton_collision",
+              payload: { pad },
+              seq: ++seq,
+              at: Date.now() + 150 + i / 2,
+            }));
+            for (const e of events) server.send(e);
+            nextFrame = Date.now() + 3000;
+          }
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      });
+    } finally {
+      load.stop();
+      await server.close();
+    }
+    t.diagnostic(`side by side, ${seq} events, flood and 1 MiB frames, load at nice 0:\n${comparison(run, { [COIL]: COPY })}\n${run.text}`);
+    assertTimedPin(
+      run.pins.find((a) => a.pin === COIL)!,
+      "example 03, flood and 1 MiB frames, nice 0",
+      TIMED_SLACK_MS,
+    );
+  });
 });
