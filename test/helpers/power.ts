@@ -42,6 +42,10 @@ export async function startPowerCluster(dir: string, mqtt: boolean): Promise<Pow
   const out = path.join(dir, "master-output.jsonl");
   const master = JSON.parse(fs.readFileSync(path.join(packageRoot, "flows", "master.json"), "utf8")) as Array<Record<string, unknown>>;
   const bus = master.find((n) => n.id === "m.broadcast")!;
+  // The container starts once every Pi listens and its sensor has read a while (below): a pulse in
+  // a sensor's first interval would be on the pin but in no integrated reading (the meter has no
+  // reading before it to integrate from), and the sum would come out short.
+  master.find((n) => n.id === "m.player")!.autostart = false;
   bus.statsEvery = 1;
   bus.wires = [[], ["m.reports", "t.file"]];
   master.push(fileNode("t.file", "m.tab", out));
@@ -69,6 +73,10 @@ export async function startPowerCluster(dir: string, mqtt: boolean): Promise<Pow
     }
     return undefined;
   };
+  await waitFor("three Pis listening to the master", () => (stats()?.worst ?? []).length === 3, 60_000, 250);
+  await new Promise((r) => setTimeout(r, 2000)); // each Pi's sensor reads every 0.5 s: several readings of a pin at rest
+  const started = await fetch(`http://127.0.0.1:${cluster.master.port}/dc-container/m.player/start`, { method: "POST" });
+  assert.equal(started.status, 200, "the master's container starts");
   return { cluster, stats, stop: () => cluster.stop() };
 }
 
