@@ -1,9 +1,9 @@
 // One pin driven with whole, timed pulses: the pulse-out node's link to its helper process
 // (helper/sqi_pulse_out.py, on lgpio). Node-RED says "high at T for W"; the helper times both
 // edges in its own thread, so a stalled event loop can delay or drop a pulse but not stretch it.
-// The helper enforces the maximum on-time, the minimum off-time, the edge rate and the late
-// limit again on its own side, and goes low and releases the pin on EOF, SIGINT, SIGTERM,
-// SIGHUP, a "Q" line, and when its parent is gone.
+// The helper enforces the maximum on-time, the minimum off-time, the edge rate, the duty and
+// the late limit again on its own side, and goes low and releases the pin on EOF, SIGINT,
+// SIGTERM, SIGHUP, a "Q" line, and when its parent is gone.
 //
 // Times cross the pipe on CLOCK_MONOTONIC, which Node's process.hrtime and Python's
 // time.monotonic_ns both read on Linux. Everything the helper says back is counted here, in
