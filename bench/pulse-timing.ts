@@ -30,7 +30,7 @@ import { planEvent } from "../lib/pulse/shapes";
 import { gpioEnv, parsePinLog, type PinRecord } from "../scripts/gpio-sim";
 import { resolveNodeRed } from "../scripts/node-red-path";
 import { SHAPER_DEFAULTS } from "../test/helpers/flows";
-import { loadEveryCore } from "../test/helpers/pins";
+import { loadEveryCore, pulseOutNode } from "../test/helpers/pins";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const WARMUP_S = 3;
@@ -165,23 +165,7 @@ const timedFlow = [
     .map(
       (n) => JSON.parse(JSON.stringify(n).replaceAll('"b.', '"e.').replace("(b) dc-container -> pulse-shaper", "(e) -> pulse-out")) as Record<string, unknown>,
     ),
-  {
-    id: "e.pin",
-    z: "e.tab",
-    type: "pulse-out",
-    name: "",
-    pin: 24,
-    maxOn: 100,
-    minOff: 1,
-    maxRate: 500,
-    late: 50,
-    maxDuty: 50,
-    dutyWindow: 1000,
-    realtime: false,
-    x: 500,
-    y: 80,
-    wires: [],
-  },
+  { ...pulseOutNode("e.pin", "e.tab", 24), x: 500, y: 80 },
 ].map((n) => (n.id === "e.shaper" ? { ...n, output: "pulses", wires: [["e.pin"], []] } : n));
 
 /** A dc-container -> pulse-shaper -> rpi-gpio out chain, one event per tick. */

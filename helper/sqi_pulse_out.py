@@ -131,6 +131,7 @@ class Pin:
         self.duty_window = cfg["duty_window_us"]
         self.fall_late = 0.0  # us: how late falls were written after their deadline, a decaying maximum (see cap)
         self.history = collections.deque()  # (rise, fall) of the pulses written, within the duty window
+        self.history_on = 0  # us: the sum of their widths, kept as they come and go (an hour's window holds up to 900,000)
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.queue = collections.deque()
@@ -235,8 +236,10 @@ class Pin:
         less the helper's own margin for a late fall."""
         start = now - self.duty_window
         while self.history and self.history[0][1] <= start:
-            self.history.popleft()
-        used = sum(min(f, now) - max(r, start) for r, f in self.history if f > start)
+            r, f = self.history.popleft()
+            self.history_on -= f - r
+        # Every pulse kept ended after `start` and before now; only the first may have begun before it.
+        used = self.history_on - (max(0, start - self.history[0][0]) if self.history else 0)
         return self.duty_on - used - HELPER_GUARD_US
 
     def wait_until(self, t, epoch):
@@ -330,6 +333,7 @@ class Pin:
                     self.fall_late = max(fall - deadline, self.fall_late * FALL_LATE_DECAY)
                 if self.duty_on:
                     self.history.append((rise, fall))
+                    self.history_on += fall - rise
             if ended:
                 self.out.say("fired %d %d %d %d %d" % (pid, rise, fall - rise, late, clamped))
             else:

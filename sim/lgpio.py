@@ -32,10 +32,10 @@ use them (it times each pulse in its own thread, see helper/sqi_pulse_out.py).
 
 import errno
 import fcntl
-import json
 import os
 import tempfile
-import time
+
+from sqi_pin_log import log as _log  # the pin log both simulated libraries write
 
 SIMULATED = True
 LGPIO_PY_VERSION = 0x00010700
@@ -96,20 +96,6 @@ def _fail(code):
 
 _chips = {}  # handle -> {"chip": n, "lines": {gpio: {"level": 0|1, "fd": claim fd}}}
 _next_handle = 0
-_log_fd = None
-
-
-def _log(pin, value, event=None):
-    global _log_fd
-    path = os.environ.get("SQI_PIN_LOG")
-    if not path:
-        return
-    if _log_fd is None:
-        _log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    rec = {"t": round(time.time_ns() / 1e6, 3), "pin": pin, "value": value}
-    if event:
-        rec["event"] = event
-    os.write(_log_fd, (json.dumps(rec) + "\n").encode())
 
 
 def _claims_dir():
@@ -167,13 +153,19 @@ def gpio_claim_output(handle, gpio, level=0, lFlags=0):
     return OKAY
 
 
-def gpio_write(handle, gpio, level):
+def _claimed(handle, gpio):
+    """The claimed line, or the error code for its handle or the line."""
     lines = _lines(handle)
     if lines is None:
-        return _fail(BAD_HANDLE)
+        return BAD_HANDLE
     line = lines.get(gpio)
-    if line is None:
-        return _fail(GPIO_NOT_ALLOCATED)
+    return GPIO_NOT_ALLOCATED if line is None else line
+
+
+def gpio_write(handle, gpio, level):
+    line = _claimed(handle, gpio)
+    if isinstance(line, int):
+        return _fail(line)
     value = 1 if level else 0
     if line["level"] != value:
         line["level"] = value
@@ -182,12 +174,9 @@ def gpio_write(handle, gpio, level):
 
 
 def gpio_read(handle, gpio):
-    lines = _lines(handle)
-    if lines is None:
-        return _fail(BAD_HANDLE)
-    line = lines.get(gpio)
-    if line is None:
-        return _fail(GPIO_NOT_ALLOCATED)
+    line = _claimed(handle, gpio)
+    if isinstance(line, int):
+        return _fail(line)
     return line["level"]
 
 

@@ -64,8 +64,6 @@ export interface TimedPinCounters {
   unsent: number;
   /** Lines the helper refused (a bug on this side: counted and logged). */
   refused: number;
-  /** Sum of the widths fired, ms (what the pin was on). */
-  on_ms: number;
 }
 
 export type TimedPinState = { state: "starting" } | { state: "ready"; chip: number; simulated: boolean; realtime: boolean } | { state: "down"; reason: string };
@@ -117,7 +115,7 @@ export function helperArgs(o: TimedPinOptions): string[] {
 }
 
 export class TimedPin {
-  readonly counters: TimedPinCounters = { sent: 0, fired: 0, clamped: 0, cut: 0, late: 0, narrow: 0, full: 0, duty: 0, unsent: 0, refused: 0, on_ms: 0 };
+  readonly counters: TimedPinCounters = { sent: 0, fired: 0, clamped: 0, cut: 0, late: 0, narrow: 0, full: 0, duty: 0, unsent: 0, refused: 0 };
   private child: ChildProcess | undefined;
   private nextId = 0;
   private current: TimedPinState = { state: "starting" };
@@ -232,7 +230,6 @@ export class TimedPin {
         c.fired++;
         if (p.clamped) c.clamped++;
         if (p.cut) c.cut++;
-        if (Number.isFinite(p.widthMs)) c.on_ms += p.widthMs;
         this.hooks.fired?.(p);
         return;
       }

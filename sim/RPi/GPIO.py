@@ -15,10 +15,10 @@ The launcher and the tests put this folder on PYTHONPATH only when no real RPi.G
 can be imported. It never touches hardware.
 """
 
-import json
 import os
 import sys
-import time
+
+from sqi_pin_log import log as _log  # the pin log both simulated libraries write
 
 SIMULATED = True
 VERSION = "0.7.1-sqi-simulated"
@@ -47,22 +47,8 @@ _mode = None
 _levels = {}   # BCM pin -> last level or duty written
 _setup = {}    # BCM pin -> "out" | "in" | "pwm"
 _pulls = {}
-_log_fd = None
 
 sys.stderr.write("simulated GPIO: no Raspberry Pi here, pin changes go to %s\n" % (os.environ.get("SQI_PIN_LOG") or "nowhere (SQI_PIN_LOG is not set)"))
-
-
-def _log(pin, value, event=None):
-    global _log_fd
-    path = os.environ.get("SQI_PIN_LOG")
-    if not path:
-        return
-    if _log_fd is None:
-        _log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    rec = {"t": round(time.time_ns() / 1e6, 3), "pin": pin, "value": value}
-    if event:
-        rec["event"] = event
-    os.write(_log_fd, (json.dumps(rec) + "\n").encode())
 
 
 def _bcm(channel):

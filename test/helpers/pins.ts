@@ -15,7 +15,15 @@ import { killAll } from "./processes";
 
 export type FlowNode = Record<string, unknown>;
 
-/** dc-container (a looping inline container) -> pulse-shaper -> rpi-gpio out, on one tab. */
+/**
+ * A pulse-out node with the shaper's default limits, its helper at normal priority (as on a Pi
+ * where Node-RED runs as a user without CAP_SYS_NICE: the case to prove).
+ */
+export function pulseOutNode(id: string, z: string, pin: number): FlowNode {
+  return { id, z, type: "pulse-out", name: "", pin, maxOn: 100, minOff: 1, maxRate: 500, late: 50, maxDuty: 50, dutyWindow: 1000, realtime: false, wires: [] };
+}
+
+/** dc-container (a looping inline container) -> pulse-shaper -> rpi-gpio out (or pulse-out), on one tab. */
 export function chain(
   tab: string,
   key: string,
@@ -58,22 +66,7 @@ export function chain(
       wires: [[id("pin")], []],
     },
     o.pinOut === "timed"
-      ? // The helper at normal priority, as on a Pi where Node-RED runs as a user: the case to prove.
-        {
-          id: id("pin"),
-          z: tab,
-          type: "pulse-out",
-          name: key,
-          pin: o.pin,
-          maxOn: 100,
-          minOff: 1,
-          maxRate: 500,
-          late: 50,
-          maxDuty: 50,
-          dutyWindow: 1000,
-          realtime: false,
-          wires: [],
-        }
+      ? { ...pulseOutNode(id("pin"), tab, o.pin), name: key }
       : {
           id: id("pin"),
           z: tab,

@@ -12,9 +12,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { realClock } from "../../lib/clock";
-import type { EventFrame } from "../../lib/bus/frames";
 import { BusServer } from "../../lib/bus/ws-server";
 import { packageRoot } from "../../lib/paths";
+import { floodBurst, megaFrame } from "../helpers/flood";
 import { assertNeverLonger, runAndAudit, type FlowNode, type PinRun } from "../helpers/pins";
 import { freePort, waitFor } from "../helpers/processes";
 
@@ -83,14 +83,8 @@ describe("the package's own work never stretches a pulse (example 03 in a real N
           const at = Date.now() + 200;
           server.send({ event: "atom_spin_flip", payload: {}, seq: ++seq, at });
           await new Promise((r) => setTimeout(r, at + 20 - Date.now()));
-          // 2,000 coil events of about 500 bytes each, due over the next second: one frame of about 1 MB.
-          const pad = "x".repeat(440);
-          const events: EventFrame[] = Array.from({ length: 2000 }, (_, i) => ({
-            event: "proton_collision",
-            payload: { pad },
-            seq: ++seq,
-            at: Date.now() + 150 + i / 2,
-          }));
+          const events = megaFrame(seq);
+          seq += events.length;
           frameBytes.push(JSON.stringify({ type: "batch", sent: 0, events }).length);
           for (const e of events) server.send(e);
           await new Promise((r) => setTimeout(r, 1500));
@@ -137,14 +131,10 @@ describe("the package's own work never stretches a pulse (example 03 in a real N
       const run = await runAndAudit(piFlow(server.port, statsFile), 1, undefined, {}, async () => {
         await piJoined(server);
         const end = Date.now() + floodS * 1000;
-        const names = ["proton_collision", "waveform_emit", "time_dilation", "fusion_tick", "atom_spin_flip"];
         while (Date.now() < end) {
-          // 20 events every 10 ms, due 100 ms from now; every 50th an LED flash.
-          for (let i = 0; i < 20; i++) {
-            const event = seq % 50 === 0 ? "atom_spin_flip" : names[seq % 4]!;
-            server.send({ event, payload: event === "waveform_emit" ? { frequency_hz: 50_000, amplitude: 0.8 } : {}, seq: ++seq, at: Date.now() + 100 });
-            sent++;
-          }
+          for (const e of floodBurst(seq, true)) server.send(e);
+          seq += 20;
+          sent += 20;
           await new Promise((r) => setTimeout(r, 10));
         }
         await new Promise((r) => setTimeout(r, 5000)); // the listener's next stats

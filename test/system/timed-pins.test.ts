@@ -14,7 +14,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import type { EventFrame } from "../../lib/bus/frames";
 import { BusServer } from "../../lib/bus/ws-server";
 import { realClock } from "../../lib/clock";
 import { packageRoot } from "../../lib/paths";
@@ -29,6 +28,7 @@ import {
   type FlowNode,
   type PinRun,
 } from "../helpers/pins";
+import { floodBurst, megaFrame } from "../helpers/flood";
 import { freePort, waitFor } from "../helpers/processes";
 
 const SECONDS = Number(process.env.SQI_TIMED_SECONDS ?? 15);
@@ -103,25 +103,12 @@ describe("pulse-out against rpi-gpio out, every digital shape, one Node-RED star
         await waitFor("the Pi listener to join", () => server.clients.some((c) => c.hello), 60_000, 50);
         await new Promise((r) => setTimeout(r, 3000));
         const end = Date.now() + seconds * 1000;
-        const names = ["proton_collision", "waveform_emit", "time_dilation", "fusion_tick"];
         let nextFrame = Date.now() + 1000;
         while (Date.now() < end) {
-          for (let i = 0; i < 20; i++) {
-            const event = names[seq % 4]!;
-            server.send({ event, payload: event === "waveform_emit" ? { frequency_hz: 50_000, amplitude: 0.8 } : {}, seq: ++seq, at: Date.now() + 100 });
-          }
-          if (Date.now() >= nextFrame) {
-            // About 1 MiB in one frame: 2,000 coil events due over the next second.
-            const pad = "x".repeat(440);
-            const events: EventFrame[] = Array.from({ length: 2000 }, (_, i) => ({
-              event: "proton_collision",
-              payload: { pad },
-              seq: ++seq,
-              at: Date.now() + 150 + i / 2,
-            }));
-            for (const e of events) server.send(e);
-            nextFrame = Date.now() + 3000;
-          }
+          const events = [...floodBurst(seq, false), ...(Date.now() >= nextFrame ? megaFrame(seq + 20) : [])];
+          for (const e of events) server.send(e);
+          seq += events.length;
+          if (events.length > 20) nextFrame = Date.now() + 3000; // about 1 MiB in one frame every 3 s
           await new Promise((r) => setTimeout(r, 10));
         }
         await new Promise((r) => setTimeout(r, 1000));
