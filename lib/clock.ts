@@ -94,27 +94,91 @@ export class RealClock implements Clock {
   }
 }
 
-/** A clock shifted by a fixed offset: how a simulated Pi with a wrong clock sees time. */
-export class OffsetClock implements Clock {
+/**
+ * How a simulated clock is wrong, against the true time it is built on: a constant offset, a
+ * rate error (a crystal's ppm), a temperature-like wander of the rate (a sine of +-wanderPpm
+ * over wanderPeriodS, from a phase), slews (NTP steering the rate for a while) and steps.
+ * Times in `steps` and `slews` count true milliseconds from the clock's origin.
+ */
+export interface Drift {
+  offsetMs?: number;
+  ppm?: number;
+  wanderPpm?: number;
+  wanderPeriodS?: number;
+  /** radians */
+  wanderPhase?: number;
+  slews?: { atMs: number; forMs: number; ppm: number }[];
+  steps?: { atMs: number; byMs: number }[];
+}
+
+/** A wander's default period: a swing of the room or the case over ten minutes. */
+export const WANDER_PERIOD_S = 600;
+
+/** The clock's error (its reading - true time), ms, `sinceMs` true ms after its origin. */
+export function driftOffset(d: Drift, sinceMs: number): number {
+  let ms = d.offsetMs ?? 0;
+  ms += (d.ppm ?? 0) * 1e-6 * sinceMs;
+  if (d.wanderPpm) {
+    const w = (2 * Math.PI) / ((d.wanderPeriodS ?? WANDER_PERIOD_S) * 1000);
+    const phase = d.wanderPhase ?? 0;
+    ms += ((d.wanderPpm * 1e-6) / w) * (Math.cos(phase) - Math.cos(w * sinceMs + phase));
+  }
+  for (const s of d.slews ?? []) ms += s.ppm * 1e-6 * Math.max(0, Math.min(sinceMs, s.atMs + s.forMs) - s.atMs);
+  for (const s of d.steps ?? []) if (sinceMs >= s.atMs) ms += s.byMs;
+  return ms;
+}
+
+/** The clock's rate error, ppm, `sinceMs` true ms after its origin. */
+export function driftRate(d: Drift, sinceMs: number): number {
+  let ppm = d.ppm ?? 0;
+  if (d.wanderPpm) ppm += d.wanderPpm * Math.sin((2 * Math.PI * sinceMs) / ((d.wanderPeriodS ?? WANDER_PERIOD_S) * 1000) + (d.wanderPhase ?? 0));
+  for (const s of d.slews ?? []) if (sinceMs >= s.atMs && sinceMs < s.atMs + s.forMs) ppm += s.ppm;
+  return ppm;
+}
+
+/**
+ * A simulated Pi's clock: true time (the base clock) read through a Drift. Its timers fire by
+ * its own time, as a fast or slow crystal's do: a 1,000 ms timer on a +100 ppm clock fires
+ * after 999.9 true ms. What true time is is the base's; pin logs keep it, so skews at the pin
+ * are measured against the truth.
+ */
+export class DriftClock implements Clock {
+  readonly origin: number;
+
   constructor(
     private readonly base: Clock,
-    public offsetMs: number,
-  ) {}
+    readonly drift: Drift,
+    origin?: number,
+  ) {
+    this.origin = origin ?? base.now();
+  }
+
+  /** This clock's error (its reading - true time) at true time `t`, ms. */
+  errorAt(t: number): number {
+    return driftOffset(this.drift, t - this.origin);
+  }
+
   now(): number {
-    return this.base.now() + this.offsetMs;
+    const t = this.base.now();
+    return t + this.errorAt(t);
   }
+
   setTimer(fn: () => void, delayMs: number): TimerHandle {
-    return this.base.setTimer(fn, delayMs);
+    const rate = driftRate(this.drift, this.base.now() - this.origin) * 1e-6;
+    return this.base.setTimer(fn, delayMs / (1 + rate));
   }
+
   clearTimer(handle: TimerHandle | undefined | null): void {
     this.base.clearTimer(handle);
   }
+
   defer(fn: () => void): void {
     this.base.defer(fn);
   }
+
   get blockUntil(): ((deadline: number) => void) | undefined {
     const base = this.base;
-    return base.blockUntil ? (deadline: number) => base.blockUntil!(deadline - this.offsetMs) : undefined;
+    return base.blockUntil ? (deadline: number) => base.blockUntil!(deadline - this.errorAt(base.now())) : undefined;
   }
 }
 

@@ -1,7 +1,8 @@
-// `npm run cluster -- --pis N [--jitter-ms J] [--clock-offset-ms R] [--duration S] [--mqtt]`:
+// `npm run cluster -- --pis N [--jitter-ms J] [--clock-offset-ms R] [--clock-drift-ppm D] [--duration S] [--mqtt]`:
 // one master and N Pi listeners as real Node-RED processes on 127.0.0.1, each with its
 // own user dir, editor port, simulated GPIO pin log (true wall-clock time) and a
-// simulated clock offset within +-R ms; optionally a jitter proxy between master and
+// simulated clock offset within +-R ms and, with D, a rate error within +-D ppm plus a
+// temperature-like wander of +-5 ppm over 10 minutes (lib/clock.ts, DriftClock); optionally a jitter proxy between master and
 // listeners. With --mqtt the bus goes through a Mosquitto the cluster starts on the bus
 // port (the jitter proxy then sits between the Pis and the broker). Everything stops
 // cleanly (by pid) at the end, on Ctrl-C or SIGTERM.
@@ -9,14 +10,25 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { driftOffset, type Drift } from "../lib/clock";
 import { packageRoot } from "../lib/paths";
 import { startJitterProxy, type JitterProxy } from "./jitter-proxy";
 import { startBroker, type Broker } from "./mosquitto";
+
+/** The wander every drifting Pi's rate gets on top of its own ppm. */
+export const WANDER_PPM = 5;
+
+/** A member's clock error (its reading - true time) at true epoch ms `t`. */
+export function clockErrorAt(m: Member, t: number): number {
+  return driftOffset(m.drift, t - m.origin);
+}
 
 export interface ClusterOptions {
   pis: number;
   jitterMs: number;
   clockOffsetMs: number;
+  /** each Pi's rate error is drawn within +-this, ppm, with a +-WANDER_PPM wander (0: clocks that keep time) */
+  clockDriftPpm?: number;
   dir: string;
   basePort: number;
   busPort: number;
@@ -34,6 +46,9 @@ export interface Member {
   role: "master" | "pi";
   port: number;
   offsetMs: number;
+  /** how its clock runs against true time (the pin log's), from `origin` (true epoch ms) */
+  drift: Drift;
+  origin: number;
   pinLog: string;
   log: string;
   child: ChildProcess;
@@ -63,7 +78,9 @@ function launch(name: string, role: "master" | "pi", port: number, dir: string, 
     stdio: ["ignore", out, out],
   });
   fs.closeSync(out);
-  return { name, role, port, offsetMs: Number(env.SQI_CLOCK_OFFSET_MS ?? 0), pinLog, log, child };
+  const offsetMs = Number(env.SQI_CLOCK_OFFSET_MS ?? 0);
+  const drift: Drift = { ...(env.SQI_CLOCK_DRIFT ? (JSON.parse(env.SQI_CLOCK_DRIFT) as Drift) : {}), offsetMs };
+  return { name, role, port, offsetMs, drift, origin: Number(env.SQI_CLOCK_ORIGIN ?? 0), pinLog, log, child };
 }
 
 async function up(m: Member, timeoutMs = 90_000): Promise<void> {
@@ -135,12 +152,20 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
     const pis: Member[] = [];
     for (let i = 1; i <= o.pis; i++) {
       const offset = Math.round((random() * 2 - 1) * o.clockOffsetMs * 1000) / 1000;
+      const drift: Drift | undefined = o.clockDriftPpm
+        ? {
+            ppm: Math.round((random() * 2 - 1) * o.clockDriftPpm * 100) / 100,
+            wanderPpm: WANDER_PPM,
+            wanderPhase: Math.round(random() * 2 * Math.PI * 100) / 100,
+          }
+        : undefined;
       const env: Record<string, string> = {
         ...common,
         SQI_MASTER_URL: busUrl,
         SQI_BROKER_URL: busUrl,
         SQI_NODE_NAME: `pi-${i}`,
         SQI_CLOCK_OFFSET_MS: String(offset),
+        ...(drift ? { SQI_CLOCK_DRIFT: JSON.stringify(drift), SQI_CLOCK_ORIGIN: String(Date.now()) } : {}),
         ...(o.piFlow ? { SQI_FLOW: o.piFlow } : {}),
       };
       const m = launch(`pi-${i}`, "pi", o.basePort + i, o.dir, env);
@@ -187,6 +212,7 @@ async function main(): Promise<void> {
     pis: Math.max(1, Math.floor(arg("--pis", 3))),
     jitterMs: arg("--jitter-ms", 0),
     clockOffsetMs: arg("--clock-offset-ms", 0),
+    clockDriftPpm: arg("--clock-drift-ppm", 0),
     dir: path.resolve(process.env.SQI_CLUSTER_DIR ?? path.join(packageRoot, ".cluster")),
     basePort: arg("--base-port", 1880),
     busPort: arg("--bus-port", 8765),
@@ -213,7 +239,7 @@ async function main(): Promise<void> {
   );
   for (const m of [c.master, ...c.pis]) {
     process.stdout.write(
-      `[cluster] ${m.name.padEnd(7)} editor http://localhost:${m.port}  clock offset ${String(m.offsetMs).padStart(9)} ms  pins ${m.pinLog}  log ${m.log}\n`,
+      `[cluster] ${m.name.padEnd(7)} editor http://localhost:${m.port}  clock offset ${String(m.offsetMs).padStart(9)} ms${m.drift.ppm !== undefined ? `, ${m.drift.ppm >= 0 ? "+" : ""}${m.drift.ppm} ppm +-${m.drift.wanderPpm} ppm wander` : ""}  pins ${m.pinLog}  log ${m.log}\n`,
     );
   }
   if (duration > 0) setTimeout(() => void finish(`${duration} s are up`), duration * 1000);

@@ -17,7 +17,7 @@ import type { EventFrame } from "../lib/bus/frames";
 import { newRunId } from "../lib/bus/frames";
 import { listenerReport } from "../lib/bus/status";
 import type { BusConfig, LinkState, ListenerTransport } from "../lib/bus/transport";
-import { OffsetClock, RealClock } from "../lib/clock";
+import { DriftClock, RealClock, type Drift } from "../lib/clock";
 
 /** A histogram of milliseconds in fixed steps over [min, max): cheap enough for a million values a second. */
 export class Histogram {
@@ -100,6 +100,8 @@ export interface FleetConfig {
   first: number;
   /** Each listener's clock is off by a value spread over +-offsetMs (known, to check its sync against). */
   offsetMs: number;
+  /** Each listener's rate error is spread over +-driftPpm, plus a +-5 ppm wander (0 or absent: clocks that keep time). */
+  driftPpm?: number;
   /** Listeners connect spread over this long at the start (0: all at once). */
   startSpreadMs: number;
   /** The longest steady ping interval (the default of the bus), or 100 for the old fixed cadence. */
@@ -133,7 +135,7 @@ const real = new RealClock();
 
 /** One simulated Pi: the node's listener and arrival policy on its own clock. */
 export class SimListener {
-  readonly clock: OffsetClock;
+  readonly clock: DriftClock;
   readonly arrivals: Arrivals;
   readonly client: ListenerTransport;
   state: LinkState = "disconnected";
@@ -147,8 +149,9 @@ export class SimListener {
     readonly offsetMs: number,
     private readonly fleet: Fleet,
     cfg: FleetConfig,
+    drift: Drift = {},
   ) {
-    this.clock = new OffsetClock(real, offsetMs);
+    this.clock = new DriftClock(real, { ...drift, offsetMs });
     this.arrivals = new Arrivals(this.clock, {
       late: "fire",
       toLocal: (at) => this.client.sync.toLocal(at),
@@ -192,10 +195,11 @@ export class SimListener {
     if (this.client.counters.connects > 1) this.fleet.resyncs.push(real.now());
   }
 
-  /** Its estimate against the truth (master clock - this clock = -offset), ms. */
+  /** Its estimate against the truth (master clock - this clock = -this clock's error now), ms. */
   clockError(): number | undefined {
-    const e = this.client.sync.estimate();
-    return e ? e.offsetMs + this.offsetMs : undefined;
+    const t = real.now();
+    const e = this.client.sync.estimate(t + this.clock.errorAt(t));
+    return e ? e.offsetMs + this.clock.errorAt(t) : undefined;
   }
 }
 
@@ -216,8 +220,10 @@ export class Fleet {
     for (let i = 0; i < cfg.count; i++) {
       const n = cfg.first + i;
       // offsets spread evenly over +-offsetMs, so every run checks the same spread
-      const offset = cfg.count > 1 ? -cfg.offsetMs + (2 * cfg.offsetMs * i) / (cfg.count - 1) : cfg.offsetMs;
-      this.listeners.push(new SimListener(`${cfg.prefix}${n}`, offset, this, cfg));
+      const spread = (r: number) => (cfg.count > 1 ? -r + (2 * r * i) / (cfg.count - 1) : r);
+      // each drifting clock wanders too, every one from its own phase
+      const drift = cfg.driftPpm ? { ppm: spread(cfg.driftPpm), wanderPpm: 5, wanderPhase: i } : {};
+      this.listeners.push(new SimListener(`${cfg.prefix}${n}`, spread(cfg.offsetMs), this, cfg, drift));
     }
     this.syncTimer = setInterval(() => {
       for (const l of this.listeners) l.checkSync();
@@ -385,6 +391,7 @@ export async function startFleet(o: {
   listeners: number;
   processes: number;
   offsetMs: number;
+  driftPpm?: number;
   startSpreadMs: number;
   prefix?: string;
   maxPingMs?: number;
@@ -402,6 +409,7 @@ export async function startFleet(o: {
       prefix: o.prefix ?? "pi-",
       first,
       offsetMs: o.offsetMs,
+      ...(o.driftPpm ? { driftPpm: o.driftPpm } : {}),
       startSpreadMs: o.startSpreadMs,
       ...(o.maxPingMs !== undefined ? { maxPingMs: o.maxPingMs } : {}),
       ...(o.reportEveryMs !== undefined ? { reportEveryMs: o.reportEveryMs } : {}),

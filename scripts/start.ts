@@ -13,7 +13,8 @@
 // benchmarks); for the roles SQI_BUS_PORT (master, 8765),
 // SQI_MASTER_URL (pi, ws://127.0.0.1:8765/), SQI_TOKEN, SQI_NODE_NAME; SQI_TRANSPORT (ws
 // or mqtt) with SQI_BROKER_URL (mqtt://127.0.0.1:1883), SQI_BROKER_USER, SQI_BROKER_PASS;
-// and, for simulating a Pi with a wrong clock, SQI_CLOCK_OFFSET_MS.
+// and, for simulating a Pi with a wrong clock, SQI_CLOCK_OFFSET_MS, SQI_CLOCK_DRIFT (a Drift of
+// lib/clock.ts as JSON: ppm, wanderPpm, ...) and SQI_CLOCK_ORIGIN (true epoch ms the drift counts from).
 
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -85,7 +86,9 @@ function prepareUserDir(): void {
     path.join(userDir, "settings.js"),
     `// Written by npm start on each run.\nconst settings = ${JSON.stringify(settings, null, 2)};\n` +
       `const offset = Number(process.env.SQI_CLOCK_OFFSET_MS || 0);\n` +
-      `if (offset) {\n  const { OffsetClock, realClock } = require(${clockJs});\n  settings.sqiClock = new OffsetClock(realClock, offset);\n}\n` +
+      `const drift = process.env.SQI_CLOCK_DRIFT ? JSON.parse(process.env.SQI_CLOCK_DRIFT) : undefined;\n` +
+      `if (offset || drift) {\n  const { DriftClock, realClock } = require(${clockJs});\n` +
+      `  settings.sqiClock = new DriftClock(realClock, { ...drift, offsetMs: offset }, Number(process.env.SQI_CLOCK_ORIGIN) || undefined);\n}\n` +
       `module.exports = settings;\n`,
   );
 
@@ -145,6 +148,7 @@ function main(): void {
     );
   }
   if (Number(process.env.SQI_CLOCK_OFFSET_MS || 0)) log(`simulated clock offset: ${process.env.SQI_CLOCK_OFFSET_MS} ms`);
+  if (process.env.SQI_CLOCK_DRIFT) log(`simulated clock drift: ${process.env.SQI_CLOCK_DRIFT}`);
   if (gpio.simulated) log(`simulated GPIO (no RPi.GPIO here): pin changes are logged to ${gpio.pinLog}`);
   else log("real RPi.GPIO found: the rpi-gpio out nodes drive this Pi's pins");
 

@@ -1,36 +1,62 @@
-// NTP-style clock offset estimation for a listener. A ping leaves at t0 (listener clock),
-// the master receives it at t1 and answers at t2 (master clock), the pong arrives at t3
-// (listener clock). With offset = master clock - listener clock:
-//   t1 - t0 = offset + up       t3 - t2 = -offset + down
-// Network jitter only ever adds delay. Classic NTP keeps the exchange with the smallest
-// round trip; this keeps the smallest `up` and the smallest `down` of the recent window
-// separately, which converges much faster under jitter (each direction only needs one
-// quick trip, not both in the same exchange): offset = (min(t1-t0) - min(t3-t2)) / 2, within
-// +- (min(t1-t0) + min(t3-t2)) / 2. Downstream samples also come from event frames that
-// carry the master's send time. The window is short (seconds), so clock drift inside it
-// is negligible.
+// Clock estimate for a listener: the master's clock as a line over this listener's clock,
+// offset and rate, because every crystal runs at its own rate (a Pi's, a few to tens of ppm,
+// and it moves with temperature) and the monotonic clock NTP slews runs at yet another.
+//
+// A ping leaves at t0 (listener clock), the master receives it at t1 and answers at t2 (master
+// clock), the pong arrives at t3 (listener clock). With offset = master clock - listener clock:
+//   up = t1 - t0 = offset + up delay       down = t3 - t2 = -offset + down delay
+// Delays only ever add. So the samples that came quickest say the most:
+//  1. Minimum filters pick them. Time is cut into 1 s bins; each bin keeps its quickest up and
+//     its quickest down sample, separately (each direction only needs one quick trip, not
+//     both in the same exchange). Event frames carry the master's send time: free down samples.
+//  2. Each bin says an offset, (up - down) / 2 at its middle, and how much to trust it: its
+//     pseudo round trip up + down, less the quickest in the window (its "excess"). The error of
+//     a bin's offset lies within +- excess / 2 (and the paths' asymmetry, below).
+//  3. A weighted linear fit of the bins' offsets over time, weights 1 / (excess^2 + 0.02^2), is
+//     the offset now and the rate. Many quick bins count, not only the two minima.
+//  4. Old bins that no longer fit a line are dropped, in the spirit of chrony's regression: the
+//     residuals of the trusted bins must change sign often enough (a runs test); too few
+//     runs, and the oldest quarter goes, again until the rest fits. A rate that changed (the
+//     crystal warmed, NTP began a slew) so costs the window, not the estimate.
+//  5. Converting an event's `at` uses the offset and the rate at that instant. While no
+//     sample comes (holdover), the line goes on at the last rate.
+// The uncertainty is the delay bound (half the window's quickest round trip: the most a path
+// that is slower one way than the other can hide, for NTP and PTP alike), plus three standard
+// errors of the fit at that instant, plus, once samples stop, what a wandering rate can add
+// since the last one. Asymmetry of the paths' quickest delays biases every two-way method by
+// half their difference; only the bound says so, nothing can measure it.
 //
 // A sample is evidence, not truth: on an open broker anybody can publish a pong. Once the
-// estimate is settled, a sample whose offset interval does not overlap the estimate's (plus
+// estimate is settled, a sample whose offset interval does not overlap the line's (plus
 // STEP_MARGIN_MS) is held back; STEP_CONFIRM such samples in a row that agree with each other
 // are a real step of a clock (the master's was set), and the estimate restarts from them.
 
 export interface SyncEstimate {
-  /** master clock - listener clock, ms */
+  /** master clock - listener clock at the instant asked for (the last sample's, or now), ms */
   offsetMs: number;
-  /** the pseudo round trip: min up + min down, ms */
+  /** the window's quickest pseudo round trip (min up + min down of one bin), ms */
   rttMs: number;
-  /** the offset is within +- this of the truth */
+  /** the offset is within +- this of the truth: the delay bound, the fit's error, and what holdover adds */
   uncertaintyMs: number;
+  /** the master's clock runs this much faster than this listener's, ppm */
+  ratePpm: number;
+  /** since the newest sample (holdover), ms */
+  ageMs: number;
+  /** the span of the bins the fit uses, ms */
+  windowMs: number;
+  /** samples in the window */
   samples: number;
 }
 
-export const SYNC_WINDOW_MS = 30_000;
+/** The longest the fit looks back. */
+export const SYNC_WINDOW_MS = 120_000;
+/** Each bin keeps its quickest up and its quickest down sample. */
+export const BIN_MS = 1000;
 /** The longest a steady listener waits between pings. */
 export const DEFAULT_MAX_PING_MS = 2000;
 /** An estimate that moved less than this since the last ping is steady. */
 export const STEADY_WITHIN_MS = 0.05;
-/** Slack beyond both uncertainties before a sample is said to disagree with a settled estimate (clock drift over the window included). */
+/** Slack beyond both uncertainties before a sample is said to disagree with a settled estimate. */
 export const STEP_MARGIN_MS = 5;
 /** Disagreeing samples in a row, agreeing with each other, that make a step of the clock. */
 export const STEP_CONFIRM = 3;
@@ -38,6 +64,19 @@ export const STEP_CONFIRM = 3;
 export const SETTLED_AFTER = 5;
 /** A round trip longer than this says nothing useful about the offset. */
 export const MAX_RTT_MS = 10_000;
+/** Holdover: how fast a rate may wander (ppm per second; a Pi's crystal warming is well under this), and a floor for a rate error. */
+export const WANDER_PPM_PER_S = 0.1;
+export const RATE_FLOOR_PPM = 0.5;
+/** A rate is fitted once the bins span this; before, the line is flat. */
+const MIN_RATE_SPAN_MS = 4000;
+/** No clock runs this far off; a fit that says so is noise on a short span. */
+const MAX_RATE = 2e-3;
+/** The offset is the middle of the detrended quickest trips over this last stretch: long enough for many samples, short enough that a wandering rate bends it little. */
+export const OFFSET_WINDOW_MS = 30_000;
+/** A bin's error floor in the weights, ms: two bins both at the quickest are not infinitely sure. */
+const WEIGHT_FLOOR_MS = 0.02;
+/** The runs test needs this many trusted bins, and the fit keeps at least this many. */
+const MIN_FIT_BINS = 8;
 
 interface Exchange {
   t0: number;
@@ -51,60 +90,51 @@ function offsetOf(x: Exchange): { offset: number; within: number } {
   return { offset: (x.t1 - x.t0 - (x.t3 - x.t2)) / 2, within: (x.t3 - x.t0 - (x.t2 - x.t1)) / 2 };
 }
 
-/**
- * The minimum of the values pushed in the last windowMs, in O(1) amortised per push and O(1)
- * per read (a monotonic deque): the listener converts every event's `at` with the estimate,
- * so reading it must not cost a scan of every sample at 50,000 events a second.
- */
-class WindowMin {
-  private readonly at: number[] = [];
-  private readonly value: number[] = [];
-  private head = 0;
+interface Bin {
+  key: number;
+  /** quickest up and down samples, moved to the bin's middle at the rate known when they came */
+  up: number;
+  down: number;
+  n: number;
+}
 
-  push(at: number, value: number): void {
-    while (this.value.length > this.head && this.value[this.value.length - 1]! >= value) {
-      this.value.pop();
-      this.at.pop();
-    }
-    this.at.push(at);
-    this.value.push(value);
-  }
-
-  expire(horizon: number): void {
-    while (this.head < this.at.length && this.at[this.head]! < horizon) this.head++;
-    if (this.head > 1024 && this.head * 2 > this.at.length) {
-      this.at.splice(0, this.head);
-      this.value.splice(0, this.head);
-      this.head = 0;
-    }
-  }
-
-  get min(): number | undefined {
-    return this.head < this.value.length ? this.value[this.head] : undefined;
-  }
-
-  clear(): void {
-    this.at.length = this.value.length = this.head = 0;
-  }
+/** offset(t) = a + b (t - t0), within the fit's errors. */
+interface Fit {
+  a: number;
+  b: number;
+  t0: number;
+  /** weighted mean time, sum of weights, weighted spread of times: the fit's standard error at any t */
+  tc: number;
+  sw: number;
+  sxx: number;
+  /** variance per unit weight */
+  s2: number;
+  rtt: number;
+  /** the widest gap of the detrended quickest trips: below 0, no line fits these bins with delays >= 0 */
+  gap: number;
+  last: number;
+  span: number;
 }
 
 export class ClockSync {
-  private readonly up = new WindowMin();
-  private readonly down = new WindowMin();
-  /** receive times of the samples in the window, to count them */
-  private readonly times: number[] = [];
-  private timesHead = 0;
+  private bins: Bin[] = [];
   private pings = 0;
-  private lastOffset: number | undefined;
+  private fitted: Fit | undefined | null = null;
+  private rate = 0;
+  /** the line the last ping's cadence decision saw, to tell whether the estimate holds */
+  private lastLine: Fit | undefined;
   private steadyDelay = 0;
-  private cached: SyncEstimate | undefined | null = null;
   /** Samples that disagreed with the settled estimate, in a row, waiting for confirmation. */
   private suspects: Exchange[] = [];
   /** Samples held back (never used, or used only once confirmed) and steps taken, since the start. */
   held = 0;
   steps = 0;
 
-  constructor(private readonly windowMs = SYNC_WINDOW_MS) {}
+  /** `now`: this listener's clock, so that an estimate knows its age; without it, estimates are at the newest sample. */
+  constructor(
+    private readonly windowMs = SYNC_WINDOW_MS,
+    private readonly now?: () => number,
+  ) {}
 
   /**
    * Adds one ping/pong exchange: "taken", "held" back as disagreeing with the settled
@@ -113,9 +143,10 @@ export class ClockSync {
   add(t0: number, t1: number, t2: number, t3: number): "taken" | "held" | "refused" {
     if (![t0, t1, t2, t3].every(Number.isFinite) || t3 < t0 || t2 < t1 || t3 - t0 < t2 - t1 || t3 - t0 > MAX_RTT_MS) return "refused";
     const x = { t0, t1, t2, t3 };
-    const e = this.pings >= SETTLED_AFTER ? this.estimate() : undefined;
     const s = offsetOf(x);
-    if (e && Math.abs(s.offset - e.offsetMs) > e.uncertaintyMs + s.within + STEP_MARGIN_MS) {
+    const mid = (t0 + t3) / 2;
+    const f = this.pings >= SETTLED_AFTER ? this.fit() : undefined;
+    if (f && Math.abs(s.offset - at(f, mid)) > this.uncertainty(f, mid) + s.within + STEP_MARGIN_MS) {
       this.held++;
       const last = this.suspects[this.suspects.length - 1];
       const l = last && offsetOf(last);
@@ -141,82 +172,284 @@ export class ClockSync {
    */
   addDownstream(masterSent: number, localReceived: number): void {
     if (!Number.isFinite(masterSent) || !Number.isFinite(localReceived)) return;
-    const e = this.pings >= SETTLED_AFTER ? this.estimate() : undefined;
-    if (e && masterSent - localReceived > e.offsetMs + e.uncertaintyMs + STEP_MARGIN_MS) {
+    const f = this.pings >= SETTLED_AFTER ? this.fit() : undefined;
+    if (f && masterSent - localReceived > at(f, localReceived) + this.uncertainty(f, localReceived) + STEP_MARGIN_MS) {
       this.held++;
       return;
     }
-    this.down.push(localReceived, localReceived - masterSent);
-    this.added(localReceived);
+    this.put(localReceived, undefined, localReceived - masterSent);
   }
 
   private take(x: Exchange): void {
-    this.up.push(x.t3, x.t1 - x.t0);
-    this.down.push(x.t3, x.t3 - x.t2);
     this.pings++;
-    this.added(x.t3);
+    this.put((x.t0 + x.t3) / 2, x.t1 - x.t0, x.t3 - x.t2);
+  }
+
+  /** Keeps a sample in its bin if it is the bin's quickest (moved to the bin's middle at the known rate). */
+  private put(t: number, up: number | undefined, down: number): void {
+    const key = Math.floor(t / BIN_MS);
+    let bin = this.bins[this.bins.length - 1];
+    if (!bin || bin.key < key) {
+      bin = { key, up: Infinity, down: Infinity, n: 0 };
+      this.bins.push(bin);
+    } else if (bin.key > key) {
+      // A sample from an earlier bin (rare: a slow pong). Look back a little; older than that, it is only counted out.
+      bin = this.bins.slice(-8).find((b) => b.key === key);
+      if (!bin) return;
+    }
+    bin.n++;
+    const shift = this.rate * (t - (key + 0.5) * BIN_MS);
+    let changed = false;
+    if (up !== undefined && up - shift < bin.up) {
+      bin.up = up - shift;
+      changed = true;
+    }
+    if (down + shift < bin.down) {
+      bin.down = down + shift;
+      changed = true;
+    }
+    // Forget bins older than the window (measured from the newest).
+    const horizon = key - Math.ceil(this.windowMs / BIN_MS);
+    let drop = 0;
+    while (drop < this.bins.length && this.bins[drop]!.key < horizon) drop++;
+    if (drop) {
+      this.bins.splice(0, drop);
+      changed = true;
+    }
+    if (changed) this.fitted = null;
   }
 
   /** Samples within the window. */
   get samples(): number {
-    return this.times.length - this.timesHead;
+    let n = 0;
+    for (const b of this.bins) n += b.n;
+    return n;
   }
 
-  estimate(): SyncEstimate | undefined {
-    if (this.cached !== null) return this.cached;
-    const minUp = this.up.min;
-    const minDown = this.down.min;
-    if (minUp === undefined || minDown === undefined) return (this.cached = undefined);
-    const rtt = Math.max(0, minUp + minDown);
-    return (this.cached = { offsetMs: (minUp - minDown) / 2, rttMs: rtt, uncertaintyMs: rtt / 2, samples: this.samples });
+  /**
+   * The line through the trusted bins; bins older than the part that still fits one are
+   * dropped for good. Cached until a sample changes a bin.
+   */
+  private fit(): Fit | undefined {
+    if (this.fitted !== null) return this.fitted;
+    const full = this.bins.filter((b) => Number.isFinite(b.up) && Number.isFinite(b.down));
+    if (!full.length) return (this.fitted = undefined);
+    let lo = 0;
+    let f: Fit;
+    for (;;) {
+      const part = full.slice(lo);
+      f = this.line(part);
+      // A line fits if no bin needs a negative delay under it, and its residuals change sign often enough.
+      if (part.length === 1 || (f.gap >= 0 && (part.length < MIN_FIT_BINS * 2 || runsFit(part, f)))) break;
+      lo += Math.max(1, Math.floor(part.length / 4));
+    }
+    if (lo > 0) {
+      const oldest = full[lo]!.key;
+      this.bins = this.bins.filter((b) => b.key >= oldest);
+    }
+    this.rate = f.b;
+    return (this.fitted = f);
   }
 
-  /** Converts a master-clock time to this listener's clock. */
+  /**
+   * The line through the bins. A weighted least-squares fit of the bins' offsets gives a first
+   * rate and the fit's standard errors. The rate is then refined on the quick samples
+   * themselves: the one under which the quickest up and the quickest down trips of the whole
+   * window leave the widest gap (the lower envelope of each direction, detrended, is flat at
+   * the true rate; a wrong rate tilts both and narrows it). The offset is the middle of that gap
+   * over the last OFFSET_WINDOW_MS, as the minimum filters always did, now with the rate taken out.
+   */
+  private line(part: Bin[]): Fit {
+    let rtt = Infinity;
+    for (const x of part) rtt = Math.min(rtt, x.up + x.down);
+    const t0 = mid(part[part.length - 1]!);
+    const weight = (x: Bin) => {
+      const excess = x.up + x.down - rtt;
+      return 1 / (excess * excess + WEIGHT_FLOOR_MS * WEIGHT_FLOOR_MS);
+    };
+    let sw = 0;
+    let st = 0;
+    let sy = 0;
+    for (const x of part) {
+      const w = weight(x);
+      sw += w;
+      st += w * (mid(x) - t0);
+      sy += w * ((x.up - x.down) / 2);
+    }
+    const tc = st / sw;
+    const yc = sy / sw;
+    let sxx = 0;
+    let sxy = 0;
+    for (const x of part) {
+      const w = weight(x);
+      const dt = mid(x) - t0 - tc;
+      sxx += w * dt * dt;
+      sxy += w * dt * ((x.up - x.down) / 2 - yc);
+    }
+    const span = mid(part[part.length - 1]!) - mid(part[0]!);
+    const fitted = span >= MIN_RATE_SPAN_MS && sxx > 0;
+    const b = fitted ? widestGap(part, t0, clampRate(sxy / sxx)) : 0;
+    const gap = envelopeGap(part, t0, b);
+    // Variance per unit weight: a bin's error is about uniform within +- excess / 2 (1/12 per
+    // unit weight), or what the residuals say if they say more (a rate that wanders in the window).
+    let rss = 0;
+    for (const x of part) {
+      const r = (x.up - x.down) / 2 - (yc + b * (mid(x) - t0 - tc));
+      rss += weight(x) * r * r;
+    }
+    const s2 = Math.max(1 / 12, part.length > 2 ? rss / (part.length - 2) : 0);
+    let up = Infinity;
+    let down = Infinity;
+    for (const x of part) {
+      const dt = mid(x) - t0;
+      if (dt < -OFFSET_WINDOW_MS) continue;
+      up = Math.min(up, x.up - b * dt);
+      down = Math.min(down, x.down + b * dt);
+    }
+    return { a: (up - down) / 2, b, t0, tc: tc + t0, sw, sxx: fitted ? sxx : 0, s2, rtt, gap, last: t0 + BIN_MS / 2, span };
+  }
+
+  /** The bound on the offset at local time t: delay bound, fit error, holdover. */
+  private uncertainty(f: Fit, t: number): number {
+    const dt = t - f.tc;
+    const se = Math.sqrt(f.s2 * (1 / f.sw + (f.sxx > 0 ? (dt * dt) / f.sxx : 0)));
+    const age = Math.max(0, t - f.last);
+    const wander = (WANDER_PPM_PER_S * 1e-9 * age * age) / 2 + RATE_FLOOR_PPM * 1e-6 * age;
+    return f.rtt / 2 + 3 * se + wander;
+  }
+
+  /** The estimate at local time `t` (default: now if this sync knows its clock, else the newest sample). */
+  estimate(t?: number): SyncEstimate | undefined {
+    const f = this.fit();
+    if (!f) return undefined;
+    const when = t ?? this.now?.() ?? f.last;
+    return {
+      offsetMs: at(f, when),
+      rttMs: f.rtt,
+      uncertaintyMs: this.uncertainty(f, when),
+      ratePpm: f.b * 1e6,
+      ageMs: Math.max(0, when - f.last),
+      windowMs: f.span + BIN_MS,
+      samples: this.samples,
+    };
+  }
+
+  /** Converts a master-clock time to this listener's clock, with the offset and the rate at that instant. */
   toLocal(masterTime: number): number | undefined {
-    const e = this.estimate();
-    return e ? masterTime - e.offsetMs : undefined;
+    const f = this.fit();
+    // local + a + b (local - t0) = master
+    return f ? (masterTime - f.a + f.b * f.t0) / (1 + f.b) : undefined;
   }
 
   /** After a reconnect (maybe to a restarted master) old samples say nothing. */
   reset(): void {
-    this.up.clear();
-    this.down.clear();
-    this.times.length = this.timesHead = 0;
+    this.bins = [];
     this.pings = 0;
-    this.lastOffset = undefined;
+    this.rate = 0;
+    this.lastLine = undefined;
     this.steadyDelay = 0;
-    this.cached = null;
+    this.fitted = null;
     this.suspects = [];
   }
 
   /**
    * How long to wait before the next ping: quickly right after connecting (fastCount pings
-   * fastMs apart), then every steadyMs; while the estimate holds within STEADY_WITHIN_MS from
-   * one ping to the next, each wait doubles, up to maxMs. A master with 1,000 listeners
-   * takes 10,000 pings a second at a fixed 100 ms, about 500 once they are steady. The
-   * estimate keeps the window's best samples, and event frames add downstream ones, so fewer
-   * pings cost little precision; any move of the estimate brings the cadence back to steadyMs.
+   * fastMs apart), then every steadyMs; while the line holds within STEADY_WITHIN_MS from
+   * one ping to the next (the old line's offset now against the new one's), each wait
+   * doubles, up to maxMs. A master with 1,000 listeners takes 10,000 pings a second at a
+   * fixed 100 ms, about 500 once they are steady. Event frames add downstream samples, so
+   * fewer pings cost little precision; any move of the line brings the cadence back to steadyMs.
    */
   nextPingDelay(maxMs = DEFAULT_MAX_PING_MS, fastMs = 50, steadyMs = 100, fastCount = 20): number {
     // Fewer than fastCount pings, or a step waiting for confirmation: ask again soon.
     if (this.pings < fastCount || this.suspects.length > 0) return fastMs;
-    const offset = this.estimate()?.offsetMs;
-    const held = offset !== undefined && this.lastOffset !== undefined && Math.abs(offset - this.lastOffset) <= STEADY_WITHIN_MS;
-    this.lastOffset = offset;
+    const f = this.fit();
+    const held = f !== undefined && this.lastLine !== undefined && Math.abs(at(f, f.last) - at(this.lastLine, f.last)) <= STEADY_WITHIN_MS;
+    this.lastLine = f;
     this.steadyDelay = held ? Math.min(maxMs, Math.max(steadyMs, this.steadyDelay * 2)) : steadyMs;
     return this.steadyDelay;
   }
+}
 
-  private added(at: number): void {
-    this.times.push(at);
-    const horizon = at - this.windowMs;
-    this.up.expire(horizon);
-    this.down.expire(horizon);
-    while (this.timesHead < this.times.length && this.times[this.timesHead]! < horizon) this.timesHead++;
-    if (this.timesHead > 4096 && this.timesHead * 2 > this.times.length) {
-      this.times.splice(0, this.timesHead);
-      this.timesHead = 0;
-    }
-    this.cached = null;
+function at(f: Fit, t: number): number {
+  return f.a + f.b * (t - f.t0);
+}
+
+/** A bin's middle, local ms. */
+function mid(b: Bin): number {
+  return (b.key + 0.5) * BIN_MS;
+}
+
+function clampRate(r: number): number {
+  return Math.max(-MAX_RATE, Math.min(MAX_RATE, r));
+}
+
+/** The quickest up plus the quickest down trip of the bins, each detrended at `rate`. */
+function envelopeGap(part: Bin[], t0: number, rate: number): number {
+  let up = Infinity;
+  let down = Infinity;
+  for (const x of part) {
+    const dt = mid(x) - t0;
+    up = Math.min(up, x.up - rate * dt);
+    down = Math.min(down, x.down + rate * dt);
   }
+  return up + down;
+}
+
+/**
+ * The rate under which the detrended quickest up and quickest down trips of the bins leave the
+ * widest gap (their sum, the pseudo round trip, is largest). The gap is concave in the rate
+ * (a sum of two minima of lines), so a golden-section search finds it, from a bracket around
+ * the least-squares rate that widens while the best lies at its edge.
+ */
+function widestGap(part: Bin[], t0: number, guess: number): number {
+  const gap = (r: number) => envelopeGap(part, t0, r);
+  let half = 20e-6;
+  while (half < MAX_RATE && (gap(guess + half) > gap(guess + half * 0.99) || gap(guess - half) > gap(guess - half * 0.99))) half *= 4;
+  let lo = clampRate(guess - half);
+  let hi = clampRate(guess + half);
+  const g = (Math.sqrt(5) - 1) / 2;
+  let x1 = hi - g * (hi - lo);
+  let x2 = lo + g * (hi - lo);
+  let f1 = gap(x1);
+  let f2 = gap(x2);
+  while (hi - lo > 1e-9) {
+    if (f1 < f2) {
+      lo = x1;
+      x1 = x2;
+      f1 = f2;
+      x2 = lo + g * (hi - lo);
+      f2 = gap(x2);
+    } else {
+      hi = x2;
+      x2 = x1;
+      f2 = f1;
+      x1 = hi - g * (hi - lo);
+      f1 = gap(x1);
+    }
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * The runs test: the signs of the trusted bins' residuals (the quicker half), in time order,
+ * change often enough for noise. A line that no longer fits leaves long runs of one sign.
+ */
+function runsFit(part: Bin[], f: Fit): boolean {
+  const excess = part.map((b) => b.up + b.down - f.rtt).sort((x, y) => x - y);
+  const cut = excess[excess.length >> 1]!;
+  let n = 0;
+  let runs = 0;
+  let sign = 0;
+  for (const b of part) {
+    if (b.up + b.down - f.rtt > cut) continue;
+    const r = (b.up - b.down) / 2 - at(f, mid(b));
+    const s = r >= 0 ? 1 : -1;
+    n++;
+    if (s !== sign) runs++;
+    sign = s;
+  }
+  if (n < MIN_FIT_BINS) return true;
+  // Random signs make (n + 1) / 2 runs, with a spread of about sqrt(n - 1) / 2; fewer than 2.5 spreads below is no longer noise.
+  return runs >= (n + 1) / 2 - 2.5 * (Math.sqrt(n - 1) / 2);
 }

@@ -5,7 +5,7 @@
 // they go out as one batch, answer pings, pass reports on, and keep the last errors.
 
 import type { Clock, TimerHandle } from "../clock";
-import { ClockSync } from "./clock-sync";
+import { ClockSync, SYNC_WINDOW_MS } from "./clock-sync";
 import {
   batchTexts,
   decodeDownstream,
@@ -309,7 +309,7 @@ export abstract class MasterBase {
  * holds the event loop, and reads the master's frames. A transport adds its connection.
  */
 export abstract class ListenerBase implements ListenerTransport {
-  readonly sync = new ClockSync();
+  readonly sync: ClockSync;
   readonly counters: ListenerCounters = {
     connects: 0,
     reconnects: 0,
@@ -331,6 +331,7 @@ export abstract class ListenerBase implements ListenerTransport {
     send: (f: UpstreamFrame) => void,
   ) {
     prepareFrames();
+    this.sync = new ClockSync(SYNC_WINDOW_MS, () => opts.clock.now());
     this.upkeep = new ListenerUpkeep({
       ...opts,
       sync: this.sync,

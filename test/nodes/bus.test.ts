@@ -6,7 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, afterEach, describe, it } from "node:test";
 import WebSocket from "ws";
-import { OffsetClock, realClock } from "../../lib/clock";
+import { DriftClock, realClock } from "../../lib/clock";
 import { BusClient } from "../../lib/bus/ws-client";
 import { selfSignedCert } from "../helpers/tls";
 import type { EventFrame } from "../../lib/bus/frames";
@@ -94,7 +94,7 @@ describe("bus over WebSocket (lib)", () => {
 
   it("estimates a simulated 150 ms clock offset within 1 ms", async () => {
     const s = await server();
-    const { c } = client(s.port, { clock: new OffsetClock(realClock, -150) });
+    const { c } = client(s.port, { clock: new DriftClock(realClock, { offsetMs: -150 }) });
     await waitFor("a settled estimate", () => (c.sync.samples >= 15 ? c.sync.estimate() : undefined), 10_000);
     await new Promise((r) => setTimeout(r, 300));
     const e = c.sync.estimate()!;

@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import mqtt from "mqtt";
-import { OffsetClock, realClock } from "../../lib/clock";
+import { DriftClock, realClock } from "../../lib/clock";
 import { selfSignedCert } from "../helpers/tls";
 import type { EventFrame } from "../../lib/bus/frames";
 import { MqttListener } from "../../lib/bus/mqtt-listener";
@@ -47,7 +47,7 @@ function master(broker: Broker, extra: Partial<MqttSettings> = {}) {
   return m;
 }
 
-function listener(broker: Broker, name: string, extra: Partial<MqttSettings> = {}, clock = realClock as typeof realClock | OffsetClock) {
+function listener(broker: Broker, name: string, extra: Partial<MqttSettings> = {}, clock = realClock as typeof realClock | DriftClock) {
   const got: EventFrame[] = [];
   const arrivedLate: EventFrame[] = [];
   const onEvents = (ev: EventFrame[], receivedAt: number) => {
@@ -95,7 +95,7 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: skipWithoutMosqui
 
   it("estimates a simulated 150 ms clock offset within 2 ms, through the broker", async () => {
     master(open!);
-    const { l } = listener(open!, "pi-offset", {}, new OffsetClock(realClock, -150));
+    const { l } = listener(open!, "pi-offset", {}, new DriftClock(realClock, { offsetMs: -150 }));
     await waitFor("a settled estimate", () => (l.sync.samples >= 20 ? l.sync.estimate() : undefined), 15_000);
     await new Promise((r) => setTimeout(r, 500));
     const e = l.sync.estimate()!;

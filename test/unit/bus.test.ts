@@ -166,7 +166,7 @@ describe("clock sync: pings back off while the estimate holds", () => {
     assert.deepEqual(delays.slice(18), [50, 100, 200, 400, 800, 1600, 2000, 2000, 2000]);
     // the estimate moves (the min filter takes a quicker up trip): steady again at 100 ms
     assert.equal(sync.add(t, t + 5.5, t + 5.5, t + 1.5), "taken");
-    assert.equal(sync.estimate()?.offsetMs, 4.75);
+    assert.ok(Math.abs(sync.estimate()!.offsetMs - 4.75) < 0.05, `moved to ${sync.estimate()!.offsetMs}`);
     assert.equal(sync.nextPingDelay(), 100);
     const old = new ClockSync();
     for (let i = 0; i < 30; i++) old.add(i, i + 1, i + 1, i + 2);
