@@ -11,7 +11,8 @@
 // Every process is started here and stopped by its pid. Never fails on timing: the machine is
 // shared and noisy, and on 2 cores the listeners' own processes compete with the master.
 //   FANOUT_LISTENERS (10,100,1000), FANOUT_RATES (100,1000), FANOUT_TRANSPORTS (ws,mqtt,bridge),
-//   FANOUT_SECONDS (10), FANOUT_PROCESSES (4), FANOUT_OFFSET_MS (200), FANOUT_ANCHOR (1)
+//   FANOUT_SECONDS (10), FANOUT_PROCESSES (4), FANOUT_OFFSET_MS (200), FANOUT_DRIFT_PPM (50: each
+//   listener's clock runs within +-50 ppm, with a +-5 ppm wander), FANOUT_ANCHOR (1)
 
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -37,6 +38,7 @@ const TRANSPORTS = list(process.env.FANOUT_TRANSPORTS, "ws,mqtt,bridge").filter(
 const SECONDS = Number(process.env.FANOUT_SECONDS ?? 10);
 const PROCESSES = Number(process.env.FANOUT_PROCESSES ?? 4);
 const OFFSET = Number(process.env.FANOUT_OFFSET_MS ?? 200);
+const DRIFT = Number(process.env.FANOUT_DRIFT_PPM ?? 50);
 const ANCHOR = process.env.FANOUT_ANCHOR !== "0";
 const TICK_MS = 10;
 const SETTLE_MS = 5000;
@@ -117,6 +119,7 @@ async function withFleet(
     listeners: n,
     processes: transport === "bridge" ? Math.max(2, processes) : processes,
     offsetMs: OFFSET,
+    driftPpm: DRIFT,
     startSpreadMs: Math.min(5000, n * 3),
     ...(maxPingMs !== undefined ? { maxPingMs } : {}),
   });
@@ -302,7 +305,7 @@ async function anchors(dir: string, ours: Row[]): Promise<void> {
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqi-fanout-"));
   console.log(
-    `bench:fanout — a bare lib/bus master (scripts/bare-master.ts), lightweight listeners in ${PROCESSES} processes at most, clock offsets within ±${OFFSET} ms,`,
+    `bench:fanout — a bare lib/bus master (scripts/bare-master.ts), lightweight listeners in ${PROCESSES} processes at most, clock offsets within ±${OFFSET} ms and rates within ±${DRIFT} ppm,`,
   );
   console.log(
     `events in bursts every ${TICK_MS} ms, each due ${DEFAULT_LEAD_MS} ms (the default lead) after it leaves; ${SECONDS} s a case; ${os.cpus().length} cores.\n`,

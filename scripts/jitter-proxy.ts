@@ -1,5 +1,6 @@
 // A TCP proxy that delays everything by a random 0..J ms, keeping order per connection
-// and direction as TCP would: the kernel here has no netem, so the cluster and the sync
+// and direction as TCP would, optionally plus a fixed delay one way and jitter one way only
+// (a path slower one way than the other: what biases every two-way clock sync): the kernel here has no netem, so the cluster and the sync
 // benchmark simulate network jitter with this between the master and its listeners.
 // `blackhole(true)` is a Wi-Fi drop: nothing crosses either way, no FIN, no RST, until
 // `blackhole(false)`; what was sent meanwhile then arrives, as TCP's retransmissions would
@@ -31,7 +32,7 @@ class Gate {
   }
 }
 
-function delayedPipe(from: net.Socket, to: net.Socket, jitterMs: number, random: () => number, gate: Gate): void {
+function delayedPipe(from: net.Socket, to: net.Socket, fixedMs: number, jitterMs: number, random: () => number, gate: Gate): void {
   const queue: Array<{ at: number; chunk: Buffer }> = [];
   let last = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -60,7 +61,7 @@ function delayedPipe(from: net.Socket, to: net.Socket, jitterMs: number, random:
   };
   from.on("data", (chunk: Buffer) => {
     // Never before the previous chunk: order is kept, delays only ever grow the gap.
-    last = Math.max(Date.now() + random() * jitterMs, last);
+    last = Math.max(Date.now() + fixedMs + random() * jitterMs, last);
     queue.push({ at: last, chunk });
     if (!timer && !parked) timer = setTimeout(pump, Math.max(0, queue[0]!.at - Date.now()));
   });
@@ -78,6 +79,10 @@ export function startJitterProxy(opts: {
   targetHost?: string;
   jitterMs: number;
   random?: () => number;
+  /** "up" is client to target (a Pi to its master), "down" the way back: a fixed delay each, and which ways jitter (both by default) */
+  upFixedMs?: number;
+  downFixedMs?: number;
+  jitterWays?: "both" | "up" | "down";
 }): Promise<JitterProxy> {
   const random = opts.random ?? Math.random;
   const gate = new Gate();
@@ -89,8 +94,9 @@ export function startJitterProxy(opts: {
       s.setNoDelay(true);
       s.on("close", () => sockets.delete(s));
     }
-    delayedPipe(client, upstream, opts.jitterMs, random, gate);
-    delayedPipe(upstream, client, opts.jitterMs, random, gate);
+    const ways = opts.jitterWays ?? "both";
+    delayedPipe(client, upstream, opts.upFixedMs ?? 0, ways === "down" ? 0 : opts.jitterMs, random, gate);
+    delayedPipe(upstream, client, opts.downFixedMs ?? 0, ways === "up" ? 0 : opts.jitterMs, random, gate);
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);

@@ -68,7 +68,12 @@ export const MAX_RTT_MS = 10_000;
 export const WANDER_PPM_PER_S = 0.1;
 export const RATE_FLOOR_PPM = 0.5;
 /** A rate is fitted once the bins span this; before, the line is flat. */
-const MIN_RATE_SPAN_MS = 4000;
+const MIN_RATE_SPAN_MS = 6000;
+/** Over a shorter span the feasibility test takes the known rate. */
+const MIN_GAP_SPAN_MS = 4000;
+const MIN_RATE_BINS = 6;
+/** A slope whose standard error is above this (20 ppm) is not taken as the rate. */
+const MAX_RATE_SE = 2e-5;
 /** No clock runs this far off; a fit that says so is noise on a short span. */
 const MAX_RATE = 2e-3;
 /** The offset is the middle of the detrended quickest trips over this last stretch: long enough for many samples, short enough that a wandering rate bends it little. */
@@ -288,8 +293,35 @@ export class ClockSync {
     }
     const span = mid(part[part.length - 1]!) - mid(part[0]!);
     const fitted = span >= MIN_RATE_SPAN_MS && sxx > 0;
-    const b = fitted ? widestGap(part, t0, clampRate(sxy / sxx)) : 0;
-    const gap = envelopeGap(part, t0, b);
+    // The rate the quick samples say, if they say it well: enough bins over enough time, and a
+    // least-squares slope whose standard error (each bin's error at least a typical excess) is
+    // small. Otherwise the last rate that was said well (0 at first): a few noisy samples a few
+    // seconds apart would otherwise say hundreds of ppm.
+    let b = this.rate;
+    const lp = span >= MIN_GAP_SPAN_MS && sxx > 0 ? widestGap(part, t0, clampRate(sxy / sxx)) : this.rate;
+    if (fitted) {
+      const ex = part.map((x) => x.up + x.down - rtt).sort((p1, p2) => p1 - p2);
+      const typical = Math.max(WEIGHT_FLOOR_MS, ex[ex.length >> 2]!);
+      let sw2 = 0;
+      let st2 = 0;
+      for (const x of part) {
+        const e = x.up + x.down - rtt;
+        const w = 1 / (e * e + typical * typical);
+        sw2 += w;
+        st2 += w * (mid(x) - t0);
+      }
+      let sxx2 = 0;
+      for (const x of part) {
+        const e = x.up + x.down - rtt;
+        const dt = mid(x) - t0 - st2 / sw2;
+        sxx2 += (dt * dt) / (e * e + typical * typical);
+      }
+      // per-bin error about uniform within +- (excess + typical) / 2: variance 1/12 per unit weight
+      const seB = Math.sqrt(1 / 12 / sxx2);
+      if (part.length >= MIN_RATE_BINS && span >= MIN_RATE_SPAN_MS && seB <= MAX_RATE_SE) b = lp;
+    }
+    // Whether any line fits, at the rate that fits best, said well or not.
+    const gap = envelopeGap(part, t0, lp);
     // Variance per unit weight: a bin's error is about uniform within +- excess / 2 (1/12 per
     // unit weight), or what the residuals say if they say more (a rate that wanders in the window).
     let rss = 0;
@@ -315,7 +347,7 @@ export class ClockSync {
     const se = Math.sqrt(f.s2 * (1 / f.sw + (f.sxx > 0 ? (dt * dt) / f.sxx : 0)));
     const age = Math.max(0, t - f.last);
     const wander = (WANDER_PPM_PER_S * 1e-9 * age * age) / 2 + RATE_FLOOR_PPM * 1e-6 * age;
-    return f.rtt / 2 + 3 * se + wander;
+    return Math.max(0, f.rtt) / 2 + 3 * se + wander;
   }
 
   /** The estimate at local time `t` (default: now if this sync knows its clock, else the newest sample). */
@@ -325,7 +357,7 @@ export class ClockSync {
     const when = t ?? this.now?.() ?? f.last;
     return {
       offsetMs: at(f, when),
-      rttMs: f.rtt,
+      rttMs: Math.max(0, f.rtt),
       uncertaintyMs: this.uncertainty(f, when),
       ratePpm: f.b * 1e6,
       ageMs: Math.max(0, when - f.last),

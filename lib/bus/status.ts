@@ -108,6 +108,9 @@ export function listenerStats(client: ListenerTransport, arrivals: Arrivals, nam
     offset_ms: e?.offsetMs ?? null,
     rtt_ms: e?.rttMs ?? null,
     uncertainty_ms: e?.uncertaintyMs ?? null,
+    // the master's clock against this one's (ppm), and how long since the last sample (holdover) grows the uncertainty
+    rate_ppm: e?.ratePpm ?? null,
+    sync_age_ms: e?.ageMs ?? null,
     counters: { ...arrivals.counters(), ...client.counters, sync_held: client.sync.held, sync_steps: client.sync.steps },
     longest_stall_ms: { receive: round3(client.longestReceiveMs), hand_on: round3(arrivals.longestHandOnMs) },
   };

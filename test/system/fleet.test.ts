@@ -42,7 +42,7 @@ describe("1,000 listeners: the master's reconnect storm", () => {
     const bus = wsBus(await freePort());
     let master = await startMaster({ bus, tickMs: 10, leadMs: 50 });
     stops.push(() => master.kill());
-    const fleet: FleetHandle = await startFleet({ bus, listeners: N, processes: 4, offsetMs: 200, startSpreadMs: 3000 });
+    const fleet: FleetHandle = await startFleet({ bus, listeners: N, processes: 4, offsetMs: 200, driftPpm: 50, startSpreadMs: 3000 });
     stops.push(() => fleet.stop());
     await waitFor(`${N} listeners synced`, async () => (await fleet.stats()).synced === N, 60_000, 250);
     const first = await play(master, 100, 2);
@@ -122,6 +122,7 @@ describe("two Mosquittos bridged: the master on one, half the listeners on each"
       listeners: N,
       processes: 2,
       offsetMs: 200,
+      driftPpm: 50,
       startSpreadMs: 1000,
     });
     stops.push(() => fleet.stop());
