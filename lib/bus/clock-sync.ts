@@ -9,14 +9,21 @@
 //  1. Minimum filters pick them. Time is cut into 1 s bins; each bin keeps its quickest up and
 //     its quickest down sample, separately (each direction only needs one quick trip, not
 //     both in the same exchange). Event frames carry the master's send time: free down samples.
-//  2. Each bin says an offset, (up - down) / 2 at its middle, and how much to trust it: its
-//     pseudo round trip up + down, less the quickest in the window (its "excess"). The error of
-//     a bin's offset lies within +- excess / 2 (and the paths' asymmetry, below).
-//  3. A weighted linear fit of the bins' offsets over time, weights 1 / (excess^2 + 0.02^2), is
-//     the offset now and the rate. Many quick bins count, not only the two minima.
-//  4. Old bins that no longer fit a line are dropped, in the spirit of chrony's regression: the
-//     residuals of the trusted bins must change sign often enough (a runs test); too few
-//     runs, and the oldest quarter goes, again until the rest fits. A rate that changed (the
+//  2. The rate: the one under which the quickest up trips and the quickest down trips of the
+//     window (up to 120 s), each detrended, leave the widest gap between them. Each direction's
+//     lower envelope is flat at the true rate; a wrong rate tilts both and narrows the gap. It
+//     is taken once it is said well: at least 10 bins over 6 s, and the envelope's own spread
+//     (how far its second quickest trip sits above its quickest) over the span under 5 ppm.
+//     Until then, the last rate said well (0 at first): a few noisy pings seconds apart would
+//     say hundreds of ppm.
+//  3. The offset: the middle of that gap over the last 30 s, as the minimum filters always did,
+//     now with the rate taken out, so it is the offset now and not the one of 15 s ago. A
+//     weighted least-squares fit of each bin's offset ((up - down) / 2, weighted by how close
+//     its round trip is to the quickest) gives a first guess of the rate and the fit's errors.
+//  4. Old bins that no longer fit a line are dropped, in the spirit of chrony's regression: no
+//     line may need a negative delay (the gap must stay >= 0), and the residuals of the trusted
+//     bins must change sign often enough (a runs test); otherwise the oldest quarter goes,
+//     again until the rest fits. A rate that changed (the
 //     crystal warmed, NTP began a slew) so costs the window, not the estimate.
 //  5. Converting an event's `at` uses the offset and the rate at that instant. While no
 //     sample comes (holdover), the line goes on at the last rate.
@@ -67,14 +74,13 @@ export const MAX_RTT_MS = 10_000;
 /** Holdover: how fast a rate may wander (ppm per second; a Pi's crystal warming is well under this), and a floor for a rate error. */
 export const WANDER_PPM_PER_S = 0.1;
 export const RATE_FLOOR_PPM = 0.5;
-/** A rate is fitted once the bins span this; before, the line is flat. */
+/** A rate is taken from at least this many bins over at least this span, said within MAX_RATE_SE (5 ppm). */
 const MIN_RATE_SPAN_MS = 6000;
-/** Over a shorter span the feasibility test takes the known rate. */
+const MIN_RATE_BINS = 10;
+const MAX_RATE_SE = 5e-6;
+/** Over a shorter span the feasibility test (gap >= 0) takes the last rate. */
 const MIN_GAP_SPAN_MS = 4000;
-const MIN_RATE_BINS = 6;
-/** A slope whose standard error is above this (20 ppm) is not taken as the rate. */
-const MAX_RATE_SE = 2e-5;
-/** No clock runs this far off; a fit that says so is noise on a short span. */
+/** No clock runs this far off (a crystal's 100 ppm and NTP's largest slew, 500 ppm, with room); a fit that says so is noise. */
 const MAX_RATE = 2e-3;
 /** The offset is the middle of the detrended quickest trips over this last stretch: long enough for many samples, short enough that a wandering rate bends it little. */
 export const OFFSET_WINDOW_MS = 30_000;
@@ -243,7 +249,12 @@ export class ClockSync {
     let f: Fit;
     for (;;) {
       const part = full.slice(lo);
-      f = this.line(part);
+      // Each direction's quickest trips come from every bin, also those with only event frames (down).
+      const from = part[0]!.key;
+      f = this.line(
+        part,
+        this.bins.filter((b) => b.key >= from),
+      );
       // A line fits if no bin needs a negative delay under it, and its residuals change sign often enough.
       if (part.length === 1 || (f.gap >= 0 && (part.length < MIN_FIT_BINS * 2 || runsFit(part, f)))) break;
       lo += Math.max(1, Math.floor(part.length / 4));
@@ -257,20 +268,21 @@ export class ClockSync {
   }
 
   /**
-   * The line through the bins. A weighted least-squares fit of the bins' offsets gives a first
-   * rate and the fit's standard errors. The rate is then refined on the quick samples
-   * themselves: the one under which the quickest up and the quickest down trips of the whole
-   * window leave the widest gap (the lower envelope of each direction, detrended, is flat at
-   * the true rate; a wrong rate tilts both and narrows it). The offset is the middle of that gap
-   * over the last OFFSET_WINDOW_MS, as the minimum filters always did, now with the rate taken out.
+   * The line through the bins (steps 2 and 3 above). `part` are the bins with both an up and a
+   * down sample (for the least-squares fit), `all` every bin since the oldest of them (the
+   * envelopes: event frames add down samples to bins without a ping).
    */
-  private line(part: Bin[]): Fit {
+  private line(part: Bin[], all: Bin[]): Fit {
     let rtt = Infinity;
     for (const x of part) rtt = Math.min(rtt, x.up + x.down);
     const t0 = mid(part[part.length - 1]!);
+    // A bin's offset is wrong by about uniform +- (its excess + a typical excess) / 2: the
+    // window's quickest bin is not exact either. The typical excess is the median one.
+    const excesses = part.map((x) => x.up + x.down - rtt).sort((p1, p2) => p1 - p2);
+    const typical = Math.max(WEIGHT_FLOOR_MS, excesses[excesses.length >> 1]!);
     const weight = (x: Bin) => {
       const excess = x.up + x.down - rtt;
-      return 1 / (excess * excess + WEIGHT_FLOOR_MS * WEIGHT_FLOOR_MS);
+      return 1 / (excess * excess + typical * typical);
     };
     let sw = 0;
     let st = 0;
@@ -293,35 +305,18 @@ export class ClockSync {
     }
     const span = mid(part[part.length - 1]!) - mid(part[0]!);
     const fitted = span >= MIN_RATE_SPAN_MS && sxx > 0;
-    // The rate the quick samples say, if they say it well: enough bins over enough time, and a
-    // least-squares slope whose standard error (each bin's error at least a typical excess) is
-    // small. Otherwise the last rate that was said well (0 at first): a few noisy samples a few
-    // seconds apart would otherwise say hundreds of ppm.
+    // The rate the quick samples say, if they say it well; else the last one said well.
     let b = this.rate;
-    const lp = span >= MIN_GAP_SPAN_MS && sxx > 0 ? widestGap(part, t0, clampRate(sxy / sxx)) : this.rate;
+    const lp = span >= MIN_GAP_SPAN_MS && sxx > 0 ? widestGap(all, t0, clampRate(sxy / sxx)) : this.rate;
     if (fitted) {
-      const ex = part.map((x) => x.up + x.down - rtt).sort((p1, p2) => p1 - p2);
-      const typical = Math.max(WEIGHT_FLOOR_MS, ex[ex.length >> 2]!);
-      let sw2 = 0;
-      let st2 = 0;
-      for (const x of part) {
-        const e = x.up + x.down - rtt;
-        const w = 1 / (e * e + typical * typical);
-        sw2 += w;
-        st2 += w * (mid(x) - t0);
-      }
-      let sxx2 = 0;
-      for (const x of part) {
-        const e = x.up + x.down - rtt;
-        const dt = mid(x) - t0 - st2 / sw2;
-        sxx2 += (dt * dt) / (e * e + typical * typical);
-      }
-      // per-bin error about uniform within +- (excess + typical) / 2: variance 1/12 per unit weight
-      const seB = Math.sqrt(1 / 12 / sxx2);
-      if (part.length >= MIN_RATE_BINS && span >= MIN_RATE_SPAN_MS && seB <= MAX_RATE_SE) b = lp;
+      // How well the envelope says the rate: its lowest point in each direction is about as far
+      // from the floor as from the next lowest, and a tilt of that much over the span moves the
+      // rate by spread / span (twice: each end).
+      const se = (2 * envelopeSpread(all, t0, lp)) / span;
+      if (part.length >= MIN_RATE_BINS && se <= MAX_RATE_SE) b = lp;
     }
     // Whether any line fits, at the rate that fits best, said well or not.
-    const gap = envelopeGap(part, t0, lp);
+    const gap = envelopeGap(all, t0, lp);
     // Variance per unit weight: a bin's error is about uniform within +- excess / 2 (1/12 per
     // unit weight), or what the residuals say if they say more (a rate that wanders in the window).
     let rss = 0;
@@ -332,7 +327,7 @@ export class ClockSync {
     const s2 = Math.max(1 / 12, part.length > 2 ? rss / (part.length - 2) : 0);
     let up = Infinity;
     let down = Infinity;
-    for (const x of part) {
+    for (const x of all) {
       const dt = mid(x) - t0;
       if (dt < -OFFSET_WINDOW_MS) continue;
       up = Math.min(up, x.up - b * dt);
@@ -426,6 +421,27 @@ function envelopeGap(part: Bin[], t0: number, rate: number): number {
     down = Math.min(down, x.down + rate * dt);
   }
   return up + down;
+}
+
+/**
+ * How far the second quickest up and down trips (each detrended at `rate`) sit above the
+ * quickest, summed: the quickest is about that far above the floor too.
+ */
+function envelopeSpread(part: Bin[], t0: number, rate: number): number {
+  const up = [Infinity, Infinity];
+  const down = [Infinity, Infinity];
+  const keep = (two: number[], v: number) => {
+    if (v < two[0]!) {
+      two[1] = two[0]!;
+      two[0] = v;
+    } else if (v < two[1]!) two[1] = v;
+  };
+  for (const x of part) {
+    const dt = mid(x) - t0;
+    if (Number.isFinite(x.up)) keep(up, x.up - rate * dt);
+    keep(down, x.down + rate * dt);
+  }
+  return up[1]! - up[0]! + (down[1]! - down[0]!);
 }
 
 /**

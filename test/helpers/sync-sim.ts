@@ -7,14 +7,18 @@ import { mulberry32 } from "../../lib/container/clones";
 
 export interface Estimator {
   add(t0: number, t1: number, t2: number, t3: number): string;
+  addDownstream?(masterSent: number, localReceived: number): void;
+  nextPingDelay?(): number;
   toLocal(masterTime: number): number | undefined;
   estimate(t?: number): { offsetMs: number; uncertaintyMs: number; ratePpm?: number } | undefined;
 }
 
 export interface SyncRun {
   drift: Drift;
-  /** ms between pings (true time; the listener's own timers differ from it by its ppm only) */
+  /** ms between pings (true time; the listener's own timers differ from it by its ppm only); 0: the listener's own cadence (nextPingDelay) */
   pingEveryMs: number;
+  /** event frames every this many ms, each a downstream sample through the same down path */
+  framesEveryMs?: number;
   /** each direction: fixed delay + uniform 0..jitter ms */
   jitterMs: number;
   baseDelayMs?: number;
@@ -59,7 +63,12 @@ export function runSync(make: () => Estimator, o: SyncRun): SyncResult {
     const error = got - local(t + lead);
     return { error, within: Math.abs(error) <= e.uncertaintyMs };
   };
-  for (let t = 0; t < o.durationMs; t += o.pingEveryMs) {
+  let nextFrame = 0;
+  for (let t = 0; t < o.durationMs; t += o.pingEveryMs || sync.nextPingDelay?.() || 2000) {
+    for (; o.framesEveryMs && nextFrame < t; nextFrame += o.framesEveryMs) {
+      const down = base + (o.jitterUpOnly ? 0 : rand() * o.jitterMs);
+      sync.addDownstream?.(nextFrame, local(nextFrame + down));
+    }
     const inGap = o.gap && t >= o.gap.fromMs && t < o.gap.fromMs + o.gap.forMs;
     if (o.gap && !holdover && t >= o.gap.fromMs + o.gap.forMs) {
       const c = convert(t);
@@ -73,7 +82,7 @@ export function runSync(make: () => Estimator, o: SyncRun): SyncResult {
     const t2 = t1 + 0.05;
     sync.add(local(t), t1, t2, local(t2 + down));
     if (t >= o.measureFromMs) {
-      const c = convert(t2 + down + rand() * o.pingEveryMs * 0.5);
+      const c = convert(t2 + down + rand() * (o.pingEveryMs || 100) * 0.5);
       if (c) {
         errors.push(c.error);
         if (c.within) covered++;
