@@ -28,7 +28,8 @@
 // and for real, 5 lightweight listeners (scripts/fleet.ts) toward a bare master through the
 // jitter proxy delaying one direction only: each estimate against the truth.
 //   BENCH_SECONDS (default 60), BENCH_PIS (5), BENCH_JITTER_MS (20), BENCH_OFFSET_MS (200),
-//   BENCH_DRIFT_PPM (50), BENCH_ANCHOR (1: the cluster run without drift too).
+//   BENCH_DRIFT_PPM (50), BENCH_WARMUP_S (30: the estimates have their rates by then),
+//   BENCH_ANCHOR (1: the cluster run without drift too).
 
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -55,7 +56,7 @@ const JITTER = Number(process.env.BENCH_JITTER_MS ?? 20);
 const OFFSET = Number(process.env.BENCH_OFFSET_MS ?? 200);
 const DRIFT = Number(process.env.BENCH_DRIFT_PPM ?? 50);
 const ANCHOR = process.env.BENCH_ANCHOR !== "0";
-const WARMUP_S = 8;
+const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 30);
 
 const MQTT = mosquittoPath() !== undefined;
 const onePulse = ["proton_collision", "atom_spin_flip", "waveform_emit", "time_dilation", "fusion_tick"].map((event) => ({
@@ -296,7 +297,7 @@ function virtualTables(): void {
 /** Five lightweight listeners with drifting clocks toward a bare master through a proxy delaying one direction only: each estimate against the truth. */
 async function realAsymmetry(basePort: number): Promise<void> {
   process.stdout.write(
-    `\nfor real: 5 listeners (+-${DRIFT} ppm) toward a bare master through the jitter proxy, offset estimate - truth after 20 s of events (ms)\n`,
+    `\nfor real: 5 listeners (+-${DRIFT} ppm) toward a bare master through the jitter proxy, offset estimate - truth after 60 s of events (ms)\n`,
   );
   for (const [name, opts] of [
     ["0-1 ms jitter both ways", { jitterMs: 1 }],
@@ -308,7 +309,7 @@ async function realAsymmetry(basePort: number): Promise<void> {
     const fleet = await startFleet({ bus: wsBus(proxy.port), listeners: 5, processes: 1, offsetMs: OFFSET, driftPpm: DRIFT, startSpreadMs: 0 });
     try {
       await waitFor("5 listeners synced", async () => (await fleet.stats()).synced === 5, 30_000, 250);
-      await master.play(50, 20);
+      await master.play(50, 60);
       const errs = (await fleet.stats()).clock_error;
       process.stdout.write(`  ${name.padEnd(40)} ${errs.map((e) => (e >= 0 ? "+" : "") + e.toFixed(3)).join(", ")}\n`);
     } finally {

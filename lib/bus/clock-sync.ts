@@ -78,6 +78,8 @@ export const RATE_FLOOR_PPM = 0.5;
 const MIN_RATE_SPAN_MS = 6000;
 const MIN_RATE_BINS = 10;
 const MAX_RATE_SE = 5e-6;
+/** Pings do not back off before a rate is said well, unless this many could not say it. */
+export const RATE_PATIENCE = 300;
 /** Over a shorter span the feasibility test (gap >= 0) takes the last rate. */
 const MIN_GAP_SPAN_MS = 4000;
 /** No clock runs this far off (a crystal's 100 ppm and NTP's largest slew, 500 ppm, with room); a fit that says so is noise. */
@@ -123,6 +125,8 @@ interface Fit {
   rtt: number;
   /** the widest gap of the detrended quickest trips: below 0, no line fits these bins with delays >= 0 */
   gap: number;
+  /** whether this fit's rate was said well (else it is the last one that was) */
+  said: boolean;
   last: number;
   span: number;
 }
@@ -132,6 +136,8 @@ export class ClockSync {
   private pings = 0;
   private fitted: Fit | undefined | null = null;
   private rate = 0;
+  /** whether a rate was said well since the last reset: until then pings do not back off */
+  private rateSaid = false;
   /** the line the last ping's cadence decision saw, to tell whether the estimate holds */
   private lastLine: Fit | undefined;
   private steadyDelay = 0;
@@ -264,6 +270,7 @@ export class ClockSync {
       this.bins = this.bins.filter((b) => b.key >= oldest);
     }
     this.rate = f.b;
+    if (f.said) this.rateSaid = true;
     return (this.fitted = f);
   }
 
@@ -307,13 +314,15 @@ export class ClockSync {
     const fitted = span >= MIN_RATE_SPAN_MS && sxx > 0;
     // The rate the quick samples say, if they say it well; else the last one said well.
     let b = this.rate;
+    let said = false;
     const lp = span >= MIN_GAP_SPAN_MS && sxx > 0 ? widestGap(all, t0, clampRate(sxy / sxx)) : this.rate;
     if (fitted) {
       // How well the envelope says the rate: its lowest point in each direction is about as far
       // from the floor as from the next lowest, and a tilt of that much over the span moves the
       // rate by spread / span (twice: each end).
       const se = (2 * envelopeSpread(all, t0, lp)) / span;
-      if (part.length >= MIN_RATE_BINS && se <= MAX_RATE_SE) b = lp;
+      said = part.length >= MIN_RATE_BINS && se <= MAX_RATE_SE;
+      if (said) b = lp;
     }
     // Whether any line fits, at the rate that fits best, said well or not.
     const gap = envelopeGap(all, t0, lp);
@@ -333,7 +342,7 @@ export class ClockSync {
       up = Math.min(up, x.up - b * dt);
       down = Math.min(down, x.down + b * dt);
     }
-    return { a: (up - down) / 2, b, t0, tc: tc + t0, sw, sxx: fitted ? sxx : 0, s2, rtt, gap, last: t0 + BIN_MS / 2, span };
+    return { a: (up - down) / 2, b, t0, tc: tc + t0, sw, sxx: fitted ? sxx : 0, s2, rtt, gap, said, last: t0 + BIN_MS / 2, span };
   }
 
   /** The bound on the offset at local time t: delay bound, fit error, holdover. */
@@ -373,6 +382,7 @@ export class ClockSync {
     this.bins = [];
     this.pings = 0;
     this.rate = 0;
+    this.rateSaid = false;
     this.lastLine = undefined;
     this.steadyDelay = 0;
     this.fitted = null;
@@ -381,9 +391,9 @@ export class ClockSync {
 
   /**
    * How long to wait before the next ping: quickly right after connecting (fastCount pings
-   * fastMs apart), then every steadyMs; while the line holds within STEADY_WITHIN_MS from
-   * one ping to the next (the old line's offset now against the new one's), each wait
-   * doubles, up to maxMs. A master with 1,000 listeners takes 10,000 pings a second at a
+   * fastMs apart), then every steadyMs; once a rate is said well (or RATE_PATIENCE pings could
+   * not say it), while the line holds within STEADY_WITHIN_MS from one ping to the next (the
+   * old line's offset now against the new one's), each wait doubles, up to maxMs. A master with 1,000 listeners takes 10,000 pings a second at a
    * fixed 100 ms, about 500 once they are steady. Event frames add downstream samples, so
    * fewer pings cost little precision; any move of the line brings the cadence back to steadyMs.
    */
@@ -391,7 +401,12 @@ export class ClockSync {
     // Fewer than fastCount pings, or a step waiting for confirmation: ask again soon.
     if (this.pings < fastCount || this.suspects.length > 0) return fastMs;
     const f = this.fit();
-    const held = f !== undefined && this.lastLine !== undefined && Math.abs(at(f, f.last) - at(this.lastLine, f.last)) <= STEADY_WITHIN_MS;
+    // Steady once the line holds, and its rate has been said well (or RATE_PATIENCE pings could not say it: a noisy path).
+    const held =
+      f !== undefined &&
+      this.lastLine !== undefined &&
+      Math.abs(at(f, f.last) - at(this.lastLine, f.last)) <= STEADY_WITHIN_MS &&
+      (this.rateSaid || this.pings >= RATE_PATIENCE);
     this.lastLine = f;
     this.steadyDelay = held ? Math.min(maxMs, Math.max(steadyMs, this.steadyDelay * 2)) : steadyMs;
     return this.steadyDelay;

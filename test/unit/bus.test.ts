@@ -152,7 +152,7 @@ describe("clock sync: a sample is evidence, not truth", () => {
 });
 
 describe("clock sync: pings back off while the estimate holds", () => {
-  it("20 pings 50 ms apart, then 100 ms, doubling to 2 s while the offset holds; a move brings back 100 ms; maxPingMs 100 keeps the old cadence", () => {
+  it("20 pings 50 ms apart, then 100 ms until a rate is said well, doubling to 2 s while the line holds; a move brings back 100 ms; maxPingMs 100 keeps the old cadence", () => {
     const sync = new ClockSync();
     const delays: number[] = [];
     let t = 0;
@@ -162,8 +162,20 @@ describe("clock sync: pings back off while the estimate holds", () => {
       delays.push(sync.nextPingDelay());
       t += delays[delays.length - 1]!;
     };
-    for (let i = 0; i < 27; i++) exchange(5);
-    assert.deepEqual(delays.slice(18), [50, 100, 200, 400, 800, 1600, 2000, 2000, 2000]);
+    for (let i = 0; i < 120 && delays[delays.length - 1] !== 2000; i++) exchange(5);
+    const first = delays.findIndex((d) => d > 100);
+    assert.ok(
+      delays.slice(0, 19).every((d) => d === 50),
+      `${delays}`,
+    );
+    assert.ok(
+      delays.slice(19, first).every((d) => d === 100),
+      `${delays}`,
+    );
+    const said = delays.slice(0, first).reduce((x, y) => x + y, 0);
+    assert.ok(said >= 6000 && said < 10_000, `100 ms apart until the rate rests on 6 s of samples: backed off after ${said} ms`);
+    for (let i = 0; i < 3; i++) exchange(5);
+    assert.deepEqual(delays.slice(first), [200, 400, 800, 1600, 2000, 2000, 2000, 2000]);
     // the estimate moves (the min filter takes a quicker up trip): steady again at 100 ms
     assert.equal(sync.add(t, t + 5.5, t + 5.5, t + 1.5), "taken");
     assert.ok(Math.abs(sync.estimate()!.offsetMs - 4.75) < 0.05, `moved to ${sync.estimate()!.offsetMs}`);
