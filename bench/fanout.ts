@@ -12,7 +12,8 @@
 // shared and noisy, and on 2 cores the listeners' own processes compete with the master.
 //   FANOUT_LISTENERS (10,100,1000), FANOUT_RATES (100,1000), FANOUT_TRANSPORTS (ws,mqtt,bridge),
 //   FANOUT_SECONDS (10), FANOUT_PROCESSES (4), FANOUT_OFFSET_MS (200), FANOUT_DRIFT_PPM (50: each
-//   listener's clock runs within +-50 ppm, with a +-5 ppm wander), FANOUT_ANCHOR (1)
+//   listener's clock runs within +-50 ppm, with a +-5 ppm wander), FANOUT_SETTLE_MS (15000: after
+//   all joined, before a case is measured), FANOUT_ANCHOR (1)
 
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -41,7 +42,7 @@ const OFFSET = Number(process.env.FANOUT_OFFSET_MS ?? 200);
 const DRIFT = Number(process.env.FANOUT_DRIFT_PPM ?? 50);
 const ANCHOR = process.env.FANOUT_ANCHOR !== "0";
 const TICK_MS = 10;
-const SETTLE_MS = 5000;
+const SETTLE_MS = Number(process.env.FANOUT_SETTLE_MS ?? 15_000);
 
 const fmt = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : "-");
 
@@ -130,7 +131,7 @@ async function withFleet(
   };
   try {
     await waitFor(`${n} listeners joined and synced`, async () => (await fleet.stats()).synced === n, 60_000, 250);
-    // the estimates settle over their first seconds (their window fills), as on a Pi that has been up a while
+    // the estimates settle (their window fills and, with drift, their rate is said: about 8 s), as on a Pi that has been up a while
     await new Promise((r) => setTimeout(r, SETTLE_MS));
   } catch (e) {
     await stop();

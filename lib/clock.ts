@@ -1,5 +1,5 @@
 // The one Clock every part of the package reads time from and sets timers on.
-// Real time in production, a per-process offset for simulated Pis, virtual time in tests,
+// Real time in production, a drifting clock (offset, ppm, wander) for simulated Pis, virtual time in tests,
 // so that nothing schedules against Date.now() or setTimeout directly.
 
 export interface TimerHandle {

@@ -1,7 +1,8 @@
 // A TCP proxy that delays everything by a random 0..J ms, keeping order per connection
 // and direction as TCP would, optionally plus a fixed delay one way and jitter one way only
-// (a path slower one way than the other: what biases every two-way clock sync): the kernel here has no netem, so the cluster and the sync
-// benchmark simulate network jitter with this between the master and its listeners.
+// (a path slower one way than the other: what biases every two-way clock sync). The kernel
+// here has no netem, so the cluster and the sync benchmark simulate network jitter with this
+// between the master and its listeners.
 // `blackhole(true)` is a Wi-Fi drop: nothing crosses either way, no FIN, no RST, until
 // `blackhole(false)`; what was sent meanwhile then arrives, as TCP's retransmissions would
 // deliver it, and a side that closed meanwhile is seen closed only then.
