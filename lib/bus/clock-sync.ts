@@ -23,8 +23,8 @@
 //  4. Old bins that no longer fit a line are dropped, in the spirit of chrony's regression: no
 //     line may need a negative delay (the gap must stay >= 0), and the residuals of the trusted
 //     bins must change sign often enough (a runs test); otherwise the oldest quarter goes,
-//     again until the rest fits. A rate that changed (the
-//     crystal warmed, NTP began a slew) so costs the window, not the estimate.
+//     again until the rest fits. A rate that changed (the crystal warmed, NTP began a slew)
+//     so costs the window, not the estimate.
 //  5. Converting an event's `at` uses the offset and the rate at that instant. While no
 //     sample comes (holdover), the line goes on at the last rate.
 // The uncertainty is the delay bound (half the window's quickest round trip: the most a path
