@@ -47,6 +47,8 @@ export interface SyncEstimate {
   uncertaintyMs: number;
   /** the master's clock runs this much faster than this listener's, ppm */
   ratePpm: number;
+  /** whether that rate was said well by the samples (else it is 0, or the last one said well) */
+  rateSaid: boolean;
   /** since the newest sample (holdover), ms */
   ageMs: number;
   /** the span of the bins the fit uses, ms */
@@ -364,6 +366,7 @@ export class ClockSync {
       rttMs: Math.max(0, f.rtt),
       uncertaintyMs: this.uncertainty(f, when),
       ratePpm: f.b * 1e6,
+      rateSaid: this.rateSaid,
       ageMs: Math.max(0, when - f.last),
       windowMs: f.span + BIN_MS,
       samples: this.samples,

@@ -91,7 +91,9 @@ export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, ev
     client.counters.report_keys_dropped ? `report cut ${client.counters.report_keys_dropped}` : "",
   ].filter(Boolean);
   // rtt and every counter are in the stats output.
-  const head = e ? `offset ${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "connected · measuring";
+  const sign = (x: number) => (x >= 0 ? "+" : "");
+  const rate = e?.rateSaid ? `, ${sign(e.ratePpm)}${e.ratePpm.toFixed(1)} ppm` : "";
+  const head = e ? `offset ${sign(e.offsetMs)}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms${rate}` : "connected · measuring";
   const silent = power === SENSOR_SILENT_TEXT;
   return { fill: lost.length || silent ? "yellow" : "green", shape: "dot", text: statusText(head, [...lost, power, `${eventsPerS().toFixed(0)} ev/s`]) };
 }
@@ -109,7 +111,7 @@ export function listenerStats(client: ListenerTransport, arrivals: Arrivals, nam
     rtt_ms: e?.rttMs ?? null,
     uncertainty_ms: e?.uncertaintyMs ?? null,
     // the master's clock against this one's (ppm), and how long since the last sample (holdover) grows the uncertainty
-    rate_ppm: e?.ratePpm ?? null,
+    rate_ppm: e?.rateSaid ? e.ratePpm : null,
     sync_age_ms: e?.ageMs ?? null,
     counters: { ...arrivals.counters(), ...client.counters, sync_held: client.sync.held, sync_steps: client.sync.steps },
     longest_stall_ms: { receive: round3(client.longestReceiveMs), hand_on: round3(arrivals.longestHandOnMs) },

@@ -78,8 +78,13 @@ describe("clock sync: a listener clock that drifts", () => {
     }
     // The age and the growing uncertainty are what the stats show.
     const sync = new ClockSync();
-    for (let t = 0; t < 60_000; t += 100) sync.add(t, t + 0.3 + 10, t + 0.35 + 10, t + 0.65);
+    for (let t = 0; t < 60_000; t += 100) {
+      sync.add(t, t + 0.3 + 10, t + 0.35 + 10, t + 0.65);
+      if (t === 1000) assert.equal(sync.estimate()!.rateSaid, false, "1 s of samples say no rate yet");
+    }
     const now = sync.estimate()!;
+    assert.equal(now.rateSaid, true, "60 s of quiet exchanges say the rate (the status shows it)");
+    assert.ok(Math.abs(now.ratePpm) < 0.01, `the rate of two clocks that keep time: ${now.ratePpm} ppm`);
     const later = sync.estimate(60_000 + 60_000)!;
     assert.ok(later.ageMs > 59_000 && later.ageMs < 61_000, `age ${later.ageMs}`);
     assert.ok(later.uncertaintyMs > now.uncertaintyMs + 0.15, `uncertainty ${now.uncertaintyMs.toFixed(3)} -> ${later.uncertaintyMs.toFixed(3)} ms`);
