@@ -90,10 +90,8 @@ export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, ev
     client.counters.rejected ? `rejected ${client.counters.rejected}` : "",
     client.counters.report_keys_dropped ? `report cut ${client.counters.report_keys_dropped}` : "",
   ].filter(Boolean);
-  // rtt and every counter are in the stats output.
-  const sign = (x: number) => (x >= 0 ? "+" : "");
-  const rate = e?.rateSaid ? `, ${sign(e.ratePpm)}${e.ratePpm.toFixed(1)} ppm` : "";
-  const head = e ? `offset ${sign(e.offsetMs)}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms${rate}` : "connected · measuring";
+  // rtt, the rate and every counter are in the stats output (the status has 40 characters: losses first).
+  const head = e ? `offset ${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "connected · measuring";
   const silent = power === SENSOR_SILENT_TEXT;
   return { fill: lost.length || silent ? "yellow" : "green", shape: "dot", text: statusText(head, [...lost, power, `${eventsPerS().toFixed(0)} ev/s`]) };
 }
