@@ -143,6 +143,8 @@ export class ClockSync {
   /** the line the last ping's cadence decision saw, to tell whether the estimate holds */
   private lastLine: Fit | undefined;
   private steadyDelay = 0;
+  /** Reconnected, waiting for the first pong to tell whether the held-over line still holds. */
+  private rejoining = false;
   /** Samples that disagreed with the settled estimate, in a row, waiting for confirmation. */
   private suspects: Exchange[] = [];
   /** Samples held back (never used, or used only once confirmed) and steps taken, since the start. */
@@ -164,6 +166,18 @@ export class ClockSync {
     const x = { t0, t1, t2, t3 };
     const s = offsetOf(x);
     const mid = (t0 + t3) / 2;
+    if (this.rejoining) {
+      // The first sample after a reconnect: the line held over if it agrees, else a new start
+      // (another master, or one whose clock was set while away).
+      this.rejoining = false;
+      const held = this.fit();
+      if (!held || Math.abs(s.offset - at(held, mid)) > this.uncertainty(held, mid) + s.within + STEP_MARGIN_MS) {
+        if (held) this.steps++;
+        this.reset();
+      }
+      this.take(x);
+      return "taken";
+    }
     const f = this.pings >= SETTLED_AFTER ? this.fit() : undefined;
     if (f && Math.abs(s.offset - at(f, mid)) > this.uncertainty(f, mid) + s.within + STEP_MARGIN_MS) {
       this.held++;
@@ -358,6 +372,7 @@ export class ClockSync {
 
   /** The estimate at local time `t` (default: now if this sync knows its clock, else the newest sample). */
   estimate(t?: number): SyncEstimate | undefined {
+    if (this.rejoining) return undefined;
     const f = this.fit();
     if (!f) return undefined;
     const when = t ?? this.now?.() ?? f.last;
@@ -375,13 +390,27 @@ export class ClockSync {
 
   /** Converts a master-clock time to this listener's clock, with the offset and the rate at that instant. */
   toLocal(masterTime: number): number | undefined {
+    if (this.rejoining) return undefined;
     const f = this.fit();
     // local + a + b (local - t0) = master
     return f ? (masterTime - f.a + f.b * f.t0) / (1 + f.b) : undefined;
   }
 
-  /** After a reconnect (maybe to a restarted master) old samples say nothing. */
+  /**
+   * A new connection to the master: the line is held over, but says nothing (no estimate, no
+   * conversion) until the first pong on the new connection agrees with it; one that does not
+   * starts the estimate afresh. So a Pi back from a Wi-Fi stall has its rate from its first
+   * pong, and one that came back to another master (or one whose clock was set) never
+   * converts with the old line.
+   */
+  rejoined(): void {
+    this.suspects = [];
+    this.rejoining = this.bins.length > 0;
+  }
+
+  /** Forgets every sample: the estimate starts afresh. */
   reset(): void {
+    this.rejoining = false;
     this.bins = [];
     this.pings = 0;
     this.rate = 0;
@@ -401,8 +430,8 @@ export class ClockSync {
    * fewer pings cost little precision; any move of the line brings the cadence back to steadyMs.
    */
   nextPingDelay(maxMs = DEFAULT_MAX_PING_MS, fastMs = 50, steadyMs = 100, fastCount = 20): number {
-    // Fewer than fastCount pings, or a step waiting for confirmation: ask again soon.
-    if (this.pings < fastCount || this.suspects.length > 0) return fastMs;
+    // Fewer than fastCount pings, a step waiting for confirmation, or a line held over a reconnect: ask again soon.
+    if (this.pings < fastCount || this.suspects.length > 0 || this.rejoining) return fastMs;
     const f = this.fit();
     // Steady once the line holds, and its rate has been said well (or RATE_PATIENCE pings could not say it: a noisy path).
     const held =

@@ -350,11 +350,11 @@ export abstract class ListenerBase implements ListenerTransport {
   abstract start(): void;
   abstract stop(): void;
 
-  /** A new connection to the master is up: counted, and the offset measured afresh. */
+  /** A new connection to the master is up: counted; the clock line is held over until the first pong says whether it still holds. */
   protected connected(): void {
     this.counters.connects++;
     if (this.counters.connects > 1) this.counters.reconnects++;
-    this.sync.reset();
+    this.sync.rejoined();
     this.upkeep.masterProtocol = 1;
   }
 

@@ -89,4 +89,36 @@ describe("clock sync: a listener clock that drifts", () => {
     assert.ok(later.ageMs > 59_000 && later.ageMs < 61_000, `age ${later.ageMs}`);
     assert.ok(later.uncertaintyMs > now.uncertaintyMs + 0.15, `uncertainty ${now.uncertaintyMs.toFixed(3)} -> ${later.uncertaintyMs.toFixed(3)} ms`);
   });
+
+  it("holds the line over a reconnect: nothing converts until the first pong, which keeps it (same master) or starts afresh (another clock)", () => {
+    /** 60 s of quiet exchanges with a listener clock 30 ppm slow against a master 150 ms ahead. */
+    const learned = () => {
+      const sync = new ClockSync();
+      const exchange = (t: number, offset = 150 + 30e-6 * t) => sync.add(t, t + 0.3 + offset, t + 0.35 + offset, t + 0.65);
+      for (let t = 0; t < 60_000; t += 100) exchange(t);
+      return { sync, exchange };
+    };
+    const same = learned();
+    assert.equal(same.sync.estimate()!.rateSaid, true);
+    same.sync.rejoined();
+    assert.equal(same.sync.estimate(), undefined, "no estimate until a pong on the new connection");
+    assert.equal(same.sync.toLocal(70_000), undefined, "so events count as unsynced, as on a first connect");
+    assert.equal(same.sync.nextPingDelay(), 50, "and it asks soon");
+    // Back after a 10 s Wi-Fi stall, to the same master: the first pong agrees.
+    assert.equal(same.exchange(70_000), "taken");
+    const e = same.sync.estimate(70_000)!;
+    assert.equal(e.rateSaid, true, "the rate is there from the first pong");
+    assert.ok(Math.abs(e.ratePpm - 30) < 0.5, `rate ${e.ratePpm} ppm`);
+    assert.ok(Math.abs(e.offsetMs - (150 + 30e-6 * 70_000)) < 0.05, `offset ${e.offsetMs}`);
+    assert.equal(same.sync.steps, 0);
+
+    // Back to another master, whose clock is 1 s off the old one's: a new start from that pong.
+    const other = learned();
+    other.sync.rejoined();
+    assert.equal(other.exchange(70_000, 1150), "taken");
+    const f = other.sync.estimate(70_000)!;
+    assert.ok(Math.abs(f.offsetMs - 1150) < 0.05, `offset ${f.offsetMs}`);
+    assert.equal(f.rateSaid, false, "a new start says no rate yet");
+    assert.equal(other.sync.steps, 1);
+  });
 });
