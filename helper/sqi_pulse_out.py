@@ -17,6 +17,9 @@ Lines in (ASCII, at most 128 bytes each; anything else is refused and reported):
 Lines out:
     ready <pin> <chip> <lgpio|simulated> <rt|nort>
     fired <id> <rise_us> <width_us> <late_us> <clamped 0|1> [cut]   (rise: CLOCK_MONOTONIC, before the write)
+    over <id> <width_us> <fall_late_us> <total>   after its "fired": that pulse was on longer than
+                                 --max-on-us (its fall was written fall_late_us after it was due:
+                                 the timing thread was not run in time); total: how many so far
     dropped <id> <late|full|cut|narrow|duty>
     refused <line number> <reason>
     low <cut 0|1>
@@ -129,6 +132,8 @@ class Pin:
         self.late = cfg["late_us"]
         self.duty_on = cfg["duty_on_us"]  # 0: no duty limit
         self.duty_window = cfg["duty_window_us"]
+        self.max_on = cfg["max_on_us"]
+        self.overs = 0  # pulses on longer than max_on, as written (rise read before, fall after the write)
         self.fall_late = 0.0  # us: how late falls were written after their deadline, a decaying maximum (see cap)
         self.history = collections.deque()  # (rise, fall) of the pulses written, within the duty window
         self.history_on = 0  # us: the sum of their widths, kept as they come and go (an hour's window holds up to 900,000)
@@ -338,6 +343,11 @@ class Pin:
                 self.out.say("fired %d %d %d %d %d" % (pid, rise, fall - rise, late, clamped))
             else:
                 self.out.say("fired %d %d %d %d %d cut" % (pid, rise, fall - rise, late, clamped))
+            if fall - rise > self.max_on:
+                # Only a fall written late can do this (every width is cut inside the maximum): said,
+                # with how late, so that no pulse over the limit at the pin goes unreported.
+                self.overs += 1
+                self.out.say("over %d %d %d %d" % (pid, fall - rise, max(0, fall - deadline), self.overs))
 
 
 def parse_line(raw):
@@ -391,17 +401,20 @@ def main():
         out.say("fatal GPIO %d: %s" % (cfg["pin"], e.value if hasattr(e, "value") else e))
         return 4
 
-    # Real-time priority for the timing thread where allowed (root, or CAP_SYS_NICE, or an
-    # rtprio limit): the falling edge then wins the CPU over every ordinary process.
+    # Real-time priority where allowed (root, or CAP_SYS_NICE, or an rtprio limit): the falling
+    # edge then wins the CPU over every ordinary process. Asked for this thread before any other
+    # starts, so that every thread of the helper inherits it: the timing thread needs the
+    # interpreter lock and the pin's lock, which the reader and the watchdog hold now and then,
+    # and a holder at normal priority that the kernel does not run would hold the fall up with it.
     rt = "nort"
-    timing = threading.Thread(target=pin.run, name="sqi-pulse-timing", daemon=True)
-    timing.start()
     if cfg["rt"]:
         try:
-            os.sched_setscheduler(timing.native_id, os.SCHED_FIFO, os.sched_param(50))
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
             rt = "rt"
         except (OSError, AttributeError):
             pass
+    timing = threading.Thread(target=pin.run, name="sqi-pulse-timing", daemon=True)
+    timing.start()
 
     parent = os.getppid()
 

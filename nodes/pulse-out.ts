@@ -2,15 +2,19 @@
 // lib/pulse/timed-pin.ts, which runs this package's own helper (helper/sqi_pulse_out.py, on
 // lgpio): Node-RED hands each pulse on whole ({on_ms}), the helper times both of its edges in
 // its own thread and enforces the limits again on its side. A busy Node-RED can delay or drop
-// a pulse (counted), never stretch it. On close the helper goes low and releases the pin.
+// a pulse (counted), never stretch it. A pulse the kernel still held on past the maximum on-time
+// (the helper's own thread not run in time) is counted and said in the log. On close the helper
+// goes low and releases the pin.
 
+import type { Clock } from "../lib/clock";
 import { clip, statusText } from "../lib/status";
-import { parsePulseOutSettings, readPulseInput, TimedPin, type TimedPinCounters } from "../lib/pulse/timed-pin";
+import { parsePulseOutSettings, readPulseInput, TimedPin, type OverPulse, type TimedPinCounters } from "../lib/pulse/timed-pin";
 import type { Node, NodeDef, RED } from "./red";
 import { clockOf, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 
 /** The counters the status shows when they are not 0, in this order. */
 const NEWS: Array<[keyof TimedPinCounters, string]> = [
+  ["over", "stretched"],
   ["late", "late"],
   ["unsent", "unsent"],
   ["clamped", "cut at a limit"],
@@ -21,6 +25,53 @@ const NEWS: Array<[keyof TimedPinCounters, string]> = [
   ["refused", "refused"],
 ];
 
+/** A warning in the log at most this often about pulses over the maximum on-time; the rest are summed into the next. */
+const OVER_WARN_EVERY_MS = 10_000;
+
+/**
+ * Says in the log when a pulse was on longer than the maximum on-time at the pin: the first at
+ * once, then at most one warning per OVER_WARN_EVERY_MS with what came since, and the rest on
+ * close. Each ends with the total, so nothing over the limit goes unsaid.
+ */
+class OverWarnings {
+  private last = -Infinity;
+  private held = 0;
+  private widest = 0;
+  private late = 0;
+  private total = 0;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly node: Pick<Node, "warn">,
+    private readonly gpio: number,
+    private readonly maxOnMs: number,
+    private readonly realtime: () => boolean,
+  ) {}
+
+  add(p: OverPulse, total: number): void {
+    this.held++;
+    this.widest = Math.max(this.widest, p.widthMs);
+    this.late = Math.max(this.late, p.fallLateMs);
+    this.total = total;
+    if (this.clock.now() - this.last >= OVER_WARN_EVERY_MS) this.flush();
+  }
+
+  flush(): void {
+    if (!this.held) return;
+    const what = this.held === 1 ? `a pulse was ${this.widest.toFixed(2)} ms` : `${this.held} pulses were up to ${this.widest.toFixed(2)} ms`;
+    const why = this.realtime()
+      ? "the kernel ran its real-time thread late"
+      : "the kernel ran it late: at normal priority a busy machine can; tick Priority and grant real-time priority (see the help)";
+    this.node.warn(
+      `pulse-out: GPIO ${this.gpio}: ${what} at the pin, over the maximum on-time of ${this.maxOnMs} ms: the helper wrote the fall up to ${this.late.toFixed(2)} ms late (${why}) · ${this.total} over in all`,
+    );
+    this.last = this.clock.now();
+    this.held = 0;
+    this.widest = 0;
+    this.late = 0;
+  }
+}
+
 module.exports = function (RED: RED) {
   function PulseOutNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
@@ -30,6 +81,7 @@ module.exports = function (RED: RED) {
     if (!parsed.ok) return refuseInputs(node, "pulse-out", parsed.errors);
     const o = parsed.options;
     const errors = new ThrottledErrors(clock, node, "pulse-out");
+    const overs = new OverWarnings(clock, node, o.pin, o.maxOnMs, () => pin.state.state === "ready" && pin.state.realtime);
     const pin = new TimedPin(o, {
       state: (st) => {
         if (st.state === "down") node.error(`pulse-out: GPIO ${o.pin}: ${st.reason}`);
@@ -40,6 +92,10 @@ module.exports = function (RED: RED) {
         status.now();
       },
       fired: () => status.soon(),
+      over: (p) => {
+        overs.add(p, pin.counters.over);
+        status.soon();
+      },
       warn: (text) => node.warn(`pulse-out: ${text}`),
     });
     const status = new StatusTicker(clock, node, () => {
@@ -65,6 +121,7 @@ module.exports = function (RED: RED) {
 
     node.on("close", (_removed, done) => {
       status.stop();
+      overs.flush();
       // The helper goes low, releases the pin and exits; close waits for it (SIGTERM, then SIGKILL, if it hangs).
       void pin.close().then(() => done());
     });

@@ -64,6 +64,11 @@ export interface TimedPinCounters {
   unsent: number;
   /** Lines the helper refused (a bug on this side: counted and logged). */
   refused: number;
+  /**
+   * Fired pulses on longer than the maximum on-time, as the helper wrote them: its fall came late
+   * because the kernel did not run its thread in time (a busy machine, no real-time priority).
+   */
+  over: number;
 }
 
 export type TimedPinState = { state: "starting" } | { state: "ready"; chip: number; simulated: boolean; realtime: boolean } | { state: "down"; reason: string };
@@ -78,9 +83,18 @@ export interface FiredPulse {
   cut: boolean;
 }
 
+/** A pulse the helper wrote longer than the maximum on-time, and why. */
+export interface OverPulse {
+  id: number;
+  widthMs: number;
+  /** How long after it was due the helper wrote the fall: its thread was not run in time. */
+  fallLateMs: number;
+}
+
 export interface TimedPinHooks {
   state: (s: TimedPinState) => void;
   fired?: (p: FiredPulse) => void;
+  over?: (p: OverPulse) => void;
   /** Something to say in the log (a refused line). */
   warn?: (text: string) => void;
 }
@@ -115,7 +129,7 @@ export function helperArgs(o: TimedPinOptions): string[] {
 }
 
 export class TimedPin {
-  readonly counters: TimedPinCounters = { sent: 0, fired: 0, clamped: 0, cut: 0, late: 0, narrow: 0, full: 0, duty: 0, unsent: 0, refused: 0 };
+  readonly counters: TimedPinCounters = { sent: 0, fired: 0, clamped: 0, cut: 0, late: 0, narrow: 0, full: 0, duty: 0, unsent: 0, refused: 0, over: 0 };
   private child: ChildProcess | undefined;
   private nextId = 0;
   private current: TimedPinState = { state: "starting" };
@@ -231,6 +245,12 @@ export class TimedPin {
         if (p.clamped) c.clamped++;
         if (p.cut) c.cut++;
         this.hooks.fired?.(p);
+        return;
+      }
+      case "over": {
+        // The helper's own total rides along, so a report line lost on a full pipe loses no count.
+        c.over = Math.max(c.over + 1, Number(f[4]) || 0);
+        this.hooks.over?.({ id: Number(f[1]), widthMs: Number(f[2]) / 1000, fallLateMs: Number(f[3]) / 1000 });
         return;
       }
       case "dropped":

@@ -4,6 +4,7 @@
 // pin low and released; bad messages get an error that says what to send; a second pulse-out on
 // the same pin is refused with "GPIO busy", and the shaper wired to it stops counting pulses as fired.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -97,6 +98,29 @@ describe("pulse-out in Node-RED, on the simulated lgpio", { skip: !gpio.simulate
     const w = pulses(25);
     assert.ok(w.length === 2 && w[1]! < 60, `the close cut the second: ${w.map((x) => x.toFixed(2)).join(", ")} ms`);
     assert.ok(endsLowAndReleased(25), "low and released");
+  });
+
+  it("a pulse its helper wrote over the maximum on-time (the helper stopped by the kernel) shows in the status and in a warning that says how late the fall came", async () => {
+    await helper.load([pulseShaper, pulseOut], flow(27, 90));
+    const out = record("out");
+    await ready("out");
+    const helperPid = Number(execFileSync("pgrep", ["-P", String(process.pid), "-f", "sqi_pulse_out.py --pin 27"], { encoding: "utf8" }).trim());
+    helper.getNode("ps").receive({ topic: "proton_collision" });
+    await waitFor("the pulse on", () => recs(27).some((r) => r.value === 1), 5000, 1);
+    process.kill(helperPid, "SIGSTOP");
+    await new Promise((r) => setTimeout(r, 120));
+    process.kill(helperPid, "SIGCONT");
+    await waitFor("the warning", () => out.warnings.length > 0, 5000, 10);
+    await waitFor("the status to say it", () => /stretched 1/.test(lastStatus(out)), 5000, 10);
+    await helper.unload();
+    const w = pulses(27);
+    assert.ok(w.length === 1 && w[0]! > 100, `over the 100 ms maximum at the pin: ${w.map((x) => x.toFixed(2)).join(", ")} ms`);
+    assert.equal(out.warnings.length, 1, out.warnings.join("\n"));
+    assert.match(
+      out.warnings[0]!,
+      /^pulse-out: GPIO 27: a pulse was 1\d\d\.\d\d ms at the pin, over the maximum on-time of 100 ms: the helper wrote the fall up to \d+\.\d\d ms late \(the kernel ran it late: at normal priority .*\) · 1 over in all$/,
+    );
+    assert.ok(endsLowAndReleased(27), "low and released");
   });
 
   it("a message that is not a whole pulse gets an error that says what to send; the next good one fires", async () => {

@@ -2,8 +2,9 @@
 // stopped every way a Pi stops it. What is checked is the pin log (what the helper wrote to the
 // pin), never only what it said: bad lines are refused by number and the next good pulse still
 // fires; a width over the maximum on-time is cut at the pin; a pulse due inside another's
-// off-time waits (not widened); a narrow one is dropped; and on EOF, Q, SIGINT, SIGTERM, SIGHUP
-// and the death of its parent the pin ends low and released. One process holds a pin.
+// off-time waits (not widened); a narrow one is dropped; a fall the kernel ran late is reported
+// with the pulse's width; and on EOF, Q, SIGINT, SIGTERM, SIGHUP and the death of its parent the
+// pin ends low and released. One process holds a pin.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -205,6 +206,31 @@ describe("pulse-out's helper on the simulated lgpio", () => {
     assert.equal(at.length, 1, `one pulse, cut: ${JSON.stringify(at)}`);
     assert.ok(at[0]![1] - at[0]![0] < 40, `cut short by L: ${(at[0]![1] - at[0]![0]).toFixed(2)} ms of 45`);
     assert.ok(h.lines.includes("dropped 2 cut"), h.lines.join("\n"));
+  });
+
+  it("a helper the kernel does not run (stopped 80 ms in the middle of a pulse) writes its fall late, and reports that pulse as over the maximum on-time, as wide as at the pin", async (t) => {
+    const h = helperOf();
+    await ready(h);
+    h.send(`P 1 ${monoUs()} 40000`); // 40 ms of the 50 ms maximum
+    await waitFor("the pulse on", () => h.records().some((r) => r.value === 1), 5000, 1);
+    h.child.kill("SIGSTOP"); // what a busy machine does to a process at normal priority, for longer
+    await new Promise((r) => setTimeout(r, 80));
+    h.child.kill("SIGCONT");
+    const line = await said(h, "over ");
+    h.send("Q");
+    await exited(h.child, 5000);
+    const [, id, width, fallLate, total] = line.split(" ").map(Number);
+    const at = pulses(h.records());
+    t.diagnostic(`${line}; at the pin ${at.map(([r, f]) => (f - r).toFixed(3)).join(", ")} ms`);
+    assert.equal(at.length, 1);
+    const pinWidth = at[0]![1] - at[0]![0];
+    assert.ok(pinWidth > 50, `stretched past the 50 ms maximum at the pin: ${pinWidth.toFixed(3)} ms`);
+    assert.equal(id, 1);
+    assert.equal(total, 1, "the first over so far");
+    // The helper's width runs from before its rise to after its fall: never narrower than at the pin.
+    assert.ok(width! / 1000 >= pinWidth - 0.1, `reported ${width! / 1000} ms, at the pin ${pinWidth.toFixed(3)} ms`);
+    assert.ok(fallLate! / 1000 > pinWidth - 50, `the fall reported as late as the stretch: ${fallLate! / 1000} ms`);
+    assert.ok(endsLowAndReleased(h.records()));
   });
 
   for (const how of ["EOF", "Q", "SIGINT", "SIGTERM", "SIGHUP"] as const) {
