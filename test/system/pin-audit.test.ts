@@ -51,7 +51,7 @@ function assertAtPin(run: PinRun, pinsWanted: readonly number[], minEdges = 100)
     assert.ok(seen.edges >= minEdges, `${what}: ${seen.edges} edges at the pin, expected at least ${minEdges}\n${run.text}`);
     if (!stalls) {
       // A pulse-out pin (the coil of the demo and examples 01, 03, 05): no tap, no stall excuses anything.
-      assertTimedPin(seen, what, TIMED_SLACK_MS);
+      assertTimedPin(run, seen, what, TIMED_SLACK_MS);
       continue;
     }
     assert.ok(sent && stalls, `${what}: its hand-on was audited\n${run.text}`);

@@ -60,7 +60,7 @@ describe("pulse-out against rpi-gpio out, every digital shape, one Node-RED star
       t.diagnostic(`side by side, load at nice ${niceness}:\n${comparison(run)}\n${run.text}`);
       for (const pin of Object.keys(TIMED_PINS)) {
         const a = run.pins.find((x) => x.pin === Number(pin))!;
-        assertTimedPin(a, `nice ${niceness}, pin ${pin}`, niceness ? 0 : TIMED_SLACK_MS);
+        assertTimedPin(run, a, `nice ${niceness}, pin ${pin}`, niceness ? 0 : TIMED_SLACK_MS);
       }
     });
   }
@@ -119,6 +119,7 @@ describe("pulse-out against rpi-gpio out, every digital shape, one Node-RED star
     }
     t.diagnostic(`side by side, ${seq} events, flood and 1 MiB frames, load at nice 0:\n${comparison(run, { [COIL]: COPY })}\n${run.text}`);
     assertTimedPin(
+      run,
       run.pins.find((a) => a.pin === COIL)!,
       "example 03, flood and 1 MiB frames, nice 0",
       TIMED_SLACK_MS,
