@@ -86,9 +86,10 @@ describe("a restarted master is heard at once", () => {
   let port: number;
   let pis: Demo | undefined;
   let master: Master | undefined;
+  let dir: string | undefined;
   before(async () => {
     port = await freePort();
-    const dir = fs.mkdtempSync(path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : "/tmp", "sqi-restarts-"));
+    dir = fs.mkdtempSync(path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : "/tmp", "sqi-restarts-"));
     const flow = path.join(dir, "flow.json");
     fs.writeFileSync(flow, JSON.stringify(twoPis(port)));
     const first = startMaster(port, 2);
@@ -99,6 +100,7 @@ describe("a restarted master is heard at once", () => {
     clearInterval(beat);
     await master?.stop().catch(() => undefined);
     await pis?.cleanUp();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("five restarts under two Pis: each time each Pi fires the new master's events within 1 s of its hello, and counts one restart", async (t) => {
