@@ -7,7 +7,8 @@
 // low first whichever node Node-RED closes first. Either way that close waits until the last
 // edge is PIN_SETTLE_MS old: rpi-gpio out kills its helper in the same call, and an edge still
 // in the pipe would be lost with it. And it watches the statuses of the rpi-gpio out nodes it
-// drives: a red one means the helper is not running, and nothing sent to it fires.
+// drives: a red one means the helper is not running, and nothing sent to it fires. When the
+// flows start, it warns of a wired rpi-gpio out that does not initialise its pin low.
 
 import { realClock } from "../lib/clock";
 import type { FlowsEvent, Node, NodeStatus, RED } from "./red";
@@ -30,9 +31,20 @@ export function deployEffect(ev: FlowsEvent, self: { id: string; z?: string }, d
 
 /** One listener per runtime event for all shapers (not one each: more than ten would trip Node.js's leak warning), present only while one is deployed. */
 export function runtimeHooks(RED: RED) {
-  const stopping = new Set<(ev: FlowsEvent) => void>();
-  const dispatch = (ev: FlowsEvent): void => {
-    for (const f of [...stopping]) f(ev);
+  /** One listener on `event` while any `f` is subscribed; each subscription returns its undo. */
+  const fan = (event: string) => {
+    const subscribers = new Set<(ev: FlowsEvent) => void>();
+    const dispatch = (ev: FlowsEvent): void => {
+      for (const f of [...subscribers]) f(ev);
+    };
+    return (f: (ev: FlowsEvent) => void): (() => void) => {
+      if (subscribers.size === 0) RED.events.on(event, dispatch);
+      subscribers.add(f);
+      return () => {
+        subscribers.delete(f);
+        if (subscribers.size === 0) RED.events.removeListener(event, dispatch);
+      };
+    };
   };
   const watchers = new Map<string, Set<(status: NodeStatus, id: string) => void>>();
   const onStatus = (ev: { id?: string; status?: NodeStatus }): void => {
@@ -42,14 +54,9 @@ export function runtimeHooks(RED: RED) {
   };
   return {
     /** Calls `f` with every "flows:stopping"; returns the undo. */
-    onFlowsStopping(f: (ev: FlowsEvent) => void): () => void {
-      if (stopping.size === 0) RED.events.on("flows:stopping", dispatch);
-      stopping.add(f);
-      return () => {
-        stopping.delete(f);
-        if (stopping.size === 0) RED.events.removeListener("flows:stopping", dispatch);
-      };
-    },
+    onFlowsStopping: fan("flows:stopping"),
+    /** Calls `f` with every "flows:started" (every node of the deploy exists by then); returns the undo. */
+    onFlowsStarted: fan("flows:started"),
     /** Calls `f` with each new status of the nodes `ids`; returns the undo. */
     watchStatus(ids: readonly string[], f: (status: NodeStatus, id: string) => void): () => void {
       if (ids.length === 0) return () => undefined;
@@ -97,4 +104,19 @@ export function guardClose(target: Node, f: () => number): () => void {
   }
   set.add(f);
   return () => void set.delete(f);
+}
+
+/**
+ * What is wrong with a wired rpi-gpio out (digital) that does not initialise its pin low, in
+ * words for the shaper's warning; undefined when nothing is (another node type, PWM, or low).
+ * Unticked, it may drive the pin high on deploy, and its helper (nrgpio.py) writes its third
+ * argument, the frequency (100), as the level when a SIGINT reaches it: high.
+ */
+export function uninitialisedPin(n: (Node & { pin?: unknown; set?: unknown; level?: unknown; out?: unknown }) | null): string | undefined {
+  if (n?.type !== "rpi-gpio out" || (n.out ?? "out") !== "out") return undefined;
+  if (n.set === true && String(n.level) === "0") return undefined;
+  const name = String(n.name ?? "").trim();
+  const what = `rpi-gpio out ${name ? `"${name}" ` : ""}(GPIO ${String(n.pin)})`;
+  const state = n.set === true ? "initialises its pin high" : 'does not initialise its pin ("Initialise pin state" unticked)';
+  return `${what} ${state}: a deploy may drive it high, and a SIGINT to its helper (systemctl stop nodered without this package's drop-in) drives it high. Tick "Initialise pin state" and set it to low.`;
 }

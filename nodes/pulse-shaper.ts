@@ -16,7 +16,7 @@ import { registerFired } from "../lib/pulse/fired";
 import { Shaper } from "../lib/pulse/shaper";
 import { scope } from "../lib/scope";
 import { sqiOf, withEdge } from "../lib/sqi";
-import { deployEffect, guardClose, PIN_SETTLE_MS, runtimeHooks } from "./pin-guard";
+import { deployEffect, guardClose, PIN_SETTLE_MS, runtimeHooks, uninitialisedPin } from "./pin-guard";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
 import { clockOf, every, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 
@@ -108,6 +108,12 @@ module.exports = function (RED: RED) {
         else if (effect === "stop") lowNow(shaper.output.stop());
       }),
       registerFired(() => shaper.fired()),
+      hooks.onFlowsStarted(() => {
+        for (const id of downstream) {
+          const warning = uninitialisedPin(RED.nodes.getNode(id));
+          if (warning) node.warn(`pulse-shaper: ${warning}`);
+        }
+      }),
       // rpi-gpio out (and pulse-out) shows a red status when its helper process has died (or never ran): edges
       // sent to it then go nowhere, and the pin stays where the helper left it (maybe high: the
       // hardware's pull-down and a fuse or a monostable are the guard for that). This shaper stops

@@ -23,7 +23,7 @@ declare module "node-red-node-test-helper" {
     stopServer(): Promise<void>;
     request(): { get(path: string): SuperTestRequest; post(path: string): SuperTestRequest };
     /** The sinon spy on Node-RED's log: every call's first argument is {level, msg}. */
-    log(): { args: Array<[{ level: number; msg: unknown; id?: string }]>; ERROR: number };
+    log(): { args: Array<[{ level: number; msg: unknown; id?: string }]>; ERROR: number; WARN: number };
   }
   const helper: Helper;
   export = helper;

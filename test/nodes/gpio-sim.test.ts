@@ -7,6 +7,8 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gpioEnv, parsePinLog, type PinRecord } from "../../scripts/gpio-sim";
 import { resolveNodeRed } from "../../scripts/node-red-path";
+import { SHAPER_DEFAULTS } from "../helpers/flows";
+import { waitFor } from "../helpers/processes";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gpio-sim-"));
 const pinLog = path.join(dir, "pins.jsonl");
@@ -148,5 +150,44 @@ describe("rpi-gpio out on the simulated GPIO", { skip: !gpio.simulated && "a rea
     } finally {
       events.emit = emit;
     }
+  });
+
+  it("a shaper wired to an rpi-gpio out that does not initialise its pin low warns once per deploy, naming the pin and the fix; one initialised low gets no warning", async () => {
+    const pinNode = (id: string, pin: string, more: Record<string, unknown>) => ({
+      id,
+      z: "f",
+      type: "rpi-gpio out",
+      name: `coil ${pin}`,
+      pin,
+      bcm: true,
+      out: "out",
+      freq: "",
+      ...more,
+      wires: [],
+    });
+    await helper.load(
+      [pulseShaper, piGpio],
+      [
+        { id: "f", type: "tab" },
+        { id: "ps", z: "f", type: "pulse-shaper", width: 5, ...SHAPER_DEFAULTS, rows: [], wires: [["unticked", "high", "low", "pwm"], []] },
+        pinNode("unticked", "5", { set: false, level: "0" }),
+        pinNode("high", "6", { set: true, level: "1" }),
+        pinNode("low", "7", { set: true, level: "0" }),
+        pinNode("pwm", "8", { out: "pwm", freq: "100" }),
+      ],
+    );
+    // Said when the flows start, which helper.load awaits: read from the log.
+    const spy = helper.log();
+    const warned = () => spy.args.filter(([e]) => e.level === spy.WARN && e.id === "ps").map(([e]) => String(e.msg));
+    await waitFor("the warnings", () => warned().length >= 2, 5000, 10);
+    await new Promise((r) => setTimeout(r, 200));
+    await helper.unload();
+    const w = warned();
+    assert.equal(w.length, 2, w.join("\n"));
+    assert.match(
+      w[0]!,
+      /^pulse-shaper: rpi-gpio out "coil 5" \(GPIO 5\) does not initialise its pin \("Initialise pin state" unticked\): .*SIGINT.* Tick "Initialise pin state" and set it to low\.$/,
+    );
+    assert.match(w[1]!, /^pulse-shaper: rpi-gpio out "coil 6" \(GPIO 6\) initialises its pin high: /);
   });
 });

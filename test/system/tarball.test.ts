@@ -62,6 +62,8 @@ describe(
         "schemas/dc-container.schema.json",
         `examples/${EXAMPLE}.json`,
         "containers/synthetic_star_core.dc",
+        "helper/sqi_pulse_out.py",
+        "systemd/nodered.service.d/sqi-pulse.conf", // the README copies it from here
       ]) {
         assert.ok(files.includes(f), `${f} is in the tarball`);
       }
