@@ -39,8 +39,9 @@ What it guarantees on its own side, whatever it is sent:
   or widened to catch up; a pulse narrower than --min-edge-us is dropped, never widened;
 - the pin goes low and is released on Q, on EOF of stdin (Node-RED closed the pipe or died),
   on SIGINT, SIGTERM and SIGHUP, and when its parent process is gone (a watchdog on getppid()).
-  Only SIGKILL of this process itself can leave the pin where it was: the hardware's pull-down
-  on the MOSFET gate is the guard for that.
+  A SIGKILL of this process itself writes nothing: the kernel frees the line with the process,
+  and the GPIO driver decides what the pin does then (bcm2835 makes it an input); the hardware's
+  pull-down on the MOSFET gate is the guard for that.
 """
 
 import collections

@@ -8,7 +8,9 @@
 
 import type { Clock } from "../lib/clock";
 import { clip, statusText } from "../lib/status";
+import { sharedPins } from "../lib/pulse/pins";
 import { parsePulseOutSettings, readPulseInput, TimedPin, type OverPulse, type TimedPinCounters } from "../lib/pulse/timed-pin";
+import { runtimeHooks } from "./pin-guard";
 import type { Node, NodeDef, RED } from "./red";
 import { clockOf, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 
@@ -73,6 +75,7 @@ class OverWarnings {
 }
 
 module.exports = function (RED: RED) {
+  const hooks = runtimeHooks(RED);
   function PulseOutNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
@@ -109,6 +112,10 @@ module.exports = function (RED: RED) {
     });
     pin.start();
     status.now();
+    // Another node on this pin: its helper or this one fails with "GPIO busy" (lgpio), which says less than this.
+    const stopWatching = hooks.onFlowsStarted((ev) => {
+      for (const shared of sharedPins(ev?.config?.flows)) if (shared.ids.includes(node.id)) node.warn(`pulse-out: ${shared.text}`);
+    });
 
     node.on("input", (msg, _send, done) => {
       const r = readPulseInput(msg, clock.now());
@@ -120,6 +127,7 @@ module.exports = function (RED: RED) {
     });
 
     node.on("close", (_removed, done) => {
+      stopWatching();
       status.stop();
       overs.flush();
       // The helper goes low, releases the pin and exits; close waits for it (SIGTERM, then SIGKILL, if it hangs).

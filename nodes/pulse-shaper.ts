@@ -13,6 +13,7 @@
 import { realClock } from "../lib/clock";
 import { parseShaperSettings } from "../lib/pulse/config";
 import { registerFired } from "../lib/pulse/fired";
+import { sharedPins } from "../lib/pulse/pins";
 import { Shaper } from "../lib/pulse/shaper";
 import { scope } from "../lib/scope";
 import { sqiOf, withEdge } from "../lib/sqi";
@@ -108,11 +109,12 @@ module.exports = function (RED: RED) {
         else if (effect === "stop") lowNow(shaper.output.stop());
       }),
       registerFired(() => shaper.fired()),
-      hooks.onFlowsStarted(() => {
+      hooks.onFlowsStarted((ev) => {
         for (const id of downstream) {
           const warning = uninitialisedPin(RED.nodes.getNode(id));
           if (warning) node.warn(`pulse-shaper: ${warning}`);
         }
+        for (const shared of sharedPins(ev?.config?.flows)) if (shared.ids.some((id) => downstream.includes(id))) node.warn(`pulse-shaper: ${shared.text}`);
       }),
       // rpi-gpio out (and pulse-out) shows a red status when its helper process has died (or never ran): edges
       // sent to it then go nowhere, and the pin stays where the helper left it (maybe high: the

@@ -87,6 +87,8 @@ export type JsonataExpression = object;
 
 /** What RED.events "flows:stopping" carries: which nodes and flows a deploy stops. */
 export interface FlowsEvent {
+  /** The deployed configuration: every node of every flow. */
+  config?: { flows?: unknown[] };
   type?: "full" | "nodes" | "flows";
   diff?: { changed?: string[]; removed?: string[]; rewired?: string[]; linked?: string[]; flowChanged?: string[] };
 }

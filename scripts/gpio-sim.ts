@@ -1,6 +1,9 @@
 // Decides whether rpi-gpio out can reach a real RPi.GPIO, and if not, puts the simulated
-// one (sim/RPi/GPIO.py) on PYTHONPATH with SQI_PIN_LOG naming its pin log. Used by the
-// demo launcher and by the tests, so both run the real rpi-gpio out code path.
+// one on PYTHONPATH with SQI_PIN_LOG naming its pin log. Used by the demo launcher and by the
+// tests, so both run the real rpi-gpio out code path. Which RPi.GPIO is simulated follows
+// SQI_GPIO_LIB: "RPi.GPIO" (the default: sim/RPi/GPIO.py, as on a Pi 4 with Bullseye) or
+// "rpi-lgpio" (sim/rpi-lgpio/RPi/GPIO.py on the simulated lgpio, as on a Pi 5 or any Pi with
+// Bookworm and later: one process per pin, pins freed when a process exits, lgpio's PWM).
 
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -27,10 +30,23 @@ export function realGpioAvailable(env: NodeJS.ProcessEnv = process.env): boolean
   return r.status === 0;
 }
 
-export function gpioEnv(pinLog: string, base: NodeJS.ProcessEnv = process.env): GpioEnv {
-  if (realGpioAvailable(base)) return { env: { ...base }, simulated: false, pinLog };
-  const pythonPath = base.PYTHONPATH ? `${simDir}${path.delimiter}${base.PYTHONPATH}` : simDir;
-  return { env: { ...base, PYTHONPATH: pythonPath, SQI_PIN_LOG: pinLog }, simulated: true, pinLog };
+/** The GPIO libraries the simulation can stand in for (SQI_GPIO_LIB). */
+export const GPIO_LIBS = ["RPi.GPIO", "rpi-lgpio"] as const;
+export type GpioLib = (typeof GPIO_LIBS)[number];
+
+/** SQI_GPIO_LIB, checked: an unknown name is an error, not a silent default. */
+export function gpioLib(base: NodeJS.ProcessEnv = process.env): GpioLib {
+  const v = base.SQI_GPIO_LIB ?? "RPi.GPIO";
+  if (!(GPIO_LIBS as readonly string[]).includes(v)) throw new Error(`SQI_GPIO_LIB must be one of ${GPIO_LIBS.join(", ")}, got ${JSON.stringify(v)}`);
+  return v as GpioLib;
+}
+
+export function gpioEnv(pinLog: string, base: NodeJS.ProcessEnv = process.env): GpioEnv & { lib: GpioLib } {
+  const lib = gpioLib(base);
+  if (realGpioAvailable(base)) return { env: { ...base }, simulated: false, pinLog, lib };
+  const dirs = lib === "rpi-lgpio" ? [path.join(simDir, "rpi-lgpio"), simDir] : [simDir];
+  const pythonPath = [...dirs, ...(base.PYTHONPATH ? [base.PYTHONPATH] : [])].join(path.delimiter);
+  return { env: { ...base, PYTHONPATH: pythonPath, SQI_PIN_LOG: pinLog }, simulated: true, pinLog, lib };
 }
 
 export type { PinRecord } from "../lib/pulse/audit";

@@ -4,7 +4,8 @@
 //     outside lib/clock.ts, so everything runs on virtual time in tests;
 //   - a pure core: lib/ never touches Node-RED or the console;
 //   - no TODO/FIXME left in shipped code; no value exported beside a node's module.exports;
-//   - every rpi-gpio out in flows/ and examples/ has "Initialise pin state" set, low;
+//   - every rpi-gpio out in flows/ and examples/ has "Initialise pin state" set, low, and no
+//     pin has two GPIO nodes (rpi-gpio out/in, pulse-out);
 //   - no claim of energy gain anywhere;
 //   - every node in package.json has its .ts, .html (whose editor script parses), help and icon;
 //     every JSON and .dc file parses;
@@ -75,7 +76,10 @@ for (const file of walk(join(root, "nodes")).filter((f) => f.endsWith(".ts"))) {
   });
 }
 
-// Pins start low.
+// Pins start low, and each pin has one node. sharedPins is lib/'s own, built (npm test builds first).
+const pinsModule = join(root, "dist", "lib", "pulse", "pins.js");
+const { sharedPins } = existsSync(pinsModule) ? (await import(pinsModule)).default : { sharedPins: undefined };
+if (!sharedPins) report(pinsModule, 0, "not built: run npm run build first (the one-node-per-pin rule reads it)");
 for (const file of [...walk(join(root, "flows")), ...walk(join(root, "examples"))].filter((f) => f.endsWith(".json"))) {
   let flow;
   try {
@@ -93,6 +97,8 @@ for (const file of [...walk(join(root, "flows")), ...walk(join(root, "examples")
       report(file, 0, `rpi-gpio out "${node.name || node.id}" must have "Initialise pin state" set to low (set: true, level: "0")`);
     }
   }
+  // One node per pin (the rule the nodes warn of at run time, from the same code in lib/).
+  if (sharedPins) for (const shared of sharedPins(flow)) report(file, 0, shared.text);
 }
 
 // Honesty.

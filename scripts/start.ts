@@ -149,7 +149,8 @@ function main(): void {
   }
   if (Number(process.env.SQI_CLOCK_OFFSET_MS || 0)) log(`simulated clock offset: ${process.env.SQI_CLOCK_OFFSET_MS} ms`);
   if (process.env.SQI_CLOCK_DRIFT) log(`simulated clock drift: ${process.env.SQI_CLOCK_DRIFT}`);
-  if (gpio.simulated) log(`simulated GPIO (no RPi.GPIO here): pin changes are logged to ${gpio.pinLog}`);
+  if (gpio.simulated)
+    log(`simulated GPIO (no RPi.GPIO here)${gpio.lib === "rpi-lgpio" ? ", as rpi-lgpio on a Pi 5" : ""}: pin changes are logged to ${gpio.pinLog}`);
   else log("real RPi.GPIO found: the rpi-gpio out nodes drive this Pi's pins");
 
   const red = resolveNodeRed("node-red/red.js");

@@ -13,7 +13,21 @@ API and semantics:
   does when its file descriptor closes.
 - gpio_write(handle, gpio, level) sets the level (0 low, anything else high); gpio_read reads
   back the last level written to an output.
+- gpio_claim_input(handle, gpio, lFlags=0) claims a line as an input (or turns this process's
+  output into one); gpio_get_mode(handle, gpio) gives lgpio's mode bits (0x200 output, 0x100
+  input, kernel bit 0x2 for an output) for a line this process holds, 0 otherwise.
+- gpio_read of a line this process has not claimed reads it as an input (0: the gate's
+  pull-down), or raises "GPIO busy" when another process holds it: what rpi-lgpio's setup()
+  meets when it reads a pin's level before claiming it.
+- tx_pwm(handle, gpio, frequency, duty) starts lgpio's software PWM on a claimed output (the duty,
+  0-100, is what the pin log records, with "event": "pwm" on the first call, as the simulated
+  RPi.GPIO's PWM does); 0 frequency or duty stops it.
 - gpio_free(handle, gpio) and gpiochip_close(handle) release lines.
+- The kernel frees a process's lines when it exits, however it exits (SIGKILL too): its file
+  descriptors close. So here a small stand-in for the kernel (a process that ignores signals)
+  holds a pipe from the first claim on, and when the pipe closes it logs "released" for every
+  line still claimed. On the Pi's own pinctrl driver (bcm2835) a freed line becomes an input,
+  which the MOSFET gate's pull-down holds low.
 - Errors raise lgpio.error with lgpio's own texts ("GPIO busy", "GPIO not allocated", ...).
 
 Every change of a claimed output's level is appended as one JSON line to the file named by
@@ -26,13 +40,15 @@ with "event": "out" when a line is claimed and "released" when it is freed. The 
 when the write happens: a writer that was not running when it should have been shows at the pin
 as a late edge, as it would on a Pi.
 
-The timed-pulse functions (tx_pulse, tx_pwm, tx_wave) are not simulated: the helper does not
-use them (it times each pulse in its own thread, see helper/sqi_pulse_out.py).
+tx_pulse and tx_wave are not simulated: nothing here uses them (the pulse-out helper times each
+pulse in its own thread, see helper/sqi_pulse_out.py).
 """
 
 import errno
 import fcntl
 import os
+import subprocess
+import sys
 import tempfile
 
 from sqi_pin_log import log as _log  # the pin log both simulated libraries write
@@ -46,6 +62,9 @@ ON = HIGH = SET = 1
 SET_ACTIVE_LOW = 4
 SET_OPEN_DRAIN = 8
 SET_OPEN_SOURCE = 16
+SET_PULL_UP = 32
+SET_PULL_DOWN = 64
+SET_PULL_NONE = 128
 
 TX_PWM = 0
 TX_WAVE = 1
@@ -57,6 +76,7 @@ GPIO_BUSY = -79
 GPIO_NOT_ALLOCATED = -80
 BAD_GPIO_NUMBER = -73
 GPIO_NOT_AN_OUTPUT = -104
+BAD_PWM_DUTY = -103
 
 _TEXTS = {
     OKAY: "No error",
@@ -65,7 +85,8 @@ _TEXTS = {
     GPIO_BUSY: "GPIO busy",
     GPIO_NOT_ALLOCATED: "GPIO not allocated",
     BAD_GPIO_NUMBER: "GPIO not 0-53",
-    GPIO_NOT_AN_OUTPUT: "GPIO not an output",
+    GPIO_NOT_AN_OUTPUT: "GPIO not set as an output",
+    BAD_PWM_DUTY: "bad PWM dutycycle",
 }
 
 # The simulated board: one chip, 54 lines, as gpiochip0 of a Pi 4 (a Pi 5's RP1 has 54 too).
@@ -130,12 +151,52 @@ def gpio_get_chip_info(handle):
     return [OKAY, _LINES, "gpiochip0", "pinctrl-simulated"]
 
 
-def gpio_claim_output(handle, gpio, level=0, lFlags=0):
+# The stand-in for the kernel: it logs "released" for the lines still claimed when this process's
+# end of its pipe closes (the process exited, by any means). It ignores the signals a stop sends.
+_KERNEL = r"""
+import signal, sys
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+sys.path.insert(0, sys.argv[1])
+from sqi_pin_log import log
+held = set()
+for line in sys.stdin:
+    op, _, gpio = line.partition(" ")
+    (held.add if op == "claim" else held.discard)(int(gpio))
+for gpio in sorted(held):
+    log(gpio, None, "released")
+"""
+_kernel = None
+
+
+def _tell_kernel(op, gpio):
+    global _kernel
+    if _kernel is None:
+        # "sqi-sim-kernel" in its arguments: tests that kill a process tree leave it be, as no signal reaches a kernel.
+        _kernel = subprocess.Popen(
+            [sys.executable, "-c", _KERNEL, os.path.dirname(os.path.abspath(__file__)), "sqi-sim-kernel"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        _kernel.stdin.write(("%s %d\n" % (op, gpio)).encode())
+        _kernel.stdin.flush()
+    except OSError:
+        pass
+
+
+def _check_gpio(gpio):
+    return isinstance(gpio, int) and 0 <= gpio < _LINES
+
+
+def _claim(handle, gpio):
+    """This process's claim of a line: the line, or an error code ("GPIO busy" when another holds it)."""
     lines = _lines(handle)
     if lines is None:
-        return _fail(BAD_HANDLE)
-    if not isinstance(gpio, int) or gpio < 0 or gpio >= _LINES:
-        return _fail(BAD_GPIO_NUMBER)
+        return BAD_HANDLE
+    if not _check_gpio(gpio):
+        return BAD_GPIO_NUMBER
     line = lines.get(gpio)
     if line is None:
         fd = os.open(os.path.join(_claims_dir(), "chip0-line%d" % gpio), os.O_RDWR | os.O_CREAT, 0o644)
@@ -144,12 +205,61 @@ def gpio_claim_output(handle, gpio, level=0, lFlags=0):
         except OSError as e:
             os.close(fd)
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return _fail(GPIO_BUSY)
+                return GPIO_BUSY
             raise
-        line = lines[gpio] = {"level": None, "fd": fd}
+        line = lines[gpio] = {"level": None, "fd": fd, "mode": None, "pwm": 0.0}
+        _tell_kernel("claim", gpio)
+    return line
+
+
+def gpio_claim_output(handle, gpio, level=0, lFlags=0):
+    line = _claim(handle, gpio)
+    if isinstance(line, int):
+        return _fail(line)
     value = 1 if level else 0
     line["level"] = value
+    line["mode"] = "out"
     _log(gpio, value, "out")
+    return OKAY
+
+
+def gpio_claim_input(handle, gpio, lFlags=0):
+    line = _claim(handle, gpio)
+    if isinstance(line, int):
+        return _fail(line)
+    line["mode"] = "in"
+    line["level"] = None
+    line["pwm"] = 0.0
+    return OKAY
+
+
+def gpio_get_mode(handle, gpio):
+    lines = _lines(handle)
+    if lines is None:
+        return _fail(BAD_HANDLE)
+    if not _check_gpio(gpio):
+        return _fail(BAD_GPIO_NUMBER)
+    line = lines.get(gpio)
+    if line is None:
+        return 0
+    return 0x202 if line["mode"] == "out" else 0x100
+
+
+def tx_pwm(handle, gpio, pwmFrequency, pwmDutyCycle, pulseOffset=0, pulseCycles=0):
+    line = _claimed(handle, gpio)
+    if isinstance(line, int):
+        return _fail(line)
+    if line["mode"] != "out":
+        return _fail(GPIO_NOT_AN_OUTPUT)
+    duty = float(pwmDutyCycle) if pwmFrequency else 0.0
+    if not 0 <= duty <= 100:
+        return _fail(BAD_PWM_DUTY)
+    # The first call sets the pin up for PWM (logged as such, as the simulated RPi.GPIO's PWM does).
+    first = not line.get("pwm_set")
+    if first or duty != line["pwm"]:
+        line["pwm_set"] = True
+        line["pwm"] = duty
+        _log(gpio, duty, "pwm" if first else None)
     return OKAY
 
 
@@ -166,18 +276,31 @@ def gpio_write(handle, gpio, level):
     line = _claimed(handle, gpio)
     if isinstance(line, int):
         return _fail(line)
+    if line["mode"] != "out":
+        return _fail(GPIO_NOT_AN_OUTPUT)
     value = 1 if level else 0
-    if line["level"] != value:
+    if line["level"] != value or line["pwm"]:
         line["level"] = value
+        line["pwm"] = 0.0
         _log(gpio, value)
     return OKAY
 
 
 def gpio_read(handle, gpio):
     line = _claimed(handle, gpio)
+    if line == GPIO_NOT_ALLOCATED:
+        # Not this process's: read as an input (low, by the gate's pull-down), unless another holds it.
+        fd = os.open(os.path.join(_claims_dir(), "chip0-line%d" % gpio), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return _fail(GPIO_BUSY)
+        finally:
+            os.close(fd)
+        return 0
     if isinstance(line, int):
         return _fail(line)
-    return line["level"]
+    return line["level"] or 0
 
 
 def gpio_free(handle, gpio):
@@ -188,6 +311,7 @@ def gpio_free(handle, gpio):
     if line is None:
         return _fail(GPIO_NOT_ALLOCATED)
     os.close(line["fd"])
+    _tell_kernel("free", gpio)
     # On a Pi the line becomes an input: the MOSFET gate's pull-down holds it low.
     _log(gpio, None, "released")
     return OKAY

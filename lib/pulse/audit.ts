@@ -14,6 +14,7 @@
 
 import { parseShaperSettings } from "./config";
 import type { Limits } from "./output";
+import { bcmPinOf } from "./pins";
 
 /** One line of a pin log: {t, pin, value} for a level change, with `event` for setup ("out"/"pwm") and "released". */
 export interface PinRecord {
@@ -377,36 +378,6 @@ function fmt(x: number): string {
   return String(Math.round(x * 1000) / 1000);
 }
 
-/** Header pin -> BCM number, as rpi-gpio out maps a pin when "BCM" is not ticked. */
-const BOARD_TO_BCM: Record<string, number> = {
-  3: 2,
-  5: 3,
-  7: 4,
-  8: 14,
-  10: 15,
-  11: 17,
-  12: 18,
-  13: 27,
-  15: 22,
-  16: 23,
-  18: 24,
-  19: 10,
-  21: 9,
-  22: 25,
-  23: 11,
-  24: 8,
-  26: 7,
-  29: 5,
-  31: 6,
-  32: 12,
-  33: 13,
-  35: 19,
-  36: 16,
-  37: 26,
-  38: 20,
-  40: 21,
-};
-
 export interface PinLimits {
   pin: number;
   limits: AuditLimits;
@@ -437,9 +408,8 @@ export function limitsFromFlow(flow: unknown): { pins: Map<number, PinLimits>; p
     for (const id of wires) {
       const out = byId.get(String(id));
       if (!out || (out.type !== "rpi-gpio out" && out.type !== "pulse-out") || out.d === true) continue;
-      // pulse-out always numbers its pin BCM.
-      const pin = out.bcm === true || out.type === "pulse-out" ? Number(out.pin) : BOARD_TO_BCM[String(out.pin)];
-      if (pin === undefined || !Number.isInteger(pin)) continue;
+      const pin = bcmPinOf(out);
+      if (pin === undefined) continue;
       const have = pins.get(pin);
       if (!have) pins.set(pin, { pin, limits: pick(limits), shapers: [label] });
       else {
