@@ -17,9 +17,12 @@ Lines in (ASCII, at most 128 bytes each; anything else is refused and reported):
 Lines out:
     ready <pin> <chip> <lgpio|simulated> <rt|nort>
     fired <id> <rise_us> <width_us> <late_us> <clamped 0|1> [cut]   (rise: CLOCK_MONOTONIC, before the write)
-    over <id> <width_us> <fall_late_us> <total>   after its "fired": that pulse was on longer than
-                                 --max-on-us (its fall was written fall_late_us after it was due:
-                                 the timing thread was not run in time); total: how many so far
+    over <id> <width_us> <fall_late_us> <total> <on|duty> <window_on_us>   after its "fired": that
+                                 pulse was on longer than --max-on-us (on), or put more than
+                                 --duty-on-us in the window ending at its fall (duty; window_on_us
+                                 is what the window held), because its fall was written
+                                 fall_late_us after it was due (the timing thread was not run in
+                                 time); total: how many such reports so far
     dropped <id> <late|full|cut|narrow|duty>
     refused <line number> <reason>
     low <cut 0|1>
@@ -134,7 +137,7 @@ class Pin:
         self.duty_on = cfg["duty_on_us"]  # 0: no duty limit
         self.duty_window = cfg["duty_window_us"]
         self.max_on = cfg["max_on_us"]
-        self.overs = 0  # pulses on longer than max_on, as written (rise read before, fall after the write)
+        self.overs = 0  # limits passed at the pin (on-time or duty), as written (rise read before, fall after the write)
         self.fall_late = 0.0  # us: how late falls were written after their deadline, a decaying maximum (see cap)
         self.history = collections.deque()  # (rise, fall) of the pulses written, within the duty window
         self.history_on = 0  # us: the sum of their widths, kept as they come and go (an hour's window holds up to 900,000)
@@ -337,18 +340,22 @@ class Pin:
                 fall = self.last_fall
                 if ended:
                     self.fall_late = max(fall - deadline, self.fall_late * FALL_LATE_DECAY)
+                used = 0
                 if self.duty_on:
                     self.history.append((rise, fall))
                     self.history_on += fall - rise
+                    # On-time in the window that ends at this fall, where the window's on-time peaks.
+                    used = self.duty_on - HELPER_GUARD_US - self.duty_budget(fall)
             if ended:
                 self.out.say("fired %d %d %d %d %d" % (pid, rise, fall - rise, late, clamped))
             else:
                 self.out.say("fired %d %d %d %d %d cut" % (pid, rise, fall - rise, late, clamped))
-            if fall - rise > self.max_on:
-                # Only a fall written late can do this (every width is cut inside the maximum): said,
-                # with how late, so that no pulse over the limit at the pin goes unreported.
-                self.overs += 1
-                self.out.say("over %d %d %d %d" % (pid, fall - rise, max(0, fall - deadline), self.overs))
+            # Only a fall written late can pass a limit (every width is cut inside both): said, with
+            # how late, so that nothing over a limit at the pin goes unreported.
+            for kind, over in (("on", fall - rise > self.max_on), ("duty", self.duty_on and used > self.duty_on)):
+                if over:
+                    self.overs += 1
+                    self.out.say("over %d %d %d %d %s %d" % (pid, fall - rise, max(0, fall - deadline), self.overs, kind, used))
 
 
 def parse_line(raw):

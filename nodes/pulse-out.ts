@@ -3,13 +3,13 @@
 // lgpio): Node-RED hands each pulse on whole ({on_ms}), the helper times both of its edges in
 // its own thread and enforces the limits again on its side. A busy Node-RED can delay or drop
 // a pulse (counted), never stretch it. A pulse the kernel still held on past the maximum on-time
-// (the helper's own thread not run in time) is counted and said in the log. On close the helper
-// goes low and releases the pin.
+// or duty (the helper's own thread not run in time) is counted and said in the log. On close
+// the helper goes low and releases the pin.
 
 import type { Clock } from "../lib/clock";
 import { clip, statusText } from "../lib/status";
 import { sharedPins } from "../lib/pulse/pins";
-import { parsePulseOutSettings, readPulseInput, TimedPin, type OverPulse, type TimedPinCounters } from "../lib/pulse/timed-pin";
+import { parsePulseOutSettings, readPulseInput, TimedPin, type OverPulse, type TimedPinCounters, type TimedPinOptions } from "../lib/pulse/timed-pin";
 import { runtimeHooks } from "./pin-guard";
 import type { Node, NodeDef, RED } from "./red";
 import { clockOf, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
@@ -31,45 +31,52 @@ const NEWS: Array<[keyof TimedPinCounters, string]> = [
 const OVER_WARN_EVERY_MS = 10_000;
 
 /**
- * Says in the log when a pulse was on longer than the maximum on-time at the pin: the first at
- * once, then at most one warning per OVER_WARN_EVERY_MS with what came since, and the rest on
- * close. Each ends with the total, so nothing over the limit goes unsaid.
+ * Says in the log when the pin passed a limit (a pulse longer than the maximum on-time, or more
+ * on-time in a window than the maximum duty): the first at once, then at most one warning per
+ * OVER_WARN_EVERY_MS with what came since, and the rest on close. Each ends with the total, so
+ * nothing over a limit goes unsaid.
  */
 class OverWarnings {
   private last = -Infinity;
-  private held = 0;
-  private widest = 0;
+  private on = { held: 0, widest: 0 };
+  private duty = { held: 0, most: 0 };
   private late = 0;
   private total = 0;
 
   constructor(
     private readonly clock: Clock,
     private readonly node: Pick<Node, "warn">,
-    private readonly gpio: number,
-    private readonly maxOnMs: number,
+    private readonly o: TimedPinOptions,
     private readonly realtime: () => boolean,
   ) {}
 
   add(p: OverPulse, total: number): void {
-    this.held++;
-    this.widest = Math.max(this.widest, p.widthMs);
+    if (p.limit === "on") ((this.on.held += 1), (this.on.widest = Math.max(this.on.widest, p.widthMs)));
+    else ((this.duty.held += 1), (this.duty.most = Math.max(this.duty.most, p.windowOnMs)));
     this.late = Math.max(this.late, p.fallLateMs);
     this.total = total;
     if (this.clock.now() - this.last >= OVER_WARN_EVERY_MS) this.flush();
   }
 
   flush(): void {
-    if (!this.held) return;
-    const what = this.held === 1 ? `a pulse was ${this.widest.toFixed(2)} ms` : `${this.held} pulses were up to ${this.widest.toFixed(2)} ms`;
+    if (!this.on.held && !this.duty.held) return;
+    const o = this.o;
+    const what = [
+      this.on.held === 1 ? `a pulse was ${this.on.widest.toFixed(2)} ms at the pin, over the maximum on-time of ${o.maxOnMs} ms` : "",
+      this.on.held > 1 ? `${this.on.held} pulses were up to ${this.on.widest.toFixed(2)} ms at the pin, over the maximum on-time of ${o.maxOnMs} ms` : "",
+      this.duty.held
+        ? `the pin was on up to ${this.duty.most.toFixed(2)} ms in a ${o.dutyWindowMs} ms window, over the maximum duty of ${Math.round(o.maxDuty * 1000) / 10} %`
+        : "",
+    ].filter(Boolean);
     const why = this.realtime()
       ? "the kernel ran its real-time thread late"
       : "the kernel ran it late: at normal priority a busy machine can; tick Priority and grant real-time priority (see the help)";
     this.node.warn(
-      `pulse-out: GPIO ${this.gpio}: ${what} at the pin, over the maximum on-time of ${this.maxOnMs} ms: the helper wrote the fall up to ${this.late.toFixed(2)} ms late (${why}) · ${this.total} over in all`,
+      `pulse-out: GPIO ${o.pin}: ${what.join("; and ")}: the helper wrote the fall up to ${this.late.toFixed(2)} ms late (${why}) · ${this.total} over in all`,
     );
     this.last = this.clock.now();
-    this.held = 0;
-    this.widest = 0;
+    this.on = { held: 0, widest: 0 };
+    this.duty = { held: 0, most: 0 };
     this.late = 0;
   }
 }
@@ -84,7 +91,7 @@ module.exports = function (RED: RED) {
     if (!parsed.ok) return refuseInputs(node, "pulse-out", parsed.errors);
     const o = parsed.options;
     const errors = new ThrottledErrors(clock, node, "pulse-out");
-    const overs = new OverWarnings(clock, node, o.pin, o.maxOnMs, () => pin.state.state === "ready" && pin.state.realtime);
+    const overs = new OverWarnings(clock, node, o, () => pin.state.state === "ready" && pin.state.realtime);
     const pin = new TimedPin(o, {
       state: (st) => {
         if (st.state === "down") node.error(`pulse-out: GPIO ${o.pin}: ${st.reason}`);

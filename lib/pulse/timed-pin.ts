@@ -65,8 +65,9 @@ export interface TimedPinCounters {
   /** Lines the helper refused (a bug on this side: counted and logged). */
   refused: number;
   /**
-   * Fired pulses on longer than the maximum on-time, as the helper wrote them: its fall came late
-   * because the kernel did not run its thread in time (a busy machine, no real-time priority).
+   * Limits passed at the pin, as the helper wrote them: a pulse on longer than the maximum on-time,
+   * or over the maximum duty in its window, because its fall came late: the kernel did not run
+   * the helper's thread in time (a busy machine, no real-time priority).
    */
   over: number;
 }
@@ -83,10 +84,14 @@ export interface FiredPulse {
   cut: boolean;
 }
 
-/** A pulse the helper wrote longer than the maximum on-time, and why. */
+/** A pulse the helper wrote past a limit (longer than the maximum on-time, or over the duty in its window), and why. */
 export interface OverPulse {
   id: number;
+  /** Which limit: the maximum on-time, or the maximum duty. */
+  limit: "on" | "duty";
   widthMs: number;
+  /** The on-time of the duty window that ends at this pulse's fall. */
+  windowOnMs: number;
   /** How long after it was due the helper wrote the fall: its thread was not run in time. */
   fallLateMs: number;
 }
@@ -250,7 +255,13 @@ export class TimedPin {
       case "over": {
         // The helper's own total rides along, so a report line lost on a full pipe loses no count.
         c.over = Math.max(c.over + 1, Number(f[4]) || 0);
-        this.hooks.over?.({ id: Number(f[1]), widthMs: Number(f[2]) / 1000, fallLateMs: Number(f[3]) / 1000 });
+        this.hooks.over?.({
+          id: Number(f[1]),
+          limit: f[5] === "duty" ? "duty" : "on",
+          widthMs: Number(f[2]) / 1000,
+          fallLateMs: Number(f[3]) / 1000,
+          windowOnMs: Number(f[6]) / 1000 || 0,
+        });
         return;
       }
       case "dropped":

@@ -220,6 +220,7 @@ describe("pulse-out's helper on the simulated lgpio", () => {
     h.send("Q");
     await exited(h.child, 5000);
     const [, id, width, fallLate, total] = line.split(" ").map(Number);
+    assert.equal(line.split(" ")[5], "on", `the maximum on-time passed: ${line}`);
     const at = pulses(h.records());
     t.diagnostic(`${line}; at the pin ${at.map(([r, f]) => (f - r).toFixed(3)).join(", ")} ms`);
     assert.equal(at.length, 1);
@@ -231,6 +232,30 @@ describe("pulse-out's helper on the simulated lgpio", () => {
     assert.ok(width! / 1000 >= pinWidth - 0.1, `reported ${width! / 1000} ms, at the pin ${pinWidth.toFixed(3)} ms`);
     assert.ok(fallLate! / 1000 > pinWidth - 50, `the fall reported as late as the stretch: ${fallLate! / 1000} ms`);
     assert.ok(endsLowAndReleased(h.records()));
+  });
+
+  it("a helper stopped by the kernel in the last pulse of its duty budget reports the window over the maximum duty", async (t) => {
+    // 10 % of 200 ms: 20 ms on in any 200 ms window; the third pulse gets what is left (3.75 ms).
+    const h = helperOf({ maxDuty: 0.1, dutyWindowMs: 200, minOffMs: 2 });
+    await ready(h);
+    const now = monoUs();
+    h.send(`P 1 ${now} 8000`);
+    h.send(`P 2 ${now + 12_000} 8000`);
+    h.send(`P 3 ${now + 24_000} 8000`);
+    await said(h, "fired 2 ");
+    await waitFor("the third pulse on", () => pulses(h.records()).length === 2 && h.records().at(-1)?.value === 1, 5000, 1);
+    h.child.kill("SIGSTOP");
+    await new Promise((r) => setTimeout(r, 40));
+    h.child.kill("SIGCONT");
+    const line = await said(h, "over 3 ");
+    h.send("Q");
+    await exited(h.child, 5000);
+    const f = line.split(" ");
+    const on = pulses(h.records()).reduce((a, [r, e]) => a + (e - r), 0);
+    t.diagnostic(`${line}; on-time at the pin ${on.toFixed(3)} ms of the 20 ms budget`);
+    assert.ok(on > 20, `over the budget at the pin: ${on.toFixed(3)} ms`);
+    assert.equal(f[5], "duty", line);
+    assert.ok(Number(f[6]) / 1000 >= on - 0.1, `the window's on-time as the helper measured it (${Number(f[6]) / 1000} ms) is no less than at the pin`);
   });
 
   for (const how of ["EOF", "Q", "SIGINT", "SIGTERM", "SIGHUP"] as const) {

@@ -16,7 +16,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       const demo = await startDemo();
       const { port, pinLog, child } = demo;
       try {
-        assert.match(demo.output(), /simulated GPIO \(no RPi\.GPIO here\): pin changes are logged to /);
+        assert.match(demo.output(), /simulated GPIO \(no RPi\.GPIO here\)(, as rpi-lgpio on a Pi 5)?: pin changes are logged to /);
 
         const nodes = (await (await fetch(`http://127.0.0.1:${port}/nodes`, { headers: { Accept: "application/json" } })).json()) as Array<{
           module: string;

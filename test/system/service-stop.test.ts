@@ -63,12 +63,13 @@ function stopFlow(): FlowNode[] {
   return nodes;
 }
 
-/** Every process under `pid` (not itself), from /proc. */
+/** Every process under `pid` (not itself), from /proc; not the simulated lgpio's stand-ins for the kernel, which no stop signals. */
 function descendants(pid: number): number[] {
   const parent = new Map<number, number>();
   for (const d of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(d)) continue;
     try {
+      if (fs.readFileSync(`/proc/${d}/cmdline`, "utf8").includes("sqi-sim-kernel")) continue;
       // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")".
       const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
       parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
