@@ -26,7 +26,9 @@
 //   - holdover: 60 s without the master at 50 ppm, steady and with the wander;
 //   - asymmetry: a path 2 ms slower up than down, and jitter one way only;
 // and for real, 5 lightweight listeners (scripts/fleet.ts) toward a bare master through the
-// jitter proxy delaying one direction only: each estimate against the truth.
+// jitter proxy delaying one direction only: each estimate against the truth. Then Wi-Fi: the
+// share of events late by lead time under the proxy's stall model (virtual, 24 h of events),
+// and for real through the proxy with stalls every 5 s, at leads of 50 and 300 ms.
 //   BENCH_SECONDS (default 60), BENCH_PIS (5), BENCH_JITTER_MS (20), BENCH_OFFSET_MS (200),
 //   BENCH_DRIFT_PPM (50), BENCH_WARMUP_S (30: the estimates have their rates by then),
 //   BENCH_ANCHOR (1: the cluster run without drift too).
@@ -41,7 +43,8 @@ import { spread } from "../lib/pulse/measure";
 import { clockErrorAt, startCluster } from "../scripts/cluster";
 import { masterMqtt, masterTransports, piMqtt, piTransports } from "./transports";
 import { parsePinLog } from "../scripts/gpio-sim";
-import { startJitterProxy } from "../scripts/jitter-proxy";
+import { stallSchedule, startJitterProxy, WIFI_STALLS, type StallModel } from "../scripts/jitter-proxy";
+import { mulberry32 } from "../lib/container/clones";
 import { mosquittoPath, startBroker } from "../scripts/mosquitto";
 import { SHAPER_DEFAULTS } from "../test/helpers/flows";
 import { waitFor } from "../test/helpers/processes";
@@ -294,6 +297,86 @@ function virtualTables(): void {
   }
 }
 
+/**
+ * The share of events that reach a Pi after their `at` (late) on a link with Wi-Fi stalls, on
+ * virtual time: an event every `everyMs` from the master, 0-jitterMs on the way, order kept,
+ * and one sent into a stall (or queued behind one) delivered when it ends, as the jitter proxy
+ * does. The clock estimate's own error (tenths of a ms) is left out: the stalls dwarf it.
+ */
+function lateUnderStalls(
+  model: StallModel,
+  leadMs: number,
+  o: { everyMs: number; jitterMs: number; hours: number; seed: number },
+): { late: number; events: number } {
+  const random = mulberry32(o.seed);
+  const next = stallSchedule(model, random);
+  let [start, end] = next(0);
+  let last = 0;
+  let late = 0;
+  const events = Math.floor((o.hours * 3_600_000) / o.everyMs);
+  for (let k = 0; k < events; k++) {
+    const sent = k * o.everyMs;
+    const at = Math.max(sent + random() * o.jitterMs, last);
+    last = at;
+    while (at >= end) [start, end] = next(end);
+    const delivered = at >= start ? end : at;
+    if (delivered - sent > leadMs) late++;
+  }
+  return { late, events };
+}
+
+/** Wi-Fi: the lead time a fleet needs, virtual (hours of events through the stall model) and for real (the proxy's stalls, compressed in time). */
+async function wifi(basePort: number): Promise<void> {
+  const LEADS = [50, 100, 200, 300, 400];
+  process.stdout.write(
+    `
+Wi-Fi stalls: the share of events late at the Pi (arriving after their at), by the dc-container's lead time; an event every 20 ms, 0-${JITTER} ms jitter, 24 h of events on virtual time
+`,
+  );
+  process.stdout.write(`  ${"link".padEnd(56)}${LEADS.map((l) => `${l} ms`.padStart(11)).join("")}
+`);
+  for (const [name, model] of [
+    ["50-300 ms stalls about once a minute, a third in bursts", WIFI_STALLS],
+    ["200 ms stalls once a minute", { everyS: 60, minMs: 200, maxMs: 200, burstP: 0 }],
+    ["50-300 ms stalls every 10 s (a poor link)", { ...WIFI_STALLS, everyS: 10 }],
+  ] as Array<[string, StallModel]>) {
+    const cells = LEADS.map((lead) => {
+      const r = lateUnderStalls(model, lead, { everyMs: 20, jitterMs: JITTER, hours: 24, seed: 7 });
+      return `${((100 * r.late) / r.events).toFixed(3)} %`.padStart(11);
+    });
+    process.stdout.write(`  ${name.padEnd(56)}${cells.join("")}
+`);
+  }
+  // For real: the proxy's stalls on each listener's link, every 5 s so that a minute holds a dozen.
+  const model: StallModel = { ...WIFI_STALLS, everyS: 5 };
+  process.stdout.write(
+    `for real: 5 lightweight listeners toward a bare master through the jitter proxy (0-${JITTER} ms, 50-300 ms stalls every 5 s on each link, a third in bursts), 50 ev/s for 60 s: late / received
+`,
+  );
+  for (const lead of [50, 300]) {
+    const port = basePort + 80;
+    const master = await startMaster({ bus: wsBus(port), tickMs: 10, leadMs: lead });
+    const proxy = await startJitterProxy({ port: 0, targetPort: port, jitterMs: JITTER, stalls: model });
+    const fleet = await startFleet({ bus: wsBus(proxy.port), listeners: 5, processes: 1, offsetMs: OFFSET, driftPpm: DRIFT, startSpreadMs: 0 });
+    try {
+      await waitFor("5 listeners synced", async () => (await fleet.stats()).synced === 5, 60_000, 250);
+      await fleet.reset();
+      await master.play(50, 60);
+      await new Promise((r) => setTimeout(r, 1000));
+      const st = await fleet.stats();
+      const late = st.counters.late ?? 0;
+      process.stdout.write(
+        `  lead ${String(lead).padStart(3)} ms: ${late} late of ${st.received} received (${((100 * late) / Math.max(1, st.received)).toFixed(2)} %), ${proxy.stalls()} stalls
+`,
+      );
+    } finally {
+      await fleet.stop();
+      await proxy.close();
+      await master.stop();
+    }
+  }
+}
+
 /** Five lightweight listeners with drifting clocks toward a bare master through a proxy delaying one direction only: each estimate against the truth. */
 async function realAsymmetry(basePort: number): Promise<void> {
   process.stdout.write(
@@ -396,6 +479,7 @@ async function main(): Promise<void> {
   process.env.SQI_EXTRA_NODES_DIR = path.join(packageRoot, "bench", "nodes");
   try {
     await realAsymmetry(basePort);
+    await wifi(basePort);
     const runDir = (name: string) => {
       const d = path.join(root, name);
       fs.mkdirSync(d, { recursive: true });

@@ -1,9 +1,10 @@
-// `npm run cluster -- --pis N [--jitter-ms J] [--clock-offset-ms R] [--clock-drift-ppm D] [--duration S] [--mqtt]`:
+// `npm run cluster -- --pis N [--jitter-ms J] [--wifi-stalls] [--clock-offset-ms R] [--clock-drift-ppm D] [--duration S] [--mqtt]`:
 // one master and N Pi listeners as real Node-RED processes on 127.0.0.1, each with its
 // own user dir, editor port, simulated GPIO pin log (true wall-clock time) and a
 // simulated clock offset within +-R ms and, with D, a rate error within +-D ppm plus a
 // temperature-like wander of +-5 ppm over 10 minutes (lib/clock.ts, DriftClock); optionally a jitter proxy between master and
-// listeners. With --mqtt the bus goes through a Mosquitto the cluster starts on the bus
+// listeners, and with --wifi-stalls each Pi's link stalls as Wi-Fi does (scripts/jitter-proxy.ts,
+// WIFI_STALLS: 50-300 ms about once a minute, some in bursts; each Pi counts what came late). With --mqtt the bus goes through a Mosquitto the cluster starts on the bus
 // port (the jitter proxy then sits between the Pis and the broker). Everything stops
 // cleanly (by pid) at the end, on Ctrl-C or SIGTERM.
 
@@ -12,7 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { driftOffset, type Drift } from "../lib/clock";
 import { packageRoot } from "../lib/paths";
-import { startJitterProxy, type JitterProxy } from "./jitter-proxy";
+import { startJitterProxy, WIFI_STALLS, type JitterProxy, type StallModel } from "./jitter-proxy";
 import { startBroker, type Broker } from "./mosquitto";
 
 /** The wander every drifting Pi's rate gets on top of its own ppm. */
@@ -26,6 +27,8 @@ export function clockErrorAt(m: Member, t: number): number {
 export interface ClusterOptions {
   pis: number;
   jitterMs: number;
+  /** Wi-Fi stalls on each Pi's link (through the jitter proxy). */
+  stalls?: StallModel;
   clockOffsetMs: number;
   /** each Pi's rate error is drawn within +-this, ppm, with a +-WANDER_PPM wander (0: clocks that keep time) */
   clockDriftPpm?: number;
@@ -146,7 +149,8 @@ export async function startCluster(o: ClusterOptions): Promise<Cluster> {
   };
   try {
     await up(master);
-    if (o.jitterMs > 0) proxy = await startJitterProxy({ port: 0, targetPort: o.busPort, jitterMs: o.jitterMs, random });
+    if (o.jitterMs > 0 || o.stalls)
+      proxy = await startJitterProxy({ port: 0, targetPort: o.busPort, jitterMs: o.jitterMs, random, ...(o.stalls ? { stalls: o.stalls } : {}) });
     const busPort = proxy ? proxy.port : o.busPort;
     const busUrl = o.mqtt ? `mqtt://127.0.0.1:${busPort}` : `ws://127.0.0.1:${busPort}/`;
     const pis: Member[] = [];
@@ -211,6 +215,7 @@ async function main(): Promise<void> {
   const opts: ClusterOptions = {
     pis: Math.max(1, Math.floor(arg("--pis", 3))),
     jitterMs: arg("--jitter-ms", 0),
+    ...(process.argv.includes("--wifi-stalls") ? { stalls: WIFI_STALLS } : {}),
     clockOffsetMs: arg("--clock-offset-ms", 0),
     clockDriftPpm: arg("--clock-drift-ppm", 0),
     dir: path.resolve(process.env.SQI_CLUSTER_DIR ?? path.join(packageRoot, ".cluster")),
@@ -235,7 +240,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void finish("SIGINT"));
   process.on("SIGTERM", () => void finish("SIGTERM"));
   process.stdout.write(
-    `[cluster] bus ${c.busUrl}${c.proxy ? ` (jitter proxy, 0-${opts.jitterMs} ms, in front of :${opts.busPort})` : ""}${c.broker ? ` (Mosquitto pid ${c.broker.pid}, started for this cluster)` : ""}\n`,
+    `[cluster] bus ${c.busUrl}${c.proxy ? ` (jitter proxy, 0-${opts.jitterMs} ms${opts.stalls ? `, Wi-Fi stalls of ${opts.stalls.minMs}-${opts.stalls.maxMs} ms about every ${opts.stalls.everyS} s on each Pi's link` : ""}, in front of :${opts.busPort})` : ""}${c.broker ? ` (Mosquitto pid ${c.broker.pid}, started for this cluster)` : ""}\n`,
   );
   for (const m of [c.master, ...c.pis]) {
     process.stdout.write(

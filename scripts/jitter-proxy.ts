@@ -6,13 +6,44 @@
 // `blackhole(true)` is a Wi-Fi drop: nothing crosses either way, no FIN, no RST, until
 // `blackhole(false)`; what was sent meanwhile then arrives, as TCP's retransmissions would
 // deliver it, and a side that closed meanwhile is seen closed only then.
+// `stalls` is a Wi-Fi link as it is: each connection (each Pi's radio) now and then stops for
+// tens to hundreds of ms (power saving, a scan, interference), sometimes a few times in a row;
+// what was sent meanwhile arrives after, in order.
 
 import * as net from "node:net";
+
+/** Wi-Fi stalls on one link: episodes at random (exponential gaps), each of a few stalls. */
+export interface StallModel {
+  /** Mean time between episodes, s. */
+  everyS: number;
+  /** Each stall lasts a uniform minMs..maxMs. */
+  minMs: number;
+  maxMs: number;
+  /** After a stall, another follows 100-500 ms later with this probability (a burst). */
+  burstP: number;
+}
+
+/** A Pi's Wi-Fi with power saving on, as the README's lead advice assumes: 50-300 ms stalls about once a minute, a third of them in bursts. */
+export const WIFI_STALLS: StallModel = { everyS: 60, minMs: 50, maxMs: 300, burstP: 0.3 };
+
+/** The stalls of one link, in order: each call gives the next [start, end) in ms after `fromMs` (where the last one ended). */
+export function stallSchedule(model: StallModel, random: () => number): (fromMs: number) => [number, number] {
+  let burst = false;
+  return (fromMs) => {
+    const gap = burst ? 100 + random() * 400 : -Math.log(1 - random()) * model.everyS * 1000;
+    const start = fromMs + gap;
+    const end = start + model.minMs + random() * (model.maxMs - model.minMs);
+    burst = random() < model.burstP;
+    return [start, end];
+  };
+}
 
 export interface JitterProxy {
   port: number;
   /** On: nothing crosses, either way, and no close is seen; off: everything held goes on. */
   blackhole(on: boolean): void;
+  /** How many stalls the links have had so far. */
+  stalls(): number;
   close(): Promise<void>;
 }
 
@@ -33,7 +64,20 @@ class Gate {
   }
 }
 
-function delayedPipe(from: net.Socket, to: net.Socket, fixedMs: number, jitterMs: number, random: () => number, gate: Gate): void {
+/** Down while any of its gates is (the whole proxy blackholed, or this link stalled). */
+class Gates {
+  constructor(private readonly all: Gate[]) {}
+  get down(): boolean {
+    return this.all.some((g) => g.down);
+  }
+  when(fn: () => void): void {
+    const closed = this.all.find((g) => g.down);
+    if (closed) closed.when(() => this.when(fn));
+    else fn();
+  }
+}
+
+function delayedPipe(from: net.Socket, to: net.Socket, fixedMs: number, jitterMs: number, random: () => number, gate: Gates): void {
   const queue: Array<{ at: number; chunk: Buffer }> = [];
   let last = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -84,10 +128,13 @@ export function startJitterProxy(opts: {
   upFixedMs?: number;
   downFixedMs?: number;
   jitterWays?: "both" | "up" | "down";
+  /** Wi-Fi stalls on each connection (each its own schedule); none by default. */
+  stalls?: StallModel;
 }): Promise<JitterProxy> {
   const random = opts.random ?? Math.random;
   const gate = new Gate();
   const sockets = new Set<net.Socket>();
+  let stalls = 0;
   const server = net.createServer((client) => {
     const upstream = net.connect(opts.targetPort, opts.targetHost ?? "127.0.0.1");
     for (const s of [client, upstream]) {
@@ -95,9 +142,37 @@ export function startJitterProxy(opts: {
       s.setNoDelay(true);
       s.on("close", () => sockets.delete(s));
     }
+    const link = new Gate();
+    if (opts.stalls) {
+      // This link's own radio: stalls on its own schedule until either side closes.
+      const next = stallSchedule(opts.stalls, random);
+      let timer: NodeJS.Timeout | undefined;
+      const plan = (fromMs: number): void => {
+        const [start, end] = next(fromMs);
+        timer = setTimeout(
+          () => {
+            link.set(true);
+            stalls++;
+            timer = setTimeout(() => {
+              link.set(false);
+              plan(end);
+            }, end - start);
+          },
+          Math.max(0, start - Date.now()),
+        );
+      };
+      plan(Date.now());
+      const stop = (): void => {
+        clearTimeout(timer);
+        link.set(false);
+      };
+      client.once("close", stop);
+      upstream.once("close", stop);
+    }
+    const gates = new Gates([gate, link]);
     const ways = opts.jitterWays ?? "both";
-    delayedPipe(client, upstream, opts.upFixedMs ?? 0, ways === "down" ? 0 : opts.jitterMs, random, gate);
-    delayedPipe(upstream, client, opts.downFixedMs ?? 0, ways === "up" ? 0 : opts.jitterMs, random, gate);
+    delayedPipe(client, upstream, opts.upFixedMs ?? 0, ways === "down" ? 0 : opts.jitterMs, random, gates);
+    delayedPipe(upstream, client, opts.downFixedMs ?? 0, ways === "up" ? 0 : opts.jitterMs, random, gates);
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -105,6 +180,7 @@ export function startJitterProxy(opts: {
       resolve({
         port: (server.address() as net.AddressInfo).port,
         blackhole: (on) => gate.set(on),
+        stalls: () => stalls,
         close: () =>
           new Promise((done) => {
             gate.set(false);
