@@ -31,7 +31,7 @@
 // and for real through the proxy with stalls every 5 s, at leads of 50 and 300 ms.
 //   BENCH_SECONDS (default 60), BENCH_PIS (5), BENCH_JITTER_MS (20), BENCH_OFFSET_MS (200),
 //   BENCH_DRIFT_PPM (50), BENCH_WARMUP_S (30: the estimates have their rates by then),
-//   BENCH_ANCHOR (1: the cluster run without drift too).
+//   BENCH_ANCHOR (1: the cluster run without drift too), BENCH_ONLY=wifi (only the Wi-Fi tables).
 
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -60,6 +60,8 @@ const OFFSET = Number(process.env.BENCH_OFFSET_MS ?? 200);
 const DRIFT = Number(process.env.BENCH_DRIFT_PPM ?? 50);
 const ANCHOR = process.env.BENCH_ANCHOR !== "0";
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 30);
+/** BENCH_ONLY=wifi: only the Wi-Fi lead-time tables (a few minutes instead of the whole bench). */
+const ONLY = process.env.BENCH_ONLY;
 
 const MQTT = mosquittoPath() !== undefined;
 const onePulse = ["proton_collision", "atom_spin_flip", "waveform_emit", "time_dilation", "fusion_tick"].map((event) => ({
@@ -473,6 +475,7 @@ async function clusterRun(
 }
 
 async function main(): Promise<void> {
+  if (ONLY === "wifi") return wifi(21000 + Math.floor(Math.random() * 1000));
   virtualTables();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "bench-sync-"));
   const basePort = 21000 + Math.floor(Math.random() * 1000);
