@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // sqi-dc: check and preview .dc containers from a terminal, with the same loader and
-// player the dc-container node uses, and audit a pin log against the safety limits.
+// player the dc-container node uses, audit a pin log against the safety limits, and check a
+// Pi for what changes what happens at its pins (doctor).
 // Options are parsed by node:util parseArgs (so --opt=value works); "-" reads stdin.
 // Exit 0: all valid; 1: a container is invalid (or an audit found a violation); 2: a usage
 // problem or a file that cannot be read. Errors go to stderr. A closed pipe (| head) ends quietly.
@@ -13,6 +14,7 @@ import { MAX_SPEED, Player } from "../lib/container/player";
 import { packageRoot } from "../lib/paths";
 import { parseCommand } from "./args";
 import { audit, AUDIT_USAGE } from "./audit";
+import { doctor, DOCTOR_USAGE } from "./doctor";
 
 const VALIDATE_USAGE = `sqi-dc validate [--format text|json] FILE...
   Checks .dc containers ("-" reads one from stdin).
@@ -35,12 +37,13 @@ commands:
   validate   check .dc containers
   play       print a container's timeline as JSON lines
   audit      check a pin log against the safety limits
+  doctor     check this Pi for what changes what happens at its pins, with the fixes
 
 options:
   --help, -h      this text
   --version, -v   the version of @sqi/node-red-pulse`;
 
-const commandUsage: Record<string, string> = { validate: VALIDATE_USAGE, play: PLAY_USAGE, audit: AUDIT_USAGE };
+const commandUsage: Record<string, string> = { validate: VALIDATE_USAGE, play: PLAY_USAGE, audit: AUDIT_USAGE, doctor: DOCTOR_USAGE };
 
 const out = (s: string): void => void process.stdout.write(s);
 const err = (s: string): void => void process.stderr.write(s);
@@ -201,6 +204,10 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === "audit") {
     if (rest.includes("--help") || rest.includes("-h")) return help("audit");
     return audit(rest, out, err);
+  }
+  if (cmd === "doctor") {
+    if (rest.includes("--help") || rest.includes("-h")) return help("doctor");
+    return doctor(rest, out, err);
   }
   return usage(cmd.startsWith("-") ? `unknown option ${cmd}` : `unknown command ${cmd}`);
 }

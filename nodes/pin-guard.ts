@@ -105,18 +105,3 @@ export function guardClose(target: Node, f: () => number): () => void {
   set.add(f);
   return () => void set.delete(f);
 }
-
-/**
- * What is wrong with a wired rpi-gpio out (digital) that does not initialise its pin low, in
- * words for the shaper's warning; undefined when nothing is (another node type, PWM, or low).
- * Unticked, it may drive the pin high on deploy, and its helper (nrgpio.py) writes its third
- * argument, the frequency (100), as the level when a SIGINT reaches it: high.
- */
-export function uninitialisedPin(n: (Node & { pin?: unknown; set?: unknown; level?: unknown; out?: unknown }) | null): string | undefined {
-  if (n?.type !== "rpi-gpio out" || (n.out ?? "out") !== "out") return undefined;
-  if (n.set === true && String(n.level) === "0") return undefined;
-  const name = String(n.name ?? "").trim();
-  const what = `rpi-gpio out ${name ? `"${name}" ` : ""}(GPIO ${String(n.pin)})`;
-  const state = n.set === true ? "initialises its pin high" : 'does not initialise its pin ("Initialise pin state" unticked)';
-  return `${what} ${state}: a deploy may drive it high, and a SIGINT to its helper (systemctl stop nodered without this package's drop-in) drives it high. Tick "Initialise pin state" and set it to low.`;
-}

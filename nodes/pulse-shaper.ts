@@ -13,11 +13,11 @@
 import { realClock } from "../lib/clock";
 import { parseShaperSettings } from "../lib/pulse/config";
 import { registerFired } from "../lib/pulse/fired";
-import { sharedPins } from "../lib/pulse/pins";
+import { sharedPins, uninitialisedPin } from "../lib/pulse/pins";
 import { Shaper } from "../lib/pulse/shaper";
 import { scope } from "../lib/scope";
 import { sqiOf, withEdge } from "../lib/sqi";
-import { deployEffect, guardClose, PIN_SETTLE_MS, runtimeHooks, uninitialisedPin } from "./pin-guard";
+import { deployEffect, guardClose, PIN_SETTLE_MS, runtimeHooks } from "./pin-guard";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
 import { clockOf, every, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 
@@ -111,7 +111,7 @@ module.exports = function (RED: RED) {
       registerFired(() => shaper.fired()),
       hooks.onFlowsStarted((ev) => {
         for (const id of downstream) {
-          const warning = uninitialisedPin(RED.nodes.getNode(id));
+          const warning = uninitialisedPin(RED.nodes.getNode(id) as unknown as Record<string, unknown> | null);
           if (warning) node.warn(`pulse-shaper: ${warning}`);
         }
         for (const shared of sharedPins(ev?.config?.flows)) if (shared.ids.some((id) => downstream.includes(id))) node.warn(`pulse-shaper: ${shared.text}`);

@@ -84,3 +84,19 @@ export function sharedPins(flow: unknown): SharedPin[] {
       text: `GPIO ${pin} is claimed by ${on.length} nodes (${on.map(nodeLabel).join(", ")}): one process may hold a pin, so on a Pi 5 or with Bookworm and later all but the first fail with "GPIO busy", and with the old RPi.GPIO they drive it against each other. Give each pin one node.`,
     }));
 }
+
+/**
+ * What is wrong with an rpi-gpio out (digital) that does not initialise its pin low, in words
+ * for a warning; undefined when nothing is (another node type, PWM, or low). Unticked, it may
+ * drive the pin high on deploy, and its helper (nrgpio.py) writes its third argument, the
+ * frequency (100), as the level when a SIGINT reaches it: high. Takes a flow file's node or the
+ * running node (rpi-gpio out keeps the same fields).
+ */
+export function uninitialisedPin(n: FlowNode | null | undefined): string | undefined {
+  if (n?.type !== "rpi-gpio out" || (n.out ?? "out") !== "out") return undefined;
+  if (n.set === true && String(n.level) === "0") return undefined;
+  const name = typeof n.name === "string" ? n.name.trim() : "";
+  const what = `rpi-gpio out ${name ? `"${name}" ` : ""}(GPIO ${String(n.pin)})`;
+  const state = n.set === true ? "initialises its pin high" : 'does not initialise its pin ("Initialise pin state" unticked)';
+  return `${what} ${state}: a deploy may drive it high, and a SIGINT to its helper (systemctl stop nodered without this package's drop-in) drives it high. Tick "Initialise pin state" and set it to low.`;
+}

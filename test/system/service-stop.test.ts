@@ -173,8 +173,16 @@ async function stopOnce(how: "group" | "mixed"): Promise<{ ends: PinEnd[]; stopM
     const signalAt = Date.now();
     // At once, the helpers first (the deepest processes): the worst order for the pins, where a
     // helper acts on the signal before Node-RED can send it a low.
-    if (how === "group") for (const pid of [...tree].reverse()) process.kill(pid, "SIGINT");
-    else process.kill(demo.redPid, "SIGINT");
+    // A process of the tree may end between the listing and its signal (a helper restarting): gone is fine.
+    const signal = (pid: number) => {
+      try {
+        process.kill(pid, "SIGINT");
+      } catch {
+        /* gone meanwhile */
+      }
+    };
+    if (how === "group") for (const pid of [...tree].reverse()) signal(pid);
+    else signal(demo.redPid);
     // systemd waits for the main process (mixed) or for every process (control-group) up to
     // TimeoutStopSec, then SIGKILLs what is left.
     const waitedFor = how === "mixed" ? [demo.redPid] : tree;
