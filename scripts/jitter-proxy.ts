@@ -23,7 +23,7 @@ export interface StallModel {
   burstP: number;
 }
 
-/** A Pi's Wi-Fi with power saving on, as the README's lead advice assumes: 50-300 ms stalls about once a minute, a third of them in bursts. */
+/** A Pi's Wi-Fi with power saving on, as the lead advice in docs/many-pis.md assumes: 50-300 ms stalls about once a minute, a third of them in bursts. */
 export const WIFI_STALLS: StallModel = { everyS: 60, minMs: 50, maxMs: 300, burstP: 0.3 };
 
 /** The stalls of one link, in order: each call gives the next [start, end) in ms after `fromMs` (where the last one ended). */

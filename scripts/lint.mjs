@@ -13,7 +13,9 @@
 //   - no text reaches the editor's DOM as HTML unescaped: RED.notify, .html(), innerHTML/outerHTML,
 //     insertAdjacentHTML, document.write and $("<tag ..." + x) take only string literals and
 //     RED.utils.sanitize(...) (a self-check proves the rule catches the hole it was made for);
-//   - no trailing whitespace or tabs, and a final newline, in source files.
+//   - no trailing whitespace or tabs, and a final newline, in source files;
+//   - every relative link and #anchor in README.md, CHANGELOG.md and docs/ resolves, and so does
+//     every link the nodes' help gives into this repo on GitHub.
 import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
 import { join, relative, extname } from "node:path";
 import vm from "node:vm";
@@ -99,6 +101,65 @@ for (const file of [...walk(join(root, "flows")), ...walk(join(root, "examples")
   }
   // One node per pin (the rule the nodes warn of at run time, from the same code in lib/).
   if (sharedPins) for (const shared of sharedPins(flow)) report(file, 0, shared.text);
+}
+
+// Every relative link and anchor resolves: in README.md, CHANGELOG.md and docs/*.md, and the
+// links the nodes' help gives to this repo on GitHub (which must name a file and heading here).
+/** A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces to hyphens. */
+const slug = (heading) =>
+  heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}_\- ]/gu, "")
+    .replace(/ /g, "-");
+/** The anchors of a markdown file's headings (a repeated heading gets -1, -2, ...), outside code fences. */
+function anchorsOf(file) {
+  const out = new Set();
+  const seen = new Map();
+  let fence = false;
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    if (line.startsWith("```")) fence = !fence;
+    const m = !fence && /^#{1,6}\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const s = slug(m[1]);
+    const n = seen.get(s) ?? 0;
+    seen.set(s, n + 1);
+    out.add(n ? `${s}-${n}` : s);
+  }
+  return out;
+}
+const anchorCache = new Map();
+/** Problem with a link to `target` (path#anchor, relative to `from`'s folder), or undefined when it resolves. */
+function badLink(from, target) {
+  const [p, anchor] = target.split("#");
+  const file = p ? join(from === root ? root : join(from, ".."), decodeURIComponent(p)) : from;
+  if (!existsSync(file)) return `links to ${target}: no such file`;
+  if (anchor === undefined || anchor === "") return undefined;
+  if (!file.endsWith(".md")) return `links to ${target}: an anchor in a file that is not markdown`;
+  if (!anchorCache.has(file)) anchorCache.set(file, anchorsOf(file));
+  return anchorCache.get(file).has(anchor) ? undefined : `links to ${target}: no heading makes #${anchor} in ${relative(root, file)}`;
+}
+for (const file of [join(root, "README.md"), join(root, "CHANGELOG.md"), ...walk(join(root, "docs")).filter((f) => f.endsWith(".md"))]) {
+  let fence = false;
+  eachLine(file, (line, n) => {
+    if (line.startsWith("```")) fence = !fence;
+    if (fence) return;
+    for (const m of line.replace(/`[^`]*`/g, "").matchAll(/\]\(([^)\s]+)\)/g)) {
+      const target = m[1];
+      if (/^[a-z]+:/i.test(target)) continue;
+      const bad = badLink(file, target);
+      if (bad) report(file, n, bad);
+    }
+  });
+}
+for (const file of walk(join(root, "nodes")).filter((f) => f.endsWith(".html"))) {
+  eachLine(file, (line, n) => {
+    for (const m of line.matchAll(/href="https:\/\/github\.com\/sqi\/node-red-pulse(?:\/(?:blob|tree)\/main\/([^"#]*))?(?:#([^"]*))?"/g)) {
+      const [, p, anchor] = m;
+      const bad = badLink(join(root, "x"), `${p || "README.md"}${anchor ? `#${anchor}` : ""}`);
+      if (bad) report(file, n, `the help ${bad}`);
+    }
+  });
 }
 
 // Honesty.

@@ -129,7 +129,7 @@ export async function startBroker(o: BrokerOptions): Promise<Broker> {
 
 /**
  * The bridge a site adds to a second Mosquitto so that its Pis reach a master on the first
- * (README, "How many Pis"): everything under the bus prefix both ways, each message at its
+ * (docs/many-pis.md, "How many Pis"): everything under the bus prefix both ways, each message at its
  * own QoS up to 1 (clock-sync pings and pongs stay QoS 0), retained welcomes and hellos kept.
  */
 export function bridgeLines(name: string, address: string, prefix = "sqi/#"): string[] {

@@ -3,7 +3,7 @@
 //   - the reconnect storm: the master is killed with 1,000 listeners connected and started
 //     again; all rejoin and resync, spread by the backoff's jitter, nothing fires twice and
 //     the master's restart is counted once per listener;
-//   - two Mosquittos bridged (scripts/mosquitto.ts bridgeLines, as the README shows): the
+//   - two Mosquittos bridged (scripts/mosquitto.ts bridgeLines, as docs/many-pis.md shows): the
 //     master on one, half the listeners on each; every event delivered or counted, and the
 //     clock sync works across the bridge.
 // Every process is started here and stopped by its pid, also when a test fails.

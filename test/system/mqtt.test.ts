@@ -1,6 +1,6 @@
 // The bus over MQTT through a real Mosquitto, started by these tests on 127.0.0.1 (one
 // anonymous broker, one with a password file, and for single tests one with TLS and one
-// with the README's ACL), each on its own port, stopped by pid.
+// with the ACL docs/many-pis.md shows), each on its own port, stopped by pid.
 // Under .ci/run (SQI_CI=1) a missing mosquitto fails; elsewhere these tests are skipped
 // with a loud message saying how to install it.
 import assert from "node:assert/strict";
@@ -348,10 +348,10 @@ describe("sqi-event-bus over MQTT (a real Mosquitto)", { skip: skipWithoutMosqui
     }
   });
 
-  it("the README's broker ACL: a Pi gets its events and clock sync, and what another Pi may not publish reaches no one", async () => {
-    const readme = fs.readFileSync(path.join(packageRoot, "README.md"), "utf8");
-    const acl = /A broker-side ACL[\s\S]*?```\n([\s\S]*?)```/.exec(readme)?.[1];
-    assert.ok(acl?.includes("pattern write sqi/pulse/report/%u"), "the README shows the ACL");
+  it("the docs' broker ACL: a Pi gets its events and clock sync, and what another Pi may not publish reaches no one", async () => {
+    const doc = fs.readFileSync(path.join(packageRoot, "docs", "many-pis.md"), "utf8");
+    const acl = /A broker-side ACL[\s\S]*?```\n([\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(acl?.includes("pattern write sqi/pulse/report/%u"), "docs/many-pis.md shows the ACL");
     const broker = await startBroker({
       dir: path.join(dir, "acl"),
       port: await freePort(),

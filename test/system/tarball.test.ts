@@ -64,6 +64,7 @@ describe(
         "containers/synthetic_star_core.dc",
         "helper/sqi_pulse_out.py",
         "systemd/nodered.service.d/sqi-pulse.conf", // the README copies it from here
+        ...["protocol", "nodes", "dc-format", "many-pis", "power", "raspberry-pi", "benchmarks", "developing"].map((d) => `docs/${d}.md`), // the nodes' help links to them
       ]) {
         assert.ok(files.includes(f), `${f} is in the tarball`);
       }
@@ -185,7 +186,7 @@ describe(
             // Node-RED alone, which closes its nodes (the shapers' final 0 reaches the pin) and
             // ends rpi-gpio out's helpers itself. A SIGTERM to the whole process group kills the
             // helpers at the same instant and leaves a pin where it was: under CPU load that
-            // happened here (README, "Stopping safely"); only hardware can guard against it.
+            // happened here (docs/raspberry-pi.md, "Stopping safely"); only hardware can guard against it.
             child.kill("SIGTERM");
             await exited(child, 15_000).catch(() => undefined);
           }

@@ -23,7 +23,11 @@ function sentences(text: string): string[] {
 /** Where the words are: the README, the docs, the changelog, each node's help, each example's and flow's comments. */
 function texts(): Array<{ where: string; text: string }> {
   const out: Array<{ where: string; text: string }> = [];
-  for (const f of ["README.md", "docs/protocol.md", "CHANGELOG.md"]) out.push({ where: f, text: fs.readFileSync(path.join(packageRoot, f), "utf8") });
+  const docs = fs
+    .readdirSync(path.join(packageRoot, "docs"))
+    .filter((x) => x.endsWith(".md"))
+    .map((x) => `docs/${x}`);
+  for (const f of ["README.md", ...docs, "CHANGELOG.md"]) out.push({ where: f, text: fs.readFileSync(path.join(packageRoot, f), "utf8") });
   for (const f of fs.readdirSync(path.join(packageRoot, "nodes")).filter((x) => x.endsWith(".html"))) {
     const html = fs.readFileSync(path.join(packageRoot, "nodes", f), "utf8");
     for (const m of html.matchAll(/data-help-name="([^"]+)">([\s\S]*?)<\/script>/g)) out.push({ where: `${f} help`, text: m[2]! });
