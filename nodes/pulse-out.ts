@@ -27,7 +27,7 @@ const NEWS: Array<[keyof TimedPinCounters, string]> = [
   ["refused", "refused"],
 ];
 
-/** A warning in the log at most this often about pulses over the maximum on-time; the rest are summed into the next. */
+/** A warning in the log at most this often about limits passed at the pin; the rest are summed into the next. */
 const OVER_WARN_EVERY_MS = 10_000;
 
 /**

@@ -96,7 +96,7 @@ export function uninitialisedPin(n: FlowNode | null | undefined): string | undef
   if (n?.type !== "rpi-gpio out" || (n.out ?? "out") !== "out") return undefined;
   if (n.set === true && String(n.level) === "0") return undefined;
   const name = typeof n.name === "string" ? n.name.trim() : "";
-  const what = `rpi-gpio out ${name ? `"${name}" ` : ""}(GPIO ${String(n.pin)})`;
+  const what = `rpi-gpio out ${name ? `"${name}" ` : ""}(GPIO ${bcmPinOf(n) ?? String(n.pin)})`;
   const state = n.set === true ? "initialises its pin high" : 'does not initialise its pin ("Initialise pin state" unticked)';
   return `${what} ${state}: a deploy may drive it high, and a SIGINT to its helper (systemctl stop nodered without this package's drop-in) drives it high. Tick "Initialise pin state" and set it to low.`;
 }

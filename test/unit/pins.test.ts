@@ -1,9 +1,9 @@
 // One node per GPIO pin: sharedPins (lib/pulse/pins.ts), which the lint runs on the repo's flows
 // and the nodes on the deployed flow, finds every pin two enabled GPIO nodes claim, whatever
-// numbering they use, and no other.
+// numbering they use, and no other; uninitialisedPin names an rpi-gpio out that does not start low.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { bcmPinOf, sharedPins } from "../../lib/pulse/pins";
+import { bcmPinOf, sharedPins, uninitialisedPin } from "../../lib/pulse/pins";
 
 const out = (id: string, pin: string | number, more: Record<string, unknown> = {}) => ({
   id,
@@ -50,5 +50,13 @@ describe("sharedPins", () => {
     ];
     assert.deepEqual(sharedPins(flow), []);
     assert.deepEqual(sharedPins("not a flow"), []);
+  });
+
+  it("uninitialisedPin names a digital rpi-gpio out that does not start low by its GPIO number, and nothing else", () => {
+    assert.match(uninitialisedPin(out("a", 12, { bcm: false, set: false, name: "led" }))!, /^rpi-gpio out "led" \(GPIO 18\) does not initialise its pin/);
+    assert.match(uninitialisedPin(out("b", 17, { set: true, level: "1" }))!, /^rpi-gpio out \(GPIO 17\) initialises its pin high: /);
+    assert.equal(uninitialisedPin(out("c", 17, { set: true, level: "0" })), undefined);
+    assert.equal(uninitialisedPin(out("d", 17, { out: "pwm" })), undefined, "PWM has no initial level: it starts at duty 0");
+    assert.equal(uninitialisedPin({ id: "e", type: "pulse-out", pin: 17 }), undefined);
   });
 });
