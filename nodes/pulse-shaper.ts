@@ -111,7 +111,9 @@ module.exports = function (RED: RED) {
       registerFired(() => shaper.fired()),
       hooks.onFlowsStarted((ev) => {
         for (const id of downstream) {
-          const warning = uninitialisedPin(RED.nodes.getNode(id) as unknown as Record<string, unknown> | null);
+          const n = RED.nodes.getNode(id) as unknown as Record<string, unknown> | null;
+          // A running rpi-gpio out keeps its pin already in BCM numbering (it maps a header pin when it starts).
+          const warning = n ? uninitialisedPin({ type: n.type, name: n.name, pin: n.pin, set: n.set, level: n.level, out: n.out, bcm: true }) : undefined;
           if (warning) node.warn(`pulse-shaper: ${warning}`);
         }
         for (const shared of sharedPins(ev?.config?.flows)) if (shared.ids.some((id) => downstream.includes(id))) node.warn(`pulse-shaper: ${shared.text}`);

@@ -89,8 +89,8 @@ export function sharedPins(flow: unknown): SharedPin[] {
  * What is wrong with an rpi-gpio out (digital) that does not initialise its pin low, in words
  * for a warning; undefined when nothing is (another node type, PWM, or low). Unticked, it may
  * drive the pin high on deploy, and its helper (nrgpio.py) writes its third argument, the
- * frequency (100), as the level when a SIGINT reaches it: high. Takes a flow file's node or the
- * running node (rpi-gpio out keeps the same fields).
+ * frequency (100), as the level when a SIGINT reaches it: high. Takes a node as a flow file
+ * holds it (a running rpi-gpio out has its pin in BCM already: pass it with bcm: true).
  */
 export function uninitialisedPin(n: FlowNode | null | undefined): string | undefined {
   if (n?.type !== "rpi-gpio out" || (n.out ?? "out") !== "out") return undefined;
