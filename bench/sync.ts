@@ -28,7 +28,8 @@
 // and for real, 5 lightweight listeners (scripts/fleet.ts) toward a bare master through the
 // jitter proxy delaying one direction only: each estimate against the truth. Then Wi-Fi: the
 // share of events late by lead time under the proxy's stall model (virtual, 24 h of events),
-// and for real through the proxy with stalls every 5 s, at leads of 50 and 300 ms.
+// and for real through the proxy with stalls every 5 s, at leads of 50 and 300 ms, beside the
+// same link without stalls at 50 ms (the anchor, in the same run).
 //   BENCH_SECONDS (default 60), BENCH_PIS (5), BENCH_JITTER_MS (20), BENCH_OFFSET_MS (200),
 //   BENCH_DRIFT_PPM (50), BENCH_WARMUP_S (30: the estimates have their rates by then),
 //   BENCH_ANCHOR (1: the cluster run without drift too), BENCH_ONLY=wifi (only the Wi-Fi tables).
@@ -355,10 +356,15 @@ Wi-Fi stalls: the share of events late at the Pi (arriving after their at), by t
     `for real: 5 lightweight listeners toward a bare master through the jitter proxy (0-${JITTER} ms, 50-300 ms stalls every 5 s on each link, a third in bursts), 50 ev/s for 60 s: late / received
 `,
   );
-  for (const lead of [50, 300]) {
+  // The anchor, in the same run: the same link and lead without stalls, so that what is late for other reasons shows.
+  for (const [lead, stalls] of [
+    [50, model],
+    [300, model],
+    [50, undefined],
+  ] as Array<[number, StallModel | undefined]>) {
     const port = basePort + 80;
     const master = await startMaster({ bus: wsBus(port), tickMs: 10, leadMs: lead });
-    const proxy = await startJitterProxy({ port: 0, targetPort: port, jitterMs: JITTER, stalls: model });
+    const proxy = await startJitterProxy({ port: 0, targetPort: port, jitterMs: JITTER, ...(stalls ? { stalls } : {}) });
     const fleet = await startFleet({ bus: wsBus(proxy.port), listeners: 5, processes: 1, offsetMs: OFFSET, driftPpm: DRIFT, startSpreadMs: 0 });
     try {
       await waitFor("5 listeners synced", async () => (await fleet.stats()).synced === 5, 60_000, 250);
@@ -368,8 +374,7 @@ Wi-Fi stalls: the share of events late at the Pi (arriving after their at), by t
       const st = await fleet.stats();
       const late = st.counters.late ?? 0;
       process.stdout.write(
-        `  lead ${String(lead).padStart(3)} ms: ${late} late of ${st.received} received (${((100 * late) / Math.max(1, st.received)).toFixed(2)} %), ${proxy.stalls()} stalls
-`,
+        `  lead ${String(lead).padStart(3)} ms${stalls ? "" : ", no stalls (the anchor)"}: ${late} late of ${st.received} received (${((100 * late) / Math.max(1, st.received)).toFixed(2)} %), ${proxy.stalls()} stalls\n`,
       );
     } finally {
       await fleet.stop();

@@ -18,6 +18,8 @@ export interface GpioEnv {
   /** true: no real RPi.GPIO here, the simulated GPIO writes pin changes to pinLog. */
   simulated: boolean;
   pinLog: string;
+  /** Which library RPi.GPIO is, or is simulated as (SQI_GPIO_LIB). */
+  lib: GpioLib;
 }
 
 /** true when python3 can import a real RPi.GPIO (it raises off a Pi, not only when missing). */
@@ -41,7 +43,7 @@ export function gpioLib(base: NodeJS.ProcessEnv = process.env): GpioLib {
   return v as GpioLib;
 }
 
-export function gpioEnv(pinLog: string, base: NodeJS.ProcessEnv = process.env): GpioEnv & { lib: GpioLib } {
+export function gpioEnv(pinLog: string, base: NodeJS.ProcessEnv = process.env): GpioEnv {
   const lib = gpioLib(base);
   if (realGpioAvailable(base)) return { env: { ...base }, simulated: false, pinLog, lib };
   const dirs = lib === "rpi-lgpio" ? [path.join(simDir, "rpi-lgpio"), simDir] : [simDir];

@@ -176,7 +176,7 @@ export interface Stalls {
   helperDelay: { p50: number; p99: number; max: number };
 }
 
-/** What pulse-out said of the pulses its helper wrote over the maximum on-time (its warnings in the log). */
+/** What pulse-out said of the limits its helper passed at the pin, on-time or duty (its warnings in the log). */
 export interface OverReports {
   /** The helper's own count, from the last warning. */
   total: number;
@@ -199,7 +199,7 @@ export function overReports(log: string): Map<number, OverReports> {
 export interface PinRun {
   /** The pin log of the simulated GPIO, audited with the given allowance for the helper. */
   pins: PinAudit[];
-  /** pulse-out pins: the pulses its helper reported over the maximum on-time, with why. */
+  /** pulse-out pins: the limits its helper reported passed at the pin (on-time or duty), with why. */
   overs: Map<number, OverReports>;
   /** When the shaper handed each edge to rpi-gpio out (a tap wired before it), audited with no allowance at all. */
   arrivals: PinAudit[];
@@ -329,7 +329,9 @@ export async function runAndAudit(
       "as the shaper handed the edges to rpi-gpio out:",
       arrivals.text,
       "stalls (the evidence for any violation above):",
-      ...[...overs].map(([pin, r]) => `  pin ${pin} (pulse-out): ${r.total} pulses over the maximum on-time, as its helper said: ${r.lines.join(" | ")}`),
+      ...[...overs].map(
+        ([pin, r]) => `  pin ${pin} (pulse-out): ${r.total} limits passed at the pin (on-time or duty), as its helper said: ${r.lines.join(" | ")}`,
+      ),
       ...[...stalls].map(
         ([pin, x]) =>
           `  pin ${pin}: ${x.node} of ${x.edges} edges late in Node-RED (handed on > ${NODE_STALL_MS} ms after chosen, or timer > ${TIMER_STALL_MS} ms late), ${x.nodeEvidence} handed on > ${PIN_GUARD_MS} ms after their plan; ${x.helper} taken by the GPIO helper > ${HELPER_STALL_MS} ms after hand-on (p50 ${x.helperDelay.p50.toFixed(3)} / p99 ${x.helperDelay.p99.toFixed(3)} / max ${x.helperDelay.max.toFixed(3)} ms); ${x.evidence} with a delay after the plan (either, or plan to pin > ${PIN_GUARD_MS} ms, the pin guard)`,

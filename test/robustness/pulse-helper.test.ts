@@ -167,14 +167,20 @@ describe("pulse-out's helper on the simulated lgpio", () => {
     assert.equal(pulses(h.records()).length, 1, "only the pulse on time reached the pin");
   });
 
-  it("keeps the duty over its window on what it wrote: a pulse is cut to the budget left, then dropped", async (t) => {
-    // 10 % of 200 ms: 20 ms on in any 200 ms window.
+  /**
+   * A helper with 10 % of 200 ms (20 ms on in any 200 ms window) and three 8 ms pulses 12 ms
+   * apart: the third gets what is left, 4 ms less the helper's 0.25 ms margin.
+   */
+  async function dutyBudget(): Promise<{ h: Helper; now: number }> {
     const h = helperOf({ maxDuty: 0.1, dutyWindowMs: 200, minOffMs: 2 });
     await ready(h);
     const now = monoUs();
-    h.send(`P 1 ${now} 8000`);
-    h.send(`P 2 ${now + 12_000} 8000`);
-    h.send(`P 3 ${now + 24_000} 8000`); // 4 ms left less the helper's 0.25 ms margin: cut
+    for (const [k, at] of [0, 12_000, 24_000].entries()) h.send(`P ${k + 1} ${now + at} 8000`);
+    return { h, now };
+  }
+
+  it("keeps the duty over its window on what it wrote: a pulse is cut to the budget left, then dropped", async (t) => {
+    const { h, now } = await dutyBudget(); // the third pulse cut to what is left
     h.send(`P 4 ${now + 36_000} 8000`); // nothing left: dropped
     await waitFor("four answers", () => h.lines.filter((l) => /^(fired|dropped)/.test(l)).length >= 4, 5000, 10);
     h.child.stdin!.end();
@@ -235,13 +241,7 @@ describe("pulse-out's helper on the simulated lgpio", () => {
   });
 
   it("a helper stopped by the kernel in the last pulse of its duty budget reports the window over the maximum duty", async (t) => {
-    // 10 % of 200 ms: 20 ms on in any 200 ms window; the third pulse gets what is left (3.75 ms).
-    const h = helperOf({ maxDuty: 0.1, dutyWindowMs: 200, minOffMs: 2 });
-    await ready(h);
-    const now = monoUs();
-    h.send(`P 1 ${now} 8000`);
-    h.send(`P 2 ${now + 12_000} 8000`);
-    h.send(`P 3 ${now + 24_000} 8000`);
+    const { h } = await dutyBudget();
     await said(h, "fired 2 ");
     await waitFor("the third pulse on", () => pulses(h.records()).length === 2 && h.records().at(-1)?.value === 1, 5000, 1);
     h.child.kill("SIGSTOP");
