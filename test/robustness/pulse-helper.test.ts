@@ -137,7 +137,12 @@ describe("pulse-out's helper on the simulated lgpio", () => {
     // Not widened to catch up (a busy machine may still write a fall a few ms late: no more than that).
     assert.ok(widths[1]! < 5 + 5, "the delayed pulse is not widened");
     assert.ok(at[1]![0] - at[0]![1] >= 10, `the second waits out the 10 ms off-time: ${(at[1]![0] - at[0]![1]).toFixed(3)} ms`);
-    assert.ok(widths[2]! <= 50, `10 s asked, at most 50 ms at the pin: ${widths[2]!.toFixed(3)} ms`);
+    // At most 50 ms at the pin, or (a fall written late on a busy machine) the helper's report of it, as wide as at the pin.
+    const over3 = h.lines.find((l) => l.startsWith("over 3 ") && l.split(" ")[5] === "on");
+    assert.ok(
+      widths[2]! <= 50 || (over3 !== undefined && Number(over3.split(" ")[2]) / 1000 >= widths[2]! - 0.1),
+      `10 s asked, at most 50 ms at the pin: ${widths[2]!.toFixed(3)} ms\n${h.lines.join("\n")}`,
+    );
     // Cut at the maximum on-time less the helper's guard, and less how late its recent falls came on a busy machine; not dropped.
     assert.ok(widths[2]! >= 50 - HELPER_GUARD_MS - 10, "cut near the maximum on-time, not dropped");
     assert.ok(
@@ -189,10 +194,16 @@ describe("pulse-out's helper on the simulated lgpio", () => {
     t.diagnostic(`widths at the pin ${widths.map((w) => w.toFixed(3)).join(", ")} ms`);
     // Quiet: 8 + 8 + 3.75 ms. On a busy machine a late fall uses up more of the budget, and the third may be dropped too.
     assert.ok(widths.length === 3 || (widths.length === 2 && h.lines.includes("dropped 3 duty")), h.lines.join("\n"));
-    // A fall the scheduler wrote late (a pulse over its 8 ms) is the stall beside any excess.
-    const stretched = widths.slice(0, 2).reduce((a, w) => a + Math.max(0, w - 8.5), 0);
-    assert.ok(widths.reduce((a, b) => a + b, 0) <= 20 + 0.5 + stretched, "at most 20 ms on in the 200 ms window, but for falls written late");
-    if (widths.length === 3) assert.ok(widths[2]! < 4 && h.lines.some((l) => /^fired 3 .* 1$/.test(l)), "the third cut to what was left");
+    if (widths.length === 3)
+      assert.ok(
+        h.lines.some((l) => /^fired 3 .* 1$/.test(l)),
+        "the third cut to what was left",
+      );
+    // At most 20 ms on in the 200 ms window at the pin, or the helper's report of the fall it wrote
+    // late (the stall beside the excess), with the window's on-time no less than at the pin.
+    const on = widths.reduce((a, b) => a + b, 0);
+    const over = h.lines.filter((l) => l.startsWith("over ") && l.split(" ")[5] === "duty");
+    assert.ok(on <= 20 + 0.5 || over.some((l) => Number(l.split(" ")[6]) / 1000 >= on - 0.1), `${on.toFixed(3)} ms on at the pin\n${h.lines.join("\n")}`);
     assert.ok(h.lines.includes("dropped 4 duty"), h.lines.join("\n"));
   });
 
@@ -241,21 +252,33 @@ describe("pulse-out's helper on the simulated lgpio", () => {
   });
 
   it("a helper stopped by the kernel in the last pulse of its duty budget reports the window over the maximum duty", async (t) => {
-    const { h } = await dutyBudget();
-    await said(h, "fired 2 ");
-    await waitFor("the third pulse on", () => pulses(h.records()).length === 2 && h.records().at(-1)?.value === 1, 5000, 1);
+    // 50 % of 200 ms: a 150 ms pulse is cut to the 100 ms left (less the helper's margin), so it is
+    // the last pulse of the budget. Stopped 150 ms inside it, its fall is written late. The pulse is
+    // wide so that a busy machine that notices the rise late still stops the helper inside it (CI
+    // once missed a 4 ms pulse), and the maximum on-time is far above it, so only the duty is over.
+    const h = helperOf({ maxDuty: 0.5, dutyWindowMs: 200, maxOnMs: 1000 });
+    await ready(h);
+    h.send(`P 1 ${monoUs()} 150000`);
+    await waitFor("the pulse on", () => h.records().some((r) => r.value === 1), 5000, 1);
     h.child.kill("SIGSTOP");
-    await new Promise((r) => setTimeout(r, 40));
+    await new Promise((r) => setTimeout(r, 150));
     h.child.kill("SIGCONT");
-    const line = await said(h, "over 3 ");
+    const line = await said(h, "over 1 ");
     h.send("Q");
     await exited(h.child, 5000);
     const f = line.split(" ");
-    const on = pulses(h.records()).reduce((a, [r, e]) => a + (e - r), 0);
-    t.diagnostic(`${line}; on-time at the pin ${on.toFixed(3)} ms of the 20 ms budget`);
-    assert.ok(on > 20, `over the budget at the pin: ${on.toFixed(3)} ms`);
+    const at = pulses(h.records());
+    const on = at.reduce((a, [r, e]) => a + (e - r), 0);
+    t.diagnostic(`${line}; on-time at the pin ${on.toFixed(3)} ms of the 100 ms budget`);
+    assert.equal(at.length, 1);
+    assert.ok(
+      h.lines.some((l) => /^fired 1 .* 1$/.test(l)),
+      `cut to the budget left: ${h.lines.join(" | ")}`,
+    );
+    assert.ok(on > 100, `over the budget at the pin: ${on.toFixed(3)} ms`);
     assert.equal(f[5], "duty", line);
     assert.ok(Number(f[6]) / 1000 >= on - 0.1, `the window's on-time as the helper measured it (${Number(f[6]) / 1000} ms) is no less than at the pin`);
+    assert.ok(endsLowAndReleased(h.records()));
   });
 
   for (const how of ["EOF", "Q", "SIGINT", "SIGTERM", "SIGHUP"] as const) {
