@@ -12,7 +12,7 @@
 
 import { realClock } from "../lib/clock";
 import { parseShaperSettings } from "../lib/pulse/config";
-import { registerFired } from "../lib/pulse/fired";
+import type { FiredCounters } from "../lib/pulse/fired";
 import { sharedPins, uninitialisedPin } from "../lib/pulse/pins";
 import { Shaper } from "../lib/pulse/shaper";
 import { scope } from "../lib/scope";
@@ -20,6 +20,9 @@ import { sqiOf, withEdge } from "../lib/sqi";
 import { deployEffect, guardClose, PIN_SETTLE_MS, runtimeHooks } from "./pin-guard";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
 import { clockOf, every, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
+
+/** A running pulse-shaper, as the listening bus on its flow tab reads it for its reports. */
+export type ShaperNode = Node & { sqiFired?: () => FiredCounters };
 
 module.exports = function (RED: RED) {
   const hooks = runtimeHooks(RED);
@@ -48,6 +51,8 @@ module.exports = function (RED: RED) {
       failed: (e) => node.error(`pulse-shaper: ${e.message}`),
     });
     const status = new StatusTicker(clock, node, () => shaper.status());
+    // What reached a pin, for the listening bus on this tab to report (sqi-event-bus.ts).
+    (node as ShaperNode).sqiFired = () => shaper.fired();
     const trace = scope.addShaper(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => shaper.reached());
 
     /**
@@ -108,7 +113,6 @@ module.exports = function (RED: RED) {
         // Only a node this one drives is redeployed: low now, and this shaper goes on afterwards.
         else if (effect === "stop") lowNow(shaper.output.stop());
       }),
-      registerFired(() => shaper.fired()),
       hooks.onFlowsStarted((ev) => {
         for (const id of downstream) {
           const n = RED.nodes.getNode(id) as unknown as Record<string, unknown> | null;

@@ -58,6 +58,8 @@ export interface RED {
     createNode(node: Node, def: NodeDef): void;
     registerType(type: string, ctor: (this: Node, def: NodeDef) => void, opts?: unknown): void;
     getNode(id: string): Node | null;
+    /** Calls `f` with every node of the deployed flows, as configured (flow order). */
+    eachNode(f: (def: NodeDef & { z?: string; d?: boolean }) => void): void;
   };
   settings: { userDir?: string; [key: string]: unknown };
   httpAdmin: {

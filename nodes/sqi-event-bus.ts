@@ -15,10 +15,11 @@ import { Roster } from "../lib/bus/roster";
 import { LISTENER_NOTICES, MASTER_NOTICES, MinuteNotices, NOTICE_EVERY_MS } from "../lib/bus/notices";
 import { listenerReport, listenerStats, listenerStatus, masterStats, masterStatus } from "../lib/bus/status";
 import { PowerMeter } from "../lib/power/meter";
-import { firedTotals } from "../lib/pulse/fired";
+import { firedTotals, shapersOf, type DeployedNode, type FiredCounters } from "../lib/pulse/fired";
 import { scope } from "../lib/scope";
 import { checkNumber } from "../lib/settings";
 import { sqiOf } from "../lib/sqi";
+import type { ShaperNode } from "./pulse-shaper";
 import type { Node, NodeDef, RED } from "./red";
 import { clockOf, every, RateMeter, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 import type { BusConfigNode } from "./sqi-bus";
@@ -131,6 +132,26 @@ module.exports = function (RED: RED) {
       toLocal: (at) => client.sync.toLocal(at),
       emit: (m) => node.send([m, null]),
     });
+    // What the pulse-shapers on this flow tab fired (lib/pulse/fired.ts: shapersOf), read at each
+    // report from the running nodes: the flow is the wiring, so two buses never count one pulse.
+    let saidSecond = false;
+    const firedHere = (): FiredCounters => {
+      const deployed: DeployedNode[] = [];
+      RED.nodes.eachNode((n) => deployed.push(n as unknown as DeployedNode));
+      const { shapers, second } = shapersOf(node, deployed);
+      if (second && !saidSecond) {
+        saidSecond = true;
+        node.warn(
+          "sqi-event-bus: another listening bus on this flow tab reports its pulse-shapers' fired counts; this one reports none (one listening bus per tab)",
+        );
+      }
+      const counters: FiredCounters[] = [];
+      for (const id of shapers) {
+        const fired = (RED.nodes.getNode(id) as ShaperNode | null)?.sqiFired?.();
+        if (fired) counters.push(fired);
+      }
+      return firedTotals(counters);
+    };
     // This Pi's power sensor, when one is wired to the input (msg.topic "measure"): what its coils drew, measured.
     const meter = new PowerMeter();
     const badMeasure = new ThrottledErrors(clock, node, "sqi-event-bus");
@@ -153,8 +174,8 @@ module.exports = function (RED: RED) {
         status.now();
       },
       onAuthFailure: authFailure,
-      // What arrived, and what this Pi's pulse-shapers fired: the master sees the whole array.
-      report: () => ({ ...listenerReport(client, arrivals, firedTotals()), ...(meter.present ? meter.counters(clock.now(), true) : {}) }),
+      // What arrived, and what the pulse-shapers on this tab fired: the master sees the whole array.
+      report: () => ({ ...listenerReport(client, arrivals, firedHere()), ...(meter.present ? meter.counters(clock.now(), true) : {}) }),
     });
     const stats = (): void =>
       node.send([

@@ -1,27 +1,38 @@
-// What this Node-RED's pulse outputs have fired, summed, for the bus listener to report
-// upstream: the master then sees every Pi's pulse counts, not only what each received.
-// A process-wide registry, because both nodes live in the same runtime but are wired
-// independently.
+// What a listener's pulse-shapers have fired, summed, for the bus listener to report upstream:
+// the master then sees every Pi's pulse counts, not only what each received. Which shapers a
+// listener speaks for is wiring, decided in its node shell (the shapers on its own flow tab);
+// nothing here is process-wide.
 
 export type FiredCounters = Record<string, number>;
 
-const sources = new Set<() => FiredCounters>();
-
-/** Adds a source of counters; returns the function that removes it (call it on close). */
-export function registerFired(source: () => FiredCounters): () => void {
-  sources.add(source);
-  return () => {
-    sources.delete(source);
-  };
-}
-
-/** Every source's counters summed key by key, each key prefixed "fired_". */
-export function firedTotals(): FiredCounters {
+/** The shapers' counters summed key by key, each key prefixed "fired_". */
+export function firedTotals(sources: Iterable<FiredCounters>): FiredCounters {
   const out: FiredCounters = {};
   for (const s of sources) {
-    for (const [k, v] of Object.entries(s())) if (Number.isFinite(v)) out[`fired_${k}`] = (out[`fired_${k}`] ?? 0) + v;
+    for (const [k, v] of Object.entries(s)) if (Number.isFinite(v)) out[`fired_${k}`] = (out[`fired_${k}`] ?? 0) + v;
   }
   return out;
+}
+
+/** A deployed node as the runtime's flow config has it: enough to find a tab's buses and shapers. */
+export interface DeployedNode {
+  id: string;
+  type: string;
+  z?: string;
+  role?: unknown;
+  d?: unknown;
+}
+
+/**
+ * The pulse-shapers a listening bus speaks for: those on its own flow tab (as a catch node's
+ * scope is its tab), when it is the first enabled listening bus there. A second listening bus on
+ * the same tab speaks for none, so no pulse is counted twice; `second` says it is one.
+ */
+export function shapersOf(bus: { id: string; z?: string }, deployed: readonly DeployedNode[]): { shapers: string[]; second: boolean } {
+  const onTab = deployed.filter((n) => n.z === bus.z && !n.d);
+  const first = onTab.find((n) => n.type === "sqi-event-bus" && n.role === "listen");
+  if (first && first.id !== bus.id) return { shapers: [], second: true };
+  return { shapers: onTab.filter((n) => n.type === "pulse-shaper").map((n) => n.id), second: false };
 }
 
 /**

@@ -12,7 +12,7 @@ import { selfSignedCert } from "../helpers/tls";
 import type { EventFrame } from "../../lib/bus/frames";
 import { BusServer } from "../../lib/bus/ws-server";
 import { freePort, waitFor } from "../helpers/processes";
-import { helper, settle } from "../helpers/red";
+import { helper, record, settle } from "../helpers/red";
 import { resolveNodeRed } from "../../scripts/node-red-path";
 
 const sqiBus = require("../../nodes/sqi-bus");
@@ -362,6 +362,77 @@ describe("sqi-event-bus node", () => {
     assert.ok(report.counters.fired_on_time_ms! > 2.5 && report.counters.fired_on_time_ms! < 10, `on-time ${report.counters.fired_on_time_ms} ms`);
     assert.ok(Math.abs(report.offset_ms) < 1);
   });
+  it("two listening buses in one runtime: each reports the pulse-shapers on its own tab, a second one on a tab reports none", async () => {
+    const port = await freePort();
+    helper.settings({});
+    const listener = (id: string, z: string, name: string, shaper: string) => ({
+      id,
+      z,
+      type: "sqi-event-bus",
+      role: "listen",
+      bus: "bus",
+      listenerName: name,
+      statsEvery: 0,
+      wires: [[shaper], [`${id}-stats`]],
+    });
+    await helper.load(
+      [sqiBus, sqiEventBus, pulseShaper],
+      [
+        { id: "ta", type: "tab" },
+        { id: "tb", type: "tab" },
+        { id: "tm", type: "tab" },
+        { id: "bus", type: "sqi-bus", host: "127.0.0.1", port: String(port), path: "/", url: `ws://127.0.0.1:${port}/`, maxFrame: 1048576 },
+        { id: "master", z: "tm", type: "sqi-event-bus", role: "broadcast", bus: "bus", statsEvery: 0, wires: [[], ["mstats"]] },
+        // A shaper on the master's tab, fed directly: no listener speaks for it.
+        { id: "lone", z: "tm", type: "pulse-shaper", width: 5, measureEvery: 0, wires: [[], []] },
+        listener("pa", "ta", "pi-a", "sa"),
+        { id: "sa", z: "ta", type: "pulse-shaper", width: 5, measureEvery: 0, wires: [[], []] },
+        listener("pa2", "ta", "pi-a2", "sa2"),
+        { id: "sa2", z: "ta", type: "pulse-shaper", width: 5, measureEvery: 0, wires: [[], []] },
+        listener("pb", "tb", "pi-b", "sb"),
+        { id: "sb", z: "tb", type: "pulse-shaper", width: 5, measureEvery: 0, wires: [[], []] },
+        { id: "mstats", z: "tm", type: "helper" },
+        { id: "pa-stats", z: "ta", type: "helper" },
+        { id: "pa2-stats", z: "ta", type: "helper" },
+        { id: "pb-stats", z: "tb", type: "helper" },
+      ],
+      { bus: { token: "tok" } },
+    );
+    const second = record("pa2");
+    const reports: Array<{ name: string; counters: Record<string, number> }> = [];
+    helper.getNode("mstats").on("input", (m: Record<string, unknown>) => {
+      if (m.topic === "report") reports.push(m.payload as { name: string; counters: Record<string, number> });
+    });
+    for (const id of ["pa", "pa2", "pb"]) {
+      const stats: Array<Record<string, unknown>> = [];
+      helper.getNode(`${id}-stats`).on("input", (m: Record<string, unknown>) => stats.push(m));
+      await waitFor(`${id} synced`, async () => {
+        helper.getNode(id).receive({ stats: true });
+        await settle();
+        return (stats[stats.length - 1]?.payload as { offset_ms: number | null } | undefined)?.offset_ms != null ? true : undefined;
+      });
+    }
+    // One event to every Pi; two pulses on the shaper no listener speaks for.
+    helper.getNode("master").receive({ topic: "proton_collision", sqi: { at: Date.now() + 100 } });
+    helper.getNode("lone").receive({ topic: "proton_collision" });
+    await new Promise((r) => setTimeout(r, 50));
+    helper.getNode("lone").receive({ topic: "proton_collision" });
+    const last = (name: string) => [...reports].reverse().find((r) => r.name === name);
+    await waitFor(
+      "a report from each listener after its pulse",
+      () => ["pi-a", "pi-b"].every((n) => (last(n)?.counters.fired_pulses ?? 0) >= 1) && (last("pi-a2")?.counters.received ?? 0) >= 1,
+      10_000,
+    );
+    // The old process-wide registry summed every shaper of the runtime into every report (4 here).
+    assert.equal(last("pi-a")!.counters.fired_pulses, 2, "pi-a speaks for both shapers on its tab (its own and pi-a2's), each fired once");
+    assert.equal(last("pi-b")!.counters.fired_pulses, 1, "pi-b: only the shaper on its tab");
+    assert.equal(last("pi-a2")!.counters.fired_pulses, undefined, "a second listening bus on a tab speaks for none");
+    assert.ok(
+      second.warnings.some((w) => w.includes("another listening bus on this flow tab")),
+      second.warnings.join("\n"),
+    );
+  });
+
   it("counted messages from clones cross as one event each: the listener gets count and window_ms, a plain client one frame per message", async () => {
     const port = await freePort();
     helper.settings({});

@@ -54,6 +54,8 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
       const t = scope.snapshot(Date.now()).shapers.find((x) => x.id === "ps")!;
       return { counters: t.counters, rises: t.edges.filter(([, v]) => v > 0).length };
     };
+    // What the listening bus on this tab would report of it.
+    const firedOf = () => (helper.getNode("ps") as unknown as { sqiFired: () => Record<string, number> }).sqiFired();
     const lastMeasured = () => shaper.messages[shaper.messages.length - 1]?.payload as Record<string, number> | undefined;
     const pinErrors: string[] = [];
     const pinNode = helper.getNode("pin");
@@ -75,13 +77,13 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
         });
         void rise;
         await new Promise((r) => setTimeout(r, 15));
-        const firedBefore = firedTotals().fired_pulses ?? 0;
+        const firedBefore = firedTotals([firedOf()]).fired_pulses ?? 0;
         process.kill((pinNode as unknown as { child: { pid: number } }).child.pid, "SIGKILL");
         await new Promise((r) => setTimeout(r, 2500));
         // Events stop, the queue empties, and a measurement is sent after that: all four are read at rest.
         clearInterval(beat);
         await new Promise((r) => setTimeout(r, 1200));
-        const after = firedTotals();
+        const after = firedTotals([firedOf()]);
         const measured = lastMeasured()!;
         const seen = inScope();
         const recs = parsePinLog(fs.readFileSync(pinLog, "utf8")).filter((r) => r.pin === 25 && r.event === undefined);

@@ -14,7 +14,7 @@ import { parseShaperSettings } from "../../lib/pulse/config";
 import { Shaper } from "../../lib/pulse/shaper";
 import { T0 } from "../helpers/containers";
 import { MAX_GAP, SequenceTracker } from "../../lib/bus/sequence";
-import { firedTotals, registerFired } from "../../lib/pulse/fired";
+import { firedTotals, shapersOf } from "../../lib/pulse/fired";
 
 function rng(seed: number) {
   return () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
@@ -252,13 +252,37 @@ describe("sequence accounting", () => {
 });
 
 describe("fired counters for the reports", () => {
-  it("sums every registered source, prefixed fired_, until it is removed", () => {
-    const a = registerFired(() => ({ pulses: 3, on_time_ms: 15 }));
-    const b = registerFired(() => ({ pulses: 2, clamped: 1 }));
-    assert.deepEqual(firedTotals(), { fired_pulses: 5, fired_on_time_ms: 15, fired_clamped: 1 });
-    a();
-    b();
-    assert.deepEqual(firedTotals(), {});
+  it("sums the shapers' counters key by key, prefixed fired_", () => {
+    assert.deepEqual(
+      firedTotals([
+        { pulses: 3, on_time_ms: 15 },
+        { pulses: 2, clamped: 1, bad: Number.NaN },
+      ]),
+      {
+        fired_pulses: 5,
+        fired_on_time_ms: 15,
+        fired_clamped: 1,
+      },
+    );
+    assert.deepEqual(firedTotals([]), {});
+  });
+
+  it("a listening bus speaks for the pulse-shapers on its own tab; a second listening bus there for none", () => {
+    const deployed = [
+      { id: "tabA", type: "tab" },
+      { id: "m", type: "sqi-event-bus", z: "tabA", role: "broadcast" },
+      { id: "s1", type: "pulse-shaper", z: "tabA" },
+      { id: "l1", type: "sqi-event-bus", z: "tabA", role: "listen" },
+      { id: "s2", type: "pulse-shaper", z: "tabA" },
+      { id: "l2", type: "sqi-event-bus", z: "tabA", role: "listen" },
+      { id: "off", type: "pulse-shaper", z: "tabA", d: true },
+      { id: "lb", type: "sqi-event-bus", z: "tabB", role: "listen" },
+      { id: "s3", type: "pulse-shaper", z: "tabB" },
+      { id: "s4", type: "pulse-shaper", z: "tabC" },
+    ];
+    assert.deepEqual(shapersOf({ id: "l1", z: "tabA" }, deployed), { shapers: ["s1", "s2"], second: false });
+    assert.deepEqual(shapersOf({ id: "l2", z: "tabA" }, deployed), { shapers: [], second: true });
+    assert.deepEqual(shapersOf({ id: "lb", z: "tabB" }, deployed), { shapers: ["s3"], second: false });
   });
 });
 
