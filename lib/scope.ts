@@ -1,11 +1,13 @@
 // The "SQI scope" sidebar's data, without Node-RED: what each pulse-shaper fired lately (its
 // edges over the last few seconds) and, on a master, what each listener reported (pulse rate,
-// duty, clock sync and losses over time), plus their sum. The nodes feed it; a publisher
-// sends a compact snapshot a few times a second, and only while an editor is watching.
+// duty, clock sync and losses over time), plus their sum. Nothing here is shared by the
+// process: each pulse-shaper node keeps its own EdgeTrace, each master its Roster (the one
+// record of its listeners), and the scope plugin draws a snapshot from the running nodes a few
+// times a second, only while an editor is watching. Drawing is a pure read.
 
-import { lossOf, MAX_LISTED, silence } from "./bus/roster";
+import { HISTORY_MS, MAX_LISTED, worse, type Roster, type RosterEntry } from "./bus/roster";
 import type { Clock, TimerHandle } from "./clock";
-import { powerOf, sumPower, type PiPower, type PowerSum } from "./power/tally";
+import { sumPower, type PiPower, type PowerSum } from "./power/tally";
 
 export const SCOPE_WINDOW_MS = 2000;
 /** Snapshots a second while watched: a few, so the editor redraws smoothly at little cost. */
@@ -14,19 +16,13 @@ export const SCOPE_UPDATES_PER_S = 4;
 const WATCH_MS = 10_000;
 /** Edges kept per shaper: the window at the fastest edge rate the panel allows, bounded. */
 const MAX_EDGES = 4000;
-/** Listener history: this long, one sample per report. */
-const HISTORY_MS = 30_000;
-/** A listener silent this long is dropped from the scope (its reports come every 2 s). */
-export const SILENT_LISTENER_MS = 60_000;
-/** Listeners shown at most, over all masters: the oldest-heard go first. */
-export const MAX_SCOPE_LISTENERS = 2000;
 
 export interface ShaperTrace {
   id: string;
   label: string;
-  /** [ms before `t`, level] for each edge in the window, oldest first */
+  /** [ms before `t`, duty 0..1 from then on] for each edge in the window, oldest first (1 % PWM is 0.01) */
   edges: Array<[number, number]>;
-  /** level before the first edge in the window */
+  /** duty before the first edge in the window */
   start: number;
   rate_hz: number;
   duty_pct: number;
@@ -80,127 +76,84 @@ export interface ScopeSnapshot {
   power?: PowerSum & { samples: Array<[number, number, number]> } & Recent;
 }
 
-interface Shaper {
-  label: string;
-  edges: Array<[number, number]>;
-  level: number;
-  counters: () => Record<string, number>;
-}
+/**
+ * A pulse-shaper's recent edges, kept by its node: the edges of the last SCOPE_WINDOW_MS (and
+ * the one before, which says the level at the window's start), at most MAX_EDGES.
+ */
+export class EdgeTrace {
+  private readonly edges: Array<[number, number]> = [];
 
-interface Listener {
-  master: string;
-  /** per report: pulses and on-time fired, and energy measured (mJ) and estimated (eJ) since deploy */
-  history: Array<{ t: number; pulses: number; onMs: number; mJ: number; eJ: number | null }>;
-  power: PiPower | undefined;
-  offset_ms?: number;
-  rtt_ms?: number;
-  lost: number;
-  late: number;
-}
+  constructor(
+    readonly id: string,
+    readonly label: string,
+    private readonly counters: () => Record<string, number>,
+  ) {}
 
-export class Scope {
-  private readonly shapers = new Map<string, Shaper>();
-  private readonly listeners = new Map<string, Listener>();
+  /** An edge handed to the pin at `t`: the pin is on `duty` (0..1) of the time from then on. */
+  edge(t: number, duty: number): void {
+    this.edges.push([t, duty]);
+    let k = 0;
+    while (k + 1 < this.edges.length && this.edges[k + 1]![0] < t - SCOPE_WINDOW_MS) k++;
+    k = Math.max(k, this.edges.length - MAX_EDGES);
+    if (k > 0) this.edges.splice(0, k);
+  }
 
-  /** A pulse-shaper's edges; returns the function to call with each edge, and one to remove it. */
-  addShaper(id: string, label: string, counters: () => Record<string, number>): { edge: (t: number, level: number) => void; remove: () => void } {
-    const s: Shaper = { label, edges: [], level: 0, counters };
-    this.shapers.set(id, s);
+  /** The trace over the window ending `now`, with pulses/s and duty over it. */
+  read(now: number): ShaperTrace {
+    const from = now - SCOPE_WINDOW_MS;
+    let k = 0;
+    while (k < this.edges.length && this.edges[k]![0] < from) k++;
+    const start = k > 0 ? this.edges[k - 1]![1] : 0;
+    const inWindow = this.edges.slice(k);
+    let on = 0;
+    let duty = start;
+    let at = from;
+    let rises = 0;
+    for (const [t, v] of inWindow) {
+      on += (t - at) * duty;
+      if (v > 0 && duty === 0) rises++;
+      duty = v;
+      at = t;
+    }
+    on += (now - at) * duty;
     return {
-      edge: (t, level) => {
-        s.edges.push([t, level]);
-        if (s.edges.length > MAX_EDGES) s.edges.splice(0, s.edges.length - MAX_EDGES);
-      },
-      remove: () => {
-        if (this.shapers.get(id) === s) this.shapers.delete(id);
-      },
+      id: this.id,
+      label: this.label,
+      edges: inWindow.map(([t, v]) => [Math.round((now - t) * 10) / 10, v]),
+      start,
+      rate_hz: Math.round((rises * 1000 * 10) / SCOPE_WINDOW_MS) / 10,
+      duty_pct: Math.round((on / SCOPE_WINDOW_MS) * 1000) / 10,
+      counters: this.counters(),
     };
   }
+}
 
-  /** A listener's report, as a master's sqi-event-bus receives it. */
-  report(master: string, t: number, r: { name: string; counters: Record<string, number>; offset_ms?: number; rtt_ms?: number }): void {
-    const key = `${master}/${r.name}`;
-    let l = this.listeners.get(key);
-    if (l)
-      this.listeners.delete(key); // re-inserted: the map stays in order of last report
-    else l = { master, history: [], lost: 0, late: 0, power: undefined };
-    this.listeners.set(key, l);
-    const c = r.counters;
-    l.power = powerOf(c);
-    l.history.push({ t, pulses: c.fired_pulses ?? 0, onMs: c.fired_on_time_ms ?? 0, mJ: l.power?.energy_j ?? 0, eJ: l.power?.estimated_j ?? null });
-    while (l.history.length > 2 && (l.history[0]?.t ?? t) < t - HISTORY_MS) l.history.shift();
-    l.offset_ms = r.offset_ms;
-    l.rtt_ms = r.rtt_ms;
-    l.lost = lossOf(c);
-    l.late = c.late ?? 0;
-    // Names that went silent are forgotten, and there are never more than the cap: one
-    // connection reporting under 50,000 names (before names were bound) kept them all.
-    for (const [k, x] of this.listeners) {
-      if (this.listeners.size <= MAX_SCOPE_LISTENERS && (x.history[x.history.length - 1]?.t ?? t) >= t - SILENT_LISTENER_MS) break;
-      this.listeners.delete(k);
-    }
-  }
+/** What the scope draws: the running pulse-shapers' traces, and each running master's roster. */
+export interface ScopeSources {
+  shapers: Iterable<EdgeTrace>;
+  masters: Iterable<{ id: string; roster: Roster }>;
+}
 
-  /** Forgets the listeners a master reported (when that master's node closes). */
-  removeMaster(master: string): void {
-    for (const [k, l] of this.listeners) if (l.master === master) this.listeners.delete(k);
-  }
-
-  get empty(): boolean {
-    return this.shapers.size === 0 && this.listeners.size === 0;
-  }
-
-  snapshot(now: number): ScopeSnapshot {
-    const from = now - SCOPE_WINDOW_MS;
-    const shapers: ShaperTrace[] = [];
-    for (const [id, s] of this.shapers) {
-      let k = 0;
-      while (k < s.edges.length && s.edges[k]![0] < from) k++;
-      const start = k > 0 ? s.edges[k - 1]![1] : 0;
-      s.edges.splice(0, Math.max(0, k - 1)); // keep the last edge before the window: it says the level at its start
-      const inWindow = s.edges.filter((e) => e[0] >= from);
-      let on = 0;
-      let level = start;
-      let at = from;
-      let rises = 0;
-      for (const [t, v] of inWindow) {
-        if (level > 0) on += (t - at) * (level > 1 ? level / 100 : 1);
-        if (v > 0 && level === 0) rises++;
-        level = v;
-        at = t;
-      }
-      if (level > 0) on += (now - at) * (level > 1 ? level / 100 : 1);
-      shapers.push({
-        id,
-        label: s.label,
-        edges: inWindow.map(([t, v]) => [Math.round((now - t) * 10) / 10, v]),
-        start,
-        rate_hz: Math.round((rises * 1000 * 10) / SCOPE_WINDOW_MS) / 10,
-        duty_pct: Math.round((on / SCOPE_WINDOW_MS) * 1000) / 10,
-        counters: s.counters(),
-      });
-    }
-    const listeners: ListenerTrace[] = [];
-    const summary: ListenersSummary = { listeners: this.listeners.size, synced: 0, late: 0, lost: 0, troubled: 0 };
-    const sums = new GridSum(1);
-    const powerSums = new GridSum(2);
-    const powers: PiPower[] = [];
-    const recent = { measured: 0, estimated: 0, pis: 0, estimates: 0 };
-    for (const l of this.listeners.values()) {
+/** The snapshot at `now`: a pure read of the sources. */
+export function scopeSnapshot(now: number, sources: ScopeSources): ScopeSnapshot {
+  const shapers = [...sources.shapers].map((s) => s.read(now));
+  const summary: ListenersSummary = { listeners: 0, synced: 0, late: 0, lost: 0, troubled: 0 };
+  const sums = new GridSum(1);
+  const powerSums = new GridSum(2);
+  const powers: PiPower[] = [];
+  const recent = { measured: 0, estimated: 0, pis: 0, estimates: 0 };
+  const drawn: Array<{ trace: ListenerTrace; entry: RosterEntry }> = [];
+  for (const { id: master, roster } of sources.masters) {
+    const s = roster.summary(0, now);
+    summary.synced += s.synced;
+    summary.late += s.late;
+    summary.lost += s.lost;
+    summary.troubled += s.troubled;
+    // Only the worst are drawn (the roster's order), but the sums are over every listener.
+    const worst = new Set(roster.ranked(now).map(([name]) => name));
+    for (const [name, l] of roster.reporting(now)) {
+      summary.listeners++;
       if (l.power) powers.push(l.power);
-      if (l.offset_ms !== undefined) summary.synced++;
-      summary.late += l.late;
-      summary.lost += l.lost;
-      if (l.late || l.lost || l.power?.silent) summary.troubled++;
-    }
-    // The worst first; only they are drawn, but the sum is over every listener.
-    const worst = new Set(
-      [...this.listeners.entries()]
-        .sort(([ka, a], [kb, b]) => b.lost - a.lost || b.late - a.late || silence(b.power) - silence(a.power) || (ka < kb ? -1 : 1))
-        .slice(0, MAX_LISTED)
-        .map(([k]) => k),
-    );
-    for (const [key, l] of this.listeners) {
       const samples: Array<[number, number, number]> = [];
       const power: Array<[number, number, number | null]> = [];
       for (let i = 1; i < l.history.length; i++) {
@@ -214,8 +167,8 @@ export class Scope {
         sums.add(now - a.t, newer, [rate]);
         if (l.power) {
           // measured and estimated power, each the energy between two reports over their interval
-          const measured = round3((Math.max(0, b.mJ - a.mJ) * 1000) / dt);
-          const estimated = a.eJ !== null && b.eJ !== null ? round3((Math.max(0, b.eJ - a.eJ) * 1000) / dt) : null;
+          const measured = round3((Math.max(0, b.measuredJ - a.measuredJ) * 1000) / dt);
+          const estimated = a.estimatedJ !== null && b.estimatedJ !== null ? round3((Math.max(0, b.estimatedJ - a.estimatedJ) * 1000) / dt) : null;
           power.push([Math.round(now - b.t), measured, estimated]);
           powerSums.add(now - a.t, newer, [measured, estimated ?? 0]);
         }
@@ -230,30 +183,36 @@ export class Scope {
           recent.estimated += p[2];
         }
       }
-      if (!worst.has(key)) continue;
-      listeners.push({
-        name: key.slice(l.master.length + 1),
-        master: l.master,
+      if (!worst.has(name)) continue;
+      const trace: ListenerTrace = {
+        name,
+        master,
         samples,
-        ...(l.offset_ms !== undefined ? { offset_ms: l.offset_ms } : {}),
-        ...(l.rtt_ms !== undefined ? { rtt_ms: l.rtt_ms } : {}),
+        ...(l.offset !== null ? { offset_ms: l.offset } : {}),
+        ...(l.rtt !== null ? { rtt_ms: l.rtt } : {}),
         lost: l.lost,
         late: l.late,
         ...(l.power ? { power: { ...l.power, samples: power, ...last } } : {}),
-      });
+      };
+      drawn.push({ trace, entry: l });
     }
-    listeners.sort((a, b) => b.lost - a.lost || b.late - a.late || silence(b.power) - silence(a.power) || (a.name < b.name ? -1 : 1));
-    const sum = sums.rows().map(([ago, hz]) => [ago, Math.round(hz! * 10) / 10] as [number, number]);
-    const powerSum = powers.length
-      ? {
-          ...sumPower(powers),
-          measured_w: recent.pis ? round3(recent.measured) : null,
-          estimated_w: recent.estimates ? round3(recent.estimated) : null,
-          samples: powerSums.rows().map(([ago, m, e]) => [ago, round3(m!), round3(e!)] as [number, number, number]),
-        }
-      : undefined;
-    return { t: now, window_ms: SCOPE_WINDOW_MS, shapers, listeners, summary, sum, ...(powerSum ? { power: powerSum } : {}) };
   }
+  // Over all masters, the worst MAX_LISTED in the roster's order.
+  const byName = (a: ListenerTrace, b: ListenerTrace): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.master < b.master ? -1 : 1);
+  const listeners = drawn
+    .sort((a, b) => worse(a.entry, b.entry) || byName(a.trace, b.trace))
+    .slice(0, MAX_LISTED)
+    .map((d) => d.trace);
+  const sum = sums.rows().map(([ago, hz]) => [ago, Math.round(hz! * 10) / 10] as [number, number]);
+  const powerSum = powers.length
+    ? {
+        ...sumPower(powers),
+        measured_w: recent.pis ? round3(recent.measured) : null,
+        estimated_w: recent.estimates ? round3(recent.estimated) : null,
+        samples: powerSums.rows().map(([ago, m, e]) => [ago, round3(m!), round3(e!)] as [number, number, number]),
+      }
+    : undefined;
+  return { t: now, window_ms: SCOPE_WINDOW_MS, shapers, listeners, summary, sum, ...(powerSum ? { power: powerSum } : {}) };
 }
 
 /** The sums' grid, and how long a listener's last value is held after its last report (reports come every 2 to 10 s). */
@@ -289,22 +248,18 @@ function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
-/** The one scope of this Node-RED, shared by every node of the package. */
-export const scope = new Scope();
-
 /**
- * Sends the scope's snapshot a few times a second while an editor is watching, and nothing
- * (not even a timer) when none is: the sidebar says it is watching every few seconds.
+ * Sends a snapshot a few times a second while an editor is watching, and nothing (not even a
+ * timer) when none is: the sidebar says it is watching every few seconds while it is shown.
  */
 export class ScopePublisher {
   private watchedUntil = 0;
   private timer: TimerHandle | undefined;
-  /** Where snapshots go: the editors, through the runtime that loaded the nodes last. */
-  sink: ((snapshot: ScopeSnapshot) => void) | undefined;
 
   constructor(
     private readonly clock: Clock,
-    private readonly source: Scope,
+    private readonly snapshot: (now: number) => ScopeSnapshot,
+    private readonly sink: (snapshot: ScopeSnapshot) => void,
   ) {}
 
   get running(): boolean {
@@ -319,19 +274,8 @@ export class ScopePublisher {
   private tick(): void {
     this.timer = undefined;
     const now = this.clock.now();
-    if (now > this.watchedUntil || !this.sink) return;
-    this.sink(this.source.snapshot(now));
+    if (now > this.watchedUntil) return;
+    this.sink(this.snapshot(now));
     this.timer = this.clock.setTimer(() => this.tick(), 1000 / SCOPE_UPDATES_PER_S);
   }
-}
-
-let shared: ScopePublisher | undefined;
-const routed = new WeakSet<object>();
-
-/** This Node-RED's publisher (one per process), and whether `app` still needs its watch route. */
-export function sharedPublisher(clock: Clock, app: object): { publisher: ScopePublisher; needsRoute: boolean } {
-  shared ??= new ScopePublisher(clock, scope);
-  const needsRoute = !routed.has(app);
-  routed.add(app);
-  return { publisher: shared, needsRoute };
 }

@@ -15,14 +15,14 @@ import { parseShaperSettings } from "../lib/pulse/config";
 import type { FiredCounters } from "../lib/pulse/fired";
 import { sharedPins, uninitialisedPin } from "../lib/pulse/pins";
 import { Shaper } from "../lib/pulse/shaper";
-import { scope } from "../lib/scope";
+import { EdgeTrace } from "../lib/scope";
 import { sqiOf, withEdge } from "../lib/sqi";
 import { deployEffect, guardClose, PIN_SETTLE_MS, runtimeHooks } from "./pin-guard";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
 import { clockOf, every, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 
-/** A running pulse-shaper, as the listening bus on its flow tab reads it for its reports. */
-export type ShaperNode = Node & { sqiFired?: () => FiredCounters };
+/** A running pulse-shaper, as the listening bus on its flow tab (its fired counts) and the SQI scope (its edges) read it. */
+export type ShaperNode = Node & { sqiFired?: () => FiredCounters; sqiTrace?: EdgeTrace };
 
 module.exports = function (RED: RED) {
   const hooks = runtimeHooks(RED);
@@ -41,7 +41,7 @@ module.exports = function (RED: RED) {
     const shaper = new Shaper(clock, s, {
       edge: (edge) => {
         // The scope draws what reached a pin: nothing while its helper is down.
-        if (!shaper.pinIsDown) trace.edge(edge.sent, edge.level);
+        if (!shaper.pinIsDown) trace.edge(edge.sent, edge.duty);
         // Whole pulses: pulse-out times the fall itself; a fall sent is a "low now" (a stop).
         if (edge.driven) return;
         const payload = s.wholePulses ? (edge.level > 0 ? { on_ms: edge.width } : 0) : edge.level;
@@ -53,7 +53,8 @@ module.exports = function (RED: RED) {
     const status = new StatusTicker(clock, node, () => shaper.status());
     // What reached a pin, for the listening bus on this tab to report (sqi-event-bus.ts).
     (node as ShaperNode).sqiFired = () => shaper.fired();
-    const trace = scope.addShaper(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => shaper.reached());
+    const trace = new EdgeTrace(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => shaper.reached());
+    (node as ShaperNode).sqiTrace = trace;
 
     /**
      * Whole pulses: a stop reaches the driver whether or not a pulse is on here (the driver may
@@ -168,7 +169,6 @@ module.exports = function (RED: RED) {
       for (const stop of stops) stop();
       for (const g of closeGuarded.values()) g.undo();
       closeGuarded.clear();
-      trace.remove();
       lowNow(shaper.close());
       status.stop();
       done();

@@ -16,7 +16,6 @@ import { LISTENER_NOTICES, MASTER_NOTICES, MinuteNotices, NOTICE_EVERY_MS } from
 import { listenerReport, listenerStats, listenerStatus, masterStats, masterStatus } from "../lib/bus/status";
 import { PowerMeter } from "../lib/power/meter";
 import { firedTotals, shapersOf, type DeployedNode, type FiredCounters } from "../lib/pulse/fired";
-import { scope } from "../lib/scope";
 import { checkNumber } from "../lib/settings";
 import { sqiOf } from "../lib/sqi";
 import type { ShaperNode } from "./pulse-shaper";
@@ -25,6 +24,8 @@ import { clockOf, every, RateMeter, refuseInputs, StatusTicker, ThrottledErrors 
 import type { BusConfigNode } from "./sqi-bus";
 
 type TlsNode = Node & { addTLSOptions(opts: TlsOptions): void };
+/** A running master, as the SQI scope reads its listeners: from its roster, the one record of them. */
+export type MasterNode = Node & { sqiRoster?: Roster };
 
 module.exports = function (RED: RED) {
   function SqiEventBusNode(this: Node, def: NodeDef) {
@@ -63,6 +64,7 @@ module.exports = function (RED: RED) {
       const run = newRunId();
       const ledger = new AbsenceLedger(run);
       const roster = new Roster();
+      (node as MasterNode).sqiRoster = roster;
       let failed = "";
       const status = new StatusTicker(clock, node, () => ({
         status: masterStatus(server, bus, failed, () => rate.read(server.counters.events), roster.summary(server.clients.length, clock.now())),
@@ -75,7 +77,6 @@ module.exports = function (RED: RED) {
           const now = clock.now();
           const r = { ...ledger.take(report, now), remote: report.remote };
           roster.take(r, now);
-          scope.report(node.id, now, r);
           node.send([null, { topic: "report", payload: r }]);
         },
         onChange: () => status.now(),
@@ -112,7 +113,6 @@ module.exports = function (RED: RED) {
       node.on("close", (_removed, done) => {
         status.stop();
         for (const stop of stops) stop();
-        scope.removeMaster(node.id);
         server.close().then(
           () => done(),
           () => done(),

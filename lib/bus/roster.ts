@@ -1,6 +1,7 @@
 // A master's view of its listeners from their reports, readable at 1,000 of them: one summary
-// (joined, synced, late, lost) and the worst few, never a row each. The status line, the stats
-// output and the SQI scope's listener view all say the same (lossOf is what counts as lost).
+// (joined, synced, late, lost) and the worst few, never a row each. It is the one place a
+// master keeps its listeners: the status line, the stats output and the SQI scope (lib/scope.ts,
+// which draws each listener's recent history from here) all read it, so they say the same.
 // Where Pis have a power sensor, the summary also sums what their coils drew (lib/power).
 
 import { powerOf, sumPower, type PiPower, type PowerSum } from "../power/tally";
@@ -11,6 +12,8 @@ export const MAX_LISTED = 20;
 export const ROSTER_FORGET_MS = 60_000;
 /** Names remembered at most (the longest silent go first). */
 export const MAX_ROSTER = 5000;
+/** Each listener's history for the SQI scope: this long, one sample per report (at least two kept). */
+export const HISTORY_MS = 30_000;
 
 /** What a listener's counters say it lost: gaps, late, missed, unsynced, what its shapers could not fire, and what went by while it was away. */
 export function lossOf(c: Readonly<Record<string, number>>): number {
@@ -52,14 +55,29 @@ export interface RosterSummary {
   power?: PowerSum;
 }
 
-interface Entry {
-  lost: number;
-  late: number;
-  offset: number | null;
-  rtt: number | null;
-  heard: number;
-  power: PiPower | undefined;
+/** One report's running totals: pulses and on-time fired, and energy measured and estimated (J) since that Pi's deploy. */
+export interface HistoryPoint {
+  t: number;
+  pulses: number;
+  onMs: number;
+  measuredJ: number;
+  estimatedJ: number | null;
 }
+
+/** What the roster keeps of a listener, as of its last report. */
+export interface RosterEntry {
+  readonly lost: number;
+  readonly late: number;
+  readonly offset: number | null;
+  readonly rtt: number | null;
+  /** when its last report came */
+  readonly heard: number;
+  readonly power: PiPower | undefined;
+  /** oldest first, over the last HISTORY_MS */
+  readonly history: readonly HistoryPoint[];
+}
+
+type Entry = { -readonly [K in keyof RosterEntry]: RosterEntry[K] } & { history: HistoryPoint[] };
 
 /** A silent power sensor is trouble too, ranked after loss and lateness: 1 when it is silent. */
 export function silence(p: PiPower | undefined): number {
@@ -70,15 +88,19 @@ export class Roster {
   private readonly entries = new Map<string, Entry>();
 
   take(r: { name: string; counters: Record<string, number>; offset_ms?: number; rtt_ms?: number }, now: number): void {
-    this.entries.delete(r.name); // re-inserted: the map stays in order of last report
-    this.entries.set(r.name, {
-      lost: lossOf(r.counters),
-      late: r.counters.late ?? 0,
-      offset: r.offset_ms ?? null,
-      rtt: r.rtt_ms ?? null,
-      heard: now,
-      power: powerOf(r.counters),
+    const c = r.counters;
+    const power = powerOf(c);
+    const history = this.entries.get(r.name)?.history ?? [];
+    history.push({
+      t: now,
+      pulses: c.fired_pulses ?? 0,
+      onMs: c.fired_on_time_ms ?? 0,
+      measuredJ: power?.energy_j ?? 0,
+      estimatedJ: power?.estimated_j ?? null,
     });
+    while (history.length > 2 && history[0]!.t < now - HISTORY_MS) history.shift();
+    this.entries.delete(r.name); // re-inserted: the map stays in order of last report
+    this.entries.set(r.name, { lost: lossOf(c), late: c.late ?? 0, offset: r.offset_ms ?? null, rtt: r.rtt_ms ?? null, heard: now, power, history });
     for (const [k, e] of this.entries) {
       if (this.entries.size <= MAX_ROSTER && e.heard >= now - ROSTER_FORGET_MS) break;
       this.entries.delete(k);
@@ -99,35 +121,37 @@ export class Roster {
     return s;
   }
 
-  /** The `n` worst listeners: most lost, then most late, then a silent power sensor, then the largest round trip. */
+  /** The `n` worst listeners (in the order of `worse`). */
   worst(now: number, n = MAX_LISTED): ListenerLine[] {
-    const lines: ListenerLine[] = [];
-    for (const [name, e] of this.entries)
-      if (e.heard >= now - ROSTER_FORGET_MS)
-        lines.push({
-          name,
-          lost: e.lost,
-          late: e.late,
-          offset_ms: e.offset,
-          rtt_ms: e.rtt,
-          heard_ms: Math.round(now - e.heard),
-          ...(e.power ? { power: e.power } : {}),
-        });
-    return lines
-      .sort(
-        (a, b) =>
-          b.lost - a.lost ||
-          b.late - a.late ||
-          silence(b.power) - silence(a.power) ||
-          (b.rtt_ms ?? Infinity) - (a.rtt_ms ?? Infinity) ||
-          (a.name < b.name ? -1 : 1),
-      )
-      .slice(0, n);
+    return this.ranked(now, n).map(([name, e]) => ({
+      name,
+      lost: e.lost,
+      late: e.late,
+      offset_ms: e.offset,
+      rtt_ms: e.rtt,
+      heard_ms: Math.round(now - e.heard),
+      ...(e.power ? { power: e.power } : {}),
+    }));
+  }
+
+  /** The `n` worst listeners heard within ROSTER_FORGET_MS, with what the roster keeps of each. */
+  ranked(now: number, n = MAX_LISTED): Array<[string, RosterEntry]> {
+    return [...this.reporting(now)].sort(([an, a], [bn, b]) => worse(a, b) || (an < bn ? -1 : 1)).slice(0, n);
+  }
+
+  /** Every listener heard within ROSTER_FORGET_MS (a pure read: the silent ones are skipped, not removed). */
+  *reporting(now: number): Iterable<[string, RosterEntry]> {
+    for (const entry of this.entries) if (entry[1].heard >= now - ROSTER_FORGET_MS) yield entry;
   }
 
   private *fresh(now: number): Iterable<Entry> {
     for (const e of this.entries.values()) if (e.heard >= now - ROSTER_FORGET_MS) yield e;
   }
+}
+
+/** Which of two listeners is worse, first: most lost, then most late, then a silent power sensor, then the largest round trip (none is largest). */
+export function worse(a: RosterEntry, b: RosterEntry): number {
+  return b.lost - a.lost || b.late - a.late || silence(b.power) - silence(a.power) || (b.rtt ?? Infinity) - (a.rtt ?? Infinity);
 }
 
 /** What a master's status says of its listeners after their number, most telling first: "lost 12", "late 3", "998 synced". */

@@ -39,6 +39,7 @@ export interface SimReading {
  */
 export class PinOnTime {
   private level = 0;
+  private pwm = false;
   private at: number | undefined;
   private onMs = 0;
   /** records for this pin taken, and those out of time order (ignored) */
@@ -56,9 +57,14 @@ export class PinOnTime {
     this.records++;
     if (this.at !== undefined) this.onMs += (r.t - this.at) * this.level;
     this.at = r.t;
-    // A setup ("out"/"pwm") or "released" record leaves the pin low (a released pin floats, and the gate's pull-down holds it low).
+    // A "pwm" setup record says the values are duties (0-100) from then on, an "out" one that they
+    // are levels: 1 % PWM is 0.01 on. A sensor that started after the setup record (it reads from
+    // the log's end) knows PWM only from a value other than 0 and 1, and takes 1 as on until then.
     const v = r.event === "released" || r.value === null ? 0 : r.value;
-    this.level = v > 1 ? Math.min(100, v) / 100 : v > 0 ? 1 : 0;
+    if (r.event === "pwm" || (r.event === undefined && v !== 0 && v !== 1)) this.pwm = true;
+    else if (r.event === "out") this.pwm = false;
+    // A "released" record leaves the pin low (a released pin floats, and the gate's pull-down holds it low).
+    this.level = this.pwm ? Math.min(100, Math.max(0, v)) / 100 : v > 0 ? 1 : 0;
   }
 
   onMsUntil(t: number): number {

@@ -83,8 +83,10 @@ export interface Origin {
 }
 
 export interface Edge {
-  /** 1 or 0 on a digital output; the duty 0-100 on a PWM output. */
+  /** 1 or 0 on a digital output; the duty 0-100 on a PWM output: what is sent to the pin's node. */
   level: number;
+  /** The share of the time the pin is on from this edge, 0..1, on either output: 1 % PWM is 0.01. */
+  duty: number;
   /**
    * Whole pulses (a timed driver, pulse-out): on a rising edge, the pulse's width in ms, which the
    * driver times itself. On the falling edge that ends such a pulse by its plan, `driven` is true:
@@ -335,9 +337,9 @@ export class PulseOutput {
     this.counters.edges++;
     if (this.whole) {
       p.maxEnd = p.end; // handed on whole: nothing merges into it now
-      this.onEdge({ level: p.level, planned, sent: now, origin: p.origin, width: p.end - now });
+      this.onEdge({ level: p.level, duty: this.fractionOf(p.level), planned, sent: now, origin: p.origin, width: p.end - now });
     } else {
-      this.onEdge({ level: p.level, planned, sent: now, origin: p.origin });
+      this.onEdge({ level: p.level, duty: this.fractionOf(p.level), planned, sent: now, origin: p.origin });
       // Handing the edge on can take a moment (the GPIO helper, woken by the write, may take the
       // CPU): the pulse is at least `spacing` wide from when it was handed on.
       p.end = Math.max(p.end, this.clock.now() + this.spacing);
@@ -362,7 +364,7 @@ export class PulseOutput {
     while ((this.history[0]?.fall ?? horizon) < horizon) this.history.shift();
     this.counters.pulses++;
     this.counters.edges++;
-    this.onEdge({ level: 0, planned, sent: now, origin: p.origin, ...(this.whole && !cut ? { driven: true } : {}) });
+    this.onEdge({ level: 0, duty: 0, planned, sent: now, origin: p.origin, ...(this.whole && !cut ? { driven: true } : {}) });
     // The off-time and the duty count from when the falling edge was handed on, not decided.
     this.lastFall = record.fall = Math.max(now, this.clock.now());
     this.onPulse?.(record);

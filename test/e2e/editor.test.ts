@@ -196,6 +196,25 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
     await shot("d1-sqi-scope");
     assert.ok(drawn > 10, `the trace spans ${drawn} pixel rows: high and low levels drawn`);
     assert.ok(await page.locator(".sqi-scope-trace", { hasText: "LED flashes" }).count(), "each shaper has its trace");
+    // Watched only while shown: with another sidebar tab open, the editor stops asking (it asks every 3 s while shown).
+    const watches: number[] = [];
+    const onRequest = (r: { url(): string }) => {
+      if (r.url().endsWith("/sqi-scope/watch")) watches.push(Date.now());
+    };
+    page.on("request", onRequest);
+    try {
+      await waitFor("a watch while the scope is shown", () => watches.length > 0, 5000, 100);
+      await page.evaluate(() => (globalThis as unknown as { RED: { sidebar: { show(id: string): void } } }).RED.sidebar.show("info"));
+      const hiddenAt = Date.now();
+      await new Promise((r) => setTimeout(r, 4000));
+      assert.deepEqual(
+        watches.filter((t) => t > hiddenAt + 200),
+        [],
+        "no watch while the info tab is shown",
+      );
+    } finally {
+      page.off("request", onRequest);
+    }
   });
   it("(e) every other bundled example imports through the menu and deploys without an error", async () => {
     const examples = fs

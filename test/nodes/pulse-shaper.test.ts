@@ -181,6 +181,27 @@ describe("pulse-shaper node", () => {
     await deploy();
   });
 
+  it("a 1 % and a 0.5 % PWM duty reach the pin as 1 and 0.5, and the SQI scope draws them as that share of on, not as 100 %", async () => {
+    for (const duty of [0.01, 0.005]) {
+      clock = new VirtualClock(T0);
+      helper.settings({ sqiClock: clock });
+      const { edges } = await deploy({ output: "pwm", maxOn: 1000, rows: [{ event: "glow", shape: "pwm", width: 900, duty }] });
+      await send({ topic: "glow", payload: {} });
+      await advance(1100);
+      assert.equal(levels(edges), `${duty * 100}@0 0@900`, "the pin's node gets the duty in percent");
+      // What the scope plugin reads of the running shaper (nodes/sqi-scope.ts).
+      const trace = (helper.getNode("ps") as unknown as { sqiTrace: import("../../lib/scope").EdgeTrace }).sqiTrace.read(clock.now());
+      assert.deepEqual(
+        trace.edges.map(([, d]) => d),
+        [duty, 0],
+        "each edge carries the duty as a fraction",
+      );
+      // 900 ms at 1 % of the 2 s window is 0.45 % (0.225 % at 0.5 %), shown to 0.1; as 100 % on it would be 45 %.
+      assert.equal(trace.duty_pct, duty === 0.01 ? 0.5 : 0.2);
+      await helper.unload();
+    }
+  });
+
   it("close in the middle of a pulse hands the final 0 to the wired node at once and leaves no timer", async () => {
     const { edges } = await deploy();
     await send({ topic: "atom_spin_flip" });

@@ -21,7 +21,7 @@ Object.assign(process.env, gpio.env);
 
 const { helper, lastStatus, record, settle } = require("../helpers/red") as typeof import("../helpers/red");
 const { firedTotals } = require("../../lib/pulse/fired") as typeof import("../../lib/pulse/fired");
-const { scope } = require("../../lib/scope") as typeof import("../../lib/scope");
+const { scopeSnapshot } = require("../../lib/scope") as typeof import("../../lib/scope");
 const piGpio = require("node-red-node-pi-gpio/36-rpi-gpio.js");
 const pulseShaper = require("../../nodes/pulse-shaper");
 
@@ -51,7 +51,9 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
     const shaper = record("ps", "m");
     /** The shaper in the SQI scope now: its counters, and the rising edges it draws in its 2 s window. */
     const inScope = () => {
-      const t = scope.snapshot(Date.now()).shapers.find((x) => x.id === "ps")!;
+      // As the scope plugin draws it: from the running shaper's own trace.
+      const trace = (helper.getNode("ps") as unknown as { sqiTrace: import("../../lib/scope").EdgeTrace }).sqiTrace;
+      const t = scopeSnapshot(Date.now(), { shapers: [trace], masters: [] }).shapers.find((x) => x.id === "ps")!;
       return { counters: t.counters, rises: t.edges.filter(([, v]) => v > 0).length };
     };
     // What the listening bus on this tab would report of it.

@@ -16,7 +16,8 @@ import { RealClock, MAX_TIMEOUT_MS } from "../../lib/clock";
 import { loadContainerFile, MAX_CONTAINER_BYTES, parseContainerText, validateContainer } from "../../lib/container/format";
 import { checkShape, MAX_JSON_DEPTH, withinDepth } from "../../lib/limits";
 import { FiredWhilePinUp } from "../../lib/pulse/fired";
-import { MAX_SCOPE_LISTENERS, Scope, SILENT_LISTENER_MS } from "../../lib/scope";
+import { MAX_ROSTER, Roster, ROSTER_FORGET_MS } from "../../lib/bus/roster";
+import { scopeSnapshot } from "../../lib/scope";
 
 const deepArray = (n: number): string => "[".repeat(n) + "]".repeat(n);
 const deepObject = (n: number): unknown => {
@@ -247,14 +248,17 @@ describe("a pin whose helper died", () => {
 });
 
 describe("the scope's listeners", () => {
-  it("forgets names gone silent and never keeps more than the cap", () => {
-    const s = new Scope();
-    for (let i = 0; i < MAX_SCOPE_LISTENERS + 500; i++) s.report("m", 1000, { name: `spoof-${i}`, counters: {} });
-    s.report("m", 1000, { name: "pi-1", counters: {} });
-    const names = (): string[] => s.snapshot(1000).listeners.map((l) => l.name);
-    assert.equal(s.snapshot(1000).summary.listeners, MAX_SCOPE_LISTENERS, "the cap holds");
-    assert.equal(names().length, 20, "the worst 20 are drawn, not 2,000 rows");
-    s.report("m", 1000 + SILENT_LISTENER_MS + 1, { name: "pi-1", counters: {} });
-    assert.deepEqual(names(), ["pi-1"]);
+  it("forgets names gone silent and never keeps more than the roster's cap", () => {
+    const roster = new Roster();
+    for (let i = 0; i < MAX_ROSTER + 500; i++) roster.take({ name: `spoof-${i}`, counters: {} }, 1000);
+    roster.take({ name: "pi-1", counters: {} }, 1000);
+    const snap = (t: number) => scopeSnapshot(t, { shapers: [], masters: [{ id: "m", roster }] });
+    assert.equal(snap(1000).summary.listeners, MAX_ROSTER, "the cap holds");
+    assert.equal(snap(1000).listeners.length, 20, "the worst 20 are drawn, not 5,000 rows");
+    roster.take({ name: "pi-1", counters: {} }, 1000 + ROSTER_FORGET_MS + 1);
+    assert.deepEqual(
+      snap(1000 + ROSTER_FORGET_MS + 1).listeners.map((l) => l.name),
+      ["pi-1"],
+    );
   });
 });

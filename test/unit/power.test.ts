@@ -8,7 +8,7 @@ import { VirtualClock } from "../../lib/clock";
 import { PowerMeter, readMeasure, SENSOR_SILENT_MS } from "../../lib/power/meter";
 import { PinOnTime, reading, SimSensor } from "../../lib/power/sim-sensor";
 import { powerOf, sumPower } from "../../lib/power/tally";
-import { Scope } from "../../lib/scope";
+import { scopeSnapshot } from "../../lib/scope";
 import { T0 } from "../helpers/containers";
 
 /** Sends `power(t)` (t in s since the start) to the meter every `everyMs` on a virtual clock, for `seconds`. */
@@ -145,6 +145,18 @@ describe("the simulated sensor's model over a pin log", () => {
     pwm.take({ t: T0, pin: 12, value: 40 });
     pwm.take({ t: T0 + 1000, pin: 12, value: 0 });
     assert.equal(pwm.onMsUntil(T0 + 2000), 400);
+    // 1 % and 0.5 % duty are 1 % and 0.5 % on, not a digital 1 (on): 10 ms and 5 ms of each second.
+    for (const duty of [1, 0.5]) {
+      const low = new PinOnTime(13);
+      low.take({ t: T0, pin: 13, value: duty, event: "pwm" });
+      low.take({ t: T0 + 1000, pin: 13, value: 0 });
+      assert.equal(low.onMsUntil(T0 + 1000), duty * 10, `${duty} % PWM`);
+    }
+    // A digital pin's 1 is on.
+    const digital = new PinOnTime(14);
+    digital.take({ t: T0, pin: 14, value: 0, event: "out" });
+    digital.take({ t: T0 + 100, pin: 14, value: 1 });
+    assert.equal(digital.onMsUntil(T0 + 1100), 1000);
   });
 
   it("a pin left high keeps drawing; a released pin draws nothing; a record written late is carried, never negative", () => {
@@ -229,12 +241,7 @@ describe("the master's sum of measured power", () => {
 
   it("at 1,000 Pis: the sum over all of them, the worst 20 listed, silent sensors first after losses", () => {
     const roster = new Roster();
-    const scope = new Scope();
-    for (let i = 0; i < 1000; i++) {
-      const r = report(`pi-${i}`, 2, 2.5, i % 100 === 7 ? { measured_age_ms: 7000 } : {});
-      roster.take(r, T0);
-      scope.report("m", T0, r);
-    }
+    for (let i = 0; i < 1000; i++) roster.take(report(`pi-${i}`, 2, 2.5, i % 100 === 7 ? { measured_age_ms: 7000 } : {}), T0);
     const summary = roster.summary(1000, T0);
     assert.equal(summary.power?.pis, 1000);
     assert.equal(summary.power?.silent, 10);
@@ -247,7 +254,7 @@ describe("the master's sum of measured power", () => {
       worst.slice(0, 10).map((l) => l.power?.silent),
       Array(10).fill(true),
     );
-    const snap = scope.snapshot(T0);
+    const snap = scopeSnapshot(T0, { shapers: [], masters: [{ id: "m", roster }] });
     assert.equal(snap.listeners.length, 20);
     assert.equal(snap.power?.pis, 1000);
     assert.equal(snap.power?.energy_j, 2000);
@@ -255,13 +262,13 @@ describe("the master's sum of measured power", () => {
   });
 
   it("the SQI scope: each Pi's measured and estimated power over time, and their sum", () => {
-    const scope = new Scope();
+    const roster = new Roster();
     // Three Pis report every 2 s; each draws 10, 20, 30 W measured against 12, 20, 25 W estimated.
     for (let k = 0; k <= 5; k++) {
       const t = T0 + k * 2000;
-      [10, 20, 30].forEach((w, i) => scope.report("m", t, report(`pi-${i + 1}`, w * 2 * k, [12, 20, 25][i]! * 2 * k)));
+      [10, 20, 30].forEach((w, i) => roster.take(report(`pi-${i + 1}`, w * 2 * k, [12, 20, 25][i]! * 2 * k), t));
     }
-    const snap = scope.snapshot(T0 + 10_000);
+    const snap = scopeSnapshot(T0 + 10_000, { shapers: [], masters: [{ id: "m", roster }] });
     const pi1 = snap.listeners.find((l) => l.name === "pi-1")!;
     assert.deepEqual(pi1.power?.samples[pi1.power.samples.length - 1], [0, 10, 12]);
     assert.equal(pi1.power?.ratio, 0.833);

@@ -318,7 +318,7 @@ describe("measurements", () => {
     const m = new Measurements(T0, { volts: 12, ohms: 6 });
     m.pulse({ rise: T0 + 10, fall: T0 + 15.5, fraction: 1, plannedWidth: 5, cut: false });
     m.pulse({ rise: T0 + 100, fall: T0 + 105, fraction: 1, plannedWidth: 5, cut: false });
-    m.edge({ level: 1, planned: T0 + 10, sent: T0 + 10.2, origin: { event: "x" } });
+    m.edge({ level: 1, duty: 1, planned: T0 + 10, sent: T0 + 10.2, origin: { event: "x" } });
     const r = m.report(T0 + 1000, { pulses: 2 });
     assert.equal(r.rate_hz, 2);
     assert.equal(r.duty, 0.0105);
