@@ -27,10 +27,10 @@ interface Loaded {
 const DEFAULT_START_DELAY_S = 2;
 
 module.exports = function (RED: RED) {
+  const clock = clockOf(RED);
   function DcContainerNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const clock = clockOf(RED);
     const baseDir = RED.settings.userDir ?? process.cwd();
 
     const lead = checkNumber(def.lead, { label: "Lead time", min: 0, max: 60_000, default: DEFAULT_LEAD_MS, unit: "ms" });

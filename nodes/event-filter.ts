@@ -18,10 +18,10 @@ interface CompiledRule {
 }
 
 module.exports = function (RED: RED) {
+  const clock = clockOf(RED);
   function EventFilterNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const clock = clockOf(RED);
     const errors: string[] = [];
     const every = checkNumber(def.every, { label: "Decimation", min: 1, max: 1_000_000, integer: true, default: 1 });
     const maxLate = checkNumber(def.maxLate, { label: "Late limit", min: 0, max: 3_600_000, default: 0, unit: "ms" });

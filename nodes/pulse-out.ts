@@ -82,11 +82,11 @@ class OverWarnings {
 }
 
 module.exports = function (RED: RED) {
+  const clock = clockOf(RED);
   const hooks = runtimeHooks(RED);
   function PulseOutNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const clock = clockOf(RED);
     const parsed = parsePulseOutSettings(def);
     if (!parsed.ok) return refuseInputs(node, "pulse-out", parsed.errors);
     const o = parsed.options;

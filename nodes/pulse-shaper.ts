@@ -14,6 +14,7 @@ import { realClock } from "../lib/clock";
 import { parseShaperSettings } from "../lib/pulse/config";
 import type { FiredCounters } from "../lib/pulse/fired";
 import { sharedPins, uninitialisedPin } from "../lib/pulse/pins";
+import { DeadlineQueue } from "../lib/pulse/scheduler";
 import { Shaper } from "../lib/pulse/shaper";
 import { EdgeTrace } from "../lib/scope";
 import { sqiOf, withEdge } from "../lib/sqi";
@@ -26,11 +27,14 @@ export type ShaperNode = Node & { sqiFired?: () => FiredCounters; sqiTrace?: Edg
 
 module.exports = function (RED: RED) {
   const hooks = runtimeHooks(RED);
+  // This runtime's clock, and the one deadline queue its shapers share (lib/pulse/scheduler.ts):
+  // state of this Node-RED, kept here, not in a process-wide map.
+  const clock = clockOf(RED);
+  const deadlines = new DeadlineQueue(clock);
 
   function PulseShaperNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const clock = clockOf(RED);
     const parsed = parseShaperSettings(def);
     if (!parsed.ok) return refuseInputs(node, "pulse-shaper", parsed.errors);
     const s = parsed.settings;
@@ -38,18 +42,23 @@ module.exports = function (RED: RED) {
     const errors = new ThrottledErrors(clock, node, "pulse-shaper");
     /** The wired rpi-gpio out nodes whose helper is down: they get no edges. */
     const downPins = new Set<string>();
-    const shaper = new Shaper(clock, s, {
-      edge: (edge) => {
-        // The scope draws what reached a pin: nothing while its helper is down.
-        if (!shaper.pinIsDown) trace.edge(edge.sent, edge.duty);
-        // Whole pulses: pulse-out times the fall itself; a fall sent is a "low now" (a stop).
-        if (edge.driven) return;
-        const payload = s.wholePulses ? (edge.level > 0 ? { on_ms: edge.width } : 0) : edge.level;
-        deliver({ topic: edge.origin.event, payload, sqi: withEdge(edge.origin.sqi, edge) });
+    const shaper = new Shaper(
+      clock,
+      s,
+      {
+        edge: (edge) => {
+          // The scope draws what reached a pin: nothing while its helper is down.
+          if (!shaper.pinIsDown) trace.edge(edge.sent, edge.duty);
+          // Whole pulses: pulse-out times the fall itself; a fall sent is a "low now" (a stop).
+          if (edge.driven) return;
+          const payload = s.wholePulses ? (edge.level > 0 ? { on_ms: edge.width } : 0) : edge.level;
+          deliver({ topic: edge.origin.event, payload, sqi: withEdge(edge.origin.sqi, edge) });
+        },
+        changed: () => status.soon(),
+        failed: (e) => node.error(`pulse-shaper: ${e.message}`),
       },
-      changed: () => status.soon(),
-      failed: (e) => node.error(`pulse-shaper: ${e.message}`),
-    });
+      deadlines,
+    );
     const status = new StatusTicker(clock, node, () => shaper.status());
     // What reached a pin, for the listening bus on this tab to report (sqi-event-bus.ts).
     (node as ShaperNode).sqiFired = () => shaper.fired();

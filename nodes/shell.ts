@@ -12,7 +12,12 @@ export const STATUS_EVERY_MS = 500;
 /** The same error is logged at most once a second, with how many were held back. */
 export const ERROR_EVERY_MS = 1000;
 
-/** The Clock the whole runtime uses: settings.sqiClock (tests run on virtual time) or real time. */
+/**
+ * The Clock of this runtime: settings.sqiClock when the runtime's settings set one (a test's
+ * virtual clock; a simulated Pi's drifting clock in scripts/start.ts), else real time. Each node
+ * module reads it once, as Node-RED loads it, and its nodes use that one: the one place a
+ * runtime's time is chosen, as settings.js chooses the rest of a runtime.
+ */
 export function clockOf(red: RED): Clock {
   return (red.settings.sqiClock as Clock | undefined) ?? realClock;
 }

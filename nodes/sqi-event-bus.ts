@@ -28,10 +28,10 @@ type TlsNode = Node & { addTLSOptions(opts: TlsOptions): void };
 export type MasterNode = Node & { sqiRoster?: Roster };
 
 module.exports = function (RED: RED) {
+  const clock = clockOf(RED);
   function SqiEventBusNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const clock = clockOf(RED);
     const config = RED.nodes.getNode(String(def.bus ?? "")) as BusConfigNode | null;
     const role = def.role === "listen" ? "listen" : "broadcast";
     const statsEvery = checkNumber(def.statsEvery, { label: "Stats every", min: 0, max: 3600, default: 5, unit: "s" });

@@ -15,10 +15,10 @@ import type { Node, NodeDef, RED } from "./red";
 import { clockOf, every, refuseInputs } from "./shell";
 
 module.exports = function (RED: RED) {
+  const clock = clockOf(RED);
   function SqiSimSensorNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const clock = clockOf(RED);
     const checked = {
       pin: checkNumber(def.pin, SIM_RULES.pin),
       volts: checkNumber(def.volts, SIM_RULES.volts),

@@ -16,7 +16,7 @@
 // Every cut, wait and skip is counted. The queue is bounded; what does not fit is counted.
 
 import type { Clock } from "../clock";
-import { EdgeScheduler } from "./scheduler";
+import { DeadlineQueue, EdgeScheduler } from "./scheduler";
 import type { Segment } from "./shapes";
 
 export interface Limits {
@@ -159,8 +159,10 @@ export class PulseOutput {
      * for the minimum off-time after it.
      */
     private readonly whole = false,
+    /** The queue this output's edges share with the other outputs of its runtime (scheduler.ts); its own when none is given. */
+    deadlines: DeadlineQueue = new DeadlineQueue(clock),
   ) {
-    this.scheduler = new EdgeScheduler(clock);
+    this.scheduler = new EdgeScheduler(deadlines);
     ({ spacing: this.spacing, minGap: this.minGap, maxOn: this.maxOn, dutyBudget: this.dutyBudget } = enforced(limits));
   }
 

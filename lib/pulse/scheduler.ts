@@ -3,7 +3,8 @@
 // wait in which the clock is re-read, then the callback. On a virtual clock the timer is
 // exact and no wait is needed.
 //
-// Every EdgeScheduler on one clock shares one DeadlineQueue. A short wait holds up the whole
+// Every EdgeScheduler of one runtime shares one DeadlineQueue, which the runtime's owner makes
+// and hands to each output (the pulse-shaper nodes: one per Node-RED). A short wait holds up the whole
 // event loop, so with one wait per output, one output waiting for its edge would make
 // another output's edge late (and a late falling edge is a longer pulse). The queue instead
 // serves every deadline due within the wait in time order, in one session. A session that
@@ -32,7 +33,8 @@ interface Entry {
   fn: () => void;
 }
 
-class DeadlineQueue {
+/** The deadlines of every output that shares it, served in time order (see the header). */
+export class DeadlineQueue {
   /** By deadline; equal deadlines in the order they were armed. */
   private readonly entries: Entry[] = [];
   private timer: TimerHandle | undefined;
@@ -125,22 +127,10 @@ class DeadlineQueue {
   }
 }
 
-const queues = new WeakMap<Clock, DeadlineQueue>();
-
-function queueFor(clock: Clock): DeadlineQueue {
-  let q = queues.get(clock);
-  if (!q) queues.set(clock, (q = new DeadlineQueue(clock)));
-  return q;
-}
-
 /** One deadline at a time for one output: at() replaces it. */
 export class EdgeScheduler {
   private current: Entry | undefined;
-  private readonly queue: DeadlineQueue;
-
-  constructor(clock: Clock) {
-    this.queue = queueFor(clock);
-  }
+  constructor(private readonly queue: DeadlineQueue) {}
 
   /** The deadline armed, or undefined. */
   get armedFor(): number | undefined {

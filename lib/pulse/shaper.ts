@@ -12,6 +12,7 @@ import type { ShaperSettings } from "./config";
 import { FiredWhilePinUp } from "./fired";
 import { Measurements } from "./measure";
 import { PulseOutput, type Edge, type Origin } from "./output";
+import type { DeadlineQueue } from "./scheduler";
 import { planEvent } from "./shapes";
 import { TrainPlanner, type TrainItem } from "./train";
 
@@ -53,6 +54,8 @@ export class Shaper {
     private readonly clock: Clock,
     private readonly s: ShaperSettings,
     private readonly hooks: ShaperHooks,
+    /** The deadline queue shared by the shapers of one runtime (scheduler.ts). */
+    deadlines?: DeadlineQueue,
   ) {
     const now = clock.now();
     this.tally = { at: now, events: 0, delivered: 0, clamped: 0, duty: undefined };
@@ -75,6 +78,7 @@ export class Shaper {
         if (!this.pins.pinDown) this.measure.pulse(p);
       },
       s.wholePulses,
+      deadlines,
     );
     this.trains = new TrainPlanner(s.limits, pwm);
   }

@@ -4,6 +4,7 @@ import { VirtualClock } from "../../lib/clock";
 import { parseShaperSettings } from "../../lib/pulse/config";
 import { Measurements } from "../../lib/pulse/measure";
 import { DEFAULT_LIMITS, enforced, PulseOutput, type Limits } from "../../lib/pulse/output";
+import { DeadlineQueue } from "../../lib/pulse/scheduler";
 import { planEvent, type ShapeConfig } from "../../lib/pulse/shapes";
 import { parsePulseOutSettings, readPulseInput } from "../../lib/pulse/timed-pin";
 import { T0 } from "../helpers/containers";
@@ -377,14 +378,15 @@ describe("pulse output: the pin guard (limits held at the pin, not only in what 
   });
 });
 
-describe("edge scheduler: one queue for every output on a clock", () => {
+describe("edge scheduler: one queue shared by every output of a runtime", () => {
   it("serves another output's edge on time while one output's burst keeps the loop in short waits", () => {
     const clock = new VirtualClock(T0, () => 0, { blocking: true });
     const lim = { ...DEFAULT_LIMITS, pinGuardMs: 0, maxDuty: 1 };
     const a: number[] = [];
     const b: Array<[number, number]> = [];
-    const burst = new PulseOutput(clock, lim, false, (e) => a.push(e.sent - e.planned));
-    const single = new PulseOutput(clock, lim, false, (e) => b.push([e.level, e.sent - e.planned]));
+    const deadlines = new DeadlineQueue(clock);
+    const burst = new PulseOutput(clock, lim, false, (e) => a.push(e.sent - e.planned), undefined, false, deadlines);
+    const single = new PulseOutput(clock, lim, false, (e) => b.push([e.level, e.sent - e.planned]), undefined, false, deadlines);
     // Output A: 2 ms on / 2 ms off for 80 ms (every edge within the 2 ms wait margin of the last).
     burst.add(
       Array.from({ length: 20 }, (_, k) => ({ start: 4 * k, end: 4 * k + 2, level: 1 })),
