@@ -4,6 +4,7 @@
 
 import { eachLine, readRegularFile } from "../lib/files";
 import { DEFAULT_ALLOWANCE, formatAudit, limitsFromFlow, parsePinLine, PinAuditor, type AuditLimits, type PinAudit } from "../lib/pulse/audit";
+import { SHAPER_RULES } from "../lib/pulse/config";
 import { DEFAULT_LIMITS } from "../lib/pulse/output";
 import { checkNumber, type NumberRule } from "../lib/settings";
 import { parseCommand } from "./args";
@@ -29,11 +30,12 @@ const MAX_LOG_BYTES = 1024 * 1024 * 1024;
 const MAX_FLOW_BYTES = 16 * 1024 * 1024;
 
 const numbers = {
-  "min-off-ms": { label: "--min-off-ms", min: 0, max: 60_000, default: DEFAULT_LIMITS.minOffMs, unit: "ms" },
-  "max-edge-rate": { label: "--max-edge-rate", min: 0, max: 10_000, exclusiveMin: true, default: DEFAULT_LIMITS.maxEdgeRate, unit: "edges/s" },
-  "max-on-ms": { label: "--max-on-ms", min: 0, max: 60_000, exclusiveMin: true, default: DEFAULT_LIMITS.maxOnMs, unit: "ms" },
-  "max-duty": { label: "--max-duty", min: 0, max: 100, exclusiveMin: true, default: DEFAULT_LIMITS.maxDuty * 100, unit: "%" },
-  "duty-window-ms": { label: "--duty-window-ms", min: 10, max: 3_600_000, default: DEFAULT_LIMITS.dutyWindowMs, unit: "ms" },
+  // The pulse-shaper's own ranges and defaults (lib/ranges.ts), under the option's name.
+  "min-off-ms": { ...SHAPER_RULES.minOff, label: "--min-off-ms" },
+  "max-edge-rate": { ...SHAPER_RULES.maxRate, label: "--max-edge-rate" },
+  "max-on-ms": { ...SHAPER_RULES.maxOn, label: "--max-on-ms" },
+  "max-duty": { ...SHAPER_RULES.maxDuty, label: "--max-duty" },
+  "duty-window-ms": { ...SHAPER_RULES.dutyWindow, label: "--duty-window-ms" },
   "jitter-ms": { label: "--jitter-ms", min: 0, max: 100, default: DEFAULT_ALLOWANCE.jitterMs, unit: "ms" },
   "jitter-share": { label: "--jitter-share", min: 0, max: 100, default: DEFAULT_ALLOWANCE.share * 100, unit: "%" },
   "on-allowance-ms": { label: "--on-allowance-ms", min: 0, max: 60_000, default: DEFAULT_ALLOWANCE.onMs, unit: "ms" },

@@ -7,13 +7,14 @@ import type { TimerHandle } from "../lib/clock";
 import { parseCloneSettings } from "../lib/container/clones";
 import { parseCommand, type Command } from "../lib/container/commands";
 import { formatProblems, loadContainerFile, parseContainerText, validateContainer, type Container, type LoadResult } from "../lib/container/format";
-import { DEFAULT_ACCEL_FACTOR, DEFAULT_LEAD_MS, MAX_EACH_EVENTS, MAX_SPEED, Player, type PlayedGlyph } from "../lib/container/player";
+import { MAX_EACH_EVENTS, Player, type PlayedGlyph } from "../lib/container/player";
 import { bundledContainers, containerCandidates, resolveContainerPath } from "../lib/container/source";
 import { checkNumber } from "../lib/settings";
 import { fromGlyph } from "../lib/sqi";
 import { clip, statusText, type StatusLine } from "../lib/status";
+import { DEFAULT_START_DELAY_S, PANEL_RANGES } from "../lib/ranges";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
-import { clockOf, RateMeter, refuseInputs, STATUS_EVERY_MS, StatusTicker } from "./shell";
+import { clockOf, rangesSetting, RateMeter, refuseInputs, STATUS_EVERY_MS, StatusTicker } from "./shell";
 
 /** Where a loaded container came from, so that `reload` can read it again. */
 type Source = { kind: "file"; file: string } | { kind: "inline"; text: string } | { kind: "object"; value: object };
@@ -24,20 +25,20 @@ interface Loaded {
 }
 
 /** Long enough for the GPIO helpers of rpi-gpio out nodes deployed with it to start (edges sent before that come out of their pipe at once). */
-const DEFAULT_START_DELAY_S = 2;
 
 module.exports = function (RED: RED) {
+  const RANGES = PANEL_RANGES["dc-container"];
   const clock = clockOf(RED);
   function DcContainerNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
     const baseDir = RED.settings.userDir ?? process.cwd();
 
-    const lead = checkNumber(def.lead, { label: "Lead time", min: 0, max: 60_000, default: DEFAULT_LEAD_MS, unit: "ms" });
-    const accel = checkNumber(def.accel, { label: "Acceleration factor", min: 0, max: MAX_SPEED, exclusiveMin: true, default: DEFAULT_ACCEL_FACTOR });
+    const lead = checkNumber(def.lead, RANGES.lead);
+    const accel = checkNumber(def.accel, RANGES.accel);
     // Like inject's "once after 0.1 s": GPIO helpers spawned on deploy need a moment before
     // they read their first level, or the first pulse is squashed in their input pipe.
-    const startDelay = checkNumber(def.startDelay, { label: "Start delay", min: 0, max: 3600, default: DEFAULT_START_DELAY_S, unit: "s" });
+    const startDelay = checkNumber(def.startDelay, RANGES.startDelay);
     const configured: Source =
       def.source === "inline" ? { kind: "inline", text: String(def.json ?? "") } : { kind: "file", file: String(def.file ?? "").trim() };
 
@@ -54,8 +55,8 @@ module.exports = function (RED: RED) {
 
     const player = new Player({
       clock,
-      leadMs: lead.ok ? lead.value : DEFAULT_LEAD_MS,
-      accelFactor: accel.ok ? accel.value : DEFAULT_ACCEL_FACTOR,
+      leadMs: lead.ok ? lead.value : RANGES.lead.default,
+      accelFactor: accel.ok ? accel.value : RANGES.accel.default,
       onGlyph: (g) => node.send(toMessage(g)),
       onStateChange: () => status.now(),
       ...(clones.ok ? { clones: clones.settings } : {}),
@@ -218,7 +219,7 @@ module.exports = function (RED: RED) {
     status.now();
   }
 
-  RED.nodes.registerType("dc-container", DcContainerNode);
+  RED.nodes.registerType("dc-container", DcContainerNode, { settings: rangesSetting("dc-container") });
 
   RED.httpAdmin.post("/dc-container/:id/:action", RED.auth.needsPermission("dc-container.write"), (req, res) => {
     const target = RED.nodes.getNode(req.params.id!) as (Node & { control?: (kind: "start" | "stop" | "toggle") => string }) | null;

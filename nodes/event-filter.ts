@@ -7,8 +7,9 @@ import { Decimator, namePattern, route, tooLate, type FilterRule } from "../lib/
 import { checkNumber } from "../lib/settings";
 import { eventsIn, scaleCount, sqiOf } from "../lib/sqi";
 import { statusText } from "../lib/status";
+import { PANEL_RANGES } from "../lib/ranges";
 import type { DoneFn, JsonataExpression, Node, NodeDef, NodeMessage, RED } from "./red";
-import { clockOf, refuseInputs, StatusTicker } from "./shell";
+import { clockOf, rangesSetting, refuseInputs, StatusTicker } from "./shell";
 /** Messages waiting for their JSONata conditions at most; more are dropped and counted. */
 const MAX_WAITING = 10_000;
 
@@ -23,8 +24,8 @@ module.exports = function (RED: RED) {
     RED.nodes.createNode(this, def);
     const node = this;
     const errors: string[] = [];
-    const every = checkNumber(def.every, { label: "Decimation", min: 1, max: 1_000_000, integer: true, default: 1 });
-    const maxLate = checkNumber(def.maxLate, { label: "Late limit", min: 0, max: 3_600_000, default: 0, unit: "ms" });
+    const every = checkNumber(def.every, PANEL_RANGES["event-filter"].every);
+    const maxLate = checkNumber(def.maxLate, PANEL_RANGES["event-filter"].maxLate);
     if (!every.ok) errors.push(every.error);
     if (!maxLate.ok) errors.push(maxLate.error);
     const rules: CompiledRule[] = [];
@@ -171,5 +172,5 @@ module.exports = function (RED: RED) {
     });
   }
 
-  RED.nodes.registerType("event-filter", EventFilterNode);
+  RED.nodes.registerType("event-filter", EventFilterNode, { settings: rangesSetting("event-filter") });
 };

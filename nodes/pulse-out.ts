@@ -12,7 +12,7 @@ import { sharedPins } from "../lib/pulse/pins";
 import { parsePulseOutSettings, readPulseInput, TimedPin, type OverPulse, type TimedPinCounters, type TimedPinOptions } from "../lib/pulse/timed-pin";
 import { runtimeHooks } from "./pin-guard";
 import type { Node, NodeDef, RED } from "./red";
-import { clockOf, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
+import { clockOf, rangesSetting, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 
 /** The counters the status shows when they are not 0, in this order. */
 const NEWS: Array<[keyof TimedPinCounters, string]> = [
@@ -142,5 +142,5 @@ module.exports = function (RED: RED) {
     });
   }
 
-  RED.nodes.registerType("pulse-out", PulseOutNode);
+  RED.nodes.registerType("pulse-out", PulseOutNode, { settings: rangesSetting("pulse-out") });
 };

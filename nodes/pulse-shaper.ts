@@ -20,7 +20,7 @@ import { EdgeTrace } from "../lib/scope";
 import { sqiOf, withEdge } from "../lib/sqi";
 import { deployEffect, guardClose, PIN_SETTLE_MS, runtimeHooks } from "./pin-guard";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
-import { clockOf, every, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
+import { clockOf, every, rangesSetting, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 
 /** A running pulse-shaper, as the listening bus on its flow tab (its fired counts) and the SQI scope (its edges) read it. */
 export type ShaperNode = Node & { sqiFired?: () => FiredCounters; sqiTrace?: EdgeTrace };
@@ -186,5 +186,5 @@ module.exports = function (RED: RED) {
     node.status(shaper.ready());
   }
 
-  RED.nodes.registerType("pulse-shaper", PulseShaperNode);
+  RED.nodes.registerType("pulse-shaper", PulseShaperNode, { settings: rangesSetting("pulse-shaper") });
 };

@@ -4,6 +4,8 @@
 // and errors said at most once a second each. The decisions live in lib/; this is wiring.
 
 import { realClock, type Clock, type TimerHandle } from "../lib/clock";
+import { PANEL_RANGES, type RangedType } from "../lib/ranges";
+import type { NumberRule } from "../lib/settings";
 import { clip } from "../lib/status";
 import type { Node, NodeMessage, NodeStatus, RED } from "./red";
 
@@ -142,4 +144,14 @@ export class ThrottledErrors {
     this.shown.set(text, { at: now, held: 0 });
     this.node.error(`${this.prefix}: ${text}${held}`, msg);
   }
+}
+
+/**
+ * The node setting that carries a type's ranges (lib/ranges.ts) to the editor, for
+ * RED.nodes.registerType's `settings`: named `<type in camel case>Ranges`, as Node-RED requires
+ * of a node's settings, and exportable, so the panel reads it as RED.settings.<name>.
+ */
+export function rangesSetting(type: RangedType): Record<string, { value: Record<string, NumberRule>; exportable: true }> {
+  const camel = type.replace(/-(.)/g, (_, c: string) => c.toUpperCase());
+  return { [`${camel}Ranges`]: { value: PANEL_RANGES[type], exportable: true } };
 }

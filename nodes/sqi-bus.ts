@@ -8,7 +8,9 @@
 
 import type { BusConfig } from "../lib/bus/transport";
 import { checkNumber } from "../lib/settings";
+import { PANEL_RANGES } from "../lib/ranges";
 import type { Node, NodeDef, RED } from "./red";
+import { rangesSetting } from "./shell";
 
 export type BusConfigNode = Node & { bus: BusConfig };
 
@@ -32,17 +34,11 @@ module.exports = function (RED: RED) {
     const transport = rawTransport === "mqtt" ? "mqtt" : "ws";
     if (rawTransport !== "" && rawTransport !== "ws" && rawTransport !== "mqtt")
       errors.push(`Transport must be "ws" or "mqtt", got ${JSON.stringify(rawTransport)}`);
-    const port = checkNumber(def.port, { label: "Bus port", min: 1, max: 65535, integer: true, default: 8765 });
-    const maxFrame = checkNumber(def.maxFrame, {
-      label: "Maximum frame size",
-      min: 1024,
-      max: 100 * 1024 * 1024,
-      integer: true,
-      default: 1024 * 1024,
-      unit: "bytes",
-    });
-    const qos = checkNumber(def.qos, { label: "QoS", min: 0, max: 1, integer: true, default: 0 });
-    const keepalive = checkNumber(def.keepalive, { label: "Keepalive", min: 1, max: 3600, integer: true, default: 15, unit: "s" });
+    const ranges = PANEL_RANGES["sqi-bus"];
+    const port = checkNumber(def.port, ranges.port);
+    const maxFrame = checkNumber(def.maxFrame, ranges.maxFrame);
+    const qos = checkNumber(def.qos, ranges.qos);
+    const keepalive = checkNumber(def.keepalive, ranges.keepalive);
     for (const c of transport === "mqtt" ? [maxFrame, qos, keepalive] : [port, maxFrame]) if (!c.ok) errors.push(c.error);
     const path = String(def.path ?? "/").trim() || "/";
     if (transport === "ws" && !path.startsWith("/")) errors.push(`Path must start with "/", got ${JSON.stringify(path)}`);
@@ -80,5 +76,6 @@ module.exports = function (RED: RED) {
   }
   RED.nodes.registerType("sqi-bus", SqiBusNode as unknown as (this: Node, def: NodeDef) => void, {
     credentials: { token: { type: "password" }, user: { type: "text" }, password: { type: "password" } },
+    settings: rangesSetting("sqi-bus"),
   });
 };

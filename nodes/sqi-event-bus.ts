@@ -18,9 +18,10 @@ import { PowerMeter } from "../lib/power/meter";
 import { firedTotals, shapersOf, type DeployedNode, type FiredCounters } from "../lib/pulse/fired";
 import { checkNumber } from "../lib/settings";
 import { sqiOf } from "../lib/sqi";
+import { PANEL_RANGES } from "../lib/ranges";
 import type { ShaperNode } from "./pulse-shaper";
 import type { Node, NodeDef, RED } from "./red";
-import { clockOf, every, RateMeter, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
+import { clockOf, every, rangesSetting, RateMeter, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 import type { BusConfigNode } from "./sqi-bus";
 
 type TlsNode = Node & { addTLSOptions(opts: TlsOptions): void };
@@ -34,7 +35,7 @@ module.exports = function (RED: RED) {
     const node = this;
     const config = RED.nodes.getNode(String(def.bus ?? "")) as BusConfigNode | null;
     const role = def.role === "listen" ? "listen" : "broadcast";
-    const statsEvery = checkNumber(def.statsEvery, { label: "Stats every", min: 0, max: 3600, default: 5, unit: "s" });
+    const statsEvery = checkNumber(def.statsEvery, PANEL_RANGES["sqi-event-bus"].statsEvery);
     const problems = [...(config ? config.bus.errors : ["choose or add a bus (sqi-bus config node)"]), ...(statsEvery.ok ? [] : [statsEvery.error])];
     if (role === "listen" && config && config.bus.transport === "ws" && !config.bus.url) problems.push("the bus has no listener URL (ws://master:8765/)");
     if (problems.length || !config) return refuseInputs(node, "sqi-event-bus", problems);
@@ -211,5 +212,5 @@ module.exports = function (RED: RED) {
     client.start();
   }
 
-  RED.nodes.registerType("sqi-event-bus", SqiEventBusNode);
+  RED.nodes.registerType("sqi-event-bus", SqiEventBusNode, { settings: rangesSetting("sqi-event-bus") });
 };

@@ -12,7 +12,7 @@ import { SIM_RULES, SimSensor } from "../lib/power/sim-sensor";
 import { checkNumber } from "../lib/settings";
 import { clip, statusText } from "../lib/status";
 import type { Node, NodeDef, RED } from "./red";
-import { clockOf, every, refuseInputs } from "./shell";
+import { clockOf, every, rangesSetting, refuseInputs } from "./shell";
 
 module.exports = function (RED: RED) {
   const clock = clockOf(RED);
@@ -80,5 +80,5 @@ module.exports = function (RED: RED) {
     });
   }
 
-  RED.nodes.registerType("sqi-sim-sensor", SqiSimSensorNode);
+  RED.nodes.registerType("sqi-sim-sensor", SqiSimSensorNode, { settings: rangesSetting("sqi-sim-sensor") });
 };

@@ -1,7 +1,7 @@
 // What a bus node shows, from its transport and its arrivals: the status line under it, the
 // stats message, and a listener's report to the master. Pure: the node shell draws and sends.
 
-import { SENSOR_SILENT_TEXT } from "../power/meter";
+import type { PowerStatus } from "../power/meter";
 import { clip, statusText, type StatusLine } from "../status";
 import type { Arrivals } from "./arrivals";
 import { MAX_LISTED, summaryParts, type ListenerLine, type RosterSummary } from "./roster";
@@ -73,7 +73,12 @@ export function masterStats(server: MasterTransport, bus: BusConfig, roster?: { 
  * pins), then what it lost, its power sensor's latest reading ("12.3 W", or "sensor silent",
  * yellow) and its event rate.
  */
-export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, eventsPerS: () => number, power = ""): StatusLine {
+export function listenerStatus(
+  client: ListenerTransport,
+  arrivals: Arrivals,
+  eventsPerS: () => number,
+  power: PowerStatus = { text: "", silent: false },
+): StatusLine {
   const st = client.status;
   if (st.state !== "connected") {
     const text =
@@ -92,8 +97,11 @@ export function listenerStatus(client: ListenerTransport, arrivals: Arrivals, ev
   ].filter(Boolean);
   // rtt, the rate and every counter are in the stats output (the status has 40 characters: losses first).
   const head = e ? `offset ${e.offsetMs >= 0 ? "+" : ""}${e.offsetMs.toFixed(2)} ± ${e.uncertaintyMs.toFixed(2)} ms` : "connected · measuring";
-  const silent = power === SENSOR_SILENT_TEXT;
-  return { fill: lost.length || silent ? "yellow" : "green", shape: "dot", text: statusText(head, [...lost, power, `${eventsPerS().toFixed(0)} ev/s`]) };
+  return {
+    fill: lost.length || power.silent ? "yellow" : "green",
+    shape: "dot",
+    text: statusText(head, [...lost, power.text, `${eventsPerS().toFixed(0)} ev/s`]),
+  };
 }
 
 /** A listener's stats message: its link, clock sync, every counter and its longest stalls of the event loop. */

@@ -32,12 +32,14 @@ export interface CloneSettings {
 
 export const DEFAULT_CLONES: CloneSettings = { clones: 1, spread: "even", spreadOver: "tick", seed: 1, emission: "auto", aggregateAbove: 100, frameMs: 20 };
 
-const rules = {
+/** The dc-container panel's multiplexing numbers (lib/ranges.ts gathers every node's). */
+export const CLONE_RULES = {
   clones: { label: "Clones", min: 1, max: MAX_CLONES, integer: true, default: DEFAULT_CLONES.clones },
   seed: { label: "Seed", min: 0, max: 0xffffffff, integer: true, default: DEFAULT_CLONES.seed },
   aggregateAbove: { label: "Counts above", min: 0, max: MAX_EACH, integer: true, default: DEFAULT_CLONES.aggregateAbove, unit: "clones" },
   frameMs: { label: "Frame window", min: 1, max: 10_000, default: DEFAULT_CLONES.frameMs, unit: "ms" },
 } satisfies Record<string, NumberRule>;
+const rules = CLONE_RULES;
 
 /** Reads the panel's multiplexing fields; every problem named in the panel's words. */
 export function parseCloneSettings(def: Record<string, unknown>): { ok: true; settings: CloneSettings } | { ok: false; errors: string[] } {

@@ -145,12 +145,18 @@ export class PowerMeter {
     return out;
   }
 
-  /** A status part: "12.3 W", or "sensor silent". */
-  statusPart(now: number): string {
-    if (!this.present) return "";
-    if (this.silent(now)) return SENSOR_SILENT_TEXT;
-    return `${formatWatts(this.last?.w ?? 0)}`;
+  /** A status part: "12.3 W", or "sensor silent" (and `silent`, which the status shows as trouble). */
+  statusPart(now: number): PowerStatus {
+    if (!this.present) return { text: "", silent: false };
+    if (this.silent(now)) return { text: SENSOR_SILENT_TEXT, silent: true };
+    return { text: formatWatts(this.last?.w ?? 0), silent: false };
   }
+}
+
+/** The power sensor's part of a listener's status. */
+export interface PowerStatus {
+  text: string;
+  silent: boolean;
 }
 
 /** Watts for a status or a label: "12.3 W", "850 mW", "1.25 kW". */

@@ -19,7 +19,8 @@ export interface ShaperSettings {
   measureEveryMs: number;
 }
 
-const rules = {
+/** The pulse-shaper panel's numbers (lib/ranges.ts gathers every node's): a row's width is checked as `width`. */
+export const SHAPER_RULES = {
   width: { label: "Pulse width", min: 0, max: 60_000, exclusiveMin: true, default: DEFAULT_WIDTH_MS, unit: "ms" },
   maxOn: { label: "Maximum on-time", min: 0, max: 60_000, exclusiveMin: true, default: DEFAULT_LIMITS.maxOnMs, unit: "ms" },
   maxDuty: { label: "Maximum duty", min: 0, max: 100, exclusiveMin: true, default: DEFAULT_LIMITS.maxDuty * 100, unit: "%" },
@@ -30,7 +31,11 @@ const rules = {
   volts: { label: "Coil supply voltage", min: 0, max: 1000, exclusiveMin: true, default: 0, unit: "V" },
   ohms: { label: "Coil resistance", min: 0, max: 1e6, exclusiveMin: true, default: 0, unit: "ohm" },
   measureEvery: { label: "Report every", min: 0, max: 3600, default: 1, unit: "s" },
+  rowCount: { label: "count", min: 1, max: 10_000, integer: true, default: 1 },
+  rowFrequency: { label: "frequency", min: 0, max: 1e7, exclusiveMin: true, default: 100, unit: "Hz" },
+  rowDuty: { label: "duty", min: 0, max: 1, default: 0.5 },
 } satisfies Record<string, NumberRule>;
+const rules = SHAPER_RULES;
 
 export interface RawRow {
   event?: unknown;
@@ -85,13 +90,9 @@ export function parseShaperSettings(def: Record<string, unknown>): { ok: true; s
     const row: ShapeRow = { event, shape };
     const w = optional(r.width, { ...rules.width, label: `${where} (${event}): width` }, errors);
     if (w !== undefined && w > maxOnMs) errors.push(`${where} (${event}): width ${w} ms is over the maximum on-time of ${maxOnMs} ms`);
-    const count = optional(r.count, { label: `${where} (${event}): count`, min: 1, max: 10_000, integer: true, default: 1 }, errors);
-    const frequency = optional(
-      r.frequency,
-      { label: `${where} (${event}): frequency`, min: 0, max: 1e7, exclusiveMin: true, default: 100, unit: "Hz" },
-      errors,
-    );
-    const duty = optional(r.duty, { label: `${where} (${event}): duty`, min: 0, max: 1, default: 0.5 }, errors);
+    const count = optional(r.count, { ...rules.rowCount, label: `${where} (${event}): count` }, errors);
+    const frequency = optional(r.frequency, { ...rules.rowFrequency, label: `${where} (${event}): frequency` }, errors);
+    const duty = optional(r.duty, { ...rules.rowDuty, label: `${where} (${event}): duty` }, errors);
     if (w !== undefined) row.width = w;
     if (count !== undefined) row.count = count;
     if (frequency !== undefined) row.frequency = frequency;

@@ -129,6 +129,11 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
   });
 
   it("(c) an invalid width is marked invalid in the panel, and the node is flagged", async () => {
+    // The panel checks against the runtime's own table of ranges (lib/ranges.ts), as Node-RED exports it.
+    const ranges = await page.evaluate(
+      () => (globalThis as unknown as { RED: { settings: Record<string, Record<string, { max: number }> | undefined> } }).RED.settings.pulseShaperRanges,
+    );
+    assert.equal(ranges?.maxOn?.max, 60_000, "RED.settings.pulseShaperRanges reached the editor");
     await openNode("coil pulses");
     await page.fill("#node-input-width", "-3");
     await page.locator("#node-input-width").blur();

@@ -80,13 +80,13 @@ describe("a Pi's power sensor, integrated on its clock", () => {
   it("a sensor silent for 5 s is flagged, and the silence is a counted gap, not integrated", () => {
     const meter = new PowerMeter();
     assert.equal(meter.present, false);
-    assert.equal(meter.statusPart(T0), "", "no sensor wired: nothing said");
+    assert.deepEqual(meter.statusPart(T0), { text: "", silent: false }, "no sensor wired: nothing said");
     meter.take(20, T0);
     meter.take(20, T0 + 1000);
-    assert.equal(meter.statusPart(T0 + 1000), "20.0 W");
+    assert.deepEqual(meter.statusPart(T0 + 1000), { text: "20.0 W", silent: false });
     assert.equal(meter.silent(T0 + 1000 + SENSOR_SILENT_MS - 1), false);
     assert.equal(meter.silent(T0 + 1000 + SENSOR_SILENT_MS), true);
-    assert.equal(meter.statusPart(T0 + 7000), "sensor silent");
+    assert.deepEqual(meter.statusPart(T0 + 7000), { text: "sensor silent", silent: true });
     assert.equal(meter.counters(T0 + 7000).measured_age_ms, 6000);
     // It speaks again after 9 s: those 9 s are unknown, so only the 1 s before and the 1 s after count.
     meter.take(20, T0 + 10_000);
