@@ -112,7 +112,7 @@ export async function checkSumAgainstPins(p: PowerCluster, runMs: number): Promi
   );
   // Once the GPIO helpers run (they start slowly while four Node-REDs start on two cores, and
   // the pulses handed to them meanwhile reach the pin as a rise and a fall together), the ratio
-  // over a window is what the sensor's model says: the sag, squared.
+  // over a window is near what the sensor's model says (the sag, squared) on a quiet machine.
   const from = p.stats()!.summary!.power!;
   await new Promise((r) => setTimeout(r, runMs));
   const to = p.stats()!.summary!.power!;
@@ -160,12 +160,19 @@ export async function checkSumAgainstPins(p: PowerCluster, runMs: number): Promi
   // shapers handed on; the pins were on for less when the GPIO helper took edges late (under
   // this load a rise can reach the pin just before its fall), so the ratio is at most the sag's.
   const sagged = (1 - sensor.sagPct / 100) ** 2;
-  assert.equal(settled.ratio, Math.round((settled.energy_j / settled.estimated_j!) * 1000) / 1000);
-  assert.ok(settled.ratio! > 0.3 && settled.ratio! < sagged + 0.05, `measured/estimated ${settled.ratio}: at most the sag's ${sagged.toFixed(3)}`);
-  // The window's ends are reports a reading apart (the sensor reads every 0.5 s): a few % either way.
+  // Against the pin logs, not the report's own sum: what the coils drew at the pins over the estimate.
   assert.ok(
-    Math.abs(windowRatio - sagged) < 0.1,
-    `measured/estimated over ${runMs / 1000} s once running: ${windowRatio.toFixed(3)}, near the sag's ${sagged.toFixed(3)}`,
+    Math.abs(settled.ratio! - expected / settled.estimated_j!) <= 0.02 * (expected / settled.estimated_j!) + 0.0005,
+    `the ratio ${settled.ratio} is the pin logs' ${expected.toFixed(4)} J over the estimate ${settled.estimated_j} J`,
+  );
+  assert.ok(settled.ratio! > 0.3 && settled.ratio! < sagged + 0.05, `measured/estimated ${settled.ratio}: at most the sag's ${sagged.toFixed(3)}`);
+  // Over the window once running, the same bound (its ends are reports a reading apart, the sensor
+  // reads every 0.5 s: a few % either way). How near the sag's it comes depends on how loaded the
+  // machine is (CI, running beside other tests, saw 0.821 against 0.941): a figure, not an invariant;
+  // what must hold is above (the measured sum is the pin logs' on-time at the sensor's power).
+  assert.ok(
+    windowRatio > 0.3 && windowRatio < sagged + 0.1,
+    `measured/estimated over ${runMs / 1000} s once running: ${windowRatio.toFixed(3)}, at most the sag's ${sagged.toFixed(3)}`,
   );
   return {
     measured_j: settled.energy_j,

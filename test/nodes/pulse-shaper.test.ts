@@ -218,7 +218,9 @@ describe("pulse-shaper when only the node it drives is redeployed", () => {
   afterEach(async () => helper.unload());
 
   it("goes low for the redeploy and goes on pulsing into the new node", async () => {
-    helper.settings({});
+    // On a virtual clock: the redeploy takes what real time it takes, and the 30 ms pulse cannot end by itself meanwhile.
+    const clock = new VirtualClock(T0);
+    helper.settings({ sqiClock: clock });
     const flow = (name: string) => [
       { id: "f", type: "tab" },
       { id: "ps", z: "f", type: "pulse-shaper", width: 30, maxOn: 100, measureEvery: 0, wires: [["out"], []] },
@@ -227,15 +229,26 @@ describe("pulse-shaper when only the node it drives is redeployed", () => {
     await helper.load(pulseShaper, flow("first"));
     const levels: string[] = [];
     const listen = () =>
-      helper.getNode("out").on("input", (m: Record<string, unknown>) => levels.push(`${String(helper.getNode("out").name)}:${String(m.payload)}`));
+      helper
+        .getNode("out")
+        .on("input", (m: Record<string, unknown>) =>
+          levels.push(`${String(helper.getNode("out").name)}:${String(m.payload)}@${(m.sqi as { edge: { sent: number } }).edge.sent - T0}`),
+        );
     listen();
     helper.getNode("ps").receive({ topic: "proton_collision" });
-    await new Promise((r) => setTimeout(r, 10));
+    clock.advance(10);
+    await settle();
     // Mid-pulse, a deploy of modified nodes changes only the driven node.
     await helper.setFlows(flow("second"), "nodes");
     listen();
     helper.getNode("ps").receive({ topic: "proton_collision" });
-    await new Promise((r) => setTimeout(r, 80));
-    assert.deepEqual(levels, ["first:1", "first:0", "second:1", "second:0"], "cut low before the old node closed, then a whole pulse into the new one");
+    clock.advance(100);
+    await settle();
+    assert.deepEqual(
+      levels,
+      // The new pulse waits the 3 ms between edges (1000 / 500 edges/s, plus the 1 ms pin guard) and keeps its planned end.
+      ["first:1@0", "first:0@10", "second:1@13", "second:0@40"],
+      "cut low at 10 ms, before the old node closed (not at its planned 30 ms), then a pulse into the new one",
+    );
   });
 });
