@@ -14,7 +14,7 @@ import { fromGlyph } from "../lib/sqi";
 import { clip, statusText, type StatusLine } from "../lib/status";
 import { DEFAULT_START_DELAY_S, PANEL_RANGES } from "../lib/ranges";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
-import { clockOf, rangesSetting, RateMeter, refuseInputs, STATUS_EVERY_MS, StatusTicker } from "./shell";
+import { clockOf, rangesSetting, RateMeter, refuseInputs, STATUS_EVERY_MS, StatusTicker, ThrottledErrors } from "./shell";
 
 /** Where a loaded container came from, so that `reload` can read it again. */
 type Source = { kind: "file"; file: string } | { kind: "inline"; text: string } | { kind: "object"; value: object };
@@ -51,7 +51,7 @@ module.exports = function (RED: RED) {
 
     const clones = parseCloneSettings(def);
     const configErrors = [...[lead, accel, startDelay].flatMap((c) => (c.ok ? [] : [c.error])), ...(clones.ok ? [] : clones.errors)];
-    if (configErrors.length) return refuseInputs(node, "", configErrors);
+    if (configErrors.length) return refuseInputs(node, clock, "", configErrors);
 
     const player = new Player({
       clock,
@@ -92,16 +92,14 @@ module.exports = function (RED: RED) {
       }
     }
 
-    /** Loads a source; on failure the container that was loaded (and playing) stays. */
-    function load(src: Source, msg?: NodeMessage): boolean {
+    /** Loads a source; on failure the container that was loaded (and playing) stays, and the problems are returned. */
+    function load(src: Source): string | undefined {
       const { result, label } = read(src);
       if (!result.ok) {
         const lines = formatProblems(label, result.problems);
         lastError = lines.length > 1 ? `${lines[0]} (+${lines.length - 1} more)` : lines[0];
-        if (msg) node.error(lines.join("\n"), msg);
-        else node.error(lines.join("\n"));
         status.now();
-        return false;
+        return lines.join("\n");
       }
       lastError = undefined;
       loaded = { container: result.container, label };
@@ -112,7 +110,7 @@ module.exports = function (RED: RED) {
           `${label}: ${player.clones.toLocaleString("en")} clone(s) × ${result.container.glyphs.length.toLocaleString("en")} glyphs is over ${MAX_EACH_EVENTS.toLocaleString("en")}: played as counted messages (msg.sqi.count), one per event name per frame`,
         );
       status.now();
-      return true;
+      return undefined;
     }
 
     const status = new StatusTicker(clock, node, () => ({ status: draw(), again: player.state === "playing" }));
@@ -146,11 +144,13 @@ module.exports = function (RED: RED) {
       return { fill, shape: st === "playing" ? "dot" : "ring", text };
     }
 
-    function run(cmd: Command, msg?: NodeMessage): void {
+    /** Runs a command; returns what went wrong loading a container, if anything (the player goes on with what it had). */
+    function run(cmd: Command): string | undefined {
+      let failed: string | undefined;
       switch (cmd.kind) {
         case "start":
           lastError = undefined;
-          if (!loaded) load(source, msg);
+          if (!loaded) failed = load(source);
           player.start();
           break;
         case "stop":
@@ -158,7 +158,7 @@ module.exports = function (RED: RED) {
           break;
         case "toggle":
           if (player.state === "playing") player.stop();
-          else run({ kind: "start" }, msg);
+          else failed = run({ kind: "start" });
           break;
         case "pause":
           player.pause();
@@ -170,32 +170,32 @@ module.exports = function (RED: RED) {
           player.step();
           break;
         case "reload":
-          load(source.kind === "object" ? configured : source, msg);
+          failed = load(source.kind === "object" ? configured : source);
           break;
         case "load":
-          load(typeof cmd.container === "string" ? { kind: "file", file: cmd.container } : { kind: "object", value: cmd.container }, msg);
+          failed = load(typeof cmd.container === "string" ? { kind: "file", file: cmd.container } : { kind: "object", value: cmd.container });
           break;
         case "speed":
           player.setSpeed(cmd.speed);
           break;
       }
       status.now();
+      return failed;
     }
 
     // Used by the editor's button and by the launcher's graceful stop.
     (node as Node & { control?: (kind: "start" | "stop" | "toggle") => string }).control = (kind) => {
-      run({ kind });
+      const failed = run({ kind });
+      if (failed) node.error(failed);
       return player.state;
     };
 
+    const errors = new ThrottledErrors(clock, node, "");
     node.on("input", (msg, _send, done) => {
       const cmd = parseCommand(msg);
-      if ("error" in cmd) {
-        node.error(`dc-container: ${cmd.error}`, msg);
-        done();
-        return;
-      }
-      run(cmd, msg);
+      if ("error" in cmd) return errors.fail(`dc-container: ${cmd.error}`, msg, done);
+      const failed = run(cmd);
+      if (failed) return errors.fail(failed, msg, done);
       done();
     });
 
@@ -207,7 +207,9 @@ module.exports = function (RED: RED) {
       done();
     });
 
-    if (load(configured) && def.autostart !== false) {
+    const failedAtDeploy = load(configured);
+    if (failedAtDeploy) node.error(failedAtDeploy);
+    else if (def.autostart !== false) {
       autostartTimer = clock.setTimer(
         () => {
           autostartTimer = undefined;

@@ -9,7 +9,7 @@ import { eventsIn, scaleCount, sqiOf } from "../lib/sqi";
 import { statusText } from "../lib/status";
 import { PANEL_RANGES } from "../lib/ranges";
 import type { DoneFn, JsonataExpression, Node, NodeDef, NodeMessage, RED } from "./red";
-import { clockOf, rangesSetting, refuseInputs, StatusTicker } from "./shell";
+import { clockOf, rangesSetting, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 /** Messages waiting for their JSONata conditions at most; more are dropped and counted. */
 const MAX_WAITING = 10_000;
 
@@ -23,11 +23,11 @@ module.exports = function (RED: RED) {
   function EventFilterNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
     const node = this;
-    const errors: string[] = [];
+    const problems: string[] = [];
     const every = checkNumber(def.every, PANEL_RANGES["event-filter"].every);
     const maxLate = checkNumber(def.maxLate, PANEL_RANGES["event-filter"].maxLate);
-    if (!every.ok) errors.push(every.error);
-    if (!maxLate.ok) errors.push(maxLate.error);
+    if (!every.ok) problems.push(every.error);
+    if (!maxLate.ok) problems.push(maxLate.error);
     const rules: CompiledRule[] = [];
     (Array.isArray(def.rules) ? (def.rules as FilterRule[]) : []).forEach((r, i) => {
       const rule: CompiledRule = { matches: namePattern(String(r.event ?? "")) };
@@ -36,19 +36,20 @@ module.exports = function (RED: RED) {
         try {
           rule.condition = RED.util.prepareJSONataExpression(cond, node);
         } catch (e) {
-          errors.push(`rule ${i + 1}: the JSONata condition does not parse: ${(e as Error).message}`);
+          problems.push(`rule ${i + 1}: the JSONata condition does not parse: ${(e as Error).message}`);
         }
       }
       rules.push(rule);
     });
-    if (rules.length === 0) errors.push("add at least one rule: each rule is one output");
-    if (errors.length) return refuseInputs(node, "event-filter", errors);
+    if (rules.length === 0) problems.push("add at least one rule: each rule is one output");
+    if (problems.length) return refuseInputs(node, clock, "event-filter", problems);
     const firstOnly = def.checkall !== "all";
     const decimator = new Decimator(every.ok ? every.value : 1);
     const lateLimit = maxLate.ok ? maxLate.value : 0;
     const hasConditions = rules.some((r) => r.condition);
     const matchers = rules.map((r) => r.matches);
     const counts = { in: 0, out: 0, unmatched: 0, decimated: 0, late_dropped: 0, dropped: 0, condition_errors: 0 };
+    const errors = new ThrottledErrors(clock, node, "event-filter");
     const waiting: Array<{ msg: NodeMessage; send: (m: Array<NodeMessage | null>) => void; done: DoneFn }> = [];
     let busy = false;
 
@@ -70,13 +71,13 @@ module.exports = function (RED: RED) {
     });
     const touch = (): void => status.soon();
 
-    /** A rule's JSONata condition on the message (Node-RED's evaluator): async; an error counts and fails the rule. */
-    function holds(condition: JsonataExpression, msg: NodeMessage): Promise<boolean> {
+    /** A rule's JSONata condition on the message (Node-RED's evaluator): async; an error counts, fails the rule and is kept in `failures`. */
+    function holds(condition: JsonataExpression, msg: NodeMessage, failures: string[]): Promise<boolean> {
       return new Promise((resolve) => {
         RED.util.evaluateJSONataExpression(condition, msg, (err, value) => {
           if (err) {
             counts.condition_errors++;
-            node.error(`event-filter: JSONata condition failed: ${err.message}`, msg);
+            failures.push(err.message);
             resolve(false);
           } else resolve(value === true);
         });
@@ -84,11 +85,11 @@ module.exports = function (RED: RED) {
     }
 
     /** Which outputs get the message: at once without JSONata conditions, else in a promise. */
-    function outputsFor(msg: NodeMessage): boolean[] | Promise<boolean[]> {
+    function outputsFor(msg: NodeMessage, failures: string[] = []): boolean[] | Promise<boolean[]> {
       const name = typeof msg.topic === "string" ? msg.topic : "";
       return route(matchers, name, firstOnly, (i) => {
         const condition = rules[i]?.condition;
-        return condition ? holds(condition, msg) : true;
+        return condition ? holds(condition, msg, failures) : true;
       });
     }
 
@@ -127,8 +128,11 @@ module.exports = function (RED: RED) {
         const item = waiting.shift();
         if (!item) break;
         try {
-          deliver(item.msg, await outputsFor(item.msg), item.send);
-          item.done();
+          // Routed by the rules that held; a condition that failed fails the message too (a catch node hears of it).
+          const failures: string[] = [];
+          deliver(item.msg, await outputsFor(item.msg, failures), item.send);
+          if (failures.length) errors.fail(`JSONata condition failed: ${failures[0]}`, item.msg, item.done);
+          else item.done();
         } catch (e) {
           item.done(e as Error);
         }

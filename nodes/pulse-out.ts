@@ -88,7 +88,7 @@ module.exports = function (RED: RED) {
     RED.nodes.createNode(this, def);
     const node = this;
     const parsed = parsePulseOutSettings(def);
-    if (!parsed.ok) return refuseInputs(node, "pulse-out", parsed.errors);
+    if (!parsed.ok) return refuseInputs(node, clock, "pulse-out", parsed.errors);
     const o = parsed.options;
     const errors = new ThrottledErrors(clock, node, "pulse-out");
     const overs = new OverWarnings(clock, node, o, () => pin.state.state === "ready" && pin.state.realtime);
@@ -126,10 +126,10 @@ module.exports = function (RED: RED) {
 
     node.on("input", (msg, _send, done) => {
       const r = readPulseInput(msg, clock.now());
-      if (r.kind === "error") errors.error(r.error, msg);
-      else if (r.kind === "low") pin.low();
-      else pin.pulse(r.widthMs, r.agoMs);
       status.soon();
+      if (r.kind === "error") return errors.fail(r.error, msg, done);
+      if (r.kind === "low") pin.low();
+      else pin.pulse(r.widthMs, r.agoMs);
       done();
     });
 

@@ -36,7 +36,7 @@ module.exports = function (RED: RED) {
     RED.nodes.createNode(this, def);
     const node = this;
     const parsed = parseShaperSettings(def);
-    if (!parsed.ok) return refuseInputs(node, "pulse-shaper", parsed.errors);
+    if (!parsed.ok) return refuseInputs(node, clock, "pulse-shaper", parsed.errors);
     const s = parsed.settings;
     const downstream = Array.isArray(def.wires) && Array.isArray(def.wires[0]) ? (def.wires[0] as string[]) : [];
     const errors = new ThrottledErrors(clock, node, "pulse-shaper");
@@ -165,7 +165,7 @@ module.exports = function (RED: RED) {
         } else if (msg.measure === true) report();
         else {
           const error = shaper.take(msg.topic, msg.payload, sqiOf(msg));
-          if (error) errors.error(error, msg);
+          if (error) return errors.fail(error, msg, done);
         }
         done();
       } catch (e) {

@@ -7,7 +7,7 @@ import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { PANEL_RANGES, type RangedType } from "../lib/ranges";
 import type { NumberRule } from "../lib/settings";
 import { clip } from "../lib/status";
-import type { Node, NodeMessage, NodeStatus, RED } from "./red";
+import type { DoneFn, Node, NodeMessage, NodeStatus, RED } from "./red";
 
 /** How often a busy node's status is redrawn at most. */
 export const STATUS_EVERY_MS = 500;
@@ -26,17 +26,15 @@ export function clockOf(red: RED): Clock {
 
 /**
  * A node whose configuration is wrong: says why in the log (after `prefix: `, when given) and
- * in a red status, and answers every message with the same error (tied to the message, so a
- * catch node sees it). Nothing is passed on.
+ * in a red status, and fails every message with the same error (done(err): a catch node sees
+ * it), said at most once a second (ThrottledErrors). Nothing is passed on.
  */
-export function refuseInputs(node: Node, prefix: string, problems: string[]): void {
-  const text = `${prefix ? `${prefix}: ` : ""}${problems.join("; ")}`;
-  node.error(text);
+export function refuseInputs(node: Node, clock: Clock, prefix: string, problems: string[]): void {
+  const text = problems.join("; ");
+  node.error(`${prefix ? `${prefix}: ` : ""}${text}`);
   node.status({ fill: "red", shape: "ring", text: clip(problems[0] ?? "configuration error") });
-  node.on("input", (msg, _send, done) => {
-    node.error(text, msg);
-    done();
-  });
+  const errors = new ThrottledErrors(clock, node, prefix);
+  node.on("input", (msg, _send, done) => errors.fail(text, msg, done));
 }
 
 /**
@@ -120,8 +118,12 @@ export function every(clock: Clock, ms: number, f: () => void): () => void {
 }
 
 /**
- * node.error for errors that may come at the rate of the input (a bad event 1,000 times a
- * second): the same text once per ERROR_EVERY_MS, then with how many like it were held back.
+ * The one way this package's nodes say an error that may come at the rate of the input (a bad
+ * event 1,000 times a second), by Node-RED 1.0's contract: a message that failed ends with
+ * done(err), so a catch node gets it and a complete node does not (node.error then done() told
+ * both). The same text is said at most once per ERROR_EVERY_MS, then with how many like it were
+ * held back; a message held back is counted in that number and not ended (neither catch nor
+ * complete hears of it), so the log stays bounded.
  */
 export class ThrottledErrors {
   private readonly shown = new Map<string, { at: number; held: number }>();
@@ -132,17 +134,30 @@ export class ThrottledErrors {
     private readonly prefix: string,
   ) {}
 
-  error(text: string, msg?: NodeMessage): void {
+  /** `msg` failed for `text`: done(err), or counted when the same text was said within the last second. */
+  fail(text: string, _msg: NodeMessage, done: DoneFn): void {
+    const said = this.say(text);
+    if (said) done(new Error(said));
+  }
+
+  /** An error of the node's own (no message failed): logged, at most once a second per text. */
+  error(text: string): void {
+    const said = this.say(text);
+    if (said) this.node.error(said);
+  }
+
+  /** The line to say now, or undefined when the same text was said within ERROR_EVERY_MS (then it is counted). */
+  private say(text: string): string | undefined {
     const now = this.clock.now();
     const seen = this.shown.get(text);
     if (seen && now - seen.at < ERROR_EVERY_MS) {
       seen.held++;
-      return;
+      return undefined;
     }
     if (this.shown.size > 100) this.shown.clear();
     const held = seen?.held ? ` (and ${seen.held} more like this in the last second)` : "";
     this.shown.set(text, { at: now, held: 0 });
-    this.node.error(`${this.prefix}: ${text}${held}`, msg);
+    return `${this.prefix ? `${this.prefix}: ` : ""}${text}${held}`;
   }
 }
 

@@ -38,12 +38,13 @@ module.exports = function (RED: RED) {
     const statsEvery = checkNumber(def.statsEvery, PANEL_RANGES["sqi-event-bus"].statsEvery);
     const problems = [...(config ? config.bus.errors : ["choose or add a bus (sqi-bus config node)"]), ...(statsEvery.ok ? [] : [statsEvery.error])];
     if (role === "listen" && config && config.bus.transport === "ws" && !config.bus.url) problems.push("the bus has no listener URL (ws://master:8765/)");
-    if (problems.length || !config) return refuseInputs(node, "sqi-event-bus", problems);
+    if (problems.length || !config) return refuseInputs(node, clock, "sqi-event-bus", problems);
     const bus = config.bus;
     let tls: TlsOptions | undefined;
     if (bus.tls) (RED.nodes.getNode(bus.tls) as TlsNode | null)?.addTLSOptions((tls = {}));
     const statsMs = (statsEvery.ok ? statsEvery.value : 5) * 1000;
     const rate = new RateMeter(clock);
+    const errors = new ThrottledErrors(clock, node, "sqi-event-bus");
     const authFailure = (text: string): void => node.error(`sqi-event-bus: ${brokerPlace(bus.mqtt.url)}: ${text}`);
     const stops: Array<() => void> = [];
     /** Once a minute at most, the refusals and rejections since the last time, as one warning. */
@@ -104,7 +105,7 @@ module.exports = function (RED: RED) {
       node.on("input", (msg, _send, done) => {
         if (msg.stats === true) stats();
         else if (typeof msg.topic !== "string" || msg.topic.trim() === "")
-          node.error("sqi-event-bus: msg.topic must be the event name (a non-empty string)", msg);
+          return errors.fail("msg.topic must be the event name (a non-empty string)", msg, done);
         else {
           server.send(eventFrame(msg.topic, msg.payload, sqiOf(msg), ++seq));
           status.soon();
@@ -155,7 +156,6 @@ module.exports = function (RED: RED) {
     };
     // This Pi's power sensor, when one is wired to the input (msg.topic "measure"): what its coils drew, measured.
     const meter = new PowerMeter();
-    const badMeasure = new ThrottledErrors(clock, node, "sqi-event-bus");
     const status = new StatusTicker(clock, node, () => ({
       status: listenerStatus(client, arrivals, () => rate.read(client.counters.events), meter.statusPart(clock.now())),
       again: true,
@@ -187,18 +187,19 @@ module.exports = function (RED: RED) {
     notices(
       LISTENER_NOTICES,
       () => ({ ...arrivals.counters(), rejected: client.counters.rejected }),
-      () => undefined,
+      () => client.lastErrors[client.lastErrors.length - 1],
     );
     node.on("input", (msg, _send, done) => {
       if (msg.topic === "measure") {
         const error = meter.take(msg.payload, clock.now());
-        if (error) badMeasure.error(`measurement refused (counted as measured_bad, not averaged in): ${error}`, msg);
         status.soon();
+        if (error) return errors.fail(`measurement refused (counted as measured_bad, not averaged in): ${error}`, msg, done);
       } else if (msg.stats === true) stats();
       else
-        node.error(
-          'sqi-event-bus: a listening bus node takes only a power sensor\'s readings (msg.topic "measure") and msg.stats = true; it sends nothing upstream but pings and reports',
+        return errors.fail(
+          'a listening bus node takes only a power sensor\'s readings (msg.topic "measure") and msg.stats = true; it sends nothing upstream but pings and reports',
           msg,
+          done,
         );
       done();
     });

@@ -12,7 +12,7 @@ import { SIM_RULES, SimSensor } from "../lib/power/sim-sensor";
 import { checkNumber } from "../lib/settings";
 import { clip, statusText } from "../lib/status";
 import type { Node, NodeDef, RED } from "./red";
-import { clockOf, every, rangesSetting, refuseInputs } from "./shell";
+import { clockOf, every, rangesSetting, refuseInputs, ThrottledErrors } from "./shell";
 
 module.exports = function (RED: RED) {
   const clock = clockOf(RED);
@@ -27,17 +27,15 @@ module.exports = function (RED: RED) {
       every: checkNumber(def.every, SIM_RULES.every),
     };
     const problems = Object.values(checked).flatMap((c) => (c.ok ? [] : [c.error]));
-    if (problems.length) return refuseInputs(node, "sqi-sim-sensor", problems);
+    if (problems.length) return refuseInputs(node, clock, "sqi-sim-sensor", problems);
     const value = (k: keyof typeof checked): number => {
       const c = checked[k];
       return c.ok ? c.value : NaN;
     };
     const pin = value("pin");
     const file = String(def.pinLog ?? "").trim() || String(RED.util.evaluateNodeProperty("SQI_PIN_LOG", "env", node, {}) ?? "");
-    node.on("input", (msg, _send, done) => {
-      node.error("sqi-sim-sensor: takes no input; it reads the simulated GPIO's pin log by itself", msg);
-      done();
-    });
+    const errors = new ThrottledErrors(clock, node, "sqi-sim-sensor");
+    node.on("input", (msg, _send, done) => errors.fail("takes no input; it reads the simulated GPIO's pin log by itself", msg, done));
     if (!file) {
       // A real Pi (or Node-RED started without the simulated GPIO): nothing to simulate, and no number is made up.
       node.status({ fill: "grey", shape: "ring", text: "SIMULATED: no pin log here, silent" });

@@ -120,6 +120,7 @@ export function listenerStats(client: ListenerTransport, arrivals: Arrivals, nam
     rate_ppm: e?.rateSaid ? e.ratePpm : null,
     sync_age_ms: e?.ageMs ?? null,
     counters: { ...arrivals.counters(), ...client.counters, sync_held: client.sync.held, sync_steps: client.sync.steps },
+    recent: [...client.lastErrors],
     longest_stall_ms: { receive: round3(client.longestReceiveMs), hand_on: round3(arrivals.longestHandOnMs) },
   };
 }

@@ -156,6 +156,8 @@ export interface MasterTransport {
 export interface ListenerTransport {
   readonly sync: ClockSync;
   readonly counters: ListenerCounters;
+  /** Why the last frames from the master were rejected, newest last. */
+  readonly lastErrors: readonly string[];
   readonly status: LinkStatus;
   /** The longest one frame took to decode and hand on (after the first WARM_UP), ms: this listener's own stall of the event loop. */
   readonly longestReceiveMs: number;

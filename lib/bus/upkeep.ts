@@ -298,9 +298,17 @@ export abstract class MasterBase {
   }
 
   protected note(text: string): void {
-    this.lastErrors.push(text);
-    if (this.lastErrors.length > 20) this.lastErrors.shift();
+    keepRecent(this.lastErrors, text);
   }
+}
+
+/** Reasons kept on either side of the bus (the master's refusals, a listener's rejections), newest last. */
+export const RECENT_REASONS = 20;
+
+/** Adds `text` to `recent`, keeping the last RECENT_REASONS. */
+function keepRecent(recent: string[], text: string): void {
+  recent.push(text);
+  if (recent.length > RECENT_REASONS) recent.shift();
 }
 
 /**
@@ -323,6 +331,8 @@ export abstract class ListenerBase implements ListenerTransport {
     report_keys_dropped: 0,
   };
   longestReceiveMs = 0;
+  /** Why the last frames were rejected, newest last (as the master keeps its refusals). */
+  readonly lastErrors: string[] = [];
   protected readonly upkeep: ListenerUpkeep;
   private received = 0;
 
@@ -371,14 +381,12 @@ export abstract class ListenerBase implements ListenerTransport {
   }
 
   private read(text: string | null, on: "socket" | "events" | "pong", now: number): void {
-    const decoded = text === null ? ({ ok: false, error: "binary frame" } as const) : decodeDownstream(text);
-    if (!decoded.ok) {
-      this.counters.rejected++;
-      return;
-    }
+    const decoded =
+      text === null ? ({ ok: false, error: on === "socket" ? "a binary frame" : "a message over the frame limit" } as const) : decodeDownstream(text);
+    if (!decoded.ok) return this.reject(`${on === "socket" ? "a frame" : `a message on ${on}`}: ${decoded.error}`);
     const f = decoded.frame;
     if (!("type" in f)) {
-      if (on === "pong") this.counters.rejected++;
+      if (on === "pong") this.reject("an event on the pong topic");
       else this.events([f], f.sent, f.run, now);
     } else if (f.type === "pong" && on !== "events") {
       // A pong for no ping of ours (forged, replayed, or too late) says nothing about the clock or the pace.
@@ -393,7 +401,13 @@ export abstract class ListenerBase implements ListenerTransport {
     else if (on === "socket" && f.type === "welcome") {
       this.upkeep.heard(now);
       this.upkeep.masterProtocol = f.protocol;
-    } else this.counters.rejected++;
+    } else this.reject(`a ${f.type} frame ${on === "socket" ? "on the socket" : `on ${on}`}`);
+  }
+
+  /** A frame from the master this listener does not take: counted, and its reason kept. */
+  private reject(reason: string): void {
+    this.counters.rejected++;
+    keepRecent(this.lastErrors, reason);
   }
 
   private events(events: EventFrame[], sent: number | undefined, run: string | undefined, now: number): void {

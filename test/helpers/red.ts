@@ -24,7 +24,8 @@ export function record(nodeId: string, outId?: string): Recorder {
   const r: Recorder = { messages: [], statuses: [], errors: [], warnings: [] };
   const n = helper.getNode(nodeId);
   n.on("call:status", (call: { args: [Recorder["statuses"][number]] }) => r.statuses.push(call.args[0]));
-  n.on("call:error", (call: { args: [string] }) => r.errors.push(String(call.args[0])));
+  // An error is said with node.error(text) or, for a message that failed, done(err): its text either way (as a catch node's msg.error.message).
+  n.on("call:error", (call: { args: [unknown] }) => r.errors.push(call.args[0] instanceof Error ? call.args[0].message : String(call.args[0])));
   n.on("call:warn", (call: { args: [string] }) => r.warnings.push(String(call.args[0])));
   if (outId) helper.getNode(outId).on("input", (msg: Record<string, unknown>) => r.messages.push(msg));
   return r;

@@ -258,7 +258,8 @@ describe("dc-container node", () => {
       assert.match(lastStatus(r), /^▶ tick .* · ⚠ see debug/);
       await settle(10);
       assert.equal(caught.length, 3, "catch nodes see every error");
-      assert.equal((caught[0]!.error as { message: string }).message, r.errors[0]);
+      // The message failed with done(err): Node-RED gives the catch node the Error as its text says it.
+      assert.equal((caught[0]!.error as { message: string }).message, `Error: ${r.errors[0]}`);
       assert.equal(caught[0]!._marker, 1, "with the message that caused it");
     });
 

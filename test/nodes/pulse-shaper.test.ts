@@ -5,6 +5,7 @@ import { T0 } from "../helpers/containers";
 import { helper, lastStatus, record, settle } from "../helpers/red";
 import { clip } from "../../lib/status";
 import { SHAPER_DEFAULTS } from "../helpers/flows";
+import { resolveNodeRed } from "../../scripts/node-red-path";
 
 const pulseShaper = require("../../nodes/pulse-shaper");
 
@@ -123,6 +124,44 @@ describe("pulse-shaper node", () => {
     ]);
     await send({ measure: true });
     assert.equal((meas[0]!.payload as { rejected: number }).rejected, 3, "the held-back repeat is still counted");
+  });
+
+  it("a message that failed goes to a catch node and not to a complete node (done(err)); the same error twice in a second is said once, then counted", async () => {
+    const catchNode = require(resolveNodeRed("@node-red/nodes/core/common/25-catch.js"));
+    const completeNode = require(resolveNodeRed("@node-red/nodes/core/common/24-complete.js"));
+    await helper.load(
+      [pulseShaper, catchNode, completeNode],
+      [
+        { id: "f", type: "tab" },
+        { id: "ps", z: "f", type: "pulse-shaper", width: 5, ...SHAPER_DEFAULTS, rows: [], wires: [[], []] },
+        { id: "caught", z: "f", type: "catch", scope: ["ps"], uncaught: false, wires: [["c"]] },
+        { id: "completed", z: "f", type: "complete", scope: ["ps"], uncaught: false, wires: [["d"]] },
+        { id: "c", z: "f", type: "helper" },
+        { id: "d", z: "f", type: "helper" },
+      ],
+    );
+    const caught: Array<Record<string, unknown>> = [];
+    const done: Array<Record<string, unknown>> = [];
+    helper.getNode("c").on("input", (m: Record<string, unknown>) => caught.push(m));
+    helper.getNode("d").on("input", (m: Record<string, unknown>) => done.push(m));
+    await send({ payload: {}, _n: 1 });
+    await send({ topic: "proton_collision", _n: 2 });
+    await send({ payload: {}, _n: 3 }); // the same error within the second: counted, not said again
+    await advance(1000);
+    await send({ payload: {}, _n: 4 });
+    await settle(10);
+    assert.deepEqual(
+      caught.map((m) => [m._n, (m.error as { message: string }).message]),
+      [
+        [1, "Error: pulse-shaper: msg.topic must be the event name (a non-empty string), got undefined"],
+        [4, "Error: pulse-shaper: msg.topic must be the event name (a non-empty string), got undefined (and 1 more like this in the last second)"],
+      ],
+    );
+    assert.deepEqual(
+      done.map((m) => m._n),
+      [2],
+      "only the message that was handled is complete",
+    );
   });
 
   it("says in its status when a burst is too fast for the pin", async () => {

@@ -178,6 +178,9 @@ describe("lib/bus/upkeep: what every listener transport shares", () => {
     if (ping.type === "ping") l.give(JSON.stringify({ type: "pong", id: ping.id, t0: ping.t0, t1: T0 + 1, t2: T0 + 1 }), "socket");
     l.give("{", "socket");
     l.give(null, "socket");
+    assert.equal(l.lastErrors.length, 2);
+    assert.match(l.lastErrors[0]!, /^a frame: /);
+    assert.equal(l.lastErrors[1], "a frame: a binary frame");
     assert.deepEqual(got, [
       { seqs: [1], run: "r" },
       { seqs: [2, 3], run: "r" },
@@ -273,6 +276,8 @@ describe("lib/bus/upkeep: what every listener transport shares", () => {
     l.give(JSON.stringify({ type: "batch", events: [ev(2)] }), "pong");
     assert.equal(got.length, 0);
     assert.equal(l.counters.rejected, 4);
+    // Each with its reason kept, as the master keeps its refusals (the stats' `recent`, the minute's notice).
+    assert.deepEqual(l.lastErrors, ["a pong frame on events", "a welcome frame on events", "an event on the pong topic", "a batch frame on pong"]);
   });
 
   it("once connected: hello is the transport's, then pings at once and a report every 2 s, with its life and run", () => {
