@@ -6,7 +6,7 @@ import { eachLine, readRegularFile } from "../lib/files";
 import { DEFAULT_ALLOWANCE, formatAudit, limitsFromFlow, parsePinLine, PinAuditor, type AuditLimits, type PinAudit } from "../lib/pulse/audit";
 import { SHAPER_RULES } from "../lib/pulse/config";
 import { DEFAULT_LIMITS } from "../lib/pulse/output";
-import { checkNumber, type NumberRule } from "../lib/settings";
+import { checkNumber, type NumberRule } from "../lib/numbers";
 import { parseCommand } from "./args";
 
 export const AUDIT_USAGE = `sqi-dc audit PINLOG [--flow FLOW.json] [--pin N]... [limits] [allowance] [--format text|json]

@@ -1,6 +1,6 @@
-// Reads numeric settings from a node's config panel (where they arrive as strings or
-// numbers) with one wording for every node: a blank field takes the default, anything
-// else must be a finite number within the stated range.
+// Checks a number from outside (a node's config panel, where it arrives as a string or a
+// number, or a CLI option) with one wording for every node: a blank field takes the default,
+// anything else must be a finite number within the stated range (lib/ranges.ts has them all).
 
 export interface NumberRule {
   label: string;

@@ -1,6 +1,6 @@
 // The one table of every number a node's panel takes: its label, range, whether it must be whole,
 // its default and its unit, by node type and field. The runtime checks a deployed value with it
-// (lib/settings.ts checkNumber), the sqi-dc CLI and the test fixtures take their limits and
+// (lib/numbers.ts checkNumber), the sqi-dc CLI and the test fixtures take their limits and
 // defaults from it, and the editor gets it as an exportable node setting (`<type>Ranges`, e.g.
 // RED.settings.pulseShaperRanges; nodes/shell.ts rangesSetting) to mark a field red before deploy. A test checks, field by
 // field, that no panel accepts what the runtime refuses (test/unit/ranges.test.ts).
@@ -10,7 +10,7 @@ import { DEFAULT_ACCEL_FACTOR, DEFAULT_LEAD_MS, MAX_SPEED } from "./container/pl
 import { SIM_RULES } from "./power/sim-sensor";
 import { SHAPER_RULES } from "./pulse/config";
 import { PULSE_OUT_RULES } from "./pulse/timed-pin";
-import type { NumberRule } from "./settings";
+import type { NumberRule } from "./numbers";
 
 /** The dc-container's start delay, in seconds, when the panel leaves it blank. */
 export const DEFAULT_START_DELAY_S = 2;

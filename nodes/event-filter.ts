@@ -4,9 +4,9 @@
 // Everything not passed on is counted and shown.
 
 import { Decimator, namePattern, route, tooLate, type FilterRule } from "../lib/filter/rules";
-import { checkNumber } from "../lib/settings";
+import { checkNumber } from "../lib/numbers";
 import { eventsIn, scaleCount, sqiOf } from "../lib/sqi";
-import { statusText } from "../lib/status";
+import { statusText } from "../lib/status-line";
 import { PANEL_RANGES } from "../lib/ranges";
 import type { DoneFn, JsonataExpression, Node, NodeDef, NodeMessage, RED } from "./red";
 import { clockOf, rangesSetting, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";

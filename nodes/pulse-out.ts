@@ -7,7 +7,7 @@
 // the helper goes low and releases the pin.
 
 import type { Clock } from "../lib/clock";
-import { clip, statusText } from "../lib/status";
+import { clip, statusText } from "../lib/status-line";
 import { sharedPins } from "../lib/pulse/pins";
 import { parsePulseOutSettings, readPulseInput, TimedPin, type OverPulse, type TimedPinCounters, type TimedPinOptions } from "../lib/pulse/timed-pin";
 import { runtimeHooks } from "./pin-guard";

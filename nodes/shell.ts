@@ -5,8 +5,8 @@
 
 import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { PANEL_RANGES, type RangedType } from "../lib/ranges";
-import type { NumberRule } from "../lib/settings";
-import { clip } from "../lib/status";
+import type { NumberRule } from "../lib/numbers";
+import { clip } from "../lib/status-line";
 import type { DoneFn, Node, NodeMessage, NodeStatus, RED } from "./red";
 
 /** How often a busy node's status is redrawn at most. */

@@ -7,7 +7,7 @@
 // Node-RED's environment: the group's, the flow's, the global one, then the process's.
 
 import type { BusConfig } from "../lib/bus/transport";
-import { checkNumber } from "../lib/settings";
+import { checkNumber } from "../lib/numbers";
 import { PANEL_RANGES } from "../lib/ranges";
 import type { Node, NodeDef, RED } from "./red";
 import { rangesSetting } from "./shell";

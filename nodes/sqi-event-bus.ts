@@ -16,7 +16,7 @@ import { LISTENER_NOTICES, MASTER_NOTICES, MinuteNotices, NOTICE_EVERY_MS } from
 import { listenerReport, listenerStats, listenerStatus, masterStats, masterStatus } from "../lib/bus/status";
 import { PowerMeter } from "../lib/power/meter";
 import { firedTotals, shapersOf, type DeployedNode, type FiredCounters } from "../lib/pulse/fired";
-import { checkNumber } from "../lib/settings";
+import { checkNumber } from "../lib/numbers";
 import { sqiOf } from "../lib/sqi";
 import { PANEL_RANGES } from "../lib/ranges";
 import type { ShaperNode } from "./pulse-shaper";

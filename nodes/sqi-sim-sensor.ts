@@ -9,8 +9,8 @@ import { realClock } from "../lib/clock";
 import { formatWatts } from "../lib/power/meter";
 import { PinLogTail } from "../lib/power/pin-log-tail";
 import { SIM_RULES, SimSensor } from "../lib/power/sim-sensor";
-import { checkNumber } from "../lib/settings";
-import { clip, statusText } from "../lib/status";
+import { checkNumber } from "../lib/numbers";
+import { clip, statusText } from "../lib/status-line";
 import type { Node, NodeDef, RED } from "./red";
 import { clockOf, every, rangesSetting, refuseInputs, ThrottledErrors } from "./shell";
 

@@ -18,7 +18,7 @@
 import type { IClientOptions, MqttClient } from "mqtt";
 import type { Clock, TimerHandle } from "../clock";
 import type { LinkState } from "./transport";
-import { backoff } from "./upkeep";
+import { backoff } from "./transport-base";
 
 // The mqtt package is loaded when a bus first uses MQTT, not with the nodes: most flows never
 // do, and it is the largest module the nodes would load (bench/load-time.ts measures both).

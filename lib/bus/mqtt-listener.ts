@@ -7,7 +7,7 @@ import type { UpstreamFrame } from "./frames";
 import { decodeDownstream, helloText } from "./frames";
 import { open, topicLevel, topics, type Connection, type MqttSettings } from "./mqtt-link";
 import type { LinkStatus, ListenerOptions } from "./transport";
-import { ListenerBase, silentText } from "./upkeep";
+import { ListenerBase, silentText } from "./transport-base";
 
 export interface MqttListenerOptions extends ListenerOptions {
   settings: MqttSettings;

@@ -9,7 +9,7 @@ import { decodeUpstream, welcomeText, type Serialised } from "./frames";
 import { brokerPlace, open, topicLevel, topics, type Connection, type MqttSettings } from "./mqtt-link";
 import { FrameRates } from "./rates";
 import type { LinkStatus, ListenerInfo, MasterCounters, MasterOptions, MasterTransport } from "./transport";
-import { DEFAULT_MAX_BUFFERED, DEFAULT_MAX_CLIENTS, MasterBase } from "./upkeep";
+import { DEFAULT_MAX_BUFFERED, DEFAULT_MAX_CLIENTS, MasterBase } from "./transport-base";
 
 export interface MqttMasterOptions extends MasterOptions {
   settings: MqttSettings;

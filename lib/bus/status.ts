@@ -2,11 +2,11 @@
 // stats message, and a listener's report to the master. Pure: the node shell draws and sends.
 
 import type { PowerStatus } from "../power/meter";
-import { clip, statusText, type StatusLine } from "../status";
+import { clip, statusText, type StatusLine } from "../status-line";
 import type { Arrivals } from "./arrivals";
 import { MAX_LISTED, summaryParts, type ListenerLine, type RosterSummary } from "./roster";
 import type { BusConfig, ListenerTransport, MasterTransport } from "./transport";
-import { MASTER_SILENT } from "./upkeep";
+import { MASTER_SILENT } from "./transport-base";
 
 /** A URL without its scheme and trailing slash, for a status: "mqtt://host:1883/" -> "host:1883". */
 export function short(url: string): string {

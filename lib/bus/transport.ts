@@ -1,7 +1,7 @@
 // What a bus node needs from a transport, whichever it is: a master broadcasts events and
 // takes reports; a listener hands events on and keeps its clock offset. WebSocket
 // (ws-server.ts, ws-client.ts) and MQTT (mqtt-master.ts, mqtt-listener.ts) implement these;
-// the frames (frames.ts) and the upkeep (upkeep.ts) are shared. A new transport implements
+// the frames (frames.ts) and the base classes (transport-base.ts) are shared. A new transport implements
 // the two interfaces and is chosen in connect.ts.
 
 import type { Clock } from "../clock";

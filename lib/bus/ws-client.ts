@@ -7,7 +7,7 @@ import WebSocket from "ws";
 import type { TimerHandle } from "../clock";
 import { helloText, type UpstreamFrame } from "./frames";
 import type { LinkState, LinkStatus, ListenerOptions } from "./transport";
-import { backoff, ListenerBase, silentText } from "./upkeep";
+import { backoff, ListenerBase, silentText } from "./transport-base";
 
 export interface BusClientOptions extends ListenerOptions {
   url: string;

@@ -18,7 +18,7 @@ import type { TimerHandle } from "../clock";
 import { decodeUpstream, plainTexts, welcomeText, type Decoded, type FrameText, type Serialised, type UpstreamFrame } from "./frames";
 import { FrameRates } from "./rates";
 import type { ListenerInfo, LinkStatus, MasterOptions, MasterTransport } from "./transport";
-import { DEFAULT_MAX_BUFFERED, DEFAULT_MAX_CLIENTS, MasterBase } from "./upkeep";
+import { DEFAULT_MAX_BUFFERED, DEFAULT_MAX_CLIENTS, MasterBase } from "./transport-base";
 
 export interface BusServerOptions extends MasterOptions {
   host: string;

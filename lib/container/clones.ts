@@ -6,7 +6,7 @@
 // Phases are fractions of the spread's span (one tick, or one loop) in [0, 1); the player
 // turns them into tick positions.
 
-import { checkNumber, type NumberRule } from "../settings";
+import { checkNumber, type NumberRule } from "../numbers";
 
 export type Spread = "identical" | "even" | "random";
 export type SpreadOver = "tick" | "loop";

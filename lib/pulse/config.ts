@@ -1,7 +1,7 @@
 // Reads the pulse-shaper's panel settings into the core's types, with every problem named
 // in the panel's own words (the editor marks the same fields red before deploy).
 
-import { checkNumber, type NumberRule } from "../settings";
+import { checkNumber, type NumberRule } from "../numbers";
 import type { Coil } from "./measure";
 import { DEFAULT_LIMITS, enforced, type Limits } from "./output";
 import { DEFAULT_WIDTH_MS, SHAPE_KINDS, type ShapeConfig, type ShapeKind, type ShapeRow } from "./shapes";

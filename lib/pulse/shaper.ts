@@ -7,7 +7,7 @@
 
 import type { Clock } from "../clock";
 import { LATE_TOLERANCE_MS, readCount, type Sqi } from "../sqi";
-import { statusText, type StatusLine } from "../status";
+import { statusText, type StatusLine } from "../status-line";
 import type { ShaperSettings } from "./config";
 import { FiredWhilePinUp } from "./fired";
 import { Measurements } from "./measure";
@@ -34,7 +34,8 @@ export type ShaperCounts = Record<"late" | "late_dropped" | "rejected" | "ignore
 
 export class Shaper {
   readonly output: PulseOutput;
-  readonly counts: ShaperCounts = { late: 0, late_dropped: 0, rejected: 0, ignored: 0, rate_clamped: 0, train_events: 0, train_clamped: 0 };
+  /** What became of the events it took (late, refused, ignored, rate-clamped, in trains); allCounters() adds the output's. */
+  readonly eventCounts: ShaperCounts = { late: 0, late_dropped: 0, rejected: 0, ignored: 0, rate_clamped: 0, train_events: 0, train_clamped: 0 };
   private readonly measure: Measurements;
   private readonly trains: TrainPlanner;
   private readonly pins = new FiredWhilePinUp();
@@ -90,7 +91,7 @@ export class Shaper {
   take(topic: unknown, payload: unknown, sqi: Sqi | undefined): string | undefined {
     const plan = planEvent(topic, payload, this.s.shape);
     if (plan.kind === "ignored") {
-      this.counts.ignored++;
+      this.eventCounts.ignored++;
       return undefined;
     }
     if (plan.kind === "rejected") return this.reject(plan.error);
@@ -102,15 +103,15 @@ export class Shaper {
     if (t0 > now + MAX_AHEAD_MS)
       return this.reject(`${String(topic)}: msg.sqi.at is ${((t0 - now) / 1000).toFixed(1)} s ahead (more than ${MAX_AHEAD_MS / 1000} s): check the clocks`);
     if (t0 < now - LATE_TOLERANCE_MS) {
-      this.counts.late++;
+      this.eventCounts.late++;
       if (this.s.late === "drop") {
-        this.counts.late_dropped++;
+        this.eventCounts.late_dropped++;
         return undefined;
       }
       t0 = now;
     }
     if (plan.rateClamp) {
-      this.counts.rate_clamped++;
+      this.eventCounts.rate_clamped++;
       const r = plan.rateClamp;
       const duty = plan.segments[0]?.level ?? 0;
       this.rateClamp = {
@@ -126,7 +127,7 @@ export class Shaper {
   }
 
   private reject(error: string): string {
-    this.counts.rejected++;
+    this.eventCounts.rejected++;
     return error;
   }
 
@@ -177,8 +178,8 @@ export class Shaper {
       g.items.forEach((it, i) => {
         const train = placed[i];
         if (!train) return;
-        this.counts.train_events += it.count;
-        this.counts.train_clamped += train.clamped;
+        this.eventCounts.train_events += it.count;
+        this.eventCounts.train_clamped += train.clamped;
         this.tally.events += it.count;
         this.tally.delivered += train.starts.length;
         this.reported.events += it.count;
@@ -193,8 +194,8 @@ export class Shaper {
   }
 
   /** Every counter: the output's, this policy's, and what waits in the queue. */
-  counters(): Record<string, number> {
-    return { ...this.output.counters, ...this.counts, queued: this.output.queued };
+  allCounters(): Record<string, number> {
+    return { ...this.output.counters, ...this.eventCounts, queued: this.output.queued };
   }
 
   /**
@@ -204,7 +205,7 @@ export class Shaper {
    */
   reached(): Record<string, number> {
     const { on_time_ms: _total, energy_j: _energy, ...fired } = this.fired();
-    return { ...this.counters(), ...fired };
+    return { ...this.allCounters(), ...fired };
   }
 
   /** Whether the pin's helper is down now (nothing planned reaches a pin). */
@@ -285,8 +286,8 @@ export class Shaper {
       c.clamped ? `clamped ${c.clamped}` : "",
       c.skipped ? `skipped ${c.skipped}` : "",
       c.dropped ? `dropped ${c.dropped}` : "",
-      this.counts.late ? `late ${this.counts.late}` : "",
-      this.counts.rejected ? `rejected ${this.counts.rejected}` : "",
+      this.eventCounts.late ? `late ${this.eventCounts.late}` : "",
+      this.eventCounts.rejected ? `rejected ${this.eventCounts.rejected}` : "",
     ].filter(Boolean);
     const saturated = this.rateClamp && now - this.rateClamp.at < CLAMP_NEWS_MS ? this.rateClamp.text : "";
     const busy = this.output.level !== 0 || this.output.queued > 0;

@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { realClock, type TimerHandle } from "../clock";
 import { packageRoot } from "../paths";
-import { checkNumber, type NumberRule } from "../settings";
+import { checkNumber, type NumberRule } from "../numbers";
 
 export const HELPER_PATH = path.join(packageRoot, "helper", "sqi_pulse_out.py");
 /** How far inside the maximum on-time the helper cuts every pulse (its own wake-up margin; the helper's HELPER_GUARD_US). */

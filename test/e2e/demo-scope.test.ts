@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Page } from "playwright-core";
 import { packageRoot } from "../../lib/paths";
-import { STATUS_MAX_CHARS } from "../../lib/status";
+import { STATUS_MAX_CHARS } from "../../lib/status-line";
 import { openBrowser, skipWithoutChromium, type Browser } from "../helpers/browser";
 import { startDemo, type Demo } from "../helpers/demo";
 import { waitFor } from "../helpers/processes";

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { packageRoot } from "../../lib/paths";
 import { MAX_LISTED } from "../../lib/bus/roster";
-import { STATUS_MAX_CHARS } from "../../lib/status";
+import { STATUS_MAX_CHARS } from "../../lib/status-line";
 import { wsBus } from "../../scripts/bare-master";
 import { startCluster, type Cluster } from "../../scripts/cluster";
 import { startFleet, type FleetHandle } from "../../scripts/fleet";

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import helper from "node-red-node-test-helper";
-import { STATUS_MAX_CHARS } from "../../lib/status";
+import { STATUS_MAX_CHARS } from "../../lib/status-line";
 import { resolveNodeRed } from "../../scripts/node-red-path";
 
 helper.init(resolveNodeRed());

@@ -6,7 +6,7 @@ import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { VirtualClock } from "../../lib/clock";
 import { container, starCore, T0 } from "../helpers/containers";
 import { helper, lastStatus, record, settle, type Recorder } from "../helpers/red";
-import { clip } from "../../lib/status";
+import { clip } from "../../lib/status-line";
 
 const dcContainer = require("../../nodes/dc-container");
 

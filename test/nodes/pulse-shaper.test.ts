@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import { VirtualClock } from "../../lib/clock";
 import { T0 } from "../helpers/containers";
 import { helper, lastStatus, record, settle } from "../helpers/red";
-import { clip } from "../../lib/status";
+import { clip } from "../../lib/status-line";
 import { SHAPER_DEFAULTS } from "../helpers/flows";
 import { resolveNodeRed } from "../../scripts/node-red-path";
 

@@ -17,7 +17,7 @@ import { GOODBYE_GRACE_MS, MqttMaster } from "../../lib/bus/mqtt-master";
 import { SequenceTracker } from "../../lib/bus/sequence";
 import { BusClient } from "../../lib/bus/ws-client";
 import { BusServer } from "../../lib/bus/ws-server";
-import { MASTER_SILENT, MAX_SILENT_MS } from "../../lib/bus/upkeep";
+import { MASTER_SILENT, MAX_SILENT_MS } from "../../lib/bus/transport-base";
 import { startJitterProxy } from "../../scripts/jitter-proxy";
 import { startBroker } from "../../scripts/mosquitto";
 import { skipWithoutMosquitto } from "../helpers/mosquitto";

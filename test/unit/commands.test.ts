@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseCommand } from "../../lib/container/commands";
-import { checkNumber } from "../../lib/settings";
+import { checkNumber } from "../../lib/numbers";
 
 describe("dc-container commands", () => {
   it("reads the command words from msg.payload, in any case and with spaces", () => {

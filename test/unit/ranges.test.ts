@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import * as vm from "node:vm";
 import { PANEL_RANGES, type RangedType } from "../../lib/ranges";
 import { rangesSetting } from "../../nodes/shell";
-import { checkNumber, type NumberRule } from "../../lib/settings";
+import { checkNumber, type NumberRule } from "../../lib/numbers";
 import { packageRoot } from "../../lib/paths";
 
 type Validate = (this: Record<string, unknown>, v: unknown) => boolean;

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { VirtualClock } from "../../lib/clock";
 import { parseShaperSettings } from "../../lib/pulse/config";
 import { MAX_AHEAD_MS, Shaper } from "../../lib/pulse/shaper";
-import { STATUS_MAX_CHARS } from "../../lib/status";
+import { STATUS_MAX_CHARS } from "../../lib/status-line";
 import { T0 } from "../helpers/containers";
 
 /** A shaper on virtual time, with its edges as "level@ms" (ms after T0) and its failures. */
@@ -45,7 +45,7 @@ describe("lib/pulse/shaper: what a pulse-shaper decides, on virtual time", () =>
     assert.equal(error, "proton_collision: msg.sqi.at is 65.0 s ahead (more than 60 s): check the clocks");
     r.clock.advance(70_000);
     assert.deepEqual(r.edges, []);
-    assert.equal(r.shaper.counts.rejected, 1);
+    assert.equal(r.shaper.eventCounts.rejected, 1);
     assert.match(r.shaper.status().status.text, /rejected 1/);
   });
 
@@ -56,20 +56,20 @@ describe("lib/pulse/shaper: what a pulse-shaper decides, on virtual time", () =>
     fire.shaper.take("b", {}, { at: T0 + 48 });
     fire.clock.advance(100);
     assert.deepEqual(fire.edges.slice(0, 2), ["1@50", "0@55"], "the late one at once");
-    assert.equal(fire.shaper.counts.late, 1, "48 is within the tolerance at 50");
+    assert.equal(fire.shaper.eventCounts.late, 1, "48 is within the tolerance at 50");
     const drop = rig({ late: "drop" });
     drop.clock.advance(50);
     drop.shaper.take("a", {}, { at: T0 + 10 });
     drop.clock.advance(100);
     assert.deepEqual(drop.edges, []);
-    assert.deepEqual([drop.shaper.counts.late, drop.shaper.counts.late_dropped], [1, 1]);
+    assert.deepEqual([drop.shaper.eventCounts.late, drop.shaper.eventCounts.late_dropped], [1, 1]);
   });
 
   it("refuses a counted message whose count or window is wrong, naming the field", () => {
     const r = rig();
     assert.match(r.shaper.take("a", {}, { count: 2.5, window_ms: 20 }) ?? "", /^a: msg\.sqi\.count must be a positive whole number of events, got 2\.5$/);
     assert.match(r.shaper.take("a", {}, { count: 2, window_ms: -1 }) ?? "", /^a: msg\.sqi\.window_ms must be/);
-    assert.equal(r.shaper.counts.rejected, 2);
+    assert.equal(r.shaper.eventCounts.rejected, 2);
   });
 
   it("places the counted messages of one frame together: two names share the pin by their counts", () => {
@@ -79,7 +79,7 @@ describe("lib/pulse/shaper: what a pulse-shaper decides, on virtual time", () =>
     assert.equal(r.edges.length, 0, "nothing placed before the turn ends");
     r.clock.advance(200);
     assert.equal(r.edges.filter((e) => e.startsWith("1@")).length, 4, "4 pulses for 4 events");
-    assert.equal(r.shaper.counts.train_events, 4);
+    assert.equal(r.shaper.eventCounts.train_events, 4);
     const m = r.shaper.report();
     assert.equal(m.train_intended_hz, 20, "4 events in the 200 ms since the start");
     assert.equal(m.train_delivered_hz, 20);
@@ -115,7 +115,7 @@ describe("lib/pulse/shaper: what a pulse-shaper decides, on virtual time", () =>
     r.shaper.close();
     r.clock.advance(500);
     assert.deepEqual(r.edges, []);
-    assert.equal(r.shaper.counts.train_events, 0);
+    assert.equal(r.shaper.eventCounts.train_events, 0);
   });
 
   it("a pin whose helper is down: red status, and what is planned meanwhile is unfired, not fired", () => {

@@ -18,7 +18,7 @@ import { FrameRates, MAX_PER_SECOND } from "../../lib/bus/rates";
 import { listenerReport, listenerStatus, masterStats, masterStatus } from "../../lib/bus/status";
 import { Roster, ROSTER_FORGET_MS } from "../../lib/bus/roster";
 import type { BusConfig, LinkState, LinkStatus, ListenerOptions, MasterCounters, MasterTransport } from "../../lib/bus/transport";
-import { ListenerBase, MasterBase, masterCounters } from "../../lib/bus/upkeep";
+import { ListenerBase, MasterBase, masterCounters } from "../../lib/bus/transport-base";
 import { T0 } from "../helpers/containers";
 
 /** A master with no sockets: what it would broadcast, and what it answers. */
