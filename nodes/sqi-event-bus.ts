@@ -9,7 +9,7 @@ import * as os from "node:os";
 import { Arrivals } from "../lib/bus/arrivals";
 import { openListener, openMaster, type TlsOptions } from "../lib/bus/connect";
 import { brokerPlace } from "../lib/bus/mqtt-link";
-import { eventFrame, newRunId } from "../lib/bus/frames";
+import { eventFrame, flatCounters, newRunId } from "../lib/bus/frames";
 import { AbsenceLedger } from "../lib/bus/ledger";
 import { Roster } from "../lib/bus/roster";
 import { LISTENER_NOTICES, MASTER_NOTICES, MinuteNotices, NOTICE_EVERY_MS } from "../lib/bus/notices";
@@ -77,9 +77,11 @@ module.exports = function (RED: RED) {
         run,
         onReport: (report) => {
           const now = clock.now();
-          const r = { ...ledger.take(report, now), remote: report.remote };
+          const r = ledger.take(report, now);
           roster.take(r, now);
-          node.send([null, { topic: "report", payload: r }]);
+          // The report message as it has always been: its groups flat in counters (fired_*, measured_*).
+          const { fired: _fired, measured: _measured, ...rest } = r;
+          node.send([null, { topic: "report", payload: { ...rest, counters: flatCounters(r) } }]);
         },
         onChange: () => status.now(),
         onAuthFailure: authFailure,

@@ -15,7 +15,8 @@ export const PROTOCOL = 2;
 /**
  * A report's counters in named groups, each with its own bound (schemas/bus-frame.schema.json
  * says the same): what a listener received and its link in `counters`, what its shapers fired
- * in `fired` (fired_* on the master), its power sensor in `measured` (measured_*). A group
+ * in `fired`, its power sensor in `measured` (fired_* and measured_* in the master's report
+ * messages and in a protocol 1 listener's flat counters: flatCounters, knownReport). A group
  * that grows does not crowd out the others; a test keeps each group's keys under 80 % of it.
  */
 export const REPORT_GROUPS = { counters: 50, fired: 40, measured: 20 } as const;
@@ -272,20 +273,51 @@ export function plainTexts(s: Serialised, run: string | undefined): string[] {
   return run ? s.texts.map((t) => `${t.slice(0, -1)},"run":"${run}"}`) : s.texts;
 }
 
+/** A report's counters in their named groups (REPORT_GROUPS): what the master reads, by group and name. */
+export interface ReportGroups {
+  /** what the listener received, and its link */
+  counters: Record<string, number>;
+  /** what the pulse-shapers it speaks for fired: pulses, on_time_ms, energy_j, dropped, skipped, ... */
+  fired?: Record<string, number>;
+  /** its power sensor: energy_j, power_w, samples, bad, age_ms, ... */
+  measured?: Record<string, number>;
+}
+
+/** A listener's report as the master takes it, whichever protocol the listener speaks: typed, in groups. */
+export type ListenerReport = Omit<ReportFrame, "fired" | "measured"> & Required<Pick<ReportGroups, "fired" | "measured">>;
+
+/** The prefixes of a group's keys in flat counters: protocol 1's reports, and the report messages the master's node sends. */
+const FLAT_PREFIX = { fired: "fired_", measured: "measured_" } as const;
+
 /**
  * A report with only the keys the protocol knows, as the master passes it on (the schema has
- * already refused any other): its groups flattened back into `counters` as fired_* and
- * measured_*, so that a report reads the same from a listener of either protocol.
+ * already refused any other), in its groups. A listener of protocol 1 sends them flat
+ * (fired_*, measured_* among its counters): they are put in their groups here, the one place
+ * that reads the prefixes.
  */
-export function knownReport(f: ReportFrame): ReportFrame {
-  const counters = { ...f.counters };
-  for (const [k, v] of Object.entries(f.fired ?? {})) counters[`fired_${k}`] = v;
-  for (const [k, v] of Object.entries(f.measured ?? {})) counters[`measured_${k}`] = v;
-  const out: ReportFrame = { type: "report", name: f.name, counters };
+export function knownReport(f: ReportFrame): ListenerReport {
+  const counters: Record<string, number> = {};
+  const fired: Record<string, number> = {};
+  const measured: Record<string, number> = {};
+  for (const [k, v] of Object.entries(f.counters)) {
+    if (k.startsWith(FLAT_PREFIX.fired)) fired[k.slice(FLAT_PREFIX.fired.length)] = v;
+    else if (k.startsWith(FLAT_PREFIX.measured)) measured[k.slice(FLAT_PREFIX.measured.length)] = v;
+    else counters[k] = v;
+  }
+  // A group says it last, as the flat form did when the groups were merged into it.
+  const out: ListenerReport = { type: "report", name: f.name, counters, fired: { ...fired, ...f.fired }, measured: { ...measured, ...f.measured } };
   if (f.offset_ms !== undefined) out.offset_ms = f.offset_ms;
   if (f.rtt_ms !== undefined) out.rtt_ms = f.rtt_ms;
   if (f.instance !== undefined) out.instance = f.instance;
   if (f.run !== undefined) out.run = f.run;
+  return out;
+}
+
+/** A report's groups as flat counters (fired_*, measured_*), as the master's report messages have always carried them. */
+export function flatCounters(r: ReportGroups): Record<string, number> {
+  const out = { ...r.counters };
+  for (const [k, v] of Object.entries(r.fired ?? {})) out[`${FLAT_PREFIX.fired}${k}`] = v;
+  for (const [k, v] of Object.entries(r.measured ?? {})) out[`${FLAT_PREFIX.measured}${k}`] = v;
   return out;
 }
 

@@ -9,6 +9,9 @@
 
 import type { ReportFrame } from "./frames";
 
+/** What the ledger reads of a report: whose it is, its life and run, and its counters (where the loss goes). */
+type Accountable = Pick<ReportFrame, "name" | "instance" | "run" | "counters">;
+
 /** Listener names remembered at most; the longest silent go first. */
 export const MAX_LEDGER_NAMES = 5000;
 /** A name not heard from for this long is forgotten (a Pi away for longer starts a new account). */
@@ -28,7 +31,7 @@ export class AbsenceLedger {
   constructor(private readonly run: string) {}
 
   /** The report as it goes on: with `lost_while_away` in its counters once the listener was away. */
-  take(report: ReportFrame, now: number): ReportFrame {
+  take<R extends Accountable>(report: R, now: number): R {
     // The loss is the master's to say: a listener's own claim of it is dropped.
     const { lost_while_away: _claimed, ...c } = report.counters;
     if (!report.instance || report.run !== this.run) return { ...report, counters: c };
@@ -55,7 +58,7 @@ export class AbsenceLedger {
     return this.withLoss(report, c, a);
   }
 
-  private withLoss(report: ReportFrame, counters: Record<string, number>, a: Account): ReportFrame {
+  private withLoss<R extends Accountable>(report: R, counters: Record<string, number>, a: Account): R {
     return { ...report, counters: { ...counters, lost_while_away: a.lost } };
   }
 }

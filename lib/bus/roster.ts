@@ -5,6 +5,7 @@
 // Where Pis have a power sensor, the summary also sums what their coils drew (lib/power).
 
 import { powerOf, sumPower, type PiPower, type PowerSum } from "../power/tally";
+import type { ReportGroups } from "./frames";
 
 /** Listeners listed by name at most (the worst first); the rest are in the summary. */
 export const MAX_LISTED = 20;
@@ -15,16 +16,18 @@ export const MAX_ROSTER = 5000;
 /** Each listener's history for the SQI scope: this long, one sample per report (at least two kept). */
 export const HISTORY_MS = 30_000;
 
-/** What a listener's counters say it lost: gaps, late, missed, unsynced, what its shapers could not fire, and what went by while it was away. */
-export function lossOf(c: Readonly<Record<string, number>>): number {
+/** What a listener's report says it lost: gaps, late, missed, unsynced, what its shapers could not fire, and what went by while it was away. */
+export function lossOf(r: ReportGroups): number {
+  const c = r.counters;
+  const f = r.fired ?? {};
   return (
     (c.missing ?? 0) +
     (c.late_dropped ?? 0) +
     (c.missed ?? 0) +
     (c.unsynced ?? 0) +
     (c.backlog_dropped ?? 0) +
-    (c.fired_dropped ?? 0) +
-    (c.fired_skipped ?? 0) +
+    (f.dropped ?? 0) +
+    (f.skipped ?? 0) +
     (c.lost_while_away ?? 0)
   );
 }
@@ -87,20 +90,20 @@ export function silence(p: PiPower | undefined): number {
 export class Roster {
   private readonly entries = new Map<string, Entry>();
 
-  take(r: { name: string; counters: Record<string, number>; offset_ms?: number; rtt_ms?: number }, now: number): void {
+  take(r: ReportGroups & { name: string; offset_ms?: number; rtt_ms?: number }, now: number): void {
     const c = r.counters;
-    const power = powerOf(c);
+    const power = powerOf(r);
     const history = this.entries.get(r.name)?.history ?? [];
     history.push({
       t: now,
-      pulses: c.fired_pulses ?? 0,
-      onMs: c.fired_on_time_ms ?? 0,
+      pulses: r.fired?.pulses ?? 0,
+      onMs: r.fired?.on_time_ms ?? 0,
       measuredJ: power?.energy_j ?? 0,
       estimatedJ: power?.estimated_j ?? null,
     });
     while (history.length > 2 && history[0]!.t < now - HISTORY_MS) history.shift();
     this.entries.delete(r.name); // re-inserted: the map stays in order of last report
-    this.entries.set(r.name, { lost: lossOf(c), late: c.late ?? 0, offset: r.offset_ms ?? null, rtt: r.rtt_ms ?? null, heard: now, power, history });
+    this.entries.set(r.name, { lost: lossOf(r), late: c.late ?? 0, offset: r.offset_ms ?? null, rtt: r.rtt_ms ?? null, heard: now, power, history });
     for (const [k, e] of this.entries) {
       if (this.entries.size <= MAX_ROSTER && e.heard >= now - ROSTER_FORGET_MS) break;
       this.entries.delete(k);

@@ -6,7 +6,7 @@
 
 import type { Clock } from "../clock";
 import type { ClockSync } from "./clock-sync";
-import type { EventFrame, ReportFrame } from "./frames";
+import type { EventFrame, ListenerReport } from "./frames";
 
 export type LinkState = "connecting" | "connected" | "disconnected" | "stopped";
 
@@ -96,7 +96,7 @@ export interface MasterOptions {
   /** This master's run (newRunId()), in the welcome and on every frame. */
   run?: string;
   /** A listener's report, with only the protocol's keys, and where it came from. */
-  onReport?: (report: ReportFrame & { remote: string }) => void;
+  onReport?: (report: ListenerReport & { remote: string }) => void;
   /** The listeners or the link changed: a moment to redraw a status. */
   onChange?: () => void;
   /** The broker refused the credentials (MQTT; WebSocket listeners are refused with a counter). */

@@ -3,6 +3,7 @@
 // (fired_energy_j, V^2/R x on-time where V and R are set), and their ratio. Shared by the
 // roster (status and stats) and the SQI scope, so that both say the same.
 
+import type { ReportGroups } from "../bus/frames";
 import { MAX_POWER_W, SENSOR_SILENT_MS } from "./meter";
 
 export interface PiPower {
@@ -20,19 +21,20 @@ export interface PiPower {
   bad: number;
 }
 
-/** What one report says of the Pi's power; undefined when that Pi has no sensor wired. */
-export function powerOf(c: Readonly<Record<string, number>>): PiPower | undefined {
-  if (c.measured_samples === undefined && c.measured_bad === undefined) return undefined;
+/** What one report says of the Pi's power (its `measured` group, and the estimate in `fired`); undefined when that Pi has no sensor wired. */
+export function powerOf(r: Pick<ReportGroups, "fired" | "measured">): PiPower | undefined {
+  const m = r.measured ?? {};
+  if (m.samples === undefined && m.bad === undefined) return undefined;
   // A report is a listener's word: a value no sensor could give (negative, beyond the limits) is not summed.
-  const energy = within(c.measured_energy_j, MAX_ENERGY_J) ?? 0;
-  const estimated = within(c.fired_energy_j, MAX_ENERGY_J);
+  const energy = within(m.energy_j, MAX_ENERGY_J) ?? 0;
+  const estimated = within(r.fired?.energy_j, MAX_ENERGY_J);
   return {
-    power_w: within(c.measured_power_w, MAX_POWER_W),
+    power_w: within(m.power_w, MAX_POWER_W),
     energy_j: energy,
     estimated_j: estimated,
     ratio: ratioOf(energy, estimated),
-    silent: c.measured_age_ms === undefined || !(c.measured_age_ms < SENSOR_SILENT_MS),
-    bad: within(c.measured_bad, Number.MAX_SAFE_INTEGER) ?? 0,
+    silent: m.age_ms === undefined || !(m.age_ms < SENSOR_SILENT_MS),
+    bad: within(m.bad, Number.MAX_SAFE_INTEGER) ?? 0,
   };
 }
 

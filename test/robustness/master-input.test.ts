@@ -8,7 +8,7 @@ import * as net from "node:net";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { realClock } from "../../lib/clock";
-import { newRunId, type ReportFrame } from "../../lib/bus/frames";
+import { newRunId, type ListenerReport } from "../../lib/bus/frames";
 import { BusServer } from "../../lib/bus/ws-server";
 import { freePort, waitFor } from "../helpers/processes";
 import { mulberry32, mutate } from "../helpers/fuzz";
@@ -19,7 +19,7 @@ const SEED = Number(process.env.SQI_FUZZ_SEED ?? 20261130);
 interface Rig {
   server: BusServer;
   port: number;
-  reports: Array<ReportFrame & { remote: string }>;
+  reports: Array<ListenerReport & { remote: string }>;
 }
 
 async function rig(extra: Partial<ConstructorParameters<typeof BusServer>[0]> = {}): Promise<Rig> {
@@ -154,12 +154,12 @@ describe("hostile frames and reports", () => {
     await waitFor("the good report", () => r.reports.length >= 1, 5000, 10);
     await new Promise((res) => setTimeout(res, 100));
     assert.equal(r.reports.length, 1);
-    assert.deepEqual(Object.keys(r.reports[0]!).sort(), ["counters", "instance", "name", "remote", "run", "type"]);
+    assert.deepEqual(Object.keys(r.reports[0]!).sort(), ["counters", "fired", "instance", "measured", "name", "remote", "run", "type"]);
     assert.ok(r.server.counters.rejected >= 2);
     l.ws.terminate();
   });
 
-  it("honest reports too large for a group (12, at a listener's pace) are counted and said, and never close their listener; a grouped report reads as fired_*; a flood of them is abuse", async () => {
+  it("honest reports too large for a group (12, at a listener's pace) are counted and said, and never close their listener; a grouped report keeps its groups; a flood of them is abuse", async () => {
     const l = await listener(r.port, "pi-big");
     const before = r.reports.length;
     const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
@@ -173,7 +173,8 @@ describe("hostile frames and reports", () => {
     await waitFor("the good report", () => r.reports.length > before, 5000, 10);
     assert.equal(l.ws.readyState, WebSocket.OPEN, "still connected");
     assert.equal(r.server.counters.disconnected_for_abuse, 0);
-    assert.deepEqual(r.reports[r.reports.length - 1]!.counters, { received: 1, fired_pulses: 4, measured_power_w: 2 });
+    const last = r.reports[r.reports.length - 1]!;
+    assert.deepEqual([last.counters, last.fired, last.measured], [{ received: 1 }, { pulses: 4 }, { power_w: 2 }]);
     assert.ok(
       r.server.lastErrors.some((e) => e.includes("a report from pi-big was too large: fired: 41 counters, over the 40")),
       r.server.lastErrors.join("\n"),
@@ -190,7 +191,7 @@ describe("hostile frames and reports", () => {
     await waitFor("pi-2's own report", () => r.reports.length > before, 5000, 10);
     await new Promise((res) => setTimeout(res, 100));
     assert.deepEqual(
-      r.reports.slice(before).map((x) => [x.name, x.counters.fired_pulses]),
+      r.reports.slice(before).map((x) => [x.name, x.fired.pulses]),
       [["pi-2", 3]],
     );
     assert.ok(

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { after, describe, it } from "node:test";
 import mqtt from "mqtt";
 import { realClock } from "../../lib/clock";
-import { newRunId, type ReportFrame } from "../../lib/bus/frames";
+import { newRunId, type ListenerReport } from "../../lib/bus/frames";
 import { MqttMaster } from "../../lib/bus/mqtt-master";
 import { startBroker } from "../../scripts/mosquitto";
 import { skipWithoutMosquitto } from "../helpers/mosquitto";
@@ -21,7 +21,7 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 describe("the MQTT master against a hostile client of the broker", { skip: skipWithoutMosquitto }, () => {
   it("hello names are capped, foreign keys, deep values, other names and floods are rejected and counted", async () => {
     const broker = await startBroker({ dir: path.join(dir, "b"), port: await freePort() });
-    const reports: ReportFrame[] = [];
+    const reports: ListenerReport[] = [];
     const m = new MqttMaster({
       clock: realClock,
       settings: { url: broker.url, qos: 0, prefix: "sqi/h", keepaliveS: 5, maxPayload: 1024 * 1024 },
@@ -58,7 +58,7 @@ describe("the MQTT master against a hostile client of the broker", { skip: skipW
         `at most 5 reports a second taken: ${reports.filter((r) => r.name === "spoof-3").length}`,
       );
       assert.ok(!reports.some((r) => r.name === "spoof-2"), "no report under another listener's name");
-      assert.deepEqual(Object.keys(reports.find((r) => r.name === "spoof-1")!).sort(), ["counters", "name", "remote", "type"]);
+      assert.deepEqual(Object.keys(reports.find((r) => r.name === "spoof-1")!).sort(), ["counters", "fired", "measured", "name", "remote", "type"]);
     } finally {
       rogue.end(true);
       await m.close();

@@ -3,6 +3,7 @@
 // the shapers' estimate (lib/power/tally, the roster and the SQI scope).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { knownReport } from "../../lib/bus/frames";
 import { Roster, summaryParts } from "../../lib/bus/roster";
 import { VirtualClock } from "../../lib/clock";
 import { PowerMeter, readMeasure, SENSOR_SILENT_MS } from "../../lib/power/meter";
@@ -180,34 +181,33 @@ describe("the simulated sensor's model over a pin log", () => {
 });
 
 describe("the master's sum of measured power", () => {
-  const report = (name: string, measured: number, estimated?: number, extra: Record<string, number> = {}) => ({
-    name,
-    counters: {
-      measured_energy_j: measured,
-      measured_power_w: 10,
-      measured_samples: 100,
-      measured_bad: 0,
-      measured_gaps: 0,
-      measured_age_ms: 200,
-      ...(estimated !== undefined ? { fired_energy_j: estimated } : {}),
-      ...extra,
-    },
-    offset_ms: 0.1,
-  });
+  /** A report as a protocol-1 listener writes it (flat), in its groups as the master takes it (knownReport). */
+  const report = (name: string, measured: number, estimated?: number, extra: Record<string, number> = {}) =>
+    knownReport({
+      type: "report",
+      name,
+      counters: {
+        measured_energy_j: measured,
+        measured_power_w: 10,
+        measured_samples: 100,
+        measured_bad: 0,
+        measured_gaps: 0,
+        measured_age_ms: 200,
+        ...(estimated !== undefined ? { fired_energy_j: estimated } : {}),
+        ...extra,
+      },
+      offset_ms: 0.1,
+    });
 
   it("per Pi: measured, estimated and their ratio; a Pi without a sensor has none", () => {
-    assert.deepEqual(powerOf(report("a", 90, 100).counters), { power_w: 10, energy_j: 90, estimated_j: 100, ratio: 0.9, silent: false, bad: 0 });
-    assert.equal(powerOf({ fired_energy_j: 3, late: 0 }), undefined);
-    assert.equal(powerOf(report("b", 5).counters)!.ratio, null, "no V and R on that Pi: no estimate, no ratio");
-    assert.equal(powerOf(report("c", 5, 5, { measured_age_ms: 6000 }).counters)!.silent, true);
+    assert.deepEqual(powerOf(report("a", 90, 100)), { power_w: 10, energy_j: 90, estimated_j: 100, ratio: 0.9, silent: false, bad: 0 });
+    assert.equal(powerOf({ fired: { energy_j: 3 }, measured: {} }), undefined);
+    assert.equal(powerOf(report("b", 5))!.ratio, null, "no V and R on that Pi: no estimate, no ratio");
+    assert.equal(powerOf(report("c", 5, 5, { measured_age_ms: 6000 }))!.silent, true);
   });
 
   it("sums over every Pi with a sensor: the ratio only over those with an estimate; silent ones not in the power now", () => {
-    const s = sumPower([
-      powerOf(report("a", 90, 100).counters)!,
-      powerOf(report("b", 30).counters)!,
-      powerOf(report("c", 60, 50, { measured_age_ms: 9000 }).counters)!,
-    ]);
+    const s = sumPower([powerOf(report("a", 90, 100))!, powerOf(report("b", 30))!, powerOf(report("c", 60, 50, { measured_age_ms: 9000 }))!]);
     assert.equal(s.pis, 3);
     assert.equal(s.silent, 1);
     assert.equal(s.power_w, 20);

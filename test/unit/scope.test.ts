@@ -29,8 +29,8 @@ describe("SQI scope data", () => {
     const s = new EdgeTrace("a", "coil", () => ({}));
     for (let t = 0; t < 3000; t += 20) (s.edge(T0 + t, 1), s.edge(T0 + t + 5, 0));
     const roster = new Roster();
-    roster.take({ name: "pi-1", counters: { fired_pulses: 5 } }, T0);
-    roster.take({ name: "pi-1", counters: { fired_pulses: 25 } }, T0 + 2000);
+    roster.take({ name: "pi-1", counters: {}, fired: { pulses: 5 } }, T0);
+    roster.take({ name: "pi-1", counters: {}, fired: { pulses: 25 } }, T0 + 2000);
     const src = { shapers: [s], masters: [{ id: "m", roster }] };
     const early = scopeSnapshot(T0 + 3000, src);
     assert.equal(early.shapers[0]!.edges[0]![0], 2000, "the window's first edge, 2 s before");
@@ -55,8 +55,8 @@ describe("SQI scope data", () => {
   it("listeners at a master: pulse rate and duty per report interval, and their sum", () => {
     const roster = new Roster();
     for (let k = 0; k <= 5; k++) {
-      roster.take({ name: "pi-1", counters: { fired_pulses: 100 * k, fired_on_time_ms: 500 * k }, rtt_ms: 0.4 }, T0 + k * 2000);
-      roster.take({ name: "pi-2", counters: { fired_pulses: 50 * k, fired_on_time_ms: 250 * k, missing: 2 } }, T0 + k * 2000);
+      roster.take({ name: "pi-1", counters: {}, fired: { pulses: 100 * k, on_time_ms: 500 * k }, rtt_ms: 0.4 }, T0 + k * 2000);
+      roster.take({ name: "pi-2", counters: { missing: 2 }, fired: { pulses: 50 * k, on_time_ms: 250 * k } }, T0 + k * 2000);
     }
     const snap = scopeSnapshot(T0 + 10_000, ofRoster(roster));
     const [b, a] = snap.listeners;
@@ -86,8 +86,8 @@ describe("SQI scope data", () => {
     const roster = new Roster();
     // 10 pulses/s each, reports every 2 s, pi-2 one second after pi-1
     for (let k = 0; k <= 10; k++) {
-      roster.take({ name: "pi-1", counters: { fired_pulses: 20 * k } }, T0 + k * 2000);
-      roster.take({ name: "pi-2", counters: { fired_pulses: 20 * k } }, T0 + 1000 + k * 2000);
+      roster.take({ name: "pi-1", counters: {}, fired: { pulses: 20 * k } }, T0 + k * 2000);
+      roster.take({ name: "pi-2", counters: {}, fired: { pulses: 20 * k } }, T0 + 1000 + k * 2000);
     }
     const snap = scopeSnapshot(T0 + 21_500, ofRoster(roster));
     const inner = snap.sum.filter(([ago]) => ago <= 18_000);
@@ -106,7 +106,8 @@ describe("SQI scope data", () => {
         roster.take(
           {
             name: `pi-${i}`,
-            counters: { fired_pulses: 10 * k, missing: i % 97 === 0 ? i : 0, late: i % 50 === 0 ? 1 : 0 },
+            counters: { missing: i % 97 === 0 ? i : 0, late: i % 50 === 0 ? 1 : 0 },
+            fired: { pulses: 10 * k },
             ...(i <= 990 ? { offset_ms: 0.1, rtt_ms: 0.4 } : {}),
           },
           T0 + k * 2000,

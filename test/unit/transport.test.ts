@@ -132,7 +132,7 @@ describe("lib/bus/upkeep: what every master transport shares", () => {
     assert.deepEqual(JSON.parse(replies[0]!), { type: "pong", id: 7, t0: 5, t1: T0, t2: T0, report_ms: 2000 });
     const report = { type: "report", name: "pi", counters: { a: 1 }, extra: "x" } as unknown as UpstreamFrame;
     m.take(report, T0, limits, () => undefined);
-    assert.deepEqual(reports, [{ type: "report", name: "pi", counters: { a: 1 }, remote: "pi" }]);
+    assert.deepEqual(reports, [{ type: "report", name: "pi", counters: { a: 1 }, fired: {}, measured: {}, remote: "pi" }]);
     assert.equal(
       m.take(
         { type: "hello", name: "pi", protocol: 1 },
