@@ -178,7 +178,7 @@ module.exports = function (RED: RED) {
       },
       onAuthFailure: authFailure,
       // What arrived, and what the pulse-shapers on this tab fired: the master sees the whole array.
-      report: () => ({ ...listenerReport(client, arrivals, firedHere()), ...(meter.present ? meter.counters(clock.now(), true) : {}) }),
+      report: () => listenerReport(client, arrivals, firedHere(), meter.present ? { ...meter.group(clock.now(), true) } : undefined),
     });
     const stats = (): void =>
       node.send([

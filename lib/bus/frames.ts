@@ -141,32 +141,24 @@ function cutGroups(f: Record<string, unknown>): Record<string, unknown> {
 }
 
 /**
- * A listener's counters (flat: fired_*, measured_*, the rest) as a report's groups, for a
- * master of `protocol`; a group over its bound is cut to it, and what was cut is counted in
- * `dropped` (a master of protocol 1 takes only the flat counters, at most 50 of them).
+ * A listener's report groups as it sends them to a master of `protocol`: each group cut to its
+ * bound, and what was cut counted in `dropped`; a master of protocol 1 takes only flat counters
+ * (fired_*, measured_* among them), at most 50.
  */
-export function reportGroups(
-  flat: Record<string, number>,
-  protocol: number,
-): { groups: Pick<ReportFrame, "counters" | "fired" | "measured">; dropped: number } {
+export function reportGroups(report: ReportGroups, protocol: number): { groups: Pick<ReportFrame, "counters" | "fired" | "measured">; dropped: number } {
   let dropped = 0;
-  const take = (into: Record<string, number>, key: string, v: number, max: number): void => {
-    if (Object.keys(into).length < max) into[key] = v;
-    else dropped++;
+  const bounded = (from: Record<string, number> | undefined, max: number): Record<string, number> => {
+    const into: Record<string, number> = {};
+    for (const [k, v] of Object.entries(from ?? {})) {
+      if (Object.keys(into).length < max) into[k] = v;
+      else dropped++;
+    }
+    return into;
   };
-  if (protocol < 2) {
-    const counters: Record<string, number> = {};
-    for (const [k, v] of Object.entries(flat)) take(counters, k, v, REPORT_GROUPS.counters);
-    return { groups: { counters }, dropped };
-  }
-  const counters: Record<string, number> = {};
-  const fired: Record<string, number> = {};
-  const measured: Record<string, number> = {};
-  for (const [k, v] of Object.entries(flat)) {
-    if (k.startsWith("fired_")) take(fired, k.slice(6), v, REPORT_GROUPS.fired);
-    else if (k.startsWith("measured_")) take(measured, k.slice(9), v, REPORT_GROUPS.measured);
-    else take(counters, k, v, REPORT_GROUPS.counters);
-  }
+  if (protocol < 2) return { groups: { counters: bounded(flatCounters(report), REPORT_GROUPS.counters) }, dropped };
+  const counters = bounded(report.counters, REPORT_GROUPS.counters);
+  const fired = bounded(report.fired, REPORT_GROUPS.fired);
+  const measured = bounded(report.measured, REPORT_GROUPS.measured);
   return {
     groups: { counters, ...(Object.keys(fired).length ? { fired } : {}), ...(Object.keys(measured).length ? { measured } : {}) },
     dropped,

@@ -4,6 +4,7 @@
 import type { PowerStatus } from "../power/meter";
 import { clip, statusText, type StatusLine } from "../status-line";
 import type { Arrivals } from "./arrivals";
+import type { ReportGroups } from "./frames";
 import { MAX_LISTED, summaryParts, type ListenerLine, type RosterSummary } from "./roster";
 import type { BusConfig, ListenerTransport, MasterTransport } from "./transport";
 import { MASTER_SILENT } from "./transport-base";
@@ -125,15 +126,18 @@ export function listenerStats(client: ListenerTransport, arrivals: Arrivals, nam
   };
 }
 
-/** What a listener reports to the master: what arrived, and what this Pi's pulse-shapers fired (`fired`). */
-export function listenerReport(client: ListenerTransport, arrivals: Arrivals, fired: Record<string, number>): Record<string, number> {
+/** What a listener reports to the master, in its groups: what arrived (`counters`), what the pulse-shapers it speaks for fired, and its power sensor's readings. */
+export function listenerReport(client: ListenerTransport, arrivals: Arrivals, fired: Record<string, number>, measured?: Record<string, number>): ReportGroups {
   const { first_seq, last_seq } = arrivals.tracker.stream;
   return {
-    ...arrivals.counters(),
-    reconnects: client.counters.reconnects,
-    rejected: client.counters.rejected,
-    ...(first_seq !== undefined ? { first_seq } : {}),
-    ...(last_seq !== undefined ? { last_seq } : {}),
-    ...fired,
+    counters: {
+      ...arrivals.counters(),
+      reconnects: client.counters.reconnects,
+      rejected: client.counters.rejected,
+      ...(first_seq !== undefined ? { first_seq } : {}),
+      ...(last_seq !== undefined ? { last_seq } : {}),
+    },
+    fired,
+    ...(measured ? { measured } : {}),
   };
 }

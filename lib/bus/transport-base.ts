@@ -18,6 +18,7 @@ import {
   serialise,
   type EventFrame,
   type FrameText,
+  type ReportGroups,
   type Serialised,
   type UpstreamFrame,
 } from "./frames";
@@ -70,7 +71,7 @@ export class ListenerUpkeep {
       send: (f: UpstreamFrame) => void;
       /** pings and reports sent, and counters cut from reports over a group's bound */
       counters: { pings: number; reports: number; report_keys_dropped: number };
-      report?: () => Record<string, number>;
+      report?: () => ReportGroups;
       reportEveryMs?: number;
       maxPingMs?: number;
       /** This listener's life (newRunId()), and the master run it follows: the master's accounting of its absences. */

@@ -6,7 +6,7 @@
 
 import type { Clock } from "../clock";
 import type { ClockSync } from "./clock-sync";
-import type { EventFrame, ListenerReport } from "./frames";
+import type { EventFrame, ListenerReport, ReportGroups } from "./frames";
 
 export type LinkState = "connecting" | "connected" | "disconnected" | "stopped";
 
@@ -128,7 +128,7 @@ export interface ListenerOptions {
   /** The broker refused the credentials (MQTT; a WebSocket refusal is in the status). */
   onAuthFailure?: (text: string) => void;
   /** What to report upstream every reportEveryMs (or less often when the master paces its listeners' reports). */
-  report?: () => Record<string, number>;
+  report?: () => ReportGroups;
   reportEveryMs?: number;
   /** The longest wait between clock-sync pings once the estimate is steady (DEFAULT_MAX_PING_MS). */
   maxPingMs?: number;

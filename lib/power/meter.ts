@@ -54,7 +54,25 @@ export function readMeasure(payload: unknown): Reading {
   return { ok: true, watts: v.value * a.value };
 }
 
-/** What a listener reports of its sensor, as numeric counters (old masters pass them on as they are). */
+/** What a listener reports of its sensor: a report's `measured` group. */
+export interface MeasuredGroup {
+  /** the latest reading, W */
+  power_w?: number;
+  /** lowest and highest reading since the last report, W */
+  min_w?: number;
+  max_w?: number;
+  /** electrical energy drawn since deploy, J: readings integrated on this Pi's clock */
+  energy_j: number;
+  samples: number;
+  /** payloads refused (never averaged in) */
+  bad: number;
+  /** silences longer than SENSOR_SILENT_MS: spans not integrated */
+  gaps: number;
+  /** ms since the latest reading (absent before the first) */
+  age_ms?: number;
+}
+
+/** The same in a listener's stats message, each key prefixed measured_. */
 export interface MeasuredCounters {
   /** the latest reading, W */
   measured_power_w?: number;
@@ -127,22 +145,27 @@ export class PowerMeter {
     return this.energyJ;
   }
 
-  /** The counters for a report or stats; `report` true starts a new min/max period. */
-  counters(now: number, report = false): MeasuredCounters {
-    const out: MeasuredCounters = { measured_energy_j: round6(this.energyJ), measured_samples: this.samples, measured_bad: this.bad, measured_gaps: this.gaps };
+  /** A report's `measured` group; `report` true starts a new min/max period. */
+  group(now: number, report = false): MeasuredGroup {
+    const out: MeasuredGroup = { energy_j: round6(this.energyJ), samples: this.samples, bad: this.bad, gaps: this.gaps };
     if (this.last) {
-      out.measured_power_w = round6(this.last.w);
-      out.measured_age_ms = Math.max(0, Math.round(now - this.last.t));
+      out.power_w = round6(this.last.w);
+      out.age_ms = Math.max(0, Math.round(now - this.last.t));
     }
     if (this.max >= this.min) {
-      out.measured_min_w = round6(this.min);
-      out.measured_max_w = round6(this.max);
+      out.min_w = round6(this.min);
+      out.max_w = round6(this.max);
     }
     if (report) {
       this.min = Infinity;
       this.max = -Infinity;
     }
     return out;
+  }
+
+  /** The same for a listener's stats message, as it has always read: each key prefixed measured_. */
+  counters(now: number, report = false): MeasuredCounters {
+    return Object.fromEntries(Object.entries(this.group(now, report)).map(([k, v]) => [`measured_${k}`, v])) as unknown as MeasuredCounters;
   }
 
   /** A status part: "12.3 W", or "sensor silent" (and `silent`, which the status shows as trouble). */

@@ -5,11 +5,11 @@
 
 export type FiredCounters = Record<string, number>;
 
-/** The shapers' counters summed key by key, each key prefixed "fired_". */
+/** The shapers' counters summed key by key: a report's `fired` group. */
 export function firedTotals(sources: Iterable<FiredCounters>): FiredCounters {
   const out: FiredCounters = {};
   for (const s of sources) {
-    for (const [k, v] of Object.entries(s)) if (Number.isFinite(v)) out[`fired_${k}`] = (out[`fired_${k}`] ?? 0) + v;
+    for (const [k, v] of Object.entries(s)) if (Number.isFinite(v)) out[k] = (out[k] ?? 0) + v;
   }
   return out;
 }

@@ -79,7 +79,7 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
         });
         void rise;
         await new Promise((r) => setTimeout(r, 15));
-        const firedBefore = firedTotals([firedOf()]).fired_pulses ?? 0;
+        const firedBefore = firedTotals([firedOf()]).pulses ?? 0;
         process.kill((pinNode as unknown as { child: { pid: number } }).child.pid, "SIGKILL");
         await new Promise((r) => setTimeout(r, 2500));
         // Events stop, the queue empties, and a measurement is sent after that: all four are read at rest.
@@ -90,10 +90,10 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
         const seen = inScope();
         const recs = parsePinLog(fs.readFileSync(pinLog, "utf8")).filter((r) => r.pin === 25 && r.event === undefined);
         t.diagnostic(
-          `fired before the kill ${firedBefore}, after ${after.fired_pulses} (unfired ${after.fired_unfired_pulses}); the pin's last level ${recs[recs.length - 1]?.value}; shaper status "${lastStatus(shaper)}"`,
+          `fired before the kill ${firedBefore}, after ${after.pulses} (unfired ${after.unfired_pulses}); the pin's last level ${recs[recs.length - 1]?.value}; shaper status "${lastStatus(shaper)}"`,
         );
-        assert.ok((after.fired_pulses ?? 0) <= firedBefore + 1, `no pulse counted as fired once the helper died: ${firedBefore} -> ${after.fired_pulses}`);
-        assert.ok((after.fired_unfired_pulses ?? 0) >= 10, `what was planned meanwhile is unfired: ${after.fired_unfired_pulses}`);
+        assert.ok((after.pulses ?? 0) <= firedBefore + 1, `no pulse counted as fired once the helper died: ${firedBefore} -> ${after.pulses}`);
+        assert.ok((after.unfired_pulses ?? 0) >= 10, `what was planned meanwhile is unfired: ${after.unfired_pulses}`);
         assert.match(lastStatus(shaper), /^pin stopped: nothing fired$/);
         assert.equal(shaper.errors.filter((e) => e.includes("its helper is not running")).length, 1, "said once in the log");
         assert.deepEqual(pinErrors, [], "no edges handed to a dead helper (each would be an error)");
@@ -101,12 +101,12 @@ describe("rpi-gpio out's helper killed mid-pulse", { skip: !gpio.simulated && "a
         t.diagnostic(
           `measurements: pulses ${measured.pulses}, unfired ${measured.unfired_pulses}, rate ${measured.rate_hz} Hz; scope: pulses ${seen.counters.pulses}, unfired ${seen.counters.unfired_pulses}, ${seen.rises} rises drawn`,
         );
-        assert.equal(measured.pulses, after.fired_pulses, "the measurements output's pulses are the reports' fired_pulses");
-        assert.equal(measured.unfired_pulses, after.fired_unfired_pulses, "and its unfired_pulses theirs");
+        assert.equal(measured.pulses, after.pulses, "the measurements output's pulses are the reports' fired pulses");
+        assert.equal(measured.unfired_pulses, after.unfired_pulses, "and its unfired_pulses theirs");
         assert.equal(measured.rate_hz, 0, "no pulse measured in the last period: none reached a pin");
         // The scope too: the same counters, and no edges drawn for the last 2 s.
-        assert.equal(seen.counters.pulses, after.fired_pulses);
-        assert.equal(seen.counters.unfired_pulses, after.fired_unfired_pulses);
+        assert.equal(seen.counters.pulses, after.pulses);
+        assert.equal(seen.counters.unfired_pulses, after.unfired_pulses);
         assert.equal(seen.rises, 0, "the scope draws no pulse that reached no pin");
       } finally {
         clearInterval(beat);

@@ -262,16 +262,16 @@ describe("sequence accounting", () => {
 });
 
 describe("fired counters for the reports", () => {
-  it("sums the shapers' counters key by key, prefixed fired_", () => {
+  it("sums the shapers' counters key by key: a report's fired group", () => {
     assert.deepEqual(
       firedTotals([
         { pulses: 3, on_time_ms: 15 },
         { pulses: 2, clamped: 1, bad: Number.NaN },
       ]),
       {
-        fired_pulses: 5,
-        fired_on_time_ms: 15,
-        fired_clamped: 1,
+        pulses: 5,
+        on_time_ms: 15,
+        clamped: 1,
       },
     );
     assert.deepEqual(firedTotals([]), {});
@@ -310,14 +310,14 @@ describe("reports: counters in named groups, each with room of its own", () => {
     shaper.take("proton_collision", {}, { at: T0 + 1 });
     shaper.pinDown("stopped");
     shaper.pinUp();
-    const fired = Object.fromEntries(Object.entries(shaper.fired()).map(([k, v]) => [`fired_${k}`, v]));
-    // A power meter that has had readings, a gap and a bad one: every measured_* key.
+    const fired = firedTotals([shaper.fired()]);
+    // A power meter that has had readings, a gap and a bad one: every measured key.
     const meter = new PowerMeter();
     meter.take(5, T0);
     meter.take(-1, T0 + 1);
     meter.take(5, T0 + 10_000);
-    const flat = { ...listenerReport(client, arrivals, fired), ...meter.counters(T0 + 10_001, true), lost_while_away: 0 };
-    const { groups } = reportGroups(flat, PROTOCOL);
+    const report = listenerReport(client, arrivals, fired, { ...meter.group(T0 + 10_001, true) });
+    const { groups } = reportGroups({ ...report, counters: { ...report.counters, lost_while_away: 0 } }, PROTOCOL);
     return { counters: Object.keys(groups.counters), fired: Object.keys(groups.fired ?? {}), measured: Object.keys(groups.measured ?? {}) };
   }
 
@@ -340,9 +340,9 @@ describe("reports: counters in named groups, each with room of its own", () => {
   });
 
   it("groups and cuts on the listener, keeps the groups on the master (flat only in its report messages); a group over its bound is 'too large', not abuse", () => {
-    const flat: Record<string, number> = { received: 3, fired_pulses: 2, measured_power_w: 1.5 };
-    for (let i = 0; i < 50; i++) flat[`fired_k${i}`] = i;
-    const v2 = reportGroups(flat, 2);
+    const report = { counters: { received: 3 }, fired: { pulses: 2 } as Record<string, number>, measured: { power_w: 1.5 } };
+    for (let i = 0; i < 50; i++) report.fired[`k${i}`] = i;
+    const v2 = reportGroups(report, 2);
     assert.equal(Object.keys(v2.groups.fired!).length, 40);
     assert.equal(v2.dropped, 11, "51 fired keys into a group of 40");
     assert.deepEqual(v2.groups.counters, { received: 3 });
@@ -358,7 +358,7 @@ describe("reports: counters in named groups, each with room of its own", () => {
     const v1Report = knownReport({ type: "report", name: "pi", counters: { received: 3, fired_pulses: 2, measured_power_w: 1.5 } });
     assert.deepEqual([v1Report.counters, v1Report.fired, v1Report.measured], [{ received: 3 }, { pulses: 2 }, { power_w: 1.5 }]);
     // To a master of protocol 1: flat, at most 50.
-    const v1 = reportGroups(flat, 1);
+    const v1 = reportGroups(report, 1);
     assert.equal(Object.keys(v1.groups.counters).length, 50);
     assert.equal(v1.groups.fired, undefined);
     assert.equal(v1.dropped, 3, "53 counters, 50 of them taken");

@@ -160,7 +160,7 @@ describe("lib/bus/upkeep: what every listener transport shares", () => {
       name: "pi-1",
       instance: "i1",
       onEvents: (events, _at, run) => got.push({ seqs: events.map((e) => e.seq), run }),
-      report: () => ({ x: 1 }),
+      report: () => ({ counters: { x: 1 } }),
       reportEveryMs: 2000,
     });
     return { clock, l, got };
@@ -546,7 +546,10 @@ describe("lib/bus/status: what a bus node shows", () => {
     const s = listenerStatus(l, arrivals, () => 250);
     assert.equal(s.fill, "green");
     assert.match(s.text, /^offset [+-]\d+\.\d\d ± \d+\.\d\d ms · 250 ev\/s$/);
-    const report = listenerReport(l, arrivals, { fired_pulses: 2 });
-    assert.deepEqual([report.received, report.first_seq, report.last_seq, report.fired_pulses, report.rejected], [1, 1, 1, 2, 0]);
+    const report = listenerReport(l, arrivals, { pulses: 2 });
+    assert.deepEqual(
+      [report.counters.received, report.counters.first_seq, report.counters.last_seq, report.fired?.pulses, report.counters.rejected],
+      [1, 1, 1, 2, 0],
+    );
   });
 });
