@@ -1,7 +1,7 @@
 // What a listener's pulse-shapers have fired, summed, for the bus listener to report upstream:
 // the master then sees every Pi's pulse counts, not only what each received. Which shapers a
-// listener speaks for is wiring, decided in its node shell (the shapers on its own flow tab);
-// nothing here is process-wide.
+// listener speaks for is the flow's wiring: those on its own flow tab (shapersOf); its node
+// shell reads them from the running nodes. Nothing here is process-wide.
 
 export type FiredCounters = Record<string, number>;
 

@@ -40,9 +40,14 @@ function texts(): Array<{ where: string; text: string }> {
   return out;
 }
 
-/** Energy said to come out, be made or be gained: what a sum of measured draw never is (unless denied). */
+/**
+ * Energy said to come out, be made or be gained: what a sum of measured draw never is (unless
+ * denied). A claim of a gain, anywhere in the repository, is the lint's (scripts/lint.mjs,
+ * Honesty); this test adds what the lint cannot see line by line: how a sentence about the
+ * measured sum names its energy.
+ */
 const OUTWARD =
-  /energy (out|output|produced|generated|released|gained|harvested|created|returned)\b|\b(produc|generat|releas|harvest|creat|gain)\w* (more )?(electrical )?(energy|power)\b|energy\s+gain/i;
+  /energy (out|output|produced|generated|released|gained|harvested|created|returned)\b|\b(produc|generat|releas|harvest|creat|gain)\w* (more )?(electrical )?(energy|power)\b/i;
 const DENIED = /\b(no|never|not|nothing|does not|cannot|no coil)\b/i;
 /** A sentence about the measured sum's energy must say what kind: drawn, in, electrical. */
 const ABOUT_SUM = /\b(sum|summed|sums|adding it up|total|measured)\b/i;
