@@ -81,6 +81,20 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
     );
   });
 
+  it("(a2) the dc-container panel of a flow saved without the multiplexing fields shows their defaults, not empty dropdowns", async () => {
+    // Example 01's container node has no spread, spreadOver or emission (flows made before them).
+    await page.evaluate('RED.editor.edit(RED.nodes.filterNodes({ type: "dc-container" })[0])');
+    await page.locator("#node-dialog-cancel").waitFor({ state: "visible", timeout: 10_000 });
+    await page.waitForTimeout(300);
+    const shown = await page.evaluate(() => {
+      const $ = (globalThis as unknown as { $: (s: string) => { val(): unknown } }).$;
+      return ["spread", "spreadOver", "emission"].map((k) => $(`#node-input-${k}`).val());
+    });
+    await page.click("#node-dialog-cancel");
+    await page.locator("#node-dialog-cancel").waitFor({ state: "detached", timeout: 10_000 });
+    assert.deepEqual(shown, ["even", "tick", "auto"]);
+  });
+
   it("(b) a pulse width of 20 ms set in the panel is 20 ms at the pin (+-1 ms)", async (t) => {
     // The star core at 2x plays proton_collision (one pulse of the width) once per 1.25 s loop:
     // after the change, those pulses are 20 ms wide and recur every 1.25 s. (Not 12 ms: with the
