@@ -193,9 +193,9 @@ module.exports = function (RED: RED) {
     const errors = new ThrottledErrors(clock, node, "");
     node.on("input", (msg, _send, done) => {
       const cmd = parseCommand(msg);
-      if ("error" in cmd) return errors.fail(`dc-container: ${cmd.error}`, msg, done);
+      if ("error" in cmd) return errors.fail(`dc-container: ${cmd.error}`, done);
       const failed = run(cmd);
-      if (failed) return errors.fail(failed, msg, done);
+      if (failed) return errors.fail(failed, done);
       done();
     });
 

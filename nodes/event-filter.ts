@@ -131,7 +131,7 @@ module.exports = function (RED: RED) {
           // Routed by the rules that held; a condition that failed fails the message too (a catch node hears of it).
           const failures: string[] = [];
           deliver(item.msg, await outputsFor(item.msg, failures), item.send);
-          if (failures.length) errors.fail(`JSONata condition failed: ${failures[0]}`, item.msg, item.done);
+          if (failures.length) errors.fail(`JSONata condition failed: ${failures[0]}`, item.done);
           else item.done();
         } catch (e) {
           item.done(e as Error);

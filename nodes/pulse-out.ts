@@ -127,7 +127,7 @@ module.exports = function (RED: RED) {
     node.on("input", (msg, _send, done) => {
       const r = readPulseInput(msg, clock.now());
       status.soon();
-      if (r.kind === "error") return errors.fail(r.error, msg, done);
+      if (r.kind === "error") return errors.fail(r.error, done);
       if (r.kind === "low") pin.low();
       else pin.pulse(r.widthMs, r.agoMs);
       done();

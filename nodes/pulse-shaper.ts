@@ -165,7 +165,7 @@ module.exports = function (RED: RED) {
         } else if (msg.measure === true) report();
         else {
           const error = shaper.take(msg.topic, msg.payload, sqiOf(msg));
-          if (error) return errors.fail(error, msg, done);
+          if (error) return errors.fail(error, done);
         }
         done();
       } catch (e) {

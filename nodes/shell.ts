@@ -7,7 +7,7 @@ import { realClock, type Clock, type TimerHandle } from "../lib/clock";
 import { PANEL_RANGES, type RangedType } from "../lib/ranges";
 import type { NumberRule } from "../lib/numbers";
 import { clip } from "../lib/status-line";
-import type { DoneFn, Node, NodeMessage, NodeStatus, RED } from "./red";
+import type { DoneFn, Node, NodeStatus, RED } from "./red";
 
 /** How often a busy node's status is redrawn at most. */
 export const STATUS_EVERY_MS = 500;
@@ -34,7 +34,7 @@ export function refuseInputs(node: Node, clock: Clock, prefix: string, problems:
   node.error(`${prefix ? `${prefix}: ` : ""}${text}`);
   node.status({ fill: "red", shape: "ring", text: clip(problems[0] ?? "configuration error") });
   const errors = new ThrottledErrors(clock, node, prefix);
-  node.on("input", (msg, _send, done) => errors.fail(text, msg, done));
+  node.on("input", (_msg, _send, done) => errors.fail(text, done));
 }
 
 /**
@@ -134,8 +134,8 @@ export class ThrottledErrors {
     private readonly prefix: string,
   ) {}
 
-  /** `msg` failed for `text`: done(err), or counted when the same text was said within the last second. */
-  fail(text: string, _msg: NodeMessage, done: DoneFn): void {
+  /** The message whose `done` this is failed for `text`: done(err), or counted when the same text was said within the last second. */
+  fail(text: string, done: DoneFn): void {
     const said = this.say(text);
     if (said) done(new Error(said));
   }

@@ -106,8 +106,7 @@ module.exports = function (RED: RED) {
       );
       node.on("input", (msg, _send, done) => {
         if (msg.stats === true) stats();
-        else if (typeof msg.topic !== "string" || msg.topic.trim() === "")
-          return errors.fail("msg.topic must be the event name (a non-empty string)", msg, done);
+        else if (typeof msg.topic !== "string" || msg.topic.trim() === "") return errors.fail("msg.topic must be the event name (a non-empty string)", done);
         else {
           server.send(eventFrame(msg.topic, msg.payload, sqiOf(msg), ++seq));
           status.soon();
@@ -195,12 +194,11 @@ module.exports = function (RED: RED) {
       if (msg.topic === "measure") {
         const error = meter.take(msg.payload, clock.now());
         status.soon();
-        if (error) return errors.fail(`measurement refused (counted as measured_bad, not averaged in): ${error}`, msg, done);
+        if (error) return errors.fail(`measurement refused (counted as measured_bad, not averaged in): ${error}`, done);
       } else if (msg.stats === true) stats();
       else
         return errors.fail(
           'a listening bus node takes only a power sensor\'s readings (msg.topic "measure") and msg.stats = true; it sends nothing upstream but pings and reports',
-          msg,
           done,
         );
       done();

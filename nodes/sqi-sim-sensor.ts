@@ -35,7 +35,7 @@ module.exports = function (RED: RED) {
     const pin = value("pin");
     const file = String(def.pinLog ?? "").trim() || String(RED.util.evaluateNodeProperty("SQI_PIN_LOG", "env", node, {}) ?? "");
     const errors = new ThrottledErrors(clock, node, "sqi-sim-sensor");
-    node.on("input", (msg, _send, done) => errors.fail("takes no input; it reads the simulated GPIO's pin log by itself", msg, done));
+    node.on("input", (_msg, _send, done) => errors.fail("takes no input; it reads the simulated GPIO's pin log by itself", done));
     if (!file) {
       // A real Pi (or Node-RED started without the simulated GPIO): nothing to simulate, and no number is made up.
       node.status({ fill: "grey", shape: "ring", text: "SIMULATED: no pin log here, silent" });

@@ -113,7 +113,7 @@ export class Roster {
   summary(joined: number, now: number): RosterSummary {
     const s: RosterSummary = { joined, synced: 0, late: 0, lost: 0, troubled: 0 };
     const power: PiPower[] = [];
-    for (const e of this.fresh(now)) {
+    for (const [, e] of this.reporting(now)) {
       if (e.offset !== null) s.synced++;
       s.late += e.late;
       s.lost += e.lost;
@@ -145,10 +145,6 @@ export class Roster {
   /** Every listener heard within ROSTER_FORGET_MS (a pure read: the silent ones are skipped, not removed). */
   *reporting(now: number): Iterable<[string, RosterEntry]> {
     for (const entry of this.entries) if (entry[1].heard >= now - ROSTER_FORGET_MS) yield entry;
-  }
-
-  private *fresh(now: number): Iterable<Entry> {
-    for (const e of this.entries.values()) if (e.heard >= now - ROSTER_FORGET_MS) yield e;
   }
 }
 

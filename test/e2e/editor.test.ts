@@ -148,6 +148,11 @@ describe("the editor in a real browser", { skip: skipWithoutChromium }, () => {
       () => (globalThis as unknown as { RED: { settings: Record<string, Record<string, { max: number }> | undefined> } }).RED.settings.pulseShaperRanges,
     );
     assert.equal(ranges?.maxOn?.max, 60_000, "RED.settings.pulseShaperRanges reached the editor");
+    assert.equal(
+      await page.evaluate(() => typeof (globalThis as unknown as { SQI_PULSE?: { ranged?: unknown } }).SQI_PULSE?.ranged),
+      "function",
+      "the panels' shared validator (resources/sqi-ranges.js) loaded",
+    );
     await openNode("coil pulses");
     await page.fill("#node-input-width", "-3");
     await page.locator("#node-input-width").blur();

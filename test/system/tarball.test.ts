@@ -63,6 +63,7 @@ describe(
         `examples/${EXAMPLE}.json`,
         "containers/synthetic_star_core.dc",
         "helper/sqi_pulse_out.py",
+        "resources/sqi-ranges.js", // every panel loads it
         "systemd/nodered.service.d/sqi-pulse.conf", // the README copies it from here
         ...["protocol", "nodes", "dc-format", "many-pis", "power", "raspberry-pi", "benchmarks", "developing"].map((d) => `docs/${d}.md`), // the nodes' help links to them
       ]) {

@@ -25,7 +25,12 @@ function editorDef(type: RangedType, settings: Record<string, unknown>): EditorD
   const registered: Record<string, EditorDef> = {};
   const jq = () => ({ length: 0, val: () => undefined });
   const RED = { settings, nodes: { registerType: (t: string, d: EditorDef) => (registered[t] = d) }, _: (k: string) => k };
-  vm.runInNewContext(script, { RED, $: jq, Number, isFinite, String, Array, JSON, Math, console });
+  const page = vm.createContext({ RED, $: jq, Number, isFinite, String, Array, JSON, Math, console });
+  vm.runInContext("var window = this;", page);
+  // The shared validator the panel loads first (its <script src>), as the editor does.
+  assert.match(html, /^<script src="resources\/@sqi\/node-red-pulse\/sqi-ranges\.js"><\/script>/, `${type}.html loads the shared validator`);
+  vm.runInContext(fs.readFileSync(path.join(packageRoot, "resources", "sqi-ranges.js"), "utf8"), page);
+  vm.runInContext(script, page);
   assert.ok(registered[type], `${type}.html registers ${type}`);
   return registered[type]!;
 }
