@@ -124,12 +124,18 @@ describe(
     });
 
     it("rpi-gpio out's helper killed with SIGKILL mid-pulse: the kernel frees its pin (an input, low by the pull-down), where RPi.GPIO left it high", async () => {
-      await helper.load([pulseShaper, piGpio], [{ id: "f", type: "tab" }, shaper("ps", ["k"], { width: 90 }), pinOut("k", 13)]);
-      await new Promise((r) => setTimeout(r, 800));
+      // A 400 ms pulse, so that the helper is dead and rpi-gpio out has seen it close before the fall
+      // comes: rpi-gpio out writes to its helper's stdin with no error handler, and a fall written
+      // into the pipe of a helper that has just died is an EPIPE that no one catches (it would stop
+      // Node-RED). A 90 ms pulse met that under two busy loops 3 times in 8 runs.
+      await helper.load([pulseShaper, piGpio], [{ id: "f", type: "tab" }, shaper("ps", ["k"], { width: 400, maxOn: 1000 }), pinOut("k", 13)]);
+      await waitFor("the helper's python", () => recs(13).some((r) => r.event === "out"), 10_000, 20);
+      const python = pythonOf(helper.getNode("k"));
       helper.getNode("ps").receive({ topic: "proton_collision" });
       await waitFor("the pulse on", () => driven(13).at(-1)?.value === 1, 5000, 2);
-      process.kill(pythonOf(helper.getNode("k")), "SIGKILL");
+      process.kill(python, "SIGKILL");
       await waitFor("the pin freed", () => recs(13).at(-1)?.event === "released", 5000, 10);
+      await waitFor("rpi-gpio out sees its helper gone", () => !(helper.getNode("k") as unknown as { running: boolean }).running, 5000, 10);
       await helper.unload();
       const r = recs(13);
       assert.equal(driven(13).at(-1)?.value, 1, "no fall was written: the helper died mid-pulse");
