@@ -9,7 +9,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { RealClock, VirtualClock, type Clock } from "../lib/clock";
-import { loadContainerFile, MAX_CONTAINER_BYTES, parseContainerText, type LoadResult, type Problem } from "../lib/container/format";
+import { loadContainerFile, MAX_CONTAINER_BYTES, parseContainerText, problemLine, type LoadResult } from "../lib/container/format";
 import { MAX_SPEED, Player } from "../lib/container/player";
 import { packageRoot } from "../lib/paths";
 import { parseCommand } from "./args";
@@ -78,13 +78,6 @@ async function load(file: string): Promise<LoadResult> {
 
 const shown = (file: string): string => (file === "-" ? "<stdin>" : file);
 const unreadable = (r: LoadResult): boolean => !r.ok && r.problems.some((p) => p.unreadable);
-
-/** `FILE:LINE:COL: message (json.path)`, the form editors and terminals make clickable. */
-function problemLine(file: string, p: Problem): string {
-  if (p.unreadable || p.line === undefined) return `${file}: ${p.message}`;
-  const where = p.path && !p.path.startsWith("line ") ? ` (${p.path})` : "";
-  return `${file}:${p.line}:${p.column ?? 1}: ${p.message}${where}`;
-}
 
 async function validate(args: string[]): Promise<number> {
   const parsed = parseCommand(args, { format: { type: "string", default: "text" }, help: { type: "boolean", short: "h" } });

@@ -8,6 +8,7 @@ import { parseCloneSettings } from "../lib/container/clones";
 import { parseCommand, type Command } from "../lib/container/commands";
 import { formatProblems, loadContainerFile, parseContainerText, validateContainer, type Container, type LoadResult } from "../lib/container/format";
 import { MAX_EACH_EVENTS, Player, type PlayedGlyph } from "../lib/container/player";
+import { glance } from "../lib/container/glance";
 import { bundledContainers, containerCandidates, resolveContainerPath } from "../lib/container/source";
 import { checkNumber } from "../lib/numbers";
 import { fromGlyph } from "../lib/sqi";
@@ -239,6 +240,20 @@ module.exports = function (RED: RED) {
 
   RED.httpAdmin.get("/dc-container/containers", RED.auth.needsPermission("dc-container.read"), (_req, res) => {
     res.json(bundledContainers());
+  });
+
+  // The panel's timeline: its source and speed fields as they are now, through the node's own loaders and Player (lib/container/glance.ts).
+  RED.httpAdmin.post("/dc-container/preview", RED.auth.needsPermission("dc-container.read"), (req, res) => {
+    const config = (req.body as { config?: unknown } | undefined)?.config;
+    if (typeof config !== "object" || config === null || Array.isArray(config)) {
+      res.status(400).json({ error: "the body must be {config: the panel's fields}" });
+      return;
+    }
+    try {
+      res.json(glance(config as Record<string, unknown>, RED.settings.userDir ?? process.cwd()));
+    } catch (e) {
+      res.status(400).json({ error: `no preview: ${(e as Error).message}` });
+    }
   });
 };
 

@@ -13,6 +13,9 @@ import { clockOf, rangesSetting, refuseInputs, StatusTicker, ThrottledErrors } f
 /** Messages waiting for their JSONata conditions at most; more are dropped and counted. */
 const MAX_WAITING = 10_000;
 
+/** A running event-filter, as its panel's live counts read it. */
+type FilterNode = Node & { sqiCounts?: () => { rules: number[]; in: number; unmatched: number } };
+
 interface CompiledRule {
   matches: (name: string) => boolean;
   condition?: JsonataExpression;
@@ -49,6 +52,9 @@ module.exports = function (RED: RED) {
     const hasConditions = rules.some((r) => r.condition);
     const matchers = rules.map((r) => r.matches);
     const counts = { in: 0, out: 0, unmatched: 0, decimated: 0, late_dropped: 0, dropped: 0, condition_errors: 0 };
+    /** Messages each rule passed on since the deploy, for the panel (GET event-filter/:id/counts). */
+    const perRule = rules.map(() => 0);
+    (node as FilterNode).sqiCounts = () => ({ rules: perRule.slice(), in: counts.in, unmatched: counts.unmatched });
     const errors = new ThrottledErrors(clock, node, "event-filter");
     const waiting: Array<{ msg: NodeMessage; send: (m: Array<NodeMessage | null>) => void; done: DoneFn }> = [];
     let busy = false;
@@ -96,6 +102,9 @@ module.exports = function (RED: RED) {
     function deliver(msg: NodeMessage, hits: boolean[], send: (m: Array<NodeMessage | null>) => void): void {
       const out = rules.map((_, i) => (hits[i] ? msg : null));
       const n = hits.filter(Boolean).length;
+      hits.forEach((hit, i) => {
+        if (hit) perRule[i]!++;
+      });
       if (n === 0) counts.unmatched++;
       else {
         counts.out += n;
@@ -177,4 +186,14 @@ module.exports = function (RED: RED) {
   }
 
   RED.nodes.registerType("event-filter", EventFilterNode, { settings: rangesSetting("event-filter") });
+
+  // The panel's live count beside each rule: what the deployed node passed on through it.
+  RED.httpAdmin.get("/event-filter/:id/counts", RED.auth.needsPermission("event-filter.read"), (req, res) => {
+    const target = RED.nodes.getNode(req.params.id!) as FilterNode | null;
+    if (!target || target.type !== "event-filter" || typeof target.sqiCounts !== "function") {
+      res.status(404).json({ error: "no running event-filter with that id: deploy it first" });
+      return;
+    }
+    res.json(target.sqiCounts());
+  });
 };

@@ -14,6 +14,7 @@ import { realClock } from "../lib/clock";
 import { parseShaperSettings } from "../lib/pulse/config";
 import type { FiredCounters } from "../lib/pulse/fired";
 import { sharedPins, uninitialisedPin } from "../lib/pulse/pins";
+import { builtInRows, bundledSample, previewShaper, samplePayload, type Sample } from "../lib/pulse/preview";
 import { DeadlineQueue } from "../lib/pulse/scheduler";
 import { Shaper } from "../lib/pulse/shaper";
 import { EdgeTrace } from "../lib/scope";
@@ -22,8 +23,14 @@ import { deployEffect, guardClose, PIN_SETTLE_MS, runtimeHooks } from "./pin-gua
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
 import { clockOf, every, rangesSetting, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 
-/** A running pulse-shaper, as the listening bus on its flow tab (its fired counts) and the SQI scope (its edges) read it. */
-export type ShaperNode = Node & { sqiFired?: () => FiredCounters; sqiTrace?: EdgeTrace };
+/**
+ * A running pulse-shaper, as the listening bus on its flow tab (its fired counts), the SQI scope
+ * (its edges) and the panel's fire button (one event of a row, through its input) read it.
+ */
+export type ShaperNode = Node & { sqiFired?: () => FiredCounters; sqiTrace?: EdgeTrace; sqiTry?: (event: string) => void };
+
+/** The longest event name the fire button takes (a row's name, as the panel shows it). */
+const MAX_TRY_EVENT = 200;
 
 module.exports = function (RED: RED) {
   const hooks = runtimeHooks(RED);
@@ -31,6 +38,9 @@ module.exports = function (RED: RED) {
   // state of this Node-RED, kept here, not in a process-wide map.
   const clock = clockOf(RED);
   const deadlines = new DeadlineQueue(clock);
+  // The panel's sample payload defaults to the bundled containers' values: read when first asked for.
+  let sample: Sample | undefined;
+  const samples = (): Sample => (sample ??= bundledSample());
 
   function PulseShaperNode(this: Node, def: NodeDef) {
     RED.nodes.createNode(this, def);
@@ -64,6 +74,8 @@ module.exports = function (RED: RED) {
     (node as ShaperNode).sqiFired = () => shaper.fired();
     const trace = new EdgeTrace(node.id, String(def.name ?? "").trim() || `pulse-shaper ${node.id.slice(0, 6)}`, () => shaper.reached());
     (node as ShaperNode).sqiTrace = trace;
+    // The panel's fire button: one event through this node's own input, with the panel's sample payload.
+    (node as ShaperNode).sqiTry = (event) => node.receive({ topic: event, payload: samplePayload(def.sample, samples()) });
 
     /**
      * Whole pulses: a stop reaches the driver whether or not a pulse is on here (the driver may
@@ -186,5 +198,39 @@ module.exports = function (RED: RED) {
     node.status(shaper.ready());
   }
 
-  RED.nodes.registerType("pulse-shaper", PulseShaperNode, { settings: rangesSetting("pulse-shaper") });
+  RED.nodes.registerType("pulse-shaper", PulseShaperNode, {
+    // The panel lists the built-in shapes as rows from here (lib/pulse/shapes.ts), not from a copy.
+    settings: { ...rangesSetting("pulse-shaper"), pulseShaperBuiltIns: { value: builtInRows(), exportable: true } },
+  });
+
+  // The panel's preview: its fields as they are now, through the runtime's own shaper on a virtual clock (lib/pulse/preview.ts).
+  RED.httpAdmin.post("/pulse-shaper/preview", RED.auth.needsPermission("pulse-shaper.read"), (req, res) => {
+    const body = req.body as { config?: unknown; sample?: unknown } | undefined;
+    const config = body?.config;
+    if (typeof config !== "object" || config === null || Array.isArray(config)) {
+      res.status(400).json({ error: "the body must be {config: the panel's fields, sample: {frequency_hz, amplitude, factor_fast, factor_slow}}" });
+      return;
+    }
+    try {
+      res.json({ ...previewShaper(config as Record<string, unknown>, body?.sample, samples()), sample: samples() });
+    } catch (e) {
+      res.status(400).json({ error: `no preview: ${(e as Error).message}` });
+    }
+  });
+
+  // The fire button: like inject's, one event of a row through the deployed node.
+  RED.httpAdmin.post("/pulse-shaper/:id/fire", RED.auth.needsPermission("pulse-shaper.write"), (req, res) => {
+    const target = RED.nodes.getNode(req.params.id!) as ShaperNode | null;
+    if (!target || target.type !== "pulse-shaper" || typeof target.sqiTry !== "function") {
+      res.status(404).json({ error: "no running pulse-shaper with that id: deploy it first (one with invalid settings takes no events)" });
+      return;
+    }
+    const event = (req.body as { event?: unknown } | undefined)?.event;
+    if (typeof event !== "string" || event.trim() === "" || event.length > MAX_TRY_EVENT) {
+      res.status(400).json({ error: `event must be a row's event name (1 to ${MAX_TRY_EVENT} characters)` });
+      return;
+    }
+    target.sqiTry(event.trim());
+    res.json({ fired: event.trim() });
+  });
 };

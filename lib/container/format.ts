@@ -174,3 +174,10 @@ export function loadContainerFile(file: string): LoadResult {
 export function formatProblems(source: string, problems: Problem[]): string[] {
   return problems.map((p) => (p.path ? `${source}: ${p.path}: ${p.message}` : `${source}: ${p.message}`));
 }
+
+/** `FILE:LINE:COL: message (json.path)`, the form editors and terminals make clickable (sqi-dc validate, the dc-container panel). */
+export function problemLine(file: string, p: Problem): string {
+  if (p.unreadable || p.line === undefined) return `${file}: ${p.message}`;
+  const where = p.path && !p.path.startsWith("line ") ? ` (${p.path})` : "";
+  return `${file}:${p.line}:${p.column ?? 1}: ${p.message}${where}`;
+}

@@ -57,7 +57,19 @@ function optional(raw: unknown, rule: NumberRule, errors: string[]): number | un
 }
 
 export function parseShaperSettings(def: Record<string, unknown>): { ok: true; settings: ShaperSettings } | { ok: false; errors: string[] } {
+  const r = readShaperSettings(def);
+  const errors = [...r.errors, ...r.overMaxOn];
+  return errors.length || !r.settings ? { ok: false, errors } : { ok: true, settings: r.settings };
+}
+
+/**
+ * The settings as the output would take them, for the panel's preview: a width over the
+ * maximum on-time (which the node refuses, in `overMaxOn`) is kept, so that the preview can
+ * show how the on-time limit would cut it. No settings when anything else is wrong.
+ */
+export function readShaperSettings(def: Record<string, unknown>): { settings?: ShaperSettings; errors: string[]; overMaxOn: string[] } {
   const errors: string[] = [];
+  const overMaxOn: string[] = [];
   const num = (key: keyof typeof rules): number => {
     const r = checkNumber(def[key], rules[key]);
     if (!r.ok) {
@@ -77,7 +89,7 @@ export function parseShaperSettings(def: Record<string, unknown>): { ok: true; s
     maxQueue: DEFAULT_LIMITS.maxQueue,
     pinGuardMs: num("pinGuard"),
   };
-  if (widthMs > maxOnMs) errors.push(`Pulse width ${widthMs} ms is over the maximum on-time of ${maxOnMs} ms`);
+  if (widthMs > maxOnMs) overMaxOn.push(`Pulse width ${widthMs} ms is over the maximum on-time of ${maxOnMs} ms`);
 
   const rows: ShapeRow[] = [];
   const rawRows = Array.isArray(def.rows) ? (def.rows as RawRow[]) : [];
@@ -89,7 +101,7 @@ export function parseShaperSettings(def: Record<string, unknown>): { ok: true; s
     if (!SHAPE_KINDS.includes(shape)) errors.push(`${where} (${event}): shape must be one of ${SHAPE_KINDS.join(", ")}, got ${JSON.stringify(r.shape)}`);
     const row: ShapeRow = { event, shape };
     const w = optional(r.width, { ...rules.width, label: `${where} (${event}): width` }, errors);
-    if (w !== undefined && w > maxOnMs) errors.push(`${where} (${event}): width ${w} ms is over the maximum on-time of ${maxOnMs} ms`);
+    if (w !== undefined && w > maxOnMs) overMaxOn.push(`${where} (${event}): width ${w} ms is over the maximum on-time of ${maxOnMs} ms`);
     const count = optional(r.count, { ...rules.rowCount, label: `${where} (${event}): count` }, errors);
     const frequency = optional(r.frequency, { ...rules.rowFrequency, label: `${where} (${event}): frequency` }, errors);
     const duty = optional(r.duty, { ...rules.rowDuty, label: `${where} (${event}): duty` }, errors);
@@ -106,7 +118,7 @@ export function parseShaperSettings(def: Record<string, unknown>): { ok: true; s
   const volts = optional(def.volts, rules.volts, errors);
   const ohms = optional(def.ohms, rules.ohms, errors);
   const measureEveryMs = num("measureEvery") * 1000;
-  if (errors.length) return { ok: false, errors };
+  if (errors.length) return { errors, overMaxOn };
   const settings: ShaperSettings = {
     shape: { widthMs, output, unknown, rows, edgeSpacingMs: enforced(limits).spacing },
     limits,
@@ -115,5 +127,5 @@ export function parseShaperSettings(def: Record<string, unknown>): { ok: true; s
     measureEveryMs,
   };
   if (volts !== undefined && ohms !== undefined) settings.coil = { volts, ohms };
-  return { ok: true, settings };
+  return { settings, errors, overMaxOn };
 }

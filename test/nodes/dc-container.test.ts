@@ -207,6 +207,45 @@ describe("dc-container node", () => {
       res = await helper.request().get("/dc-container/containers");
       assert.ok((res.body as string[]).includes("synthetic_star_core.dc"));
     });
+
+    it("the panel's timeline: the container its fields name, as the node loads and plays it, or its problems with line:col", async () => {
+      await deploy({ autostart: false });
+      fs.writeFileSync(
+        path.join(userDir, "glance.dc"),
+        JSON.stringify(
+          container(
+            [
+              { tick: 1, event: "a" },
+              { tick: 3, event: "b" },
+              { tick: 3, event: "a" },
+            ],
+            { loop: true },
+          ),
+        ),
+      );
+      let res = await helper
+        .request()
+        .post("/dc-container/preview")
+        .send({ config: { source: "file", file: "glance.dc", accel: "", clones: "4" } });
+      assert.equal(res.status, 200);
+      const g = res.body as { ok: true; lanes: unknown; maxTick: number; lengthMs: number; clones: number; ratePerSecond: number; tickMs: number };
+      assert.deepEqual(g.lanes, [
+        { event: "a", count: 2, ticks: [1, 3] },
+        { event: "b", count: 1, ticks: [3] },
+      ]);
+      // Read from the user dir, as the node reads it; 4 clones of 3 events per 3 ticks of the container's interval.
+      assert.equal(g.maxTick, 3);
+      assert.equal(g.lengthMs, 3 * g.tickMs);
+      assert.equal(g.clones, 4);
+      assert.equal(g.ratePerSecond, (4 * 3 * 1000) / g.lengthMs);
+      res = await helper
+        .request()
+        .post("/dc-container/preview")
+        .send({ config: { source: "inline", json: '{\n  "container_id": "x",\n  "glyphs": [{ "tick": 0, "event": "a" }]\n}' } });
+      assert.deepEqual(res.body, { ok: false, label: "inline JSON", problems: ["inline JSON:3:24: must be a positive integer (glyphs[0].tick)"] });
+      res = await helper.request().post("/dc-container/preview").send({ config: "x" });
+      assert.equal(res.status, 400);
+    });
   });
 
   describe("bad input", () => {

@@ -72,6 +72,16 @@ describe("event-filter node", () => {
     assert.equal(lastStatus(r), "in 4 · out 3 · unmatched 1");
   });
 
+  it("the panel's live counts: what each rule passed on since the deploy, from the running node", async () => {
+    await deploy({ checkall: "all", rules: [{ event: "proton_*" }, { event: "" }, { event: "fusion_tick" }] }, 3);
+    await send({ topic: "proton_collision" }, { topic: "atom_spin_flip" }, { topic: "proton_collision" });
+    let res = await helper.request().get("/event-filter/ef/counts");
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { rules: [2, 3, 0], in: 3, unmatched: 0 });
+    res = await helper.request().get("/event-filter/nope/counts");
+    assert.equal(res.status, 404);
+  });
+
   it("with every matching rule, one event can go to several outputs", async () => {
     const { got } = await deploy({ checkall: "all", rules: [{ event: "proton_*" }, { event: "" }] });
     await send({ topic: "proton_collision" }, { topic: "atom_spin_flip" });
