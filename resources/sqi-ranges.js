@@ -17,4 +17,18 @@
       return isFinite(n) && (r.exclusiveMin ? n > r.min : n >= r.min) && n <= r.max && (!r.integer || Number.isInteger(n));
     };
   };
+  /**
+   * A flow saved before a field existed (the demo, most examples) has no value for it: each of
+   * the panel's selects that shows nothing is set to the field's default, the value the runtime
+   * applies, not left an empty dropdown. `prefix`: "node-input-" or "node-config-input-".
+   */
+  sqi.showDefaults = function (node, prefix) {
+    var defaults = (node._def && node._def.defaults) || {};
+    Object.keys(defaults).forEach(function (key) {
+      var select = $("select#" + (prefix || "node-input-") + key);
+      if (select.length && !select.val() && defaults[key].value !== undefined) {
+        select.val(String(defaults[key].value));
+      }
+    });
+  };
 })();

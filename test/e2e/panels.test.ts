@@ -294,7 +294,7 @@ describe("the panels show what the pin will get", { skip: skipWithoutChromium },
         RED.view.importNodes(nodes, { generateIds: true, addFlow: true, touchImport: true });
         const added: string[] = [];
         RED.nodes.eachNode((n) => {
-          if (!before.has(String(n.id)) && ["pulse-shaper", "dc-container", "event-filter"].includes(String(n.type))) added.push(String(n.id));
+          if (!before.has(String(n.id)) && ["pulse-shaper", "dc-container", "event-filter", "pulse-out", "sqi-event-bus", "sqi-sim-sensor"].includes(String(n.type))) added.push(String(n.id));
         });
         return added;
       }, flow);
@@ -314,6 +314,17 @@ describe("the panels show what the pin will get", { skip: skipWithoutChromium },
         }, id);
         await edit(id);
         await page.waitForTimeout(400);
+        // Every select shows the value that applies, defaults included (none is an empty dropdown).
+        const empty = await page.evaluate(() => {
+          const { $ } = globalThis as unknown as Editor;
+          const out: string[] = [];
+          $("#dialog-form select").each(function () {
+            const el = $(this);
+            if (!el.val()) out.push(el.attr("id") || el.attr("class"));
+          });
+          return out;
+        });
+        assert.deepEqual(empty, [], `${path.basename(file)}: ${id} has no empty select`);
         await close("ok");
         const now = await snapshot();
         const changed = await page.evaluate((nodeId) => (globalThis as unknown as Editor).RED.nodes.node(nodeId).changed === true, id);
