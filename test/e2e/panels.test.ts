@@ -294,7 +294,11 @@ describe("the panels show what the pin will get", { skip: skipWithoutChromium },
         RED.view.importNodes(nodes, { generateIds: true, addFlow: true, touchImport: true });
         const added: string[] = [];
         RED.nodes.eachNode((n) => {
-          if (!before.has(String(n.id)) && ["pulse-shaper", "dc-container", "event-filter", "pulse-out", "sqi-event-bus", "sqi-sim-sensor"].includes(String(n.type))) added.push(String(n.id));
+          if (
+            !before.has(String(n.id)) &&
+            ["pulse-shaper", "dc-container", "event-filter", "pulse-out", "sqi-event-bus", "sqi-sim-sensor"].includes(String(n.type))
+          )
+            added.push(String(n.id));
         });
         return added;
       }, flow);
