@@ -212,7 +212,11 @@ module.exports = function (RED: RED) {
       return;
     }
     try {
-      res.json({ ...previewShaper(config as Record<string, unknown>, body?.sample, samples()), sample: samples() });
+      // One row per turn of the event loop (the process's real one, whatever clock the runtime reads): the runtime's pulses go on between them.
+      previewShaper(config as Record<string, unknown>, body?.sample, samples(), () => new Promise((r) => realClock.defer(r))).then(
+        (preview) => res.json({ ...preview, sample: samples() }),
+        (e: Error) => res.status(400).json({ error: `no preview: ${e.message}` }),
+      );
     } catch (e) {
       res.status(400).json({ error: `no preview: ${(e as Error).message}` });
     }

@@ -28,10 +28,13 @@ export function builtInRows(): Array<Omit<ShapeRow, "width"> & { width: number |
 export const SAMPLE_KEYS = ["frequency_hz", "amplitude", "factor_fast", "factor_slow"] as const;
 export type Sample = Partial<Record<(typeof SAMPLE_KEYS)[number], number>>;
 
-/** Edges drawn at most per row; a longer row says how many more there were. */
-export const MAX_PREVIEW_EDGES = 2000;
-/** Timers the virtual clock runs at most for one preview of every row (a 10,000-pulse burst needs about 20,000). */
-export const MAX_PREVIEW_TIMERS = 200_000;
+/** Edges drawn at most per row (a 10-pulse burst has 20); a longer row is drawn that far and says so. */
+export const MAX_PREVIEW_EDGES = 1000;
+/**
+ * Timers the virtual clock runs at most per row (pulses a limit skips take a timer and no edge):
+ * about 10 ms of work, so that a row never holds up the runtime's pulses for long.
+ */
+export const MAX_ROW_TIMERS = 5000;
 /** Rows previewed at most; a panel with more shows the first ones drawn. */
 export const MAX_PREVIEW_ROWS = 100;
 
@@ -52,8 +55,8 @@ export interface RowPreview {
   planned: Segment[];
   /** What the pin gets: every edge after max on-time, min off-time, max edge rate, pin guard and duty. */
   edges: PreviewEdge[];
-  /** Edges there were beyond MAX_PREVIEW_EDGES (not drawn). */
-  moreEdges: number;
+  /** Simulated only as far as MAX_PREVIEW_EDGES edges or MAX_ROW_TIMERS timers: the rest is not drawn. */
+  truncated: boolean;
   pulses: number;
   /** When the last edge falls, ms after the event. */
   endMs: number;
@@ -69,7 +72,7 @@ const EPS = 1e-6;
 const ms = (v: number): string => `${Math.round(v * 1000) / 1000} ms`;
 
 /** One event through the runtime's Shaper on a virtual clock: the edges the pin's node would be handed. */
-export function previewEvent(settings: ShaperSettings, event: string, payload: Sample, budget = { timers: MAX_PREVIEW_TIMERS }): RowPreview {
+export function previewEvent(settings: ShaperSettings, event: string, payload: Sample): RowPreview {
   const shape = settings.shape;
   const row = rowFor(event, shape);
   const base: Omit<RowPreview, "summary"> = {
@@ -78,7 +81,7 @@ export function previewEvent(settings: ShaperSettings, event: string, payload: S
     row: { width: row.width ?? shape.widthMs, count: row.count, frequency: row.frequency, duty: row.duty },
     planned: [],
     edges: [],
-    moreEdges: 0,
+    truncated: false,
     pulses: 0,
     endMs: 0,
     limited: [],
@@ -89,36 +92,35 @@ export function previewEvent(settings: ShaperSettings, event: string, payload: S
 
   const clock = new VirtualClock(0);
   const edges: PreviewEdge[] = [];
-  let moreEdges = 0;
   const shaper = new Shaper(clock, settings, {
-    edge: (e) => {
-      // A whole pulse (pulse-out) carries its width on the rise; its fall is the driver's, at `planned`.
-      if (edges.length < MAX_PREVIEW_EDGES) edges.push({ t: e.driven ? e.planned : e.sent, level: e.level });
-      else moreEdges++;
-    },
+    // A whole pulse (pulse-out) carries its width on the rise; its fall is the driver's, at `planned`.
+    edge: (e) => edges.push({ t: e.driven ? e.planned : e.sent, level: e.level }),
     changed: () => undefined,
     failed: () => undefined,
   });
   shaper.take(event, payload, undefined);
-  budget.timers -= clock.runAll(Math.max(0, budget.timers));
-  const unfinished = clock.pending() > 0;
+  for (let timers = 0; clock.pending() > 0 && edges.length < MAX_PREVIEW_EDGES && timers < MAX_ROW_TIMERS;) timers += clock.runAll(64);
+  const truncated = clock.pending() > 0;
   shaper.close();
-  if (unfinished) {
-    const text = "not drawn: more pulses than a preview simulates";
-    return { ...base, summary: text, error: text };
-  }
+  // Drawn as far as it was simulated, ending low: a pulse left open there is not drawn (close() just ended it).
+  const drawn = truncated ? edges.slice(0, MAX_PREVIEW_EDGES) : edges;
+  if (truncated && drawn.length && drawn.at(-1)!.level !== 0) drawn.pop();
 
-  const pulses = pairs(edges);
-  const c = shaper.output.counters;
-  const limited = whatLimitsDid(settings, plan.segments, pulses, c.skipped, plan.rateClamp);
+  const pulses = pairs(drawn);
+  const limited = whatLimitsDid(settings, plan.segments, pulses, shaper.output.counters.skipped, plan.rateClamp);
+  const count = truncated ? pulses.length : shaper.output.counters.pulses;
+  const summary = summarise(pulses, count, settings.shape.output === "pwm");
   return {
     ...base,
-    planned: plan.segments,
-    edges,
-    moreEdges,
-    pulses: c.pulses,
-    endMs: edges.at(-1)?.t ?? 0,
-    summary: summarise(pulses, c.pulses, settings.shape.output === "pwm"),
+    // The plan as far as it is drawn (a 10,000-pulse burst's plan would be most of the answer).
+    planned: truncated
+      ? plan.segments.filter((seg) => seg.start <= (drawn.at(-1)?.t ?? 0)).slice(0, MAX_PREVIEW_EDGES)
+      : plan.segments.slice(0, MAX_PREVIEW_EDGES),
+    edges: drawn,
+    truncated,
+    pulses: count,
+    endMs: drawn.at(-1)?.t ?? 0,
+    summary: truncated ? `the first ${plural(count, "pulse")}: ${summary} (the rest not drawn)` : summary,
     limited,
   };
 }
@@ -234,16 +236,15 @@ function plural(n: number, word: string): string {
 
 export type PanelRow = RowPreview & { builtIn: boolean; own: boolean };
 
-/** The rows the panel shows: each built-in (or the node's own row for it), the node's other rows, and other events. */
-export function previewRows(settings: ShaperSettings, sample: Sample): PanelRow[] {
-  const budget = { timers: MAX_PREVIEW_TIMERS };
+/** The rows the panel shows, one at a time: each built-in (or the node's own row for it), the node's other rows, and other events. */
+export function* previewRows(settings: ShaperSettings, sample: Sample): Generator<PanelRow> {
   const own = new Set(settings.shape.rows.map((r) => r.event));
   const names = [...new Set([...BUILT_IN_EVENTS, ...settings.shape.rows.map((r) => r.event)])].slice(0, MAX_PREVIEW_ROWS);
-  const rows = names.map((event) => ({ ...previewEvent(settings, event, sample, budget), builtIn: builtInRow(event, 0) !== undefined, own: own.has(event) }));
+  for (const event of names) yield { ...previewEvent(settings, event, sample), builtIn: builtInRow(event, 0) !== undefined, own: own.has(event) };
   // Other events: a name no row and no built-in has.
   let other = "other_event";
   while (own.has(other)) other += "_";
-  return [...rows, { ...previewEvent(settings, other, sample, budget), event: "", builtIn: true, own: false }];
+  yield { ...previewEvent(settings, other, sample), event: "", builtIn: true, own: false };
 }
 
 export interface ShaperPreview {
@@ -254,11 +255,24 @@ export interface ShaperPreview {
   rows: PanelRow[];
 }
 
-/** The panel's whole preview from its fields as they are now (saved or not) and the sample payload. */
-export function previewShaper(def: Record<string, unknown>, sample: unknown, defaults: Sample = {}): ShaperPreview {
+/**
+ * The panel's whole preview from its fields as they are now (saved or not) and the sample
+ * payload. `pause` is awaited between rows: the runtime's pulses go on meanwhile.
+ */
+export async function previewShaper(
+  def: Record<string, unknown>,
+  sample: unknown,
+  defaults: Sample = {},
+  pause: () => Promise<void> = async () => undefined,
+): Promise<ShaperPreview> {
   const r = readShaperSettings(def);
   if (!r.settings) return { errors: r.errors, refused: r.overMaxOn, rows: [] };
-  return { errors: [], refused: r.overMaxOn, rows: previewRows(r.settings, samplePayload(sample, defaults)) };
+  const rows: PanelRow[] = [];
+  for (const row of previewRows(r.settings, samplePayload(sample, defaults))) {
+    rows.push(row);
+    await pause();
+  }
+  return { errors: [], refused: r.overMaxOn, rows };
 }
 
 /**
