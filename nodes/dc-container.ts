@@ -243,7 +243,9 @@ module.exports = function (RED: RED) {
   });
 
   // The panel's timeline: its source and speed fields as they are now, through the node's own loaders and Player (lib/container/glance.ts).
-  RED.httpAdmin.post("/dc-container/preview", RED.auth.needsPermission("dc-container.read"), (req, res) => {
+  // It reads the file the panel names, as a deploy would: write permission, as deploying it needs (a read-only
+  // user must not probe files through its error messages).
+  RED.httpAdmin.post("/dc-container/preview", RED.auth.needsPermission("dc-container.write"), (req, res) => {
     const config = (req.body as { config?: unknown } | undefined)?.config;
     if (typeof config !== "object" || config === null || Array.isArray(config)) {
       res.status(400).json({ error: "the body must be {config: the panel's fields}" });

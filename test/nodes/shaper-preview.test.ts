@@ -9,6 +9,7 @@ import { BUILT_IN_EVENTS, samplePayload, type PanelRow, type ShaperPreview } fro
 import { T0 } from "../helpers/containers";
 import { SHAPER_DEFAULTS } from "../helpers/flows";
 import { helper, settle } from "../helpers/red";
+import type { ShaperNode } from "../../nodes/pulse-shaper";
 
 const pulseShaper = require("../../nodes/pulse-shaper");
 
@@ -181,6 +182,12 @@ describe("the pulse-shaper panel's preview", () => {
     // amplitude 1: one long pulse; the sample's 50 kHz from the bundled containers is slowed to the edge rate.
     assert.deepEqual(
       got.map(([, p]) => p),
+      [1, 0],
+    );
+    // The SQI scope draws it: the node's own trace holds both edges.
+    const trace = (helper.getNode("ps") as unknown as ShaperNode).sqiTrace!.read(clock.now());
+    assert.deepEqual(
+      trace.edges.map(([, duty]) => duty),
       [1, 0],
     );
     res = await helper.request().post("/pulse-shaper/nope/fire").send({ event: "x" });
