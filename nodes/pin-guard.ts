@@ -8,7 +8,9 @@
 // edge is PIN_SETTLE_MS old: rpi-gpio out kills its helper in the same call, and an edge still
 // in the pipe would be lost with it. And it watches the statuses of the rpi-gpio out nodes it
 // drives: a red one means the helper is not running, and nothing sent to it fires. When the
-// flows start, it warns of a wired rpi-gpio out that does not initialise its pin low.
+// flows start, it warns of a wired rpi-gpio out that does not initialise its pin low. And it
+// catches the error of an edge written into the pipe of a helper that has just died
+// (catchDeadPipe), which would otherwise stop Node-RED.
 
 import { realClock } from "../lib/clock";
 import type { FlowsEvent, Node, NodeStatus, RED } from "./red";
@@ -104,4 +106,26 @@ export function guardClose(target: Node, f: () => number): () => void {
   }
   set.add(f);
   return () => void set.delete(f);
+}
+
+/** The helpers' pipes already caught, so that one pipe gets one handler whatever number of shapers drive it. */
+const caughtPipes = new WeakSet<object>();
+
+/**
+ * rpi-gpio out writes each level into its helper's stdin and has no handler for that pipe's
+ * errors. When the helper has just died (killed, crashed), before rpi-gpio out has seen it
+ * close, the next edge written is an EPIPE on a stream with no handler: an uncaught exception,
+ * and Node-RED exits. Catches it on `target`'s pipe, once per pipe; `said` hears of it. The edge
+ * reached no pin either way, and the node's red status follows when the helper's close is seen.
+ */
+export function catchDeadPipe(target: Node, said: (error: Error) => void): void {
+  const stdin = (target as unknown as { child?: { stdin?: { on(event: "error", f: (e: Error) => void): void } } | null }).child?.stdin;
+  if (!stdin || caughtPipes.has(stdin)) return;
+  caughtPipes.add(stdin);
+  let told = false;
+  // Said once: every later write into the closed pipe fails the same way.
+  stdin.on("error", (e) => {
+    if (!told) said(e);
+    told = true;
+  });
 }

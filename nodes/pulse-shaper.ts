@@ -19,7 +19,7 @@ import { DeadlineQueue } from "../lib/pulse/scheduler";
 import { Shaper } from "../lib/pulse/shaper";
 import { EdgeTrace } from "../lib/scope";
 import { sqiOf, withEdge } from "../lib/sqi";
-import { deployEffect, guardClose, PIN_SETTLE_MS, runtimeHooks } from "./pin-guard";
+import { catchDeadPipe, deployEffect, guardClose, PIN_SETTLE_MS, runtimeHooks } from "./pin-guard";
 import type { Node, NodeDef, NodeMessage, RED } from "./red";
 import { clockOf, every, rangesSetting, refuseInputs, StatusTicker, ThrottledErrors } from "./shell";
 
@@ -124,6 +124,12 @@ module.exports = function (RED: RED) {
         return lastHandedAt + PIN_SETTLE_MS - realClock.now();
       };
       closeGuarded.set(n.id, { node: n, undo: guardClose(n, beforeClose) });
+      if (n.type === "rpi-gpio out")
+        catchDeadPipe(n, (e) =>
+          node.warn(
+            `pulse-shaper: rpi-gpio out "${String((n as unknown as { name?: unknown }).name || n.id)}": its helper's pipe is closed (${(e as NodeJS.ErrnoException).code ?? e.message}): edges sent to it reach no pin until it is redeployed`,
+          ),
+        );
     }
 
     const report = (): void => node.send([null, { topic: "measurements", payload: shaper.report() }]);

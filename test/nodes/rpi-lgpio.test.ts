@@ -124,10 +124,8 @@ describe(
     });
 
     it("rpi-gpio out's helper killed with SIGKILL mid-pulse: the kernel frees its pin (an input, low by the pull-down), where RPi.GPIO left it high", async () => {
-      // A 400 ms pulse, so that the helper is dead and rpi-gpio out has seen it close before the fall
-      // comes: rpi-gpio out writes to its helper's stdin with no error handler, and a fall written
-      // into the pipe of a helper that has just died is an EPIPE that no one catches (it would stop
-      // Node-RED). A 90 ms pulse met that under two busy loops 3 times in 8 runs.
+      // A 400 ms pulse, so that the kill lands inside it on a busy machine too (a 90 ms one ended
+      // first in CI). The next test covers a fall written into the dead helper's pipe.
       await helper.load([pulseShaper, piGpio], [{ id: "f", type: "tab" }, shaper("ps", ["k"], { width: 400, maxOn: 1000 }), pinOut("k", 13)]);
       await waitFor("the helper's python", () => recs(13).some((r) => r.event === "out"), 10_000, 20);
       const python = pythonOf(helper.getNode("k"));
@@ -140,6 +138,29 @@ describe(
       const r = recs(13);
       assert.equal(driven(13).at(-1)?.value, 1, "no fall was written: the helper died mid-pulse");
       assert.equal(r.at(-1)?.event, "released", "freed by the kernel when the helper died");
+    });
+
+    it("an edge written into the pipe of a helper that has just died is caught and said, not an exception that would stop Node-RED", async () => {
+      await helper.load([pulseShaper, piGpio], [{ id: "f", type: "tab" }, shaper("ps", ["d"], { width: 400, maxOn: 1000 }), pinOut("d", 19)]);
+      await waitFor("the helper's python", () => recs(19).some((r) => r.event === "out"), 10_000, 20);
+      const gpioOut = helper.getNode("d") as unknown as { child: { pid: number }; running: boolean };
+      const [shell, python] = [gpioOut.child.pid, pythonOf(gpioOut)];
+      const spy = helper.log();
+      helper.getNode("ps").receive({ topic: "proton_collision" });
+      await waitFor("the pulse on", () => driven(19).at(-1)?.value === 1, 5000, 2);
+      process.kill(python, "SIGKILL");
+      // Held here (no turn of the event loop) until the helper and its shell are gone: rpi-gpio
+      // out cannot have seen them close, and the stop's falling edge goes into the dead pipe.
+      const gone = (pid: number) => !fs.existsSync(`/proc/${pid}`) || /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+      const until = Date.now() + 5000;
+      while (!(gone(python) && gone(shell)) && Date.now() < until);
+      assert.ok(gone(python) && gone(shell), "the helper died");
+      assert.equal(gpioOut.running, true, "rpi-gpio out has not seen it yet");
+      helper.getNode("ps").receive({ stop: true });
+      const warned = () => spy.args.filter(([e]) => e.level === spy.WARN && e.id === "ps").map(([e]) => String(e.msg));
+      await waitFor("the shaper says so", () => warned().some((w) => /its helper's pipe is closed \(EPIPE\)/.test(w)), 5000, 10);
+      await helper.unload();
+      assert.equal(warned().filter((w) => /pipe is closed/.test(w)).length, 1, "said once");
     });
 
     it("pulse-out and rpi-gpio out on one pin: one of them gets GPIO busy, and pulse-out warns of the other", async () => {
