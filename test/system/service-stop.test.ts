@@ -3,7 +3,9 @@
 // sends SIGINT to every process of the service at once: Node-RED and each GPIO helper. Each
 // mode's helper then does what its own code says, before Node-RED can take the pin low:
 //   - rpi-gpio out, digital, "Initialise pin state" low: nrgpio.py's bare `except:` catches the
-//     KeyboardInterrupt and writes the initial level, low;
+//     KeyboardInterrupt and writes the initial level, low; unless the signal lands while the
+//     helper writes a level (outside its try): then it dies with the pin where it was (seen once
+//     in 80 stops on a loaded CI machine, where each simulated write is a line in the pin log);
 //   - rpi-gpio out, digital, not initialised: the same `except:` writes its third argument, the
 //     frequency (100), so the pin goes high until Node-RED's close takes it low;
 //   - rpi-gpio out, PWM: the KeyboardInterrupt is not caught; the helper dies without
@@ -100,6 +102,8 @@ interface PinEnd {
   /** The last level or duty written. */
   lastLevel: number;
   released: boolean;
+  /** Levels written after the stop began (by the helper's own handler, or by Node-RED's close). */
+  writesAfter: number;
 }
 
 /** Each pin's end, from the pin log, after a stop that began at `signalAt` (epoch ms). */
@@ -115,6 +119,7 @@ function ends(records: PinRecord[], signalAt: number, endAt: number): PinEnd[] {
       let roseAfter = false;
       let released = false;
       let seenSignal = false;
+      let writesAfter = 0;
       for (const r of recs) {
         if (!seenSignal && r.t >= signalAt) {
           seenSignal = true;
@@ -130,6 +135,7 @@ function ends(records: PinRecord[], signalAt: number, endAt: number): PinEnd[] {
         }
         if (r.value === null) continue;
         const next = Number(r.value);
+        if (seenSignal) writesAfter++;
         if (seenSignal) {
           if (level <= 0 && next > 0) {
             roseAfter = true;
@@ -143,7 +149,7 @@ function ends(records: PinRecord[], signalAt: number, endAt: number): PinEnd[] {
       }
       if (!seenSignal) onAtSignal = level > 0;
       if (level > 0 && !released) onAfterMs += endAt - (onSince ?? signalAt);
-      out.push({ pin, mode, onAtSignal, onAfterMs, roseAfter, lastLevel: level, released });
+      out.push({ pin, mode, onAtSignal, onAfterMs, roseAfter, lastLevel: level, released, writesAfter });
     }
   }
   return out;
@@ -258,8 +264,21 @@ describe("a systemd stop of Node-RED, in every output mode, at the pin", () => {
           // Low at the pin: driven low, or released (an input from then on, which the gate's
           // pull-down holds low). With rpi-lgpio a helper that survived the signal may follow the
           // shaper's edges until Node-RED closes it, and be freed in a pulse: that is low too.
-          const safe = bad((e) => e.lastLevel > 0 && !e.released, ["low", "pulse-out"]);
+          //
+          // One exception, in node-red-node-pi-gpio's code: nrgpio.py writes each level outside its
+          // try, so a SIGINT that lands during that write is not caught, and the helper dies with
+          // the pin where it was (with RPi.GPIO, never released). Its evidence: on at the signal,
+          // nothing written after it, never released. Such a pin is counted and shown; any other
+          // that ends high fails, and the helpers' handler must be seen at work.
+          const diedInWrite = (e: PinEnd) => e.mode === "low" && e.onAtSignal && e.writesAfter === 0 && !e.released;
+          const died = all.filter(diedInWrite);
+          if (died.length) t.diagnostic(`"Initialise pin state" low: ${died.length} helper(s) died of the SIGINT while writing a level: ${show(died)}`);
+          const safe = bad((e) => e.lastLevel > 0 && !e.released && !diedInWrite(e), ["low", "pulse-out"]);
           assert.deepEqual(safe, [], `initialised low and pulse-out end low (driven low, or released): ${show(safe)}\n${table(all)}`);
+          assert.ok(
+            all.some((e) => e.mode === "low" && e.onAtSignal && e.writesAfter > 0 && e.lastLevel <= 0),
+            `an initialised-low pin that was on at the signal was driven low after it\n${table(all)}`,
+          );
         }
       },
     );
