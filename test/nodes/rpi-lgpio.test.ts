@@ -151,7 +151,14 @@ describe(
       process.kill(python, "SIGKILL");
       // Held here (no turn of the event loop) until the helper and its shell are gone: rpi-gpio
       // out cannot have seen them close, and the stop's falling edge goes into the dead pipe.
-      const gone = (pid: number) => !fs.existsSync(`/proc/${pid}`) || /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+      const gone = (pid: number) => {
+        // Gone, or a zombie not yet reaped; it may vanish between two reads (seen in CI: ENOENT).
+        try {
+          return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+        } catch {
+          return true;
+        }
+      };
       const until = Date.now() + 5000;
       while (!(gone(python) && gone(shell)) && Date.now() < until);
       assert.ok(gone(python) && gone(shell), "the helper died");
