@@ -40,6 +40,34 @@
   sqi.niceStep = niceStep;
 
   /**
+   * A panel's preview request: the returned function asks `url` with `body()` once the fields
+   * have been still for `delayMs`, and hands `show` only the latest answer (an older one that
+   * arrives late is dropped): show(answer) or show(null, the error's text).
+   */
+  sqi.latest = function (url, delayMs, body, show) {
+    var timer = null;
+    var seq = 0;
+    return function soon() {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var mine = ++seq;
+        $.ajax({
+          url: url,
+          type: "POST",
+          contentType: "application/json",
+          data: JSON.stringify(body()),
+          success: function (answer) {
+            if (mine === seq) show(answer, null);
+          },
+          error: function (jqXHR) {
+            if (mine === seq) show(null, (jqXHR.responseJSON && jqXHR.responseJSON.error) || "no preview: " + (jqXHR.statusText || "no answer"));
+          },
+        });
+      }, delayMs);
+    };
+  };
+
+  /**
    * Draws one row's preview into `box` (emptied first): the plan as a shaded band (what the
    * limits cut or moved shows where the band is not under the pin's trace) and the pin's
    * edges as a line. opts: {height, axis: true for a time axis in ms, pwm: levels are duties}.

@@ -77,14 +77,14 @@ export function glance(def: Record<string, unknown>, baseDir: string): Glance {
   });
   player.load(c);
 
-  const byName = new Map<string, { count: number; ticks: number[] }>();
+  const byName = new Map<string, { count: number; ticks: Set<number> }>();
   for (const g of c.glyphs) {
     let lane = byName.get(g.event);
-    if (!lane) byName.set(g.event, (lane = { count: 0, ticks: [] }));
+    if (!lane) byName.set(g.event, (lane = { count: 0, ticks: new Set() }));
     lane.count++;
-    if (lane.ticks.length < MAX_LANE_TICKS && lane.ticks.at(-1) !== g.tick) lane.ticks.push(g.tick);
+    if (lane.ticks.size < MAX_LANE_TICKS) lane.ticks.add(g.tick);
   }
-  const lanes = [...byName.entries()].map(([event, l]) => ({ event, count: l.count, ticks: [...new Set(l.ticks)].sort((a, b) => a - b) }));
+  const lanes = [...byName.entries()].map(([event, l]) => ({ event, count: l.count, ticks: [...l.ticks].sort((a, b) => a - b) }));
   const maxTick = c.glyphs.reduce((m, g) => Math.max(m, g.tick), 0);
   return {
     ok: true,
